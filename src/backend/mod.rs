@@ -1,0 +1,7 @@
+//! Server side: connections to PostgreSQL servers and a pool per shard.
+
+mod error;
+pub(crate) mod pool;
+pub(crate) mod server;
+
+pub use error::BackendError;

@@ -1,0 +1,99 @@
+//! Cancel keys: shardgate issues each client its own key, and forwards a CancelRequest bearing it to the
+//! server that client holds at that moment. The slot's lock is held while a cancel is being delivered,
+//! and a session takes the same lock before it gives its server back, so a cancel can never land on a
+//! server that already serves another client.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::protocol::startup::CancelKey;
+
+/// The server a client is using right now, as a cancel must address it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ServerKey {
+    pub addr: SocketAddr,
+    pub key: CancelKey,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Slot {
+    server: tokio::sync::Mutex<Option<ServerKey>>,
+}
+
+impl Slot {
+    pub(crate) async fn attach(&self, s: ServerKey) {
+        *self.server.lock().await = Some(s);
+    }
+
+    /// Waits for any cancel in flight, then forgets the server.
+    pub(crate) async fn detach(&self) {
+        *self.server.lock().await = None;
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    slots: Mutex<HashMap<CancelKey, Arc<Slot>>>,
+}
+
+/// Removes the client's key when its session ends.
+pub(crate) struct Registration<'a> {
+    registry: &'a Registry,
+    pub key: CancelKey,
+    pub slot: Arc<Slot>,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.registry.slots.lock().expect("cancel lock").remove(&self.key);
+    }
+}
+
+impl Registry {
+    pub(crate) fn register(&self) -> Registration<'_> {
+        let mut slots = self.slots.lock().expect("cancel lock");
+        loop {
+            let key = CancelKey { pid: rand::random::<i32>() & i32::MAX, secret: rand::random() };
+            if !slots.contains_key(&key) {
+                let slot = Arc::new(Slot::default());
+                slots.insert(key, slot.clone());
+                return Registration { registry: self, key, slot };
+            }
+        }
+    }
+
+    /// Delivers a client's cancel to its server, if it holds one. Unknown keys are ignored silently,
+    /// as PostgreSQL does.
+    pub(crate) async fn cancel(&self, key: CancelKey) {
+        let Some(slot) = self.slots.lock().expect("cancel lock").get(&key).cloned() else {
+            tracing::info!("cancel request with an unknown key ignored");
+            return;
+        };
+        let guard = slot.server.lock().await;
+        if let Some(server) = *guard {
+            if let Err(e) = tokio::time::timeout(Duration::from_secs(5), send_cancel(server)).await.unwrap_or_else(|_| {
+                Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "cancel timed out"))
+            }) {
+                tracing::warn!(error = %e, "could not forward a cancel request");
+            }
+        }
+    }
+}
+
+/// Sends a CancelRequest (55.7) and waits until the postmaster closes the connection, which it does after
+/// signalling the backend.
+async fn send_cancel(server: ServerKey) -> std::io::Result<()> {
+    let mut stream = TcpStream::connect(server.addr).await?;
+    let mut buf = BytesMut::new();
+    postgres_protocol::message::frontend::cancel_request(server.key.pid, server.key.secret, &mut buf);
+    stream.write_all(&buf).await?;
+    let mut sink = [0u8; 64];
+    while stream.read(&mut sink).await? > 0 {}
+    Ok(())
+}

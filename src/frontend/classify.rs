@@ -1,0 +1,187 @@
+//! Which statements leave state in the server session that transaction pooling cannot carry to another
+//! server (SET, LISTEN, PREPARE, temp tables, session advisory locks, WITH HOLD cursors, LOAD). A small
+//! lexer splits a query string into statements, skipping strings, quoted names, comments and dollar
+//! quotes, so a keyword inside them never counts. Pure.
+
+/// Why a statement pins its client to the server it ran on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionState {
+    Set,
+    Listen,
+    Prepare,
+    TempTable,
+    AdvisoryLock,
+    HoldCursor,
+    Load,
+}
+
+impl SessionState {
+    pub(crate) fn describe(self) -> &'static str {
+        match self {
+            SessionState::Set => "SET (use SET LOCAL inside a transaction instead)",
+            SessionState::Listen => "LISTEN",
+            SessionState::Prepare => "SQL-level PREPARE (use protocol-level prepared statements instead)",
+            SessionState::TempTable => "a temporary table",
+            SessionState::AdvisoryLock => "a session-level advisory lock (use pg_advisory_xact_lock instead)",
+            SessionState::HoldCursor => "a WITH HOLD cursor",
+            SessionState::Load => "LOAD",
+        }
+    }
+}
+
+/// The first statement in `sql` that creates session state, if any.
+pub(crate) fn session_state(sql: &str) -> Option<SessionState> {
+    statements(sql).into_iter().find_map(|words| classify(&words))
+}
+
+fn classify(words: &[String]) -> Option<SessionState> {
+    let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+    match w(0) {
+        "set" if !matches!(w(1), "local" | "transaction") && !w(1).starts_with("shardgate.") => Some(SessionState::Set),
+        "reset" => Some(SessionState::Set),
+        "listen" => Some(SessionState::Listen),
+        "prepare" if w(1) != "transaction" => Some(SessionState::Prepare),
+        "load" => Some(SessionState::Load),
+        "create" if creates_temp(words) => Some(SessionState::TempTable),
+        "declare" if words.windows(2).any(|p| p[0] == "with" && p[1] == "hold") => Some(SessionState::HoldCursor),
+        _ if words.iter().any(|x| is_session_lock_or_config(x)) => {
+            if words.iter().any(|x| x == "set_config") { Some(SessionState::Set) } else { Some(SessionState::AdvisoryLock) }
+        }
+        _ => None,
+    }
+}
+
+/// `CREATE [GLOBAL|LOCAL] TEMP[ORARY] TABLE|VIEW|SEQUENCE`, also after `OR REPLACE`.
+fn creates_temp(words: &[String]) -> bool {
+    words[1..]
+        .iter()
+        .take_while(|w| !matches!(w.as_str(), "table" | "view" | "sequence"))
+        .any(|w| w == "temp" || w == "temporary")
+}
+
+fn is_session_lock_or_config(word: &str) -> bool {
+    matches!(
+        word,
+        "pg_advisory_lock" | "pg_advisory_lock_shared" | "pg_try_advisory_lock" | "pg_try_advisory_lock_shared" | "set_config"
+    )
+}
+
+/// Lowercased bare words of each statement, outside literals and comments.
+fn statements(sql: &str) -> Vec<Vec<String>> {
+    let b = sql.as_bytes();
+    let mut out = vec![Vec::new()];
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b';' => {
+                out.push(Vec::new());
+                i += 1;
+            }
+            b'\'' | b'"' => i = skip_quoted(b, i, c),
+            b'-' if b.get(i + 1) == Some(&b'-') => i = b[i..].iter().position(|&x| x == b'\n').map_or(b.len(), |p| i + p),
+            b'/' if b.get(i + 1) == Some(&b'*') => i = skip_block_comment(b, i),
+            b'$' => i = skip_dollar(b, i),
+            _ if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'.' || b[i] == b'$') {
+                    i += 1;
+                }
+                out.last_mut().expect("never empty").push(sql[start..i].to_ascii_lowercase());
+            }
+            _ => i += 1,
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+fn skip_quoted(b: &[u8], start: usize, q: u8) -> usize {
+    let mut i = start + 1;
+    while i < b.len() {
+        if b[i] == q {
+            if b.get(i + 1) == Some(&q) {
+                i += 2;
+                continue;
+            }
+            return i + 1;
+        }
+        i += 1;
+    }
+    b.len()
+}
+
+fn skip_block_comment(b: &[u8], start: usize) -> usize {
+    let (mut depth, mut i) = (0usize, start);
+    while i + 1 < b.len() {
+        if b[i] == b'/' && b[i + 1] == b'*' {
+            depth += 1;
+            i += 2;
+        } else if b[i] == b'*' && b[i + 1] == b'/' {
+            depth -= 1;
+            i += 2;
+            if depth == 0 {
+                return i;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    b.len()
+}
+
+/// `$tag$ ... $tag$`; a `$1` parameter is not a quote.
+fn skip_dollar(b: &[u8], start: usize) -> usize {
+    let mut end = start + 1;
+    while end < b.len() && (b[end].is_ascii_alphanumeric() || b[end] == b'_') {
+        end += 1;
+    }
+    if end >= b.len() || b[end] != b'$' || b[start + 1..end].first().is_some_and(u8::is_ascii_digit) {
+        return start + 1;
+    }
+    let tag = &b[start..=end];
+    let body = end + 1;
+    b[body..].windows(tag.len()).position(|w| w == tag).map_or(b.len(), |p| body + p + tag.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use SessionState::*;
+
+    fn check(sql: &str, want: Option<SessionState>) {
+        assert_eq!(session_state(sql), want, "{sql}");
+    }
+
+    #[test]
+    fn table() {
+        check("select 1", None);
+        check("SET search_path = x", Some(Set));
+        check("set session timezone = 'UTC'", Some(Set));
+        check("SET LOCAL search_path = x", None);
+        check("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", None);
+        check("SET shardgate.shard = 'a'", None);
+        check("RESET ALL", Some(Set));
+        check("begin; set x.y = 1; commit", Some(Set));
+        check("LISTEN chan", Some(Listen));
+        check("PREPARE p AS SELECT 1", Some(Prepare));
+        check("PREPARE TRANSACTION 'x'", None);
+        check("CREATE TEMP TABLE t (a int)", Some(TempTable));
+        check("create temporary table t (a int)", Some(TempTable));
+        check("CREATE TABLE temp (a int)", None);
+        check("create or replace temp view v as select 1", Some(TempTable));
+        check("CREATE TABLE t (temp int)", None);
+        check("select pg_advisory_lock(1)", Some(AdvisoryLock));
+        check("select pg_advisory_xact_lock(1)", None);
+        check("select set_config('a.b', '1', false)", Some(Set));
+        check("DECLARE c CURSOR WITH HOLD FOR SELECT 1", Some(HoldCursor));
+        check("DECLARE c CURSOR FOR SELECT 1", None);
+        check("select 'set x = 1'", None);
+        check("select 1 -- ; set x = 1", None);
+        check("select /* ; listen x */ 1", None);
+        check("select $$; listen x$$, $1", None);
+        check("select $a$ ; listen x $a$", None);
+        check("LOAD 'auto_explain'", Some(Load));
+        check("", None);
+    }
+}

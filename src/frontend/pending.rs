@@ -1,0 +1,225 @@
+//! The responses a server connection still owes: one entry per message sent (or answered by shardgate
+//! itself), in order. Pure bookkeeping that decides, for each backend message, whether the client sees
+//! it, and tells when every Sync has been answered. The backend answers messages in order (55.2.3), and
+//! after an error in the extended protocol skips everything up to the next Sync.
+
+use std::collections::{HashSet, VecDeque};
+
+use crate::protocol::backend::ErrorFields;
+
+/// A reply shardgate gives in the server's place, at its position in the stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Synthetic {
+    ParseComplete,
+    CloseComplete,
+    Error(ErrorFields),
+    /// With the transaction status current when it is sent.
+    ReadyForQuery,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Pending {
+    /// A simple Query or FunctionCall; answered through ReadyForQuery.
+    Query,
+    Sync,
+    /// A client's Parse; `id` is the global statement it prepares, if named.
+    Parse { id: Option<u64> },
+    /// A Parse shardgate added so the server has a statement the client prepared elsewhere; its
+    /// ParseComplete is not the client's.
+    InjectedParse { id: u64 },
+    Bind,
+    Describe,
+    Execute,
+    Close,
+    /// Answered by shardgate, not sent.
+    Synthetic(Synthetic),
+    /// A SET shardgate sent to align session parameters; the client sees none of its replies.
+    InjectedQuery,
+}
+
+/// What to do with one backend message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Forward,
+    Swallow,
+    /// A ReadyForQuery: forward it unless it ends an injected query.
+    Ready { forward: bool },
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Tracker {
+    queue: VecDeque<Pending>,
+}
+
+impl Tracker {
+    pub(crate) fn push(&mut self, p: Pending) {
+        self.queue.push_back(p);
+    }
+
+    /// True when the server owes nothing and shardgate has nothing queued.
+    pub(crate) fn idle(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// The synthetic replies now at the head, which are due before anything the server sends next.
+    pub(crate) fn pop_synthetic(&mut self) -> Option<Synthetic> {
+        match self.queue.front() {
+            Some(Pending::Synthetic(_)) => match self.queue.pop_front() {
+                Some(Pending::Synthetic(s)) => Some(s),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Accounts for one backend message by its tag. `prepared` is the server's set of global statement
+    /// ids: a Parse the server skipped or refused is taken out of it.
+    pub(crate) fn on_backend(&mut self, tag: u8, prepared: &mut HashSet<u64>) -> Verdict {
+        let head = self.queue.front();
+        if matches!(head, Some(Pending::InjectedQuery)) {
+            if tag == b'Z' {
+                self.queue.pop_front();
+                return Verdict::Ready { forward: false };
+            }
+            return Verdict::Swallow;
+        }
+        match tag {
+            b'1' => match self.queue.pop_front() {
+                Some(Pending::InjectedParse { .. }) => Verdict::Swallow,
+                _ => Verdict::Forward,
+            },
+            b'2' | b'3' | b'n' | b's' => {
+                self.queue.pop_front();
+                Verdict::Forward
+            }
+            b'T' | b'C' | b'I' => {
+                if matches!(head, Some(Pending::Describe | Pending::Execute)) {
+                    self.queue.pop_front();
+                }
+                Verdict::Forward
+            }
+            b'E' => {
+                if !matches!(head, Some(Pending::Query | Pending::Sync) | None) {
+                    self.skip_to_sync(prepared);
+                }
+                Verdict::Forward
+            }
+            b'Z' => {
+                // Everything before the Sync was answered or skipped; drop what remains of it.
+                while let Some(p) = self.queue.pop_front() {
+                    if matches!(p, Pending::Query | Pending::Sync) {
+                        break;
+                    }
+                }
+                Verdict::Ready { forward: true }
+            }
+            _ => Verdict::Forward,
+        }
+    }
+
+    /// After an extended-protocol error the server ignores messages up to the next Sync.
+    fn skip_to_sync(&mut self, prepared: &mut HashSet<u64>) {
+        while let Some(p) = self.queue.front() {
+            match p {
+                Pending::Sync | Pending::Query => break,
+                Pending::Parse { id: Some(id) } | Pending::InjectedParse { id } => {
+                    prepared.remove(id);
+                }
+                _ => {}
+            }
+            self.queue.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pushes `sent`, feeds `tags` and checks each verdict and the prepared set at the end.
+    fn check(sent: Vec<Pending>, prepared: &[u64], tags: &[(u8, Verdict)], want_prepared: &[u64], want_idle: bool) {
+        let mut t = Tracker::default();
+        for p in sent {
+            t.push(p);
+        }
+        let mut set: HashSet<u64> = prepared.iter().copied().collect();
+        for (tag, want) in tags {
+            while t.pop_synthetic().is_some() {}
+            assert_eq!(t.on_backend(*tag, &mut set), *want, "tag {}", *tag as char);
+        }
+        while t.pop_synthetic().is_some() {}
+        let mut got: Vec<_> = set.into_iter().collect();
+        got.sort();
+        assert_eq!(got, want_prepared);
+        assert_eq!(t.idle(), want_idle);
+    }
+
+    use Pending::*;
+    use Verdict::*;
+    const READY: Verdict = Ready { forward: true };
+
+    #[test]
+    fn extended_roundtrip() {
+        check(
+            vec![Parse { id: Some(1) }, Bind, Describe, Execute, Sync],
+            &[1],
+            &[(b'1', Forward), (b'2', Forward), (b'T', Forward), (b'D', Forward), (b'C', Forward), (b'Z', READY)],
+            &[1],
+            true,
+        );
+    }
+
+    #[test]
+    fn injected_parse_is_swallowed() {
+        check(
+            vec![InjectedParse { id: 7 }, Bind, Execute, Sync],
+            &[7],
+            &[(b'1', Swallow), (b'2', Forward), (b'C', Forward), (b'Z', READY)],
+            &[7],
+            true,
+        );
+    }
+
+    #[test]
+    fn error_skips_to_sync_and_unprepares() {
+        check(
+            vec![Parse { id: Some(1) }, InjectedParse { id: 2 }, Bind, Execute, Sync, Bind, Execute, Sync],
+            &[1, 2],
+            &[(b'E', Forward), (b'Z', READY)],
+            &[],
+            false,
+        );
+    }
+
+    #[test]
+    fn synthetic_after_error_is_dropped() {
+        check(vec![Bind, Synthetic(super::Synthetic::ParseComplete), Sync], &[], &[(b'E', Forward), (b'Z', READY)], &[], true);
+    }
+
+    #[test]
+    fn simple_query_error_does_not_skip() {
+        check(
+            vec![Query, Query],
+            &[],
+            &[(b'T', Forward), (b'E', Forward), (b'Z', READY), (b'C', Forward), (b'Z', READY)],
+            &[],
+            true,
+        );
+    }
+
+    #[test]
+    fn injected_query_is_invisible() {
+        check(
+            vec![InjectedQuery, Query],
+            &[],
+            &[(b'C', Swallow), (b'S', Swallow), (b'Z', Ready { forward: false }), (b'S', Forward), (b'Z', READY)],
+            &[],
+            true,
+        );
+    }
+
+    #[test]
+    fn portal_suspended_and_empty_query() {
+        check(vec![Execute, Execute, Sync], &[], &[(b's', Forward), (b'I', Forward), (b'Z', READY)], &[], true);
+    }
+}

@@ -1,0 +1,196 @@
+//! A client session after login: the relay between one client and, while it needs one, one server
+//! connection. Full duplex: reads and writes on both sides progress together, so neither peer can
+//! deadlock the other through shardgate with a large pipeline.
+//!
+//! Invariant: a server goes back to its pool only when it answered every Sync and Query it was sent,
+//! holds no unread bytes, and is idle outside a transaction; anything less and it is closed.
+
+mod client;
+mod server;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::sync::watch;
+
+use super::cancel::Slot;
+use super::classify::SessionState;
+use super::error::SessionError;
+use super::pending::{Synthetic, Tracker};
+use super::statements::ClientStatements;
+use crate::backend::pool::Pooled;
+use crate::protocol::backend;
+use crate::proxy::Proxy;
+
+/// Stop reading a peer while this much is buffered for the other side.
+const HIGH_WATER: usize = 1 << 20;
+
+/// The server connection a client holds, with what it still owes.
+struct Attached {
+    conn: Pooled,
+    tracker: Tracker,
+    to_server: BytesMut,
+}
+
+pub(crate) struct Session<S> {
+    proxy: Arc<Proxy>,
+    client_r: ReadHalf<S>,
+    client_w: WriteHalf<S>,
+    in_buf: BytesMut,
+    out: BytesMut,
+    statements: ClientStatements,
+    /// Session parameters from the client's startup packet, set on every server it uses.
+    desired: Vec<(String, String)>,
+    cancel: Arc<Slot>,
+    server: Option<Attached>,
+    /// Set once the client created session state; it then keeps its server.
+    pinned: Option<SessionState>,
+    /// After shardgate refused an extended-protocol message, the rest up to Sync is ignored, as a
+    /// server would after an error.
+    discard_until_sync: bool,
+    shutdown: watch::Receiver<bool>,
+}
+
+enum Event {
+    ClientRead(std::io::Result<usize>),
+    ClientWrote(std::io::Result<usize>),
+    ServerRead(std::io::Result<usize>),
+    ServerWrote(std::io::Result<usize>),
+    IdleTimeout,
+    Shutdown,
+}
+
+/// What the session does after handling client input.
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Terminate,
+}
+
+impl<S: AsyncRead + AsyncWrite> Session<S> {
+    pub(crate) fn new(
+        proxy: Arc<Proxy>,
+        stream: S,
+        in_buf: BytesMut,
+        desired: Vec<(String, String)>,
+        cancel: Arc<Slot>,
+    ) -> Self {
+        let (client_r, client_w) = tokio::io::split(stream);
+        let shutdown = proxy.shutdown_signal();
+        Session {
+            proxy,
+            client_r,
+            client_w,
+            in_buf,
+            out: BytesMut::with_capacity(16 * 1024),
+            statements: ClientStatements::default(),
+            desired,
+            cancel,
+            server: None,
+            pinned: None,
+            discard_until_sync: false,
+            shutdown,
+        }
+    }
+
+    /// Runs until the client leaves or the session fails; on failure the client has been told why.
+    pub(crate) async fn run(mut self) -> Result<(), SessionError> {
+        let result = self.relay().await;
+        if let Err(e) = &result {
+            if let Some(fields) = e.to_client() {
+                backend::error_response(&mut self.out, &fields);
+                let _ = tokio::time::timeout(Duration::from_secs(1), self.client_w.write_all(&self.out)).await;
+            }
+        } else {
+            let _ = tokio::time::timeout(Duration::from_secs(5), self.client_w.write_all(&self.out)).await;
+        }
+        let _ = self.client_w.shutdown().await;
+        self.finish().await;
+        result
+    }
+
+    async fn relay(&mut self) -> Result<(), SessionError> {
+        loop {
+            match self.next_event().await {
+                Event::ClientRead(Ok(0)) => return Ok(()),
+                Event::ClientRead(r) => {
+                    r?;
+                    if self.on_client_input().await? == Flow::Terminate {
+                        return Ok(());
+                    }
+                }
+                Event::ClientWrote(r) => self.out.advance(r?),
+                Event::ServerRead(r) => {
+                    if self.server_read(r)? {
+                        self.on_server_input();
+                        self.maybe_release().await;
+                    }
+                }
+                Event::ServerWrote(r) => {
+                    self.server_wrote(r)?;
+                    self.maybe_release().await;
+                }
+                Event::IdleTimeout => return Err(SessionError::IdleTimeout),
+                Event::Shutdown => return Err(SessionError::Shutdown),
+            }
+            if self.server.is_none() && *self.shutdown.borrow() && self.out.is_empty() {
+                return Err(SessionError::Shutdown);
+            }
+        }
+    }
+
+    async fn next_event(&mut self) -> Event {
+        let Session { client_r, client_w, in_buf, out, server, shutdown, proxy, .. } = self;
+        let read_client = out.len() < HIGH_WATER && server.as_ref().is_none_or(|a| a.to_server.len() < HIGH_WATER);
+        match server {
+            Some(a) => {
+                let conn = &mut *a.conn;
+                let (mut sr, mut sw) = conn.stream.split();
+                let read_buf = &mut conn.read_buf;
+                let to_server = &a.to_server;
+                tokio::select! {
+                    biased;
+                    r = sr.read_buf(read_buf), if out.len() < HIGH_WATER => Event::ServerRead(r),
+                    r = sw.write(to_server), if !to_server.is_empty() => Event::ServerWrote(r),
+                    r = client_w.write(out), if !out.is_empty() => Event::ClientWrote(r),
+                    r = client_r.read_buf(in_buf), if read_client => Event::ClientRead(r),
+                }
+            }
+            None => {
+                let idle = proxy.config.client_idle_timeout_ms;
+                let idle_wait = async move {
+                    if idle == 0 {
+                        std::future::pending::<()>().await
+                    }
+                    tokio::time::sleep(Duration::from_millis(idle)).await
+                };
+                tokio::select! {
+                    r = client_w.write(out), if !out.is_empty() => Event::ClientWrote(r),
+                    r = client_r.read_buf(in_buf), if read_client => Event::ClientRead(r),
+                    _ = idle_wait, if out.is_empty() => Event::IdleTimeout,
+                    _ = shutdown.changed() => Event::Shutdown,
+                }
+            }
+        }
+    }
+
+    /// Writes a reply shardgate makes itself, in its place among the server's replies.
+    fn reply(&mut self, s: Synthetic) {
+        match &mut self.server {
+            Some(a) if !a.tracker.idle() => a.tracker.push(super::pending::Pending::Synthetic(s)),
+            Some(a) => emit(&mut self.out, s, a.conn.tx_status),
+            None => emit(&mut self.out, s, b'I'),
+        }
+    }
+}
+
+fn emit(out: &mut BytesMut, s: Synthetic, tx_status: u8) {
+    match s {
+        Synthetic::ParseComplete => backend::parse_complete(out),
+        Synthetic::CloseComplete => backend::close_complete(out),
+        Synthetic::Error(e) => backend::error_response(out, &e),
+        Synthetic::ReadyForQuery => backend::ready_for_query(out, tx_status),
+    }
+}

@@ -1,0 +1,182 @@
+//! Server side of a session: holding a server, relaying its replies, and giving it back.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::{Attached, Session, emit};
+use crate::backend::BackendError;
+use crate::config::PoolMode;
+use crate::frontend::cancel::ServerKey;
+use crate::frontend::error::SessionError;
+use crate::frontend::pending::{Pending, Tracker, Verdict};
+use crate::frontend::statements::Statement;
+use crate::protocol::frame::{self, Cursor};
+use crate::protocol::frontend as msg;
+
+impl Attached {
+    /// Makes sure the server has the global statement, preparing it ahead of the message that uses it.
+    pub(super) fn ensure_prepared(&mut self, stmt: &Statement) {
+        if self.conn.prepared.insert(stmt.id) {
+            msg::write_parse(&mut self.to_server, &stmt.server_name, &stmt.query, &stmt.param_types);
+            self.tracker.push(Pending::InjectedParse { id: stmt.id });
+        }
+    }
+
+    fn shard(&self) -> String {
+        self.conn.pool().target.shard.clone()
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite> Session<S> {
+    /// Holds a server for the client, if it holds none yet.
+    pub(super) async fn attach(&mut self) -> Result<(), SessionError> {
+        if self.server.is_some() {
+            return Ok(());
+        }
+        let pool = self.proxy.pools[0].clone();
+        let conn = pool.checkout(self.proxy.config.checkout_timeout()).await?;
+        self.cancel.attach(ServerKey { addr: conn.addr, key: conn.key }).await;
+        let mut a = Attached { conn, tracker: Tracker::default(), to_server: bytes::BytesMut::new() };
+        self.align_parameters(&mut a);
+        self.server = Some(a);
+        Ok(())
+    }
+
+    /// Sets the client's startup parameters on the server where they differ, with a query whose
+    /// replies the client never sees.
+    fn align_parameters(&self, a: &mut Attached) {
+        let mut sql = String::new();
+        for (name, value) in &self.desired {
+            let same = a.conn.applied.get(name) == Some(value) || a.conn.reported.get(name) == Some(value);
+            if !same {
+                sql.push_str(&format!("SET {name} TO '{}';", value.replace('\'', "''")));
+                a.conn.applied.insert(name.clone(), value.clone());
+            }
+        }
+        if !sql.is_empty() {
+            msg::write_query(&mut a.to_server, &sql);
+            a.tracker.push(Pending::InjectedQuery);
+        }
+    }
+
+    pub(super) fn server_read(&mut self, r: std::io::Result<usize>) -> Result<bool, SessionError> {
+        let a = self.server.as_ref().expect("reading implies attached");
+        match r {
+            Ok(0) => Err(BackendError::Io { shard: a.shard(), source: std::io::ErrorKind::UnexpectedEof.into() }.into()),
+            Ok(_) => Ok(true),
+            Err(source) => Err(BackendError::Io { shard: a.shard(), source }.into()),
+        }
+    }
+
+    pub(super) fn server_wrote(&mut self, r: std::io::Result<usize>) -> Result<(), SessionError> {
+        let a = self.server.as_mut().expect("writing implies attached");
+        match r {
+            Ok(n) => {
+                bytes::Buf::advance(&mut a.to_server, n);
+                Ok(())
+            }
+            Err(source) => Err(BackendError::Io { shard: a.shard(), source }.into()),
+        }
+    }
+
+    /// Relays every whole message the server sent, in order with shardgate's own replies.
+    pub(super) fn on_server_input(&mut self) {
+        let Some(a) = self.server.as_mut() else { return };
+        let out = &mut self.out;
+        let conn = &mut *a.conn;
+        let mut pos = 0;
+        // Server messages are trusted in size: the server is ours.
+        while let Ok(Some(n)) = frame::tagged_len(&conn.read_buf[pos..], usize::MAX) {
+            let m = &conn.read_buf[pos..pos + n];
+            pos += n;
+            while let Some(s) = a.tracker.pop_synthetic() {
+                emit(out, s, conn.tx_status);
+            }
+            let tag = m[0];
+            let verdict = a.tracker.on_backend(tag, &mut conn.prepared);
+            if tag == b'S' {
+                let mut c = Cursor::new(&m[frame::HEADER_LEN..], "ParameterStatus");
+                if let (Ok(name), Ok(value)) = (c.cstr(), c.cstr()) {
+                    if verdict == Verdict::Forward {
+                        conn.applied.remove(name);
+                    }
+                    conn.reported.insert(name.to_owned(), value.to_owned());
+                }
+            }
+            match verdict {
+                Verdict::Forward => out.extend_from_slice(m),
+                Verdict::Swallow => {}
+                Verdict::Ready { forward } => {
+                    conn.tx_status = m.get(frame::HEADER_LEN).copied().unwrap_or(b'E');
+                    if forward {
+                        out.extend_from_slice(m);
+                    }
+                }
+            }
+        }
+        bytes::Buf::advance(&mut conn.read_buf, pos);
+        while let Some(s) = a.tracker.pop_synthetic() {
+            emit(out, s, conn.tx_status);
+        }
+    }
+
+    fn releasable(&self, a: &Attached) -> bool {
+        a.tracker.idle()
+            && a.to_server.is_empty()
+            && a.conn.read_buf.is_empty()
+            && a.conn.tx_status == b'I'
+            && self.pinned.is_none()
+            && self.proxy.config.pool_mode == PoolMode::Transaction
+    }
+
+    /// Gives the server back at the end of a transaction.
+    pub(super) async fn maybe_release(&mut self) {
+        if !self.server.as_ref().is_some_and(|a| self.releasable(a)) {
+            return;
+        }
+        let a = self.server.take().expect("checked above");
+        // After this no cancel can reach the server on this client's behalf.
+        self.cancel.detach().await;
+        a.conn.release();
+    }
+
+    /// At the end of the session: a server that is clean goes back; one in a transaction is rolled back,
+    /// one with session state is reset; anything in doubt is closed.
+    pub(super) async fn finish(&mut self) {
+        let Some(a) = self.server.take() else { return };
+        self.cancel.detach().await;
+        if !(a.tracker.idle() && a.to_server.is_empty() && a.conn.read_buf.is_empty()) {
+            return; // dropping closes it: replies are still owed
+        }
+        let needs_reset = self.pinned.is_some() || self.proxy.config.pool_mode == PoolMode::Session;
+        if a.conn.tx_status == b'I' && !needs_reset {
+            a.conn.release();
+            return;
+        }
+        let reset_query = self.proxy.config.pool.reset_query.clone();
+        let mut conn = a.conn;
+        let shard = conn.pool().target.shard.clone();
+        let reset = async {
+            if conn.tx_status != b'I' && conn.simple(&shard, "ROLLBACK").await?.is_some() {
+                return Ok(false);
+            }
+            if needs_reset {
+                if conn.simple(&shard, &reset_query).await?.is_some() {
+                    return Ok(false);
+                }
+                if !reset_query.eq_ignore_ascii_case("DISCARD ALL") && conn.simple(&shard, "DEALLOCATE ALL").await?.is_some() {
+                    return Ok(false);
+                }
+                conn.prepared.clear();
+                conn.applied.clear();
+            }
+            Ok::<bool, BackendError>(conn.tx_status == b'I')
+        };
+        let outcome = tokio::time::timeout(Duration::from_secs(5), reset).await;
+        match outcome {
+            Ok(Ok(true)) => conn.release(),
+            _ => tracing::info!(%shard, "closed a server connection that could not be reset"),
+        }
+    }
+}

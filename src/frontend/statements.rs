@@ -1,0 +1,94 @@
+//! Named prepared statements under transaction pooling. A client's statement name is private to it; on
+//! the servers every distinct (SQL, parameter types) gets one global name, so a server that prepared it
+//! for one client can serve it to every client, and each client's names map to the right global one.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// A statement as servers know it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Statement {
+    pub id: u64,
+    /// The name used on servers; clients never see it.
+    pub server_name: String,
+    pub query: String,
+    /// Parse's raw parameter-type section.
+    pub param_types: Vec<u8>,
+}
+
+/// Every distinct statement any client prepared, shared by all sessions.
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    by_text: Mutex<HashMap<(String, Vec<u8>), Arc<Statement>>>,
+}
+
+impl Registry {
+    pub(crate) fn intern(&self, query: &str, param_types: &[u8]) -> Arc<Statement> {
+        let mut map = self.by_text.lock().expect("registry lock");
+        if let Some(s) = map.get(&(query.to_owned(), param_types.to_vec())) {
+            return s.clone();
+        }
+        let id = map.len() as u64 + 1;
+        let s = Arc::new(Statement {
+            id,
+            server_name: format!("__shardgate_{id}"),
+            query: query.to_owned(),
+            param_types: param_types.to_vec(),
+        });
+        map.insert((query.to_owned(), param_types.to_vec()), s.clone());
+        s
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.by_text.lock().expect("registry lock").len()
+    }
+}
+
+/// One client's names for its statements.
+#[derive(Debug, Default)]
+pub(crate) struct ClientStatements {
+    names: HashMap<String, Arc<Statement>>,
+}
+
+impl ClientStatements {
+    pub(crate) fn insert(&mut self, name: &str, s: Arc<Statement>) {
+        self.names.insert(name.to_owned(), s);
+    }
+
+    pub(crate) fn get(&self, name: &str) -> Option<&Arc<Statement>> {
+        self.names.get(name)
+    }
+
+    pub(crate) fn remove(&mut self, name: &str) -> Option<Arc<Statement>> {
+        self.names.remove(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_text_same_global_statement() {
+        let r = Registry::default();
+        let a = r.intern("select 1", b"\0\0");
+        let b = r.intern("select 1", b"\0\0");
+        let c = r.intern("select 1", b"\0\x01\0\0\0\x17");
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_ne!(a.id, c.id);
+        assert_eq!(a.server_name, "__shardgate_1");
+        assert_eq!(r.len(), 2);
+    }
+
+    #[test]
+    fn client_names_are_private() {
+        let r = Registry::default();
+        let (mut x, mut y) = (ClientStatements::default(), ClientStatements::default());
+        x.insert("s", r.intern("select 1", b"\0\0"));
+        y.insert("s", r.intern("select 2", b"\0\0"));
+        assert_eq!(x.get("s").map(|s| s.query.as_str()), Some("select 1"));
+        assert_eq!(y.get("s").map(|s| s.query.as_str()), Some("select 2"));
+        assert!(x.remove("s").is_some());
+        assert!(x.get("s").is_none());
+    }
+}

@@ -1,0 +1,31 @@
+//! shardgate: a PostgreSQL sharding proxy.
+//!
+//! # Codemap
+//! - `protocol/`: the wire codec. Pure: no tokio, no I/O. Framing, the startup packet, the backend
+//!   messages shardgate builds, the frontend messages it inspects.
+//! - `config/`: `shardgate.yaml` (listen address, users, pools, timeouts, TLS), validated at load.
+//! - `sharding/`: the shard map (`shardmap.yaml`). Pure.
+//! - `backend/`: server connections (connect, authenticate) and a pool per shard.
+//! - `frontend/`: client side. `login` (TLS, startup, auth), `session/` (the relay under transaction
+//!   pooling), `pending` (what a server still owes, pure), `statements` (prepared statement renaming),
+//!   `classify` (statements that create session state, pure), `cancel` (cancel keys).
+//! - `proxy`: shared state, accept loop, graceful shutdown.
+//! - `lsm/`: the embedded storage engine; std only, knows nothing of PostgreSQL or tokio.
+//!
+//! # Invariants
+//! - A server connection goes back to its pool only after it answered every Sync and Query it got and
+//!   is idle outside a transaction; in any doubt it is closed (`Pooled` closes on drop).
+//! - Every error that reaches a client goes through `frontend::error::SessionError::to_client`.
+//! - A cancel reaches only the server the cancelling client holds (`frontend::cancel`).
+
+pub mod backend;
+pub mod config;
+pub(crate) mod frontend;
+pub mod lsm;
+pub(crate) mod protocol;
+pub mod proxy;
+pub mod sharding;
+
+pub use config::Config;
+pub use proxy::{Running, start};
+pub use sharding::ShardMap;

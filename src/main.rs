@@ -1,0 +1,46 @@
+//! The shardgate binary: CLI, logging, load config, run until SIGTERM.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+
+#[derive(Parser)]
+#[command(name = "shardgate", about = "A PostgreSQL sharding proxy")]
+struct Cli {
+    /// The proxy configuration file.
+    #[arg(long, short, default_value = "shardgate.yaml")]
+    config: PathBuf,
+    /// Overrides the shard map path from the config.
+    #[arg(long)]
+    shardmap: Option<PathBuf>,
+    /// Log as JSON lines.
+    #[arg(long)]
+    log_json: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    if cli.log_json {
+        tracing_subscriber::fmt().json().with_env_filter(filter).init();
+    } else {
+        tracing_subscriber::fmt().with_env_filter(filter).init();
+    }
+    let mut config = shardgate::Config::load(&cli.config)?;
+    if let Some(m) = cli.shardmap {
+        config.shardmap = m;
+    }
+    let map = shardgate::ShardMap::load(&config.shardmap)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
+    runtime.block_on(async {
+        let running = shardgate::start(config, map).await?;
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: draining"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: draining"),
+        }
+        running.shutdown().await;
+        Ok(())
+    })
+}
