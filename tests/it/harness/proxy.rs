@@ -1,0 +1,75 @@
+//! An in-process shardgate in front of test databases.
+
+use std::net::SocketAddr;
+use std::path::Path;
+
+use shardgate::{Config, Running, ShardMap};
+use tokio_postgres::{Client, NoTls};
+
+use super::cluster::Cluster;
+
+pub struct TestProxy {
+    pub running: Option<Running>,
+    pub addr: SocketAddr,
+    pub db: String,
+}
+
+/// The config every test starts from: users `app` (SCRAM, password `secret`), `md5user` (md5, `md5secret`),
+/// `trustuser` (trust) and `admin`; servers reached as `postgres` with trust.
+pub fn base_config(db: &str) -> Config {
+    let yaml = format!(
+        "listen: 127.0.0.1:0\ndatabase: {db}\nmetrics_listen: null\nserver_auth: {{user: postgres}}\n\
+         pool: {{min_size: 0, max_size: 8, checkout_timeout_ms: 5000}}\n\
+         users: [{{name: app, password: secret}}, {{name: md5user, password: md5secret, auth: md5}}, \
+         {{name: trustuser, auth: trust}}, {{name: admin, password: admin, admin: true}}]\n"
+    );
+    Config::parse(&yaml, Path::new("test.yaml")).expect("test config")
+}
+
+pub fn single_shard_map(cluster: &Cluster, db: &str) -> ShardMap {
+    let yaml = format!("version: 1\nshards:\n  - {{name: s0, host: 127.0.0.1, port: {}, database: {db}}}\n", cluster.port);
+    ShardMap::parse(&yaml, Path::new("test-map.yaml")).expect("test map")
+}
+
+impl TestProxy {
+    /// A proxy in front of a fresh database on `cluster`, the config adjusted by `tweak`.
+    pub async fn start(cluster: &Cluster, tweak: impl FnOnce(&mut Config)) -> TestProxy {
+        let db = cluster.create_db("t");
+        TestProxy::start_on(cluster, &db, tweak).await
+    }
+
+    pub async fn start_on(cluster: &Cluster, db: &str, tweak: impl FnOnce(&mut Config)) -> TestProxy {
+        let mut config = base_config(db);
+        tweak(&mut config);
+        let running = shardgate::start(config, single_shard_map(cluster, db)).await.expect("proxy starts");
+        TestProxy { addr: running.local_addr(), running: Some(running), db: db.to_owned() }
+    }
+
+    pub fn conn_str(&self, user: &str, password: &str) -> String {
+        format!("host=127.0.0.1 port={} user={user} password={password} dbname={}", self.addr.port(), self.db)
+    }
+
+    /// A tokio-postgres client through the proxy as `app`.
+    pub async fn client(&self) -> Client {
+        connect_as(&self.conn_str("app", "secret")).await.expect("connect through shardgate")
+    }
+
+    pub async fn shutdown(mut self) {
+        if let Some(r) = self.running.take() {
+            r.shutdown().await;
+        }
+    }
+}
+
+pub async fn connect_as(conn_str: &str) -> Result<Client, tokio_postgres::Error> {
+    let (client, conn) = tokio_postgres::connect(conn_str, NoTls).await?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+/// A client straight to the cluster, bypassing the proxy.
+pub async fn client(cluster: &Cluster, db: &str) -> Client {
+    connect_as(&format!("host=127.0.0.1 port={} user=postgres dbname={db}", cluster.port)).await.expect("direct connect")
+}
