@@ -8,6 +8,7 @@ REPO=$(pwd)
 source scripts/lib.sh
 
 DEV=${SHARDGATE_DEV_DIR:-$REPO/.dev}
+export PGOPTIONS="-c client_min_messages=warning"
 BASE_PORT=54320
 PROXY_PORT=6432
 

@@ -18,6 +18,7 @@
 //! - Every error that reaches a client goes through `frontend::error::SessionError::to_client`.
 //! - A cancel reaches only the server the cancelling client holds (`frontend::cancel`).
 
+pub(crate) mod admin;
 pub mod backend;
 pub mod config;
 pub(crate) mod frontend;

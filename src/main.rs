@@ -35,10 +35,19 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
     runtime.block_on(async {
         let running = shardgate::start(config, map).await?;
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: draining"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: draining"),
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        loop {
+            tokio::select! {
+                _ = term.recv() => { tracing::info!("SIGTERM: draining"); break }
+                _ = tokio::signal::ctrl_c() => { tracing::info!("SIGINT: draining"); break }
+                _ = running.shutdown_requested() => { tracing::info!("admin SHUTDOWN: draining"); break }
+                _ = hup.recv() => {
+                    // A refused map is logged by reload; the old map stays.
+                    let _ = running.reload();
+                }
+            }
         }
         running.shutdown().await;
         Ok(())

@@ -3,7 +3,7 @@
 //! explicit `release` (after the server is known idle) puts it back.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,6 +11,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::BackendError;
 use super::server::{ServerConn, ServerTarget};
+use crate::admin::metrics::{RouteKind, ShardMetrics};
 use crate::config::PoolConfig;
 
 pub(crate) struct Pool {
@@ -25,6 +26,18 @@ pub(crate) struct Pool {
     healthy: AtomicBool,
     /// ParameterStatus values of the first connection: what a new client is told at login.
     startup_params: Mutex<Option<Vec<(String, String)>>>,
+    /// While true, checkouts wait (admin PAUSE); connections in use finish their transactions.
+    paused: watch::Sender<bool>,
+    pub(crate) metrics: ShardMetrics,
+    pub(crate) stats: Counters,
+}
+
+/// Running totals for SHOW STATS.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub transactions: AtomicU64,
+    pub queries: AtomicU64,
+    pub query_micros: AtomicU64,
 }
 
 /// A connection checked out of its pool. Dropping it closes the connection.
@@ -76,7 +89,6 @@ impl Pool {
     pub(crate) fn new(target: ServerTarget, config: PoolConfig) -> Arc<Pool> {
         let permits = Arc::new(Semaphore::new(config.max_size));
         Arc::new(Pool {
-            target,
             config,
             idle: Mutex::new(VecDeque::new()),
             permits,
@@ -84,6 +96,10 @@ impl Pool {
             waiting: AtomicUsize::new(0),
             healthy: AtomicBool::new(true),
             startup_params: Mutex::new(None),
+            paused: watch::channel(false).0,
+            metrics: ShardMetrics::new(&target.shard, RouteKind::Direct),
+            stats: Counters::default(),
+            target,
         })
     }
 
@@ -125,6 +141,12 @@ impl Pool {
     }
 
     pub(crate) async fn checkout(self: &Arc<Self>, timeout: Duration) -> Result<Pooled, BackendError> {
+        let mut paused = self.paused.subscribe();
+        while *paused.borrow_and_update() {
+            self.waiting.fetch_add(1, Ordering::Relaxed);
+            let _ = paused.changed().await;
+            self.waiting.fetch_sub(1, Ordering::Relaxed);
+        }
         let permit = match self.permits.clone().try_acquire_owned() {
             Ok(p) => p,
             Err(_) => {
@@ -167,7 +189,6 @@ impl Pool {
             active: open.saturating_sub(idle),
             waiting: self.waiting.load(Ordering::Relaxed),
             max: self.config.max_size,
-            healthy: self.healthy.load(Ordering::Relaxed),
         }
     }
 
@@ -228,6 +249,27 @@ impl Pool {
         self.healthy.load(Ordering::Relaxed)
     }
 
+    pub(crate) fn set_paused(&self, paused: bool) {
+        self.paused.send_replace(paused);
+    }
+
+    pub(crate) fn is_paused(&self) -> bool {
+        *self.paused.borrow()
+    }
+
+    /// Idle connections as (server pid, seconds idle), for SHOW SERVERS.
+    pub(crate) fn idle_servers(&self) -> Vec<(i32, u64)> {
+        self.idle.lock().expect("pool lock").iter().map(|c| (c.key.pid, c.last_used.elapsed().as_secs())).collect()
+    }
+
+    /// Answers a trivial query on a fresh connection within the connect timeout (for /healthz).
+    pub(crate) async fn probe(&self) -> bool {
+        match ServerConn::connect(&self.target, self.connect_timeout()).await {
+            Ok(mut c) => matches!(c.simple(&self.target.shard, "SELECT 1").await, Ok(None)),
+            Err(_) => false,
+        }
+    }
+
     /// Closes every idle connection (on shutdown).
     pub(crate) fn close_idle(&self) {
         let n = {
@@ -246,5 +288,4 @@ pub(crate) struct PoolStats {
     pub active: usize,
     pub waiting: usize,
     pub max: usize,
-    pub healthy: bool,
 }

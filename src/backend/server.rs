@@ -38,7 +38,6 @@ pub(crate) struct ServerConn {
     pub applied: HashMap<String, String>,
     /// Global prepared statement ids this server has (see `frontend::statements`).
     pub prepared: HashSet<u64>,
-    pub created: Instant,
     pub last_used: Instant,
     /// Transaction status from the last ReadyForQuery.
     pub tx_status: u8,
@@ -66,7 +65,6 @@ impl ServerConn {
             reported: HashMap::new(),
             applied: HashMap::new(),
             prepared: HashSet::new(),
-            created: now,
             last_used: now,
             tx_status: b'I',
         };

@@ -18,6 +18,8 @@ pub(crate) enum SessionError {
     BadPassword(String),
     #[error("user \"{0}\" is not configured in shardgate")]
     UnknownUser(String),
+    #[error("user \"{0}\" is not an admin; the admin console is for admin users")]
+    NotAdmin(String),
     #[error("database \"{0}\" does not exist in shardgate")]
     UnknownDatabase(String),
     #[error("sorry, too many clients already")]
@@ -65,10 +67,25 @@ impl SessionError {
             SessionError::ClientIo(_) => ErrorKind::ClientGone,
             SessionError::Backend(BackendError::CheckoutTimeout { .. }) => ErrorKind::Timeout,
             SessionError::Backend(_) => ErrorKind::Server,
-            SessionError::BadPassword(_) | SessionError::UnknownUser(_) | SessionError::UnknownDatabase(_) => ErrorKind::Auth,
+            SessionError::BadPassword(_)
+            | SessionError::UnknownUser(_)
+            | SessionError::UnknownDatabase(_)
+            | SessionError::NotAdmin(_) => ErrorKind::Auth,
             SessionError::TooManyClients => ErrorKind::Limit,
             SessionError::Shutdown => ErrorKind::Shutdown,
             SessionError::IdleTimeout => ErrorKind::Timeout,
+        }
+    }
+
+    /// Why a connection was refused at login, as a metrics label; `None` for sessions that ran.
+    pub(crate) fn rejection(&self) -> Option<&'static str> {
+        match self {
+            SessionError::TooManyClients => Some("too_many_clients"),
+            SessionError::BadPassword(_) => Some("bad_password"),
+            SessionError::UnknownUser(_) | SessionError::NotAdmin(_) => Some("unknown_user"),
+            SessionError::UnknownDatabase(_) => Some("unknown_database"),
+            SessionError::Startup(_) => Some("bad_startup"),
+            _ => None,
         }
     }
 
@@ -79,7 +96,7 @@ impl SessionError {
             SessionError::Protocol(_) | SessionError::Startup(_) => sqlstate::PROTOCOL_VIOLATION,
             SessionError::Backend(e) => e.sqlstate(),
             SessionError::BadPassword(_) => sqlstate::INVALID_PASSWORD,
-            SessionError::UnknownUser(_) => sqlstate::INVALID_AUTHORIZATION,
+            SessionError::UnknownUser(_) | SessionError::NotAdmin(_) => sqlstate::INVALID_AUTHORIZATION,
             SessionError::UnknownDatabase(_) => sqlstate::INVALID_CATALOG_NAME,
             SessionError::TooManyClients => sqlstate::TOO_MANY_CONNECTIONS,
             SessionError::Shutdown => sqlstate::ADMIN_SHUTDOWN,

@@ -1,6 +1,7 @@
 //! From a new TCP connection to a logged-in session: SSL/GSSENC negotiation, CancelRequest, the startup
 //! packet, limits, authentication, and the greeting (ParameterStatus, BackendKeyData, ReadyForQuery).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -13,6 +14,8 @@ use super::error::SessionError;
 use super::session::Session;
 use super::stream::ClientStream;
 use super::{auth, cancel};
+use crate::admin::{console, metrics};
+use crate::config::User;
 use crate::protocol::backend;
 use crate::protocol::startup::{self, StartupPacket};
 use crate::proxy::Proxy;
@@ -22,20 +25,20 @@ struct ClientCount<'a>(&'a Proxy);
 
 impl Drop for ClientCount<'_> {
     fn drop(&mut self) {
-        self.0.clients.fetch_sub(1, Ordering::Relaxed);
+        self.0.client_count.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
 /// Serves one accepted connection to its end. Errors are logged here, once.
-pub(crate) async fn serve(proxy: Arc<Proxy>, tcp: TcpStream, session_id: u64) {
+pub(crate) async fn serve(proxy: Arc<Proxy>, tcp: TcpStream, peer: SocketAddr, session_id: u64) {
     let _ = tcp.set_nodelay(true);
-    let count = proxy.clients.fetch_add(1, Ordering::Relaxed) + 1;
+    let count = proxy.client_count.fetch_add(1, Ordering::Relaxed) + 1;
     let _guard = ClientCount(&proxy);
     let span = tracing::info_span!("session", id = session_id, user = tracing::field::Empty, database = tracing::field::Empty);
     let result = async {
         let conn = ClientConn::new(ClientStream::Plain(tcp), BytesMut::new(), proxy.config.max_message_bytes);
         match negotiate(&proxy, conn).await {
-            Ok(Some((conn, params))) => login(&proxy, conn, params, count).await,
+            Ok(Some((conn, params))) => login(&proxy, conn, params, count, Client { id: session_id, peer }).await,
             Ok(None) => Ok(()),
             Err((e, conn)) => {
                 if let (Some(fields), Some(mut conn)) = (e.to_client(), conn) {
@@ -51,8 +54,20 @@ pub(crate) async fn serve(proxy: Arc<Proxy>, tcp: TcpStream, session_id: u64) {
     match result {
         Ok(()) => tracing::debug!("session ended"),
         Err(SessionError::ClientIo(e)) => tracing::debug!(error = %e, "client connection closed"),
-        Err(e) => tracing::info!(kind = e.kind().as_str(), error = %e, "session ended with an error"),
+        Err(e) => {
+            metrics::error(e.kind().as_str());
+            if let Some(reason) = e.rejection() {
+                metrics::rejected(reason);
+            }
+            tracing::info!(kind = e.kind().as_str(), error = %e, "session ended with an error")
+        }
     }
+}
+
+/// Who connected, for SHOW CLIENTS.
+struct Client {
+    id: u64,
+    peer: SocketAddr,
 }
 
 type Startup = (ClientConn<ClientStream>, Vec<(String, String)>);
@@ -100,13 +115,21 @@ async fn login(
     mut conn: ClientConn<ClientStream>,
     params: Vec<(String, String)>,
     count: usize,
+    client: Client,
 ) -> Result<(), SessionError> {
     let result = check_and_authenticate(proxy, &mut conn, &params, count).await;
-    if let Err(e) = result {
-        if let Some(fields) = e.to_client() {
-            conn.send_fatal(&fields).await;
+    let user = match result {
+        Ok(user) => user,
+        Err(e) => {
+            if let Some(fields) = e.to_client() {
+                conn.send_fatal(&fields).await;
+            }
+            return Err(e);
         }
-        return Err(e);
+    };
+    let entry = proxy.clients.add(client.id, &user.name, Some(client.peer));
+    if is_admin_database(proxy, &params) {
+        return console::run(proxy, conn, registration_key(proxy)).await;
     }
     let registration = proxy.cancels.register();
     let desired = session_parameters(&params);
@@ -116,7 +139,16 @@ async fn login(
         }
         return Err(e);
     }
-    Session::new(proxy.clone(), conn.stream, conn.read_buf, desired, registration.slot.clone()).run().await
+    Session::new(proxy.clone(), conn.stream, conn.read_buf, desired, registration.slot.clone(), entry.info.clone()).run().await
+}
+
+fn is_admin_database(proxy: &Proxy, params: &[(String, String)]) -> bool {
+    params.iter().any(|(n, v)| n == "database" && *v == proxy.config.admin_database)
+}
+
+/// Admin sessions get a key too (drivers expect BackendKeyData) but nothing to cancel.
+fn registration_key(proxy: &Proxy) -> crate::protocol::startup::CancelKey {
+    proxy.cancels.register().key
 }
 
 async fn check_and_authenticate(
@@ -124,7 +156,7 @@ async fn check_and_authenticate(
     conn: &mut ClientConn<ClientStream>,
     params: &[(String, String)],
     count: usize,
-) -> Result<(), SessionError> {
+) -> Result<User, SessionError> {
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
     let user_name = get("user").ok_or(SessionError::Startup("no user name in the startup packet"))?;
     let database = get("database").unwrap_or(user_name);
@@ -138,10 +170,15 @@ async fn check_and_authenticate(
         return Err(SessionError::Shutdown);
     }
     let user = proxy.users.get(user_name).ok_or_else(|| SessionError::UnknownUser(user_name.into()))?;
-    if database != proxy.config.database {
+    if database == proxy.config.admin_database {
+        if !user.admin {
+            return Err(SessionError::NotAdmin(user_name.into()));
+        }
+    } else if database != proxy.config.database {
         return Err(SessionError::UnknownDatabase(database.into()));
     }
-    auth::authenticate(conn, user).await
+    auth::authenticate(conn, user).await?;
+    Ok(user.clone())
 }
 
 /// Startup parameters that become session settings on the servers: everything but the identity, with
@@ -188,7 +225,7 @@ async fn greet(
     desired: &[(String, String)],
     registration: &cancel::Registration<'_>,
 ) -> Result<(), SessionError> {
-    let mut reported = proxy.pools[0].startup_params(proxy.config.checkout_timeout()).await?;
+    let mut reported = proxy.default_pool().1.startup_params(proxy.config.checkout_timeout()).await?;
     for (name, value) in desired {
         if let Some(slot) = reported.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
             slot.1 = value.clone();

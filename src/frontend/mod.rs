@@ -4,6 +4,7 @@
 pub(crate) mod auth;
 pub(crate) mod cancel;
 pub(crate) mod classify;
+pub(crate) mod clients;
 pub(crate) mod conn;
 pub(crate) mod error;
 pub(crate) mod login;

@@ -134,18 +134,9 @@ impl ErrorFields {
         ErrorFields { severity, code, message: message.into(), detail: None, hint: None }
     }
 
-    pub(crate) fn with_detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
-        self
-    }
-
     pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
-    }
-
-    pub(crate) fn is_fatal(&self) -> bool {
-        self.severity == Severity::Fatal
     }
 }
 

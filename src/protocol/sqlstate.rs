@@ -9,7 +9,4 @@ pub(crate) const INVALID_CATALOG_NAME: &str = "3D000";
 pub(crate) const TOO_MANY_CONNECTIONS: &str = "53300";
 pub(crate) const FEATURE_NOT_SUPPORTED: &str = "0A000";
 pub(crate) const ADMIN_SHUTDOWN: &str = "57P01";
-pub(crate) const CANNOT_CONNECT_NOW: &str = "57P03";
 pub(crate) const IDLE_SESSION_TIMEOUT: &str = "57P05";
-pub(crate) const QUERY_CANCELED: &str = "57014";
-pub(crate) const INTERNAL_ERROR: &str = "XX000";

@@ -68,6 +68,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                     Some(a) => {
                         a.to_server.extend_from_slice(raw);
                         a.tracker.push(Pending::Sync);
+                        a.query_starts.push_back(std::time::Instant::now());
                     }
                     None => self.reply(Synthetic::ReadyForQuery),
                 }
@@ -90,6 +91,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         self.attach().await?;
         let a = self.server.as_mut().expect("attached");
         a.to_server.extend_from_slice(raw);
+        if pending == Pending::Query {
+            a.query_starts.push_back(std::time::Instant::now());
+        }
         a.tracker.push(pending);
         Ok(())
     }

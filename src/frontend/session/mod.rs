@@ -8,8 +8,9 @@
 mod client;
 mod server;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -17,6 +18,7 @@ use tokio::sync::watch;
 
 use super::cancel::Slot;
 use super::classify::SessionState;
+use super::clients::ClientInfo;
 use super::error::SessionError;
 use super::pending::{Synthetic, Tracker};
 use super::statements::ClientStatements;
@@ -32,6 +34,9 @@ struct Attached {
     conn: Pooled,
     tracker: Tracker,
     to_server: BytesMut,
+    since: Instant,
+    /// When each Query and Sync still owed a ReadyForQuery was sent, for latency metrics.
+    query_starts: VecDeque<Instant>,
 }
 
 pub(crate) struct Session<S> {
@@ -51,6 +56,7 @@ pub(crate) struct Session<S> {
     /// server would after an error.
     discard_until_sync: bool,
     shutdown: watch::Receiver<bool>,
+    info: Arc<ClientInfo>,
 }
 
 enum Event {
@@ -76,6 +82,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         in_buf: BytesMut,
         desired: Vec<(String, String)>,
         cancel: Arc<Slot>,
+        info: Arc<ClientInfo>,
     ) -> Self {
         let (client_r, client_w) = tokio::io::split(stream);
         let shutdown = proxy.shutdown_signal();
@@ -92,6 +99,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             pinned: None,
             discard_until_sync: false,
             shutdown,
+            info,
         }
     }
 
@@ -116,12 +124,16 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             match self.next_event().await {
                 Event::ClientRead(Ok(0)) => return Ok(()),
                 Event::ClientRead(r) => {
-                    r?;
+                    self.proxy.metrics.received.increment(r? as u64);
                     if self.on_client_input().await? == Flow::Terminate {
                         return Ok(());
                     }
                 }
-                Event::ClientWrote(r) => self.out.advance(r?),
+                Event::ClientWrote(r) => {
+                    let n = r?;
+                    self.proxy.metrics.sent.increment(n as u64);
+                    self.out.advance(n);
+                }
                 Event::ServerRead(r) => {
                     if self.server_read(r)? {
                         self.on_server_input();

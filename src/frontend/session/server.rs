@@ -1,6 +1,8 @@
 //! Server side of a session: holding a server, relaying its replies, and giving it back.
 
-use std::time::Duration;
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -8,6 +10,7 @@ use super::{Attached, Session, emit};
 use crate::backend::BackendError;
 use crate::config::PoolMode;
 use crate::frontend::cancel::ServerKey;
+use crate::frontend::clients::ClientState;
 use crate::frontend::error::SessionError;
 use crate::frontend::pending::{Pending, Tracker, Verdict};
 use crate::frontend::statements::Statement;
@@ -34,10 +37,23 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         if self.server.is_some() {
             return Ok(());
         }
-        let pool = self.proxy.pools[0].clone();
-        let conn = pool.checkout(self.proxy.config.checkout_timeout()).await?;
+        let (shard, pool) = self.proxy.default_pool();
+        self.info.set(ClientState::Waiting);
+        let started = Instant::now();
+        let conn = pool.checkout(self.proxy.config.checkout_timeout()).await;
+        let now = Instant::now();
+        pool.metrics.checkout_wait.record(now - started);
+        let conn = conn.inspect_err(|_| self.info.set(ClientState::Idle))?;
+        self.info.set(ClientState::Active);
+        self.info.set_server(shard, conn.key.pid);
         self.cancel.attach(ServerKey { addr: conn.addr, key: conn.key }).await;
-        let mut a = Attached { conn, tracker: Tracker::default(), to_server: bytes::BytesMut::new() };
+        let mut a = Attached {
+            conn,
+            tracker: Tracker::default(),
+            to_server: bytes::BytesMut::new(),
+            since: now,
+            query_starts: VecDeque::new(),
+        };
         self.align_parameters(&mut a);
         self.server = Some(a);
         Ok(())
@@ -84,6 +100,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     pub(super) fn on_server_input(&mut self) {
         let Some(a) = self.server.as_mut() else { return };
         let out = &mut self.out;
+        let pool = a.conn.pool().clone();
         let conn = &mut *a.conn;
         let mut pos = 0;
         // Server messages are trusted in size: the server is ours.
@@ -111,6 +128,13 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                     conn.tx_status = m.get(frame::HEADER_LEN).copied().unwrap_or(b'E');
                     if forward {
                         out.extend_from_slice(m);
+                        if let Some(sent) = a.query_starts.pop_front() {
+                            let took = sent.elapsed();
+                            pool.metrics.queries.increment(1);
+                            pool.metrics.query_duration.record(took);
+                            pool.stats.queries.fetch_add(1, Ordering::Relaxed);
+                            pool.stats.query_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+                        }
                     }
                 }
             }
@@ -138,6 +162,12 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let a = self.server.take().expect("checked above");
         // After this no cancel can reach the server on this client's behalf.
         self.cancel.detach().await;
+        self.info.set(ClientState::Idle);
+        self.info.set_server(0, 0);
+        let pool = a.conn.pool();
+        pool.metrics.transactions.increment(1);
+        pool.metrics.transaction_duration.record(a.since.elapsed());
+        pool.stats.transactions.fetch_add(1, Ordering::Relaxed);
         a.conn.release();
     }
 

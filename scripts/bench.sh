@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Pooling overhead: pgbench -S TPS and latency direct to the server, through shardgate and through
+# pgbouncer (the yardstick), for -M simple / extended / prepared with 16 clients and 1 client; the ratio to
+# direct and each proxy's CPU microseconds per transaction (utime+stime from /proc).
+# Usage: scripts/bench.sh [seconds per run, default 10]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+SECS=${1:-10}
+BIN=$(pg_bin)
+export PATH="$BIN:$PATH"
+DEV=${SHARDGATE_DEV_DIR:-$(pwd)/.dev}
+
+scripts/dev.sh up >/dev/null
+SG_PID=$(cat "$DEV/shardgate.pid")
+SHARD_PORT=54320
+pgbench -h 127.0.0.1 -p $SHARD_PORT -U postgres -i -s 10 -q app >/dev/null 2>&1
+
+# pgbouncer from Debian, transaction pooling, in front of the same server.
+command -v pgbouncer >/dev/null || { apt-get update -qq && apt-get install -y -qq pgbouncer; } >/dev/null
+PGB_DIR="$DEV/pgbouncer"
+mkdir -p "$PGB_DIR"
+cat >"$PGB_DIR/pgbouncer.ini" <<INI
+[databases]
+app = host=127.0.0.1 port=$SHARD_PORT dbname=app user=postgres
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = 6433
+unix_socket_dir =
+auth_type = trust
+auth_file = $PGB_DIR/users.txt
+pool_mode = transaction
+default_pool_size = 20
+max_client_conn = 200
+logfile = $PGB_DIR/pgbouncer.log
+pidfile = $PGB_DIR/pgbouncer.pid
+INI
+echo '"app" "app"' >"$PGB_DIR/users.txt"
+[ "$(id -u)" = 0 ] && chown -R postgres:postgres "$PGB_DIR"
+if [ -f "$PGB_DIR/pgbouncer.pid" ] && kill -0 "$(cat "$PGB_DIR/pgbouncer.pid")" 2>/dev/null; then :; else
+    as_postgres pgbouncer -d "$PGB_DIR/pgbouncer.ini" 2>/dev/null || as_postgres pgbouncer -d "$PGB_DIR/pgbouncer.ini"
+    sleep 0.5
+fi
+PGB_PID=$(cat "$PGB_DIR/pgbouncer.pid")
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TICK=$(getconf CLK_TCK)
+
+# run TARGET MODE CLIENTS -> "tps latency_ms cpu_us_per_tx"
+run() {
+    local port=$1 user=$2 mode=$3 clients=$4 pid=${5:-} out t0 t1 tps lat txs cpu
+    [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
+    out=$(PGPASSWORD=app pgbench -h 127.0.0.1 -p "$port" -U "$user" -S -M "$mode" -c "$clients" -j "$(( clients < 2 ? 1 : 2 ))" \
+        -T "$SECS" -n app 2>&1) || true
+    [ -n "$pid" ] && t1=$(cpu_ticks "$pid")
+    tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n 1)
+    lat=$(echo "$out" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p')
+    txs=$(echo "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
+    if [ -z "$tps" ] || [ -z "$txs" ] || [ "$txs" = 0 ]; then echo "failed - -"; return; fi
+    if [ -n "$pid" ]; then cpu=$(awk -v a="$t0" -v b="$t1" -v n="$txs" -v hz="$TICK" 'BEGIN{printf "%.1f", (b-a)/hz*1e6/n}'); else cpu=-; fi
+    echo "$tps $lat $cpu"
+}
+
+printf '%-9s %7s | %10s %8s | %10s %8s %6s %7s | %10s %8s %6s %7s\n' mode clients \
+    direct lat_ms shardgate lat_ms ratio us/tx pgbouncer lat_ms ratio us/tx
+for clients in 16 1; do
+    for mode in simple extended prepared; do
+        read -r d_tps d_lat _ < <(run $SHARD_PORT postgres "$mode" "$clients")
+        read -r s_tps s_lat s_cpu < <(run 6432 app "$mode" "$clients" "$SG_PID")
+        read -r b_tps b_lat b_cpu < <(run 6433 app "$mode" "$clients" "$PGB_PID")
+        ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2f", a/b; else print "-" }'; }
+        printf '%-9s %7s | %10s %8s | %10s %8s %6s %7s | %10s %8s %6s %7s\n' "$mode" "$clients" \
+            "$d_tps" "$d_lat" "$s_tps" "$s_lat" "$(ratio "$s_tps" "$d_tps")" "$s_cpu" \
+            "$b_tps" "$b_lat" "$(ratio "$b_tps" "$d_tps")" "$b_cpu"
+    done
+done
+echo "(pgbench -S, ${SECS}s per run, scale 10; pgbouncer $(pgbouncer --version 2>/dev/null | head -n 1 | awk '{print $2}'); 'failed' = pgbench could not run that mode)"
