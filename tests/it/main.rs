@@ -2,4 +2,5 @@
 //! its own database and its own in-process shardgate on 127.0.0.1:0.
 
 mod harness;
+mod ops;
 mod wire;
