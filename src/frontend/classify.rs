@@ -29,9 +29,20 @@ impl SessionState {
     }
 }
 
+/// Words without which no statement creates session state; most queries contain none of them, so the
+/// lexer (which allocates) runs only for the few that do.
+const TRIGGERS: &[&[u8]] = &[b"set", b"listen", b"prepare", b"load", b"temp", b"hold", b"advisory"];
+
 /// The first statement in `sql` that creates session state, if any.
 pub(crate) fn session_state(sql: &str) -> Option<SessionState> {
+    if !TRIGGERS.iter().any(|t| contains_ignore_case(sql.as_bytes(), t)) {
+        return None;
+    }
     statements(sql).into_iter().find_map(|words| classify(&words))
+}
+
+fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 fn classify(words: &[String]) -> Option<SessionState> {
