@@ -61,6 +61,14 @@ impl Tracker {
         self.queue.is_empty()
     }
 
+    /// The global statement the next ParseComplete answers for, if it prepares a named one.
+    pub(crate) fn head_parse(&self) -> Option<u64> {
+        match self.queue.front() {
+            Some(Pending::Parse { id: Some(id) } | Pending::InjectedParse { id }) => Some(*id),
+            _ => None,
+        }
+    }
+
     /// The synthetic replies now at the head, which are due before anything the server sends next.
     pub(crate) fn pop_synthetic(&mut self) -> Option<Synthetic> {
         match self.queue.front() {

@@ -2,7 +2,7 @@
 //! the servers every distinct (SQL, parameter types) gets one global name, so a server that prepared it
 //! for one client can serve it to every client, and each client's names map to the right global one.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 /// A statement as servers know it.
@@ -20,6 +20,9 @@ pub(crate) struct Statement {
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
     by_text: Mutex<HashMap<(String, Vec<u8>), Arc<Statement>>>,
+    /// Statements some server accepted: a client's Parse of one needs no server (it is prepared on
+    /// demand where it is used), so preparing never waits for a pool.
+    valid: Mutex<HashSet<u64>>,
 }
 
 impl Registry {
@@ -37,6 +40,14 @@ impl Registry {
         });
         map.insert((query.to_owned(), param_types.to_vec()), s.clone());
         s
+    }
+
+    pub(crate) fn mark_valid(&self, id: u64) {
+        self.valid.lock().expect("registry lock").insert(id);
+    }
+
+    pub(crate) fn is_valid(&self, id: u64) -> bool {
+        self.valid.lock().expect("registry lock").contains(&id)
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -108,6 +108,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         }
         let stmt = self.proxy.statements.intern(p.query, p.param_types);
         self.statements.insert(p.name, stmt.clone());
+        if self.server.is_none() && self.proxy.statements.is_valid(stmt.id) {
+            self.reply(Synthetic::ParseComplete);
+            return Ok(());
+        }
         self.attach().await?;
         let a = self.server.as_mut().expect("attached");
         if a.conn.prepared.contains(&stmt.id) {
@@ -155,6 +159,22 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 self.pinned = Some(state);
                 true
             }
+            SessionStatePolicy::Refuse if !extended && self.server.as_ref().is_some_and(|a| a.conn.tx_status != b'I') => {
+                // Inside a transaction the server must raise the error itself, so that its transaction
+                // aborts exactly as PostgreSQL would abort it.
+                let e = refusal(state);
+                let sql = format!(
+                    "DO $shardgate$BEGIN RAISE EXCEPTION USING ERRCODE = '{}', MESSAGE = {}, HINT = {}; END$shardgate$",
+                    e.code,
+                    quote(&e.message),
+                    quote(e.hint.as_deref().unwrap_or_default())
+                );
+                let a = self.server.as_mut().expect("checked above");
+                msg::write_query(&mut a.to_server, &sql);
+                a.tracker.push(Pending::Query);
+                a.query_starts.push_back(std::time::Instant::now());
+                false
+            }
             SessionStatePolicy::Refuse => {
                 self.reply(Synthetic::Error(refusal(state)));
                 if extended {
@@ -166,6 +186,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             }
         }
     }
+}
+
+/// A SQL string literal.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
 }
 
 fn refusal(state: SessionState) -> ErrorFields {

@@ -147,7 +147,8 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 Event::IdleTimeout => return Err(SessionError::IdleTimeout),
                 Event::Shutdown => return Err(SessionError::Shutdown),
             }
-            if self.server.is_none() && *self.shutdown.borrow() && self.out.is_empty() {
+            let idle = self.server.as_ref().is_none_or(Attached::quiet);
+            if idle && *self.shutdown.borrow() && self.out.is_empty() {
                 return Err(SessionError::Shutdown);
             }
         }
@@ -156,6 +157,21 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     async fn next_event(&mut self) -> Event {
         let Session { client_r, client_w, in_buf, out, server, shutdown, proxy, .. } = self;
         let read_client = out.len() < HIGH_WATER && server.as_ref().is_none_or(|a| a.to_server.len() < HIGH_WATER);
+        // Idle timeout and shutdown apply between transactions, also to a client that keeps its server.
+        let between = out.is_empty() && server.as_ref().is_none_or(Attached::quiet);
+        let idle = proxy.config.client_idle_timeout_ms;
+        let idle_wait = async move {
+            if idle == 0 || !between {
+                std::future::pending::<()>().await
+            }
+            tokio::time::sleep(Duration::from_millis(idle)).await
+        };
+        let stopping = async {
+            if !between {
+                std::future::pending::<()>().await
+            }
+            let _ = shutdown.changed().await;
+        };
         match server {
             Some(a) => {
                 let conn = &mut *a.conn;
@@ -168,21 +184,16 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                     r = sw.write(to_server), if !to_server.is_empty() => Event::ServerWrote(r),
                     r = client_w.write(out), if !out.is_empty() => Event::ClientWrote(r),
                     r = client_r.read_buf(in_buf), if read_client => Event::ClientRead(r),
+                    _ = idle_wait => Event::IdleTimeout,
+                    _ = stopping => Event::Shutdown,
                 }
             }
             None => {
-                let idle = proxy.config.client_idle_timeout_ms;
-                let idle_wait = async move {
-                    if idle == 0 {
-                        std::future::pending::<()>().await
-                    }
-                    tokio::time::sleep(Duration::from_millis(idle)).await
-                };
                 tokio::select! {
                     r = client_w.write(out), if !out.is_empty() => Event::ClientWrote(r),
                     r = client_r.read_buf(in_buf), if read_client => Event::ClientRead(r),
-                    _ = idle_wait, if out.is_empty() => Event::IdleTimeout,
-                    _ = shutdown.changed() => Event::Shutdown,
+                    _ = idle_wait => Event::IdleTimeout,
+                    _ = stopping => Event::Shutdown,
                 }
             }
         }

@@ -26,6 +26,11 @@ impl Attached {
         }
     }
 
+    /// Owes nothing, has nothing to send, and is idle outside a transaction.
+    pub(super) fn quiet(&self) -> bool {
+        self.tracker.idle() && self.to_server.is_empty() && self.conn.read_buf.is_empty() && self.conn.tx_status == b'I'
+    }
+
     fn shard(&self) -> String {
         self.conn.pool().target.shard.clone()
     }
@@ -101,6 +106,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let Some(a) = self.server.as_mut() else { return };
         let out = &mut self.out;
         let pool = a.conn.pool().clone();
+        let statements = &self.proxy.statements;
         let conn = &mut *a.conn;
         let mut pos = 0;
         // Server messages are trusted in size: the server is ours.
@@ -111,7 +117,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 emit(out, s, conn.tx_status);
             }
             let tag = m[0];
+            let parsed = if tag == b'1' { a.tracker.head_parse() } else { None };
             let verdict = a.tracker.on_backend(tag, &mut conn.prepared);
+            if let Some(id) = parsed {
+                statements.mark_valid(id);
+            }
             if tag == b'S' {
                 let mut c = Cursor::new(&m[frame::HEADER_LEN..], "ParameterStatus");
                 if let (Ok(name), Ok(value)) = (c.cstr(), c.cstr()) {
@@ -146,11 +156,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     }
 
     fn releasable(&self, a: &Attached) -> bool {
-        a.tracker.idle()
-            && a.to_server.is_empty()
-            && a.conn.read_buf.is_empty()
-            && a.conn.tx_status == b'I'
-            && self.pinned.is_none()
+        a.quiet() && self.pinned.is_none()
             && self.proxy.config.pool_mode == PoolMode::Transaction
     }
 

@@ -2,8 +2,15 @@
 
 pub mod cluster;
 pub mod proxy;
+pub mod raw;
+pub mod sql;
+pub mod tools;
 
 pub use cluster::{Cluster, bin, shared};
 #[allow(unused_imports)]
 use cluster::free_port;
 pub use proxy::{TestProxy, client, connect_as};
+#[allow(unused_imports)]
+pub use raw::{RawClient, Reply, first_error};
+#[allow(unused_imports)]
+pub use sql::{active_backend, sqlstate};

@@ -49,6 +49,19 @@ impl TestProxy {
         format!("host=127.0.0.1 port={} user={user} password={password} dbname={}", self.addr.port(), self.db)
     }
 
+    /// A PostgreSQL client program from `bin()` (psql, pgbench) aimed at the proxy as `user`.
+    pub fn command(&self, program: &str, user: &str, password: &str) -> std::process::Command {
+        let mut cmd = std::process::Command::new(super::bin().join(program));
+        cmd.env("PGHOST", "127.0.0.1")
+            .env("PGPORT", self.addr.port().to_string())
+            .env("PGUSER", user)
+            .env("PGPASSWORD", password)
+            .env("PGDATABASE", &self.db)
+            .env("PGSSLMODE", "disable")
+            .env_remove("PGSERVICE");
+        cmd
+    }
+
     /// A tokio-postgres client through the proxy as `app`.
     pub async fn client(&self) -> Client {
         connect_as(&self.conn_str("app", "secret")).await.expect("connect through shardgate")

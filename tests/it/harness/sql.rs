@@ -1,0 +1,27 @@
+//! Small helpers around SQL errors and server activity.
+
+use std::time::{Duration, Instant};
+
+use tokio_postgres::Client;
+
+/// The SQLSTATE a tokio-postgres error carries, if the server (or shardgate) sent one.
+pub fn sqlstate(e: &tokio_postgres::Error) -> Option<&str> {
+    e.code().map(|c| c.code())
+}
+
+/// The pid of the backend running exactly `query` right now, seen through a direct client; waits up to
+/// 10 s for it to show up.
+pub async fn active_backend(direct: &Client, query: &str) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let row = direct
+            .query_opt("select pid from pg_stat_activity where query = $1 and state = 'active' limit 1", &[&query])
+            .await
+            .expect("pg_stat_activity");
+        if let Some(row) = row {
+            return row.get(0);
+        }
+        assert!(Instant::now() < deadline, "no backend is running {query:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -1,0 +1,115 @@
+//! tokio-postgres prepared statements and explicit transactions through a small, busy pool.
+
+use postgres_protocol::IsNull;
+use postgres_protocol::message::frontend;
+
+use crate::harness::{RawClient, Reply, TestProxy, first_error, shared, sqlstate};
+
+/// Runs short transactions with statements of its own until `rounds` are done.
+async fn churn(c: tokio_postgres::Client, n: i64, rounds: i64) {
+    let stmt = c.prepare("select $1::int8 * 3").await.unwrap();
+    for i in 0..rounds {
+        let v = n * 1000 + i;
+        assert_eq!(c.query_one(&stmt, &[&v]).await.unwrap().get::<_, i64>(0), v * 3);
+        // A fresh named statement each time: prepared, used and closed again.
+        let row = c.query_one("select $1::text || '-churn'", &[&v.to_string()]).await.unwrap();
+        assert_eq!(row.get::<_, String>(0), format!("{v}-churn"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn statement_reused_across_transactions_while_the_pool_churns() {
+    let p = TestProxy::start(shared(), |c| c.pool.max_size = 3).await;
+    let mut churners = Vec::new();
+    for n in 0..8 {
+        churners.push(tokio::spawn(churn(p.client().await, n, 150)));
+    }
+    let mut c = p.client().await;
+    let stmt = c.prepare("select $1::int4 + 1000, $2::text").await.unwrap();
+    for i in 0..300i32 {
+        let tx = c.transaction().await.unwrap();
+        let row = tx.query_one(&stmt, &[&i, &format!("t{i}")]).await.unwrap();
+        assert_eq!((row.get::<_, i32>(0), row.get::<_, String>(1)), (i + 1000, format!("t{i}")));
+        tx.commit().await.unwrap();
+        // And outside any transaction, on whichever server is free.
+        assert_eq!(c.query_one(&stmt, &[&i, &"x"]).await.unwrap().get::<_, i32>(0), i + 1000);
+    }
+    for t in churners {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn commit_and_rollback() {
+    let p = TestProxy::start(shared(), |c| c.pool.max_size = 2).await;
+    let mut c = p.client().await;
+    c.batch_execute("create table t (a int)").await.unwrap();
+    let tx = c.transaction().await.unwrap();
+    tx.execute("insert into t values (1)", &[]).await.unwrap();
+    tx.commit().await.unwrap();
+    let tx = c.transaction().await.unwrap();
+    tx.execute("insert into t values (2)", &[]).await.unwrap();
+    assert_eq!(tx.query_one("select count(*) from t", &[]).await.unwrap().get::<_, i64>(0), 2);
+    tx.rollback().await.unwrap();
+    let other = p.client().await;
+    let rows = other.query("select a from t", &[]).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>(), vec![1]);
+}
+
+#[tokio::test]
+async fn error_inside_a_transaction_then_rollback() {
+    let p = TestProxy::start(shared(), |c| c.pool.max_size = 1).await;
+    let mut c = p.client().await;
+    c.batch_execute("create table t (a int)").await.unwrap();
+    let stmt = c.prepare("insert into t values ($1)").await.unwrap();
+    let tx = c.transaction().await.unwrap();
+    tx.execute(&stmt, &[&1i32]).await.unwrap();
+    let e = tx.query_one("select 1 / $1::int", &[&0i32]).await.unwrap_err();
+    assert_eq!(sqlstate(&e), Some("22012"), "{e}");
+    let e = tx.execute(&stmt, &[&2i32]).await.unwrap_err();
+    assert_eq!(sqlstate(&e), Some("25P02"), "{e}");
+    tx.rollback().await.unwrap();
+    // The only server is back, clean: the statement still works and nothing was kept.
+    c.execute(&stmt, &[&3i32]).await.unwrap();
+    let rows = p.client().await.query("select a from t", &[]).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>(), vec![3]);
+}
+
+/// libpq's PQprepare (Parse, Sync) blocks its caller; pgbench -M prepared calls it while sibling
+/// connections of the same thread hold every server. A statement some server already accepted needs no
+/// server to be prepared again under another client's name: shardgate prepares it where it runs.
+#[tokio::test]
+async fn parse_of_a_known_statement_needs_no_server() {
+    let p = TestProxy::start(shared(), |c| {
+        c.pool.max_size = 1;
+        c.pool.checkout_timeout_ms = 2000;
+    })
+    .await;
+    let sql = "select $1::int + 1";
+    let holder = p.client().await;
+    holder.prepare(sql).await.unwrap();
+    holder.batch_execute("begin").await.unwrap();
+    // The only server is held; this client's Parse of the same text must still be answered.
+    let mut c = RawClient::login(p.addr, "trustuser", &p.db).await;
+    c.send(|b| {
+        frontend::parse("mine", sql, [], b).unwrap();
+        frontend::sync(b);
+    })
+    .await;
+    let replies = c.until_ready().await;
+    assert_eq!(first_error(&replies), None, "{replies:?}");
+    assert_eq!(replies, vec![Reply::Other(b'1'), Reply::Ready(b'I')]);
+    holder.batch_execute("commit").await.unwrap();
+    c.send(|b| {
+        let text = |v: &str, buf: &mut bytes::BytesMut| {
+            buf.extend_from_slice(v.as_bytes());
+            Ok(IsNull::No)
+        };
+        frontend::bind("", "mine", [0], ["41"], text, [0], b).map_err(|_| "bind").unwrap();
+        frontend::execute("", 0, b).unwrap();
+        frontend::sync(b);
+    })
+    .await;
+    let replies = c.until_ready().await;
+    assert!(replies.contains(&Reply::Row(vec![Some("42".into())])), "{replies:?}");
+}

@@ -1,0 +1,140 @@
+//! Session state under transaction pooling: a SET pins its client to its server (and stays there), or is
+//! refused; SET LOCAL neither pins nor leaks; pool_mode session keeps one server per client.
+
+use shardgate::config::{PoolMode, SessionStatePolicy};
+use tokio_postgres::Client;
+
+use crate::harness::{TestProxy, shared, sqlstate};
+
+async fn show(c: &Client, name: &str) -> String {
+    c.query_one(&format!("show {name}"), &[]).await.unwrap().get(0)
+}
+
+async fn pid(c: &Client) -> i32 {
+    c.query_one("select pg_backend_pid()", &[]).await.unwrap().get(0)
+}
+
+/// Two clients in a transaction at once, so each of a two-server pool answers: neither has `name` set.
+async fn both_servers_clean(p: &TestProxy, name: &str, default: &str) {
+    let (x, y) = (p.client().await, p.client().await);
+    x.batch_execute("begin").await.unwrap();
+    y.batch_execute("begin").await.unwrap();
+    assert_ne!(pid(&x).await, pid(&y).await);
+    assert_eq!(show(&x, name).await, default);
+    assert_eq!(show(&y, name).await, default);
+    x.batch_execute("commit").await.unwrap();
+    y.batch_execute("commit").await.unwrap();
+}
+
+/// Other clients run many statements while `pinned` runs as many; every answer is checked.
+async fn pinned_and_others(pinned: &Client, others: &[Client]) {
+    let pinned_pid = pid(pinned).await;
+    let check_pinned = async {
+        for _ in 0..40 {
+            assert_eq!(show(pinned, "statement_timeout").await, "1234ms");
+            assert_eq!(show(pinned, "search_path").await, "pinned, public");
+            assert_eq!(show(pinned, "application_name").await, "pinned_app");
+            assert_eq!(pid(pinned).await, pinned_pid, "a pinned client keeps its server");
+        }
+    };
+    let check_others = others.iter().map(|c| async move {
+        for _ in 0..40 {
+            assert_eq!(show(c, "statement_timeout").await, "0");
+            assert_eq!(show(c, "search_path").await, "\"$user\", public");
+            assert_ne!(show(c, "application_name").await, "pinned_app");
+        }
+    });
+    tokio::join!(check_pinned, futures_util::future::join_all(check_others));
+}
+
+const SETS: &str =
+    "SET statement_timeout = 1234; SET search_path = pinned, public; SET application_name = 'pinned_app'";
+
+#[tokio::test]
+async fn set_pins_and_never_leaks() {
+    let p = TestProxy::start(shared(), |c| c.pool.max_size = 2).await;
+    let pinned = p.client().await;
+    let others = [p.client().await, p.client().await, p.client().await];
+    pinned.batch_execute(SETS).await.unwrap();
+    pinned_and_others(&pinned, &others).await;
+    drop(pinned);
+    // Its server was reset before anyone else got it.
+    both_servers_clean(&p, "statement_timeout", "0").await;
+    both_servers_clean(&p, "search_path", "\"$user\", public").await;
+}
+
+#[tokio::test]
+async fn refuse_policy() {
+    let p = TestProxy::start(shared(), |c| c.session_state = SessionStatePolicy::Refuse).await;
+    let c = p.client().await;
+    let e = c.batch_execute("SET statement_timeout = 1234").await.unwrap_err();
+    assert_eq!(sqlstate(&e), Some("0A000"), "{e}");
+    let e = c.execute("SET search_path = elsewhere", &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&e), Some("0A000"), "{e}");
+    assert_eq!(show(&c, "statement_timeout").await, "0");
+    assert_eq!(show(&c, "search_path").await, "\"$user\", public");
+    c.batch_execute("begin; set local statement_timeout = 999").await.unwrap();
+    assert_eq!(show(&c, "statement_timeout").await, "999ms");
+    c.batch_execute("commit").await.unwrap();
+    assert_eq!(show(&c, "statement_timeout").await, "0");
+}
+
+/// An error inside a transaction aborts it, in PostgreSQL; a refusal from shardgate must too, or the
+/// client's COMMIT would keep work it believes lost.
+#[tokio::test]
+async fn refusal_inside_a_transaction_aborts_it() {
+    let p = TestProxy::start(shared(), |c| c.session_state = SessionStatePolicy::Refuse).await;
+    let mut c = p.client().await;
+    c.batch_execute("create table t (a int)").await.unwrap();
+    let tx = c.transaction().await.unwrap();
+    tx.execute("insert into t values (1)", &[]).await.unwrap();
+    let e = tx.batch_execute("SET statement_timeout = 1234").await.unwrap_err();
+    assert_eq!(sqlstate(&e), Some("0A000"), "{e}");
+    let after = tx.query("select 1", &[]).await;
+    assert_eq!(after.as_ref().err().and_then(sqlstate), Some("25P02"), "the transaction is aborted: {after:?}");
+    let _ = tx.commit().await;
+    let n: i64 = p.client().await.query_one("select count(*) from t", &[]).await.unwrap().get(0);
+    assert_eq!(n, 0, "the insert before the refused SET must not be committed");
+}
+
+#[tokio::test]
+async fn set_local_neither_pins_nor_leaks() {
+    let p = TestProxy::start(shared(), |c| {
+        c.pool.max_size = 1;
+        c.pool.checkout_timeout_ms = 2000;
+    })
+    .await;
+    let (a, b) = (p.client().await, p.client().await);
+    for _ in 0..5 {
+        a.batch_execute("begin; set local statement_timeout = 4321").await.unwrap();
+        assert_eq!(show(&a, "statement_timeout").await, "4321ms");
+        a.batch_execute("commit").await.unwrap();
+        // One server: B gets it only if A was not pinned.
+        assert_eq!(show(&b, "statement_timeout").await, "0");
+        assert_eq!(show(&a, "statement_timeout").await, "0");
+    }
+}
+
+#[tokio::test]
+async fn session_pool_mode() {
+    let p = TestProxy::start(shared(), |c| {
+        c.pool_mode = PoolMode::Session;
+        c.pool.max_size = 2;
+    })
+    .await;
+    let pinned = p.client().await;
+    let others = [p.client().await];
+    pinned.batch_execute(SETS).await.unwrap();
+    pinned_and_others(&pinned, &others).await;
+    let mut tx_client = p.client().await;
+    drop(others);
+    let first = pid(&tx_client).await;
+    for _ in 0..5 {
+        let tx = tx_client.transaction().await.unwrap();
+        tx.execute("select 1", &[]).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(pid(&tx_client).await, first, "one server for the whole session");
+    }
+    drop((pinned, tx_client));
+    both_servers_clean(&p, "statement_timeout", "0").await;
+}
