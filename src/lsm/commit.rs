@@ -1,0 +1,176 @@
+//! Group commit: writers queue up; the writer at the front leads, writing and
+//! fsyncing the batches of every compatible writer behind it in one go.
+//!
+//! Writers that arrive while the leader is in fsync queue behind the group and
+//! form the next one. A lone writer becomes leader at once and waits only for
+//! its own fsync. A sync writer never joins a non-sync leader's group, whose
+//! records would not be fsynced.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, Thread};
+
+use super::batch::WriteBatch;
+use super::error::{Error, Result};
+
+const WAITING: u8 = 0;
+const LEADER: u8 = 1;
+const DONE_OK: u8 = 2;
+/// Done with an error, which is in `result`.
+const DONE_ERR: u8 = 3;
+
+pub(crate) struct Writer {
+    pub(crate) batches: Vec<WriteBatch>,
+    pub(crate) sync: bool,
+    /// Freeze the memtable even if it is not full (a manual flush).
+    pub(crate) force_freeze: bool,
+    state: AtomicU8,
+    thread: Thread,
+    result: Mutex<Option<Result<()>>>,
+}
+
+impl Writer {
+    pub(crate) fn new(batches: Vec<WriteBatch>, sync: bool, force_freeze: bool) -> Self {
+        Writer { batches, sync, force_freeze, state: AtomicU8::new(WAITING), thread: thread::current(), result: Mutex::new(None) }
+    }
+
+    fn bytes(&self) -> usize {
+        self.batches.iter().map(|b| b.rep.len()).sum()
+    }
+
+    fn finish(&self, r: Result<()>) {
+        let state = match r {
+            Ok(()) => DONE_OK,
+            Err(e) => {
+                *self.result.lock().unwrap_or_else(|p| p.into_inner()) = Some(Err(e));
+                DONE_ERR
+            }
+        };
+        // Clone the handle first: once the state is stored the writer may return
+        // and drop its side of this struct.
+        let thread = self.thread.clone();
+        self.state.store(state, Ordering::Release);
+        thread.unpark();
+    }
+}
+
+pub(crate) struct CommitQueue {
+    queue: Mutex<VecDeque<Arc<Writer>>>,
+    max_group_bytes: usize,
+}
+
+impl CommitQueue {
+    pub(crate) fn new(max_group_bytes: usize) -> Self {
+        CommitQueue { queue: Mutex::new(VecDeque::new()), max_group_bytes }
+    }
+
+    /// Runs `w` through the queue; `commit` is called by a leader with its group.
+    pub(crate) fn submit(&self, w: Writer, commit: impl FnOnce(&[Arc<Writer>]) -> Result<()>) -> Result<()> {
+        let me = Arc::new(w);
+        {
+            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.push_back(me.clone());
+            if q.len() == 1 {
+                me.state.store(LEADER, Ordering::Release);
+            }
+        }
+        loop {
+            match me.state.load(Ordering::Acquire) {
+                DONE_OK => return Ok(()),
+                DONE_ERR => {
+                    let r = me.result.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    return r.unwrap_or(Err(Error::Closed));
+                }
+                LEADER => break,
+                _ => thread::park(),
+            }
+        }
+        let group = self.take_group(&me);
+        let result = commit(&group);
+        let next = {
+            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+            q.drain(..group.len());
+            q.front().cloned()
+        };
+        // Hand leadership on before waking the followers, so the next group
+        // starts while they return.
+        if let Some(n) = next {
+            n.state.store(LEADER, Ordering::Release);
+            n.thread.unpark();
+        }
+        for f in &group[1..] {
+            f.finish(match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(e.duplicate()),
+            });
+        }
+        result
+    }
+
+    fn take_group(&self, leader: &Arc<Writer>) -> Vec<Arc<Writer>> {
+        let q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let mut group = vec![leader.clone()];
+        let mut bytes = leader.bytes();
+        for w in q.iter().skip(1) {
+            if (w.sync && !leader.sync) || w.force_freeze || bytes + w.bytes() > self.max_group_bytes {
+                break;
+            }
+            bytes += w.bytes();
+            group.push(w.clone());
+        }
+        group
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn concurrent_writers_share_commits_and_all_complete() {
+        let q = Arc::new(CommitQueue::new(1 << 20));
+        let commits = Arc::new(AtomicUsize::new(0));
+        let written = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let (q, commits, written) = (q.clone(), commits.clone(), written.clone());
+                thread::spawn(move || {
+                    for _ in 0..200 {
+                        let mut b = WriteBatch::new();
+                        b.put(b"k", b"v");
+                        q.submit(Writer::new(vec![b], true, false), |group| {
+                            commits.fetch_add(1, Ordering::Relaxed);
+                            written.fetch_add(group.len(), Ordering::Relaxed);
+                            thread::yield_now();
+                            Ok(())
+                        })
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(written.load(Ordering::Relaxed), 16 * 200);
+        assert!(commits.load(Ordering::Relaxed) <= 16 * 200);
+    }
+
+    #[test]
+    fn sync_writers_never_join_a_non_sync_leader() {
+        let q = CommitQueue::new(1 << 20);
+        let leader = Arc::new(Writer::new(vec![], false, false));
+        let mut guard = q.queue.lock().unwrap();
+        guard.push_back(leader.clone());
+        guard.push_back(Arc::new(Writer::new(vec![], false, false)));
+        guard.push_back(Arc::new(Writer::new(vec![], true, false)));
+        guard.push_back(Arc::new(Writer::new(vec![], false, false)));
+        drop(guard);
+        assert_eq!(q.take_group(&leader).len(), 2);
+        let sync_leader = Arc::new(Writer::new(vec![], true, false));
+        q.queue.lock().unwrap()[0] = sync_leader.clone();
+        assert_eq!(q.take_group(&sync_leader).len(), 4, "non-sync writers may ride a sync group");
+    }
+}

@@ -1,0 +1,124 @@
+//! The public API end to end: writes, reads, snapshots, scans, reopen.
+
+use shardgate::lsm::{Db, Error, Options, WriteBatch};
+
+use crate::util::{block_on, collect, tiny, NOSYNC, SYNC};
+
+#[test]
+fn put_get_delete_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    db.put(b"a", b"1", SYNC).unwrap();
+    db.put(b"b", b"2", NOSYNC).unwrap();
+    db.delete(b"a", NOSYNC).unwrap();
+    assert_eq!(db.get(b"a").unwrap(), None);
+    assert_eq!(db.get(b"b").unwrap(), Some(b"2".to_vec()));
+    db.close().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(db.get(b"a").unwrap(), None);
+    assert_eq!(db.get(b"b").unwrap(), Some(b"2".to_vec()));
+    db.flush().unwrap();
+    assert_eq!(db.level_counts()[0], 1);
+    drop(db);
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(collect(&db), vec![(b"b".to_vec(), b"2".to_vec())]);
+}
+
+#[test]
+fn a_second_open_of_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _db = Db::open(dir.path(), Options::default()).unwrap();
+    assert!(matches!(Db::open(dir.path(), Options::default()), Err(Error::Locked(_))));
+}
+
+#[test]
+fn snapshots_stay_consistent_across_flush_and_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), tiny()).unwrap();
+    for i in 0..500u32 {
+        db.put(format!("k{i:04}"), format!("old{i}"), NOSYNC).unwrap();
+    }
+    let snap = db.snapshot();
+    for i in 0..500u32 {
+        if i % 3 == 0 {
+            db.delete(format!("k{i:04}"), NOSYNC).unwrap();
+        } else {
+            db.put(format!("k{i:04}"), format!("new{i}"), NOSYNC).unwrap();
+        }
+    }
+    db.compact().unwrap();
+    assert_eq!(snap.get(b"k0003").unwrap(), Some(b"old3".to_vec()));
+    let old: Vec<_> = snap.scan(&b"k0100"[..]..&b"k0105"[..]).unwrap().map(Result::unwrap).collect();
+    assert_eq!(old.len(), 5);
+    assert!(old.iter().all(|(_, v)| v.starts_with(b"old")));
+    assert_eq!(db.get(b"k0003").unwrap(), None);
+    assert_eq!(db.get(b"k0004").unwrap(), Some(b"new4".to_vec()));
+    assert_eq!(collect(&db).len(), 500 - 167);
+}
+
+#[test]
+fn scans_honour_bounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), tiny()).unwrap();
+    for k in ["a", "b", "c", "d"] {
+        db.put(k, k, NOSYNC).unwrap();
+    }
+    let keys = |it: shardgate::lsm::DbIter| it.map(|r| String::from_utf8(r.unwrap().0).unwrap()).collect::<Vec<_>>();
+    assert_eq!(keys(db.scan("b".."d").unwrap()), ["b", "c"]);
+    assert_eq!(keys(db.scan("b"..="d").unwrap()), ["b", "c", "d"]);
+    assert_eq!(keys(db.scan(.."b").unwrap()), ["a"]);
+    use std::ops::Bound::{Excluded, Unbounded};
+    assert_eq!(keys(db.scan::<&str>((Excluded("b"), Unbounded)).unwrap()), ["c", "d"]);
+}
+
+#[test]
+fn batches_and_async_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    let mut b = WriteBatch::new();
+    b.put("x", "1").put("y", "2").delete("x");
+    db.write(b, SYNC).unwrap();
+    assert_eq!(db.get("x").unwrap(), None);
+    let futures: Vec<_> = (0..50)
+        .map(|i| {
+            let mut b = WriteBatch::new();
+            b.put(format!("async{i:02}"), "v");
+            db.write_async(b, SYNC)
+        })
+        .collect();
+    for f in futures {
+        block_on(f).unwrap();
+    }
+    assert_eq!(db.scan("async".."asynd").unwrap().count(), 50);
+    db.close().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    assert_eq!(db.get("async49").unwrap(), Some(b"v".to_vec()));
+}
+
+#[test]
+fn range_deletes_through_flushes_and_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), tiny()).unwrap();
+    for i in 0..2000u32 {
+        db.put(format!("k{i:05}"), [7u8; 40], NOSYNC).unwrap();
+    }
+    db.flush().unwrap();
+    db.delete_range("k00100", "k01900", NOSYNC).unwrap();
+    db.put("k00500", "back", NOSYNC).unwrap();
+    let check = |db: &Db| {
+        assert_eq!(db.get("k00099").unwrap().map(|v| v.len()), Some(40));
+        assert_eq!(db.get("k00100").unwrap(), None);
+        assert_eq!(db.get("k00500").unwrap(), Some(b"back".to_vec()));
+        assert_eq!(db.get("k01899").unwrap(), None);
+        assert!(db.get("k01900").unwrap().is_some());
+        assert_eq!(collect(db).len(), 100 + 100 + 1);
+    };
+    check(&db);
+    db.flush().unwrap();
+    check(&db);
+    db.compact().unwrap();
+    check(&db);
+    db.close().unwrap();
+    let db = Db::open(dir.path(), tiny()).unwrap();
+    check(&db);
+}
