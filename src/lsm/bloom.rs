@@ -1,7 +1,8 @@
 //! A bloom filter over user keys, about 10 bits per key for a ~1% false-positive rate.
 //!
-//! Layout: `bits[m/8] | k: u8`. Probes use double hashing (Kirsch-Mitzenmacher)
-//! over one 64-bit hash, so a lookup hashes the key once.
+//! Layout: `lines[n * 64] | k: u8`. It is cache-line blocked: the high half of
+//! a key's 64-bit hash picks one 64-byte line and all k probes fall inside it
+//! (double hashing on the low half), so a lookup costs one cache miss per table.
 
 pub(crate) struct BloomBuilder {
     hashes: Vec<u64>,
@@ -23,14 +24,15 @@ impl BloomBuilder {
 
     pub(crate) fn finish(&self) -> Vec<u8> {
         let k = ((self.bits_per_key as f64) * 0.69).round().clamp(1.0, 30.0) as u8;
-        let bits = (self.hashes.len() * self.bits_per_key).max(64).next_multiple_of(8);
-        let mut out = vec![0u8; bits / 8 + 1];
+        let lines = (self.hashes.len() * self.bits_per_key).div_ceil(LINE_BITS).max(1);
+        let mut out = vec![0u8; lines * LINE_BYTES + 1];
         for &h in &self.hashes {
-            for bit in probes(h, k, bits as u64) {
-                out[(bit / 8) as usize] |= 1 << (bit % 8);
+            let line = line_of(h, lines) * LINE_BYTES;
+            for bit in probes(h, k) {
+                out[line + bit / 8] |= 1 << (bit % 8);
             }
         }
-        out[bits / 8] = k;
+        out[lines * LINE_BYTES] = k;
         out
     }
 }
@@ -45,17 +47,27 @@ pub(crate) fn may_contain(filter: &[u8], user_key: &[u8]) -> bool {
 /// `may_contain` for a key hashed once with [`hash`], for probing many tables.
 pub(crate) fn may_contain_hash(filter: &[u8], h: u64) -> bool {
     let Some((&k, bits)) = filter.split_last() else { return true };
-    if bits.is_empty() || k == 0 || k > 30 {
+    if bits.is_empty() || bits.len() % LINE_BYTES != 0 || k == 0 || k > 30 {
         return true;
     }
-    let m = bits.len() as u64 * 8;
-    probes(h, k, m).all(|bit| bits[(bit / 8) as usize] & (1 << (bit % 8)) != 0)
+    let start = line_of(h, bits.len() / LINE_BYTES) * LINE_BYTES;
+    let line = &bits[start..start + LINE_BYTES];
+    probes(h, k).all(|bit| line[bit / 8] & (1 << (bit % 8)) != 0)
 }
 
-fn probes(h: u64, k: u8, m: u64) -> impl Iterator<Item = u64> {
-    let h1 = h;
-    let h2 = h.rotate_left(32) | 1;
-    (0..u64::from(k)).map(move |i| h1.wrapping_add(i.wrapping_mul(h2)) % m)
+const LINE_BYTES: usize = 64;
+const LINE_BITS: usize = LINE_BYTES * 8;
+
+fn line_of(h: u64, lines: usize) -> usize {
+    // Multiply-shift maps the high 32 bits onto 0..lines without a division.
+    (((h >> 32) * lines as u64) >> 32) as usize
+}
+
+/// Bit positions inside the line: double hashing over the low 32 bits.
+fn probes(h: u64, k: u8) -> impl Iterator<Item = usize> {
+    let h1 = h as u32;
+    let h2 = (h1.rotate_right(17)) | 1;
+    (0..u32::from(k)).map(move |i| (h1.wrapping_add(i.wrapping_mul(h2)) as usize) % LINE_BITS)
 }
 
 /// A 64-bit hash with full avalanche: word-at-a-time multiply-xorshift, then a
@@ -104,10 +116,11 @@ mod tests {
         let mut b = BloomBuilder::new(10);
         b.add(b"a");
         let f = b.finish();
-        assert_eq!(f.len(), 64 / 8 + 1, "minimum 64 bits plus k");
+        assert_eq!(f.len(), 64 + 1, "one cache line plus k");
         assert_eq!(*f.last().unwrap(), 7);
-        let set: u32 = f[..8].iter().map(|b| b.count_ones()).sum();
+        let set: u32 = f[..64].iter().map(|b| b.count_ones()).sum();
         assert!((1..=7).contains(&set));
         assert!(may_contain(&[], b"a"), "an empty filter says maybe");
+        assert_eq!(hash(b"shardgate"), 0x9220_ac3f_83cc_c5c1, "hash is part of the format");
     }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, Thread};
 
 use super::batch::WriteBatch;
@@ -55,18 +55,47 @@ impl Writer {
     }
 }
 
+/// Sync groups allowed in their fsync at once. Two lets one group be appended
+/// and synced while the previous one's fsync finishes; more only splits the
+/// waiting writers into smaller groups.
+const MAX_SYNCING: usize = 2;
+
 pub(crate) struct CommitQueue {
     queue: Mutex<VecDeque<Arc<Writer>>>,
     max_group_bytes: usize,
+    syncing: Mutex<usize>,
+    synced: Condvar,
 }
 
 impl CommitQueue {
     pub(crate) fn new(max_group_bytes: usize) -> Self {
-        CommitQueue { queue: Mutex::new(VecDeque::new()), max_group_bytes }
+        CommitQueue { queue: Mutex::new(VecDeque::new()), max_group_bytes, syncing: Mutex::new(0), synced: Condvar::new() }
     }
 
-    /// Runs `w` through the queue; `commit` is called by a leader with its group.
-    pub(crate) fn submit(&self, w: Writer, commit: impl FnOnce(&[Arc<Writer>]) -> Result<()>) -> Result<()> {
+    /// A sync leader waits for a free fsync slot before taking its group, so
+    /// that writers arriving meanwhile join it.
+    fn acquire_sync_slot(&self) {
+        let mut n = self.syncing.lock().unwrap_or_else(|e| e.into_inner());
+        while *n >= MAX_SYNCING {
+            n = self.synced.wait(n).unwrap_or_else(|e| e.into_inner());
+        }
+        *n += 1;
+    }
+
+    fn release_sync_slot(&self) {
+        *self.syncing.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
+        self.synced.notify_one();
+    }
+
+    /// Runs `w` through the queue. A leader calls `stage` with its group, hands
+    /// the queue to the next leader, then calls `complete` (so the next group's
+    /// `stage` overlaps this group's `complete`) and wakes its followers.
+    pub(crate) fn submit<T>(
+        &self,
+        w: Writer,
+        stage: impl FnOnce(&[Arc<Writer>]) -> Result<T>,
+        complete: impl FnOnce(T) -> Result<()>,
+    ) -> Result<()> {
         let me = Arc::new(w);
         {
             let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
@@ -86,18 +115,25 @@ impl CommitQueue {
                 _ => thread::park(),
             }
         }
+        if me.sync {
+            self.acquire_sync_slot();
+        }
         let group = self.take_group(&me);
-        let result = commit(&group);
+        let staged = stage(&group);
         let next = {
             let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
             q.drain(..group.len());
             q.front().cloned()
         };
-        // Hand leadership on before waking the followers, so the next group
-        // starts while they return.
+        // Hand leadership on before completing: the next group is appended
+        // while this one is fsynced.
         if let Some(n) = next {
             n.state.store(LEADER, Ordering::Release);
             n.thread.unpark();
+        }
+        let result = staged.and_then(complete);
+        if me.sync {
+            self.release_sync_slot();
         }
         for f in &group[1..] {
             f.finish(match &result {
@@ -140,9 +176,12 @@ mod tests {
                     for _ in 0..200 {
                         let mut b = WriteBatch::new();
                         b.put(b"k", b"v");
-                        q.submit(Writer::new(vec![b], true, false), |group| {
+                        let stage = |group: &[Arc<Writer>]| {
                             commits.fetch_add(1, Ordering::Relaxed);
                             written.fetch_add(group.len(), Ordering::Relaxed);
+                            Ok(())
+                        };
+                        q.submit(Writer::new(vec![b], true, false), stage, |()| {
                             thread::yield_now();
                             Ok(())
                         })

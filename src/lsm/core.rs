@@ -3,12 +3,10 @@
 use std::collections::{HashSet, VecDeque};
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
-use std::time::Duration;
 
-use super::batch::WriteBatch;
-use super::commit::{CommitQueue, Writer};
+use super::commit::CommitQueue;
 use super::error::{Error, Result};
 use super::manifest::{ManifestState, ManifestWriter, VersionEdit};
 use super::memtable::{Found, Memtable};
@@ -63,7 +61,7 @@ pub(crate) struct State {
 pub(crate) struct WalState {
     pub(crate) writer: WalWriter,
     pub(crate) last_seq: u64,
-    payload: Vec<u8>,
+    pub(crate) payload: Vec<u8>,
 }
 
 impl WalState {
@@ -77,8 +75,16 @@ pub(crate) struct Shared {
     pub(crate) opts: Options,
     pub(crate) stats: Arc<Stats>,
     pub(crate) cache: Option<Arc<BlockCache>>,
-    /// Highest sequence whose write is fully applied; reads see up to here.
+    /// Highest sequence whose write is durable (when asked) and applied, with
+    /// every sequence below it; reads see up to here.
     pub(crate) visible_seq: AtomicU64,
+    /// Highest sequence handed out; tables may hold entries up to here.
+    pub(crate) assigned_seq: AtomicU64,
+    /// Commit groups publish their sequences in order, waiting here for their
+    /// turn; the count is of groups waiting.
+    pub(crate) publish: Mutex<usize>,
+    pub(crate) publish_cv: Condvar,
+    pub(crate) poisoned: AtomicBool,
     pub(crate) current: RwLock<Arc<SuperVersion>>,
     pub(crate) state: Mutex<State>,
     /// Signals background work and its completion (stalled writers wait here).
@@ -131,7 +137,11 @@ impl Shared {
     pub(crate) fn poison(&self, e: &Error) {
         let mut st = self.lock_state();
         st.error.get_or_insert_with(|| e.to_string());
+        self.poisoned.store(true, Ordering::Release);
         self.cv.notify_all();
+        drop(st);
+        let _g = self.publish.lock().unwrap_or_else(|e| e.into_inner());
+        self.publish_cv.notify_all();
     }
 
     /// Logs `edit` in the manifest, then swaps in the new version. The manifest
@@ -139,7 +149,9 @@ impl Shared {
     /// and tables it removes are deleted only after it is durable.
     pub(crate) fn install(&self, st: &mut State, mut edit: VersionEdit, added: &[Arc<TableFile>], obsolete: &[Arc<TableFile>]) -> Result<()> {
         edit.next_file = Some(st.mstate.next_file);
-        edit.last_seq = Some(self.visible_seq.load(Ordering::Acquire));
+        // Tables may hold entries not yet visible (their fsync still running):
+        // the next sequence after a restart must be above all of them.
+        edit.last_seq = Some(self.assigned_seq.load(Ordering::Acquire));
         st.manifest.append(&edit)?;
         st.mstate.apply(&edit);
         st.version = Arc::new(st.version.apply(&edit, added));
@@ -172,93 +184,5 @@ impl Shared {
         }
         drop(pool);
         if removed { sync_dir(&self.dir) } else { Ok(()) }
-    }
-
-    pub(crate) fn write(&self, batches: Vec<WriteBatch>, sync: bool, force_freeze: bool) -> Result<()> {
-        self.commit.submit(Writer::new(batches, sync, force_freeze), |group| self.commit_group(group))
-    }
-
-    /// Runs as the group's leader: one WAL append and at most one fsync for all.
-    fn commit_group(&self, group: &[Arc<Writer>]) -> Result<()> {
-        let mem = self.make_room(group[0].force_freeze)?;
-        let sync = group.iter().any(|w| w.sync);
-        let mut wal = self.lock_wal();
-        let wal = &mut *wal;
-        let first = wal.last_seq + 1;
-        let mut next = first;
-        wal.payload.clear();
-        for b in group.iter().flat_map(|w| &w.batches).filter(|b| !b.is_empty()) {
-            b.encode_into(&mut wal.payload, next);
-            next += u64::from(b.count);
-        }
-        // The record must be durable before its writes become visible or acknowledged.
-        let mut written = if next > first { wal.writer.append(&wal.payload) } else { Ok(()) };
-        if written.is_ok() && sync {
-            written = wal.writer.sync();
-            self.stats.add_sync_writes(group.iter().filter(|w| w.sync).count() as u64);
-        }
-        if let Err(e) = written {
-            self.poison(&e);
-            return Err(e);
-        }
-        if next > first {
-            mem.apply_payload(&wal.payload);
-            wal.last_seq = next - 1;
-            self.visible_seq.store(next - 1, Ordering::Release);
-        }
-        Ok(())
-    }
-
-    /// Makes sure the active memtable has room, freezing it when full. Applies
-    /// backpressure: a short delay per write group while level 0 is crowded,
-    /// then a stall while frozen memtables or level-0 tables pile up.
-    fn make_room(&self, mut force: bool) -> Result<Arc<Memtable>> {
-        let o = &self.opts;
-        let mut st = self.lock_state();
-        let mut slowed = false;
-        loop {
-            if let Some(e) = &st.error {
-                return Err(Error::Poisoned(e.clone()));
-            }
-            if st.shutdown {
-                return Err(Error::Closed);
-            }
-            let l0 = st.version.levels[0].len();
-            if !slowed && l0 >= o.l0_slowdown_trigger && l0 < o.l0_stop_trigger {
-                let span = (o.l0_stop_trigger - o.l0_slowdown_trigger).max(1) as u32;
-                let delay = o.max_slowdown * (l0 - o.l0_slowdown_trigger + 1) as u32 / span;
-                drop(st);
-                std::thread::sleep(delay.min(o.max_slowdown).max(Duration::from_micros(100)));
-                slowed = true;
-                st = self.lock_state();
-                continue;
-            }
-            let full = st.mem.size() >= o.memtable_size;
-            if !full && !force || force && st.mem.is_empty() {
-                return Ok(st.mem.clone());
-            }
-            if st.imms.len() >= o.max_immutable_memtables || l0 >= o.l0_stop_trigger {
-                self.stats.add_stall();
-                st = self.wait(st);
-                continue;
-            }
-            self.freeze(&mut st)?;
-            force = false;
-        }
-    }
-
-    /// Switches to a new memtable and WAL segment; the old memtable is queued for flush.
-    fn freeze(&self, st: &mut State) -> Result<()> {
-        st.mstate.next_file += 1;
-        let segment = st.mstate.next_file - 1;
-        if let Err(e) = self.lock_wal().writer.rotate(segment) {
-            st.error.get_or_insert_with(|| e.to_string());
-            return Err(e);
-        }
-        st.mem.set_next_segment(segment);
-        let old = std::mem::replace(&mut st.mem, Arc::new(Memtable::new()));
-        st.imms.push_back(old);
-        self.publish(st);
-        Ok(())
     }
 }

@@ -18,7 +18,7 @@ use super::version::{FileMeta, TableFile, Version};
 
 /// Whether a table not about to be dropped overlaps `lo..=hi`.
 fn any_table_overlaps(v: &Version, dropping: &[Arc<TableFile>], lo: &[u8], hi: &[u8]) -> bool {
-    v.files().any(|(_, f)| f.meta.overlaps(lo, hi) && !dropping.iter().any(|d| Arc::ptr_eq(d, f)))
+    v.any_overlapping(lo, hi, |f| !dropping.iter().any(|d| Arc::ptr_eq(d, f)))
 }
 
 fn write_table(shared: &Shared, mem: &Memtable, version: &Version, dropping: &[Arc<TableFile>]) -> Result<Vec<FileMeta>> {
@@ -91,12 +91,12 @@ pub(crate) fn flush_oldest(shared: &Shared, mem: &Arc<Memtable>) -> Result<()> {
         st.compacting.remove(n);
     }
     if result.is_ok() {
+        shared.stats.add_flush();
         st.imms.pop_front();
     }
     shared.publish(&st);
     drop(st);
     let log_number = result?;
-    shared.stats.add_flush();
     shared.remove_old_segments(log_number)
 }
 

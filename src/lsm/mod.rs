@@ -4,6 +4,18 @@
 //! record and at most one fsync per commit group) and an ordered memtable;
 //! full memtables are flushed to SSTables in the background and compacted
 //! level by level. Reads see a consistent snapshot named by a sequence number.
+//!
+//! A database directory holds:
+//! - `NNNNNN.wal`: WAL segments (`wal/`), preallocated and reused;
+//! - `NNNNNN.sst`: tables (`sstable/`), immutable once written;
+//! - `MANIFEST`: the log of version edits naming the live tables and the
+//!   oldest WAL segment still needed (`manifest.rs`);
+//! - `LOCK`: held while a `Db` has the directory open.
+//!
+//! Durability order, which recovery relies on: a WAL record is fdatasynced
+//! before its writes are acknowledged or visible; a table is fsynced before the
+//! manifest edit naming it; the manifest edit is fsynced before the WAL
+//! segments or tables it retires are removed.
 
 mod async_write;
 mod batch;
@@ -27,6 +39,7 @@ mod tombstones;
 mod version;
 mod wal;
 mod worker;
+mod write;
 
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
@@ -49,6 +62,7 @@ pub struct Db {
     shared: Arc<Shared>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     committer: async_write::Committer,
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Db {
@@ -56,7 +70,12 @@ impl Db {
     pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Db> {
         let shared = open::open(dir.as_ref(), options)?;
         let threads = worker::spawn(&shared).map_err(|e| Error::io(dir.as_ref(), e))?;
-        Ok(Db { committer: async_write::Committer::new(shared.clone()), shared, threads: Mutex::new(threads) })
+        Ok(Db {
+            committer: async_write::Committer::new(shared.clone()),
+            shared,
+            threads: Mutex::new(threads),
+            closed: Default::default(),
+        })
     }
 
     pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>, opts: WriteOptions) -> Result<()> {
@@ -163,17 +182,21 @@ impl Db {
         sv.version.levels.iter().map(Vec::len).collect()
     }
 
-    /// Syncs the WAL and stops the background threads. Unflushed memtables
-    /// stay in the WAL and are replayed by the next open.
+    /// Syncs the WAL (ending its segment cleanly) and stops the background
+    /// threads. Unflushed memtables stay in the WAL and are replayed by the
+    /// next open. Dropping a `Db` does the same, ignoring errors.
     pub fn close(self) -> Result<()> {
         self.shutdown()
     }
 
     fn shutdown(&self) -> Result<()> {
+        if self.closed.swap(true, std::sync::atomic::Ordering::AcqRel) {
+            return Ok(());
+        }
         self.committer.stop();
         let synced = {
             let mut wal = self.shared.lock_wal();
-            wal.writer.sync()
+            wal.writer.finish()
         };
         {
             let mut st = self.shared.lock_state();

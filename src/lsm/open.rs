@@ -3,7 +3,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::path::Path;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use super::batch::for_each_op;
@@ -104,6 +104,7 @@ fn remove_leftovers(dir: &Path, ms: &ManifestState) -> Result<()> {
 }
 
 pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<Shared>> {
+    opts.check()?;
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let lock = lock_dir(dir)?;
     let mut ms = manifest::read(dir)?.unwrap_or_default();
@@ -157,6 +158,10 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<Shared>> {
         stats,
         cache,
         visible_seq: AtomicU64::new(last_seq),
+        assigned_seq: AtomicU64::new(last_seq),
+        publish: Mutex::new(0),
+        publish_cv: Condvar::new(),
+        poisoned: AtomicBool::new(false),
         current: RwLock::new(Arc::new(sv)),
         state: Mutex::new(state),
         cv: Condvar::new(),

@@ -74,12 +74,11 @@ impl TableFile {
 
 impl Drop for TableFile {
     fn drop(&mut self) {
-        if self.obsolete.load(Ordering::Acquire) {
-            if let Some(t) = &self.table {
+        if self.obsolete.load(Ordering::Acquire)
+            && let Some(t) = &self.table {
                 // Best effort: a leftover is found again as an orphan at open.
                 let _ = std::fs::remove_file(&t.path);
             }
-        }
     }
 }
 
@@ -106,7 +105,7 @@ impl Version {
     }
 
     pub(crate) fn sort(&mut self) {
-        self.levels[0].sort_by(|a, b| (b.meta.max_seq, b.meta.number).cmp(&(a.meta.max_seq, a.meta.number)));
+        self.levels[0].sort_by_key(|f| std::cmp::Reverse((f.meta.max_seq, f.meta.number)));
         for l in &mut self.levels[1..] {
             l.sort_by(|a, b| a.meta.smallest.cmp(&b.meta.smallest));
         }
@@ -120,6 +119,16 @@ impl Version {
         self.levels[level].iter().filter(|f| f.meta.overlaps(lo, hi)).cloned().collect()
     }
 
+    /// Whether a table accepted by `keep` overlaps `lo..=hi`: level 0 is
+    /// scanned, deeper levels are binary-searched.
+    pub(crate) fn any_overlapping(&self, lo: &[u8], hi: &[u8], keep: impl Fn(&Arc<TableFile>) -> bool) -> bool {
+        self.levels[0].iter().any(|f| f.meta.overlaps(lo, hi) && keep(f))
+            || self.levels[1..].iter().any(|level| {
+                let start = level.partition_point(|f| f.meta.largest.as_slice() < lo);
+                level[start..].iter().take_while(|f| f.meta.smallest.as_slice() <= hi).any(&keep)
+            })
+    }
+
     pub(crate) fn files(&self) -> impl Iterator<Item = (usize, &Arc<TableFile>)> {
         self.levels.iter().enumerate().flat_map(|(l, fs)| fs.iter().map(move |f| (l, f)))
     }
@@ -129,11 +138,10 @@ impl Version {
     pub(crate) fn get(&self, user: &[u8], snapshot: u64) -> Result<Option<Found>> {
         let hash = super::bloom::hash(user);
         for f in &self.levels[0] {
-            if f.meta.contains(user) {
-                if let Some(found) = f.table()?.get(user, hash, snapshot)? {
+            if f.meta.contains(user)
+                && let Some(found) = f.table()?.get(user, hash, snapshot)? {
                     return Ok(Some(found));
                 }
-            }
         }
         for level in &self.levels[1..] {
             let start = level.partition_point(|f| f.meta.largest.as_slice() < user);

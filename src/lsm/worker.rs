@@ -29,12 +29,11 @@ fn flusher(shared: &Shared) {
             }
             st.imms.front().cloned()
         };
-        if let Some(mem) = mem {
-            if let Err(e) = flush_oldest(shared, &mem) {
+        if let Some(mem) = mem
+            && let Err(e) = flush_oldest(shared, &mem) {
                 shared.poison(&e);
                 return;
             }
-        }
     }
 }
 
@@ -63,16 +62,21 @@ fn compactor(shared: &Shared) {
             }
         };
         let result = run::run(shared, &choice);
+        let numbers: Vec<u64> = choice.inputs.iter().chain(&choice.next).map(|f| f.meta.number).collect();
+        let manual_done = manual && choice.level == choice.output_level;
+        // Let go of the input tables before anyone is told the job is done,
+        // so the ones it retired are already deleted by then.
+        drop(choice);
         let mut st = shared.lock_state();
-        for f in choice.inputs.iter().chain(&choice.next) {
-            st.compacting.remove(&f.meta.number);
+        for n in &numbers {
+            st.compacting.remove(n);
         }
         if let Err(e) = result {
             drop(st);
             shared.poison(&e);
             return;
         }
-        if manual && choice.level == choice.output_level {
+        if manual_done {
             st.manual_compaction = false;
         }
         shared.cv.notify_all();

@@ -122,3 +122,64 @@ fn range_deletes_through_flushes_and_compaction() {
     let db = Db::open(dir.path(), tiny()).unwrap();
     check(&db);
 }
+
+#[test]
+fn handles_can_cross_threads_and_bad_options_are_refused() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Db>();
+    send_sync::<shardgate::lsm::Snapshot>();
+    send::<shardgate::lsm::DbIter>();
+    send::<shardgate::lsm::WriteFuture>();
+    let dir = tempfile::tempdir().unwrap();
+    let bad = Options { l0_slowdown_trigger: 30, l0_stop_trigger: 10, ..Options::default() };
+    assert!(matches!(Db::open(dir.path(), bad), Err(Error::InvalidArgument(_))));
+}
+
+fn tables_on_disk(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".sst"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn compacted_tables_are_deleted_only_after_their_last_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    for round in 0..3u32 {
+        for i in 0..100u32 {
+            db.put(format!("k{i:03}"), format!("r{round}"), NOSYNC).unwrap();
+        }
+        db.flush().unwrap();
+    }
+    let before = tables_on_disk(dir.path());
+    assert_eq!(before.len(), 3);
+    let snap = db.snapshot();
+    let mut it = db.scan::<&str>(..).unwrap();
+    db.compact().unwrap();
+    assert!(before.iter().all(|t| tables_on_disk(dir.path()).contains(t)), "readers still hold them");
+    assert_eq!(it.next().unwrap().unwrap(), (b"k000".to_vec(), b"r2".to_vec()));
+    assert_eq!(snap.get("k050").unwrap(), Some(b"r2".to_vec()));
+    drop(it);
+    drop(snap);
+    let after = tables_on_disk(dir.path());
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert!(!before.contains(&after[0]));
+}
+
+#[test]
+fn orphans_from_an_unfinished_job_are_removed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    db.put("a", "1", SYNC).unwrap();
+    db.close().unwrap();
+    // A table written by a flush that crashed before its manifest edit.
+    std::fs::write(dir.path().join("999999.sst"), b"half a table").unwrap();
+    let db = Db::open(dir.path(), Options::default()).unwrap();
+    assert!(!dir.path().join("999999.sst").exists());
+    assert_eq!(db.get("a").unwrap(), Some(b"1".to_vec()));
+}

@@ -141,7 +141,7 @@ fn scratch_dir() -> tempfile::TempDir {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
 
     #[test]
     fn engine_matches_a_btreemap(steps in prop::collection::vec(step(), 1..80)) {

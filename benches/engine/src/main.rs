@@ -35,7 +35,7 @@ fn main() {
             (Some(a), Some(b)) if b > 0.0 => format!("{:.2}x", a / b),
             _ => "-".into(),
         };
-        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| fmt(v));
+        let f = |v: Option<f64>| v.map_or("-".to_string(), fmt);
         println!("| {} | {} | {} | {} | {} |", r.name, f(r.ours), f(r.fjall), ratio, f(r.raw));
     }
     let _ = std::fs::remove_dir_all(&base);

@@ -114,10 +114,12 @@ mod tests {
 
     #[test]
     fn decisions_follow_scores() {
+        /// (level, inputs, next-level inputs, bottom, trivial move)
+        type Want = Option<(usize, Vec<u64>, Vec<u64>, bool, bool)>;
         struct Case {
             name: &'static str,
             v: Version,
-            want: Option<(usize, Vec<u64>, Vec<u64>, bool, bool)>,
+            want: Want,
         }
         let cases = [
             Case { name: "quiet", v: version(&[&[file(1, "a", "c", 10)], &[file(2, "a", "z", 50)]]), want: None },

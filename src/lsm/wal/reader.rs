@@ -75,22 +75,16 @@ pub(crate) fn scan(
 }
 
 /// Reads at least one more chunk (or a whole pending record); true at end of file.
-fn refill(src: &mut impl Read, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+fn refill(src: impl Read, buf: &mut Vec<u8>) -> std::io::Result<bool> {
     let declared = match buf.get(4..8) {
         Some(l) => HEADER_LEN + u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize,
         None => HEADER_LEN,
     };
     let want = declared.min(HEADER_LEN + MAX_PAYLOAD).max(buf.len() + CHUNK);
-    while buf.len() < want {
-        let old = buf.len();
-        buf.resize(want, 0);
-        let n = src.read(&mut buf[old..])?;
-        buf.truncate(old + n);
-        if n == 0 {
-            return Ok(true);
-        }
-    }
-    Ok(false)
+    buf.reserve(want - buf.len());
+    // `read_to_end` fills spare capacity without zeroing it first.
+    let n = src.take((want - buf.len()) as u64).read_to_end(buf)?;
+    Ok(n == 0)
 }
 
 fn all_zero(b: &[u8]) -> bool {
@@ -100,11 +94,11 @@ fn all_zero(b: &[u8]) -> bool {
     tail == 0 && chunks.into_iter().all(|c| c.iter().fold(0, |a, &x| a | x) == 0)
 }
 
-/// Whether a good record of `segment` starts anywhere in `rest`.
+/// Whether a good batch record of `segment` starts anywhere in `rest`.
 fn later_record(rest: &[u8], segment: u64) -> bool {
     let want = segment.to_le_bytes();
     (0..rest.len().saturating_sub(HEADER_LEN - 1)).any(|p| {
-        rest[p + 9..p + 17] == want && matches!(decode(&rest[p..]), Decoded::Good { .. })
+        rest[p + 9..p + 17] == want && matches!(decode(&rest[p..]), Decoded::Good { kind: KIND_BATCH, .. })
     })
 }
 

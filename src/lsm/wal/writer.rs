@@ -31,7 +31,7 @@ pub(crate) struct WalConfig {
 pub(crate) struct WalWriter {
     dir: PathBuf,
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
     segment: u64,
     buf: Vec<u8>,
     cfg: WalConfig,
@@ -60,7 +60,7 @@ impl WalWriter {
         };
         drop(pool);
         sync_dir(dir)?;
-        Ok(WalWriter { dir: dir.to_path_buf(), path, file, segment, buf: Vec::new(), cfg })
+        Ok(WalWriter { dir: dir.to_path_buf(), path, file: Arc::new(file), segment, buf: Vec::new(), cfg })
     }
 
     /// Frames `payload`; it reaches the OS when the buffer fills or on `flush`/`sync`.
@@ -80,10 +80,15 @@ impl WalWriter {
         if self.buf.is_empty() {
             return Ok(());
         }
-        self.file.write_all(&self.buf).map_err(|e| Error::io(&self.path, e))?;
+        (&*self.file).write_all(&self.buf).map_err(|e| Error::io(&self.path, e))?;
         self.cfg.stats.add_wal_bytes(self.buf.len() as u64);
         self.buf.clear();
         Ok(())
+    }
+
+    /// The current segment, for an fdatasync made without holding the writer.
+    pub(crate) fn sync_handle(&self) -> (Arc<File>, PathBuf) {
+        (self.file.clone(), self.path.clone())
     }
 
     /// Makes every appended record durable.
@@ -94,12 +99,18 @@ impl WalWriter {
         Ok(())
     }
 
+    /// Marks the end of this segment and syncs it; a clean close does this so
+    /// the next open need not read the preallocated space after the records.
+    pub(crate) fn finish(&mut self) -> Result<()> {
+        self.frame(KIND_END, &[]);
+        self.sync()
+    }
+
     /// Ends this segment and starts `next`. The end marker is synced first: a
     /// segment before the last one is then known to be complete, so damage in
     /// it can never be mistaken for a torn tail.
     pub(crate) fn rotate(&mut self, next: u64) -> Result<()> {
-        self.frame(KIND_END, &[]);
-        self.sync()?;
+        self.finish()?;
         let fresh = WalWriter::create(&self.dir, next, self.cfg.clone())?;
         *self = fresh;
         Ok(())

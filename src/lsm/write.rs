@@ -1,0 +1,159 @@
+//! The write path: commit groups in two stages, so that one group's fsync
+//! overlaps the next group's append.
+//!
+//! Stage one (leader only, in sequence order): make room in the memtable,
+//! assign sequences, hand the group's WAL record to the OS, and insert it into
+//! the memtable, where it stays invisible. Stage two (after the next leader has
+//! taken over): fdatasync if any writer asked for it, then publish the group's
+//! sequences once every earlier group has published. Readers only see
+//! sequences up to the published one, so no write is visible before it is
+//! durable, and visibility never has holes.
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::batch::WriteBatch;
+use super::commit::Writer;
+use super::core::{Shared, State};
+use super::error::{Error, Result};
+use super::memtable::Memtable;
+
+/// A group between its two stages.
+pub(crate) struct Staged {
+    first: u64,
+    last: u64,
+    /// The segment to fdatasync, for a group that asked for it.
+    sync: Option<(Arc<File>, PathBuf)>,
+    sync_writes: u64,
+}
+
+impl Shared {
+    pub(crate) fn write(&self, batches: Vec<WriteBatch>, sync: bool, force_freeze: bool) -> Result<()> {
+        let writer = Writer::new(batches, sync, force_freeze);
+        self.commit.submit(writer, |group| self.stage(group), |staged| self.complete(staged))
+    }
+
+    /// Stage one, run by the group's leader while it holds the queue.
+    fn stage(&self, group: &[Arc<Writer>]) -> Result<Staged> {
+        let mem = self.make_room(group[0].force_freeze)?;
+        let sync = group.iter().any(|w| w.sync);
+        let mut wal = self.lock_wal();
+        let wal = &mut *wal;
+        let first = wal.last_seq + 1;
+        let mut next = first;
+        wal.payload.clear();
+        for b in group.iter().flat_map(|w| &w.batches).filter(|b| !b.is_empty()) {
+            b.encode_into(&mut wal.payload, next);
+            next += u64::from(b.count);
+        }
+        let mut written = if next > first { wal.writer.append(&wal.payload) } else { Ok(()) };
+        if written.is_ok() && sync {
+            // The bytes must reach the file before the fdatasync of stage two.
+            written = wal.writer.flush();
+        }
+        if let Err(e) = written {
+            self.poison(&e);
+            return Err(e);
+        }
+        if next > first {
+            mem.apply_payload(&wal.payload);
+            wal.last_seq = next - 1;
+            self.assigned_seq.store(next - 1, Ordering::Release);
+        }
+        let sync_writes = group.iter().filter(|w| w.sync).map(|w| w.batches.len() as u64).sum();
+        Ok(Staged { first, last: next - 1, sync: sync.then(|| wal.writer.sync_handle()), sync_writes })
+    }
+
+    /// Stage two: durable, then visible, in sequence order.
+    fn complete(&self, s: Staged) -> Result<()> {
+        if let Some((file, path)) = &s.sync {
+            if let Err(e) = file.sync_data() {
+                let e = Error::io(path, e);
+                self.poison(&e);
+                return Err(e);
+            }
+            self.stats.add_wal_sync();
+            self.stats.add_sync_writes(s.sync_writes);
+        }
+        // The lock guards the count of groups waiting for their turn: a
+        // condvar notify is a system call, worth making only for a waiter.
+        let mut waiting = self.publish.lock().unwrap_or_else(|e| e.into_inner());
+        while self.visible_seq.load(Ordering::Acquire) + 1 < s.first {
+            if self.poisoned.load(Ordering::Acquire) {
+                return Err(Error::Poisoned("an earlier write failed".into()));
+            }
+            *waiting += 1;
+            waiting = self.publish_cv.wait(waiting).unwrap_or_else(|e| e.into_inner());
+            *waiting -= 1;
+        }
+        if s.last >= s.first {
+            self.visible_seq.store(s.last, Ordering::Release);
+        }
+        if *waiting > 0 {
+            self.publish_cv.notify_all();
+        }
+        Ok(())
+    }
+
+    /// Makes sure the active memtable has room, freezing it when full. Applies
+    /// backpressure: a short delay per write group while level 0 is crowded,
+    /// then a stall while frozen memtables or level-0 tables pile up.
+    fn make_room(&self, mut force: bool) -> Result<Arc<Memtable>> {
+        let o = &self.opts;
+        let mut st = self.lock_state();
+        let mut slowed = false;
+        loop {
+            if let Some(e) = &st.error {
+                return Err(Error::Poisoned(e.clone()));
+            }
+            if st.shutdown {
+                return Err(Error::Closed);
+            }
+            let l0 = st.version.levels[0].len();
+            if !slowed && l0 >= o.l0_slowdown_trigger && l0 < o.l0_stop_trigger {
+                let span = (o.l0_stop_trigger - o.l0_slowdown_trigger).max(1) as u32;
+                let delay = o.max_slowdown * (l0 - o.l0_slowdown_trigger + 1) as u32 / span;
+                drop(st);
+                std::thread::sleep(delay.min(o.max_slowdown).max(Duration::from_micros(100)));
+                slowed = true;
+                st = self.lock_state();
+                continue;
+            }
+            let full = st.mem.size() >= o.memtable_size;
+            if !full && !force || force && st.mem.is_empty() {
+                return Ok(st.mem.clone());
+            }
+            if st.imms.len() >= o.max_immutable_memtables || l0 >= o.l0_stop_trigger {
+                self.stats.add_stall();
+                st = self.wait(st);
+                continue;
+            }
+            self.freeze(&mut st)?;
+            force = false;
+        }
+    }
+
+    /// Switches to a new memtable and WAL segment; the old memtable is queued for flush.
+    fn freeze(&self, st: &mut State) -> Result<()> {
+        st.mstate.next_file += 1;
+        let segment = st.mstate.next_file - 1;
+        if let Err(e) = self.lock_wal().writer.rotate(segment) {
+            // Like `poison`, but the state lock is already held (the publish
+            // lock is only ever taken after it, never before).
+            st.error.get_or_insert_with(|| e.to_string());
+            self.poisoned.store(true, Ordering::Release);
+            self.cv.notify_all();
+            let _turn = self.publish.lock().unwrap_or_else(|p| p.into_inner());
+            self.publish_cv.notify_all();
+            return Err(e);
+        }
+        st.mem.set_next_segment(segment);
+        let old = std::mem::replace(&mut st.mem, Arc::new(Memtable::new()));
+        st.imms.push_back(old);
+        self.publish(st);
+        Ok(())
+    }
+}
