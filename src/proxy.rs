@@ -24,7 +24,10 @@ use crate::sharding::{ShardMap, ShardSpec};
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Tls(#[from] TlsError),
 }
@@ -57,8 +60,14 @@ fn target(config: &Config, s: &ShardSpec) -> ServerTarget {
         host: s.host.clone(),
         port: s.port,
         database: s.database.clone(),
-        user: s.user.clone().unwrap_or_else(|| config.server_auth.user.clone()),
-        password: s.password.clone().or_else(|| config.server_auth.password.clone()),
+        user: s
+            .user
+            .clone()
+            .unwrap_or_else(|| config.server_auth.user.clone()),
+        password: s
+            .password
+            .clone()
+            .or_else(|| config.server_auth.password.clone()),
     }
 }
 
@@ -77,7 +86,13 @@ impl Proxy {
         map.shards
             .iter()
             .map(|s| {
-                let reuse = old.and_then(|t| t.map.shards.iter().position(|o| o == s).map(|i| t.pools[i].clone()));
+                let reuse = old.and_then(|t| {
+                    t.map
+                        .shards
+                        .iter()
+                        .position(|o| o == s)
+                        .map(|i| t.pools[i].clone())
+                });
                 reuse.unwrap_or_else(|| {
                     let pool = Pool::new(target(&self.config, s), self.config.pool.clone());
                     tokio::spawn(pool.clone().run_maintenance(self.shutdown_signal()));
@@ -91,7 +106,9 @@ impl Proxy {
     pub(crate) fn reload(&self) -> Result<u64, String> {
         let result = ShardMap::load(&self.config.shardmap).map_err(|e| e.to_string());
         metrics::map_reload(result.is_ok());
-        let map = result.inspect_err(|e| tracing::warn!(error = %e, "shard map reload refused; keeping the old map"))?;
+        let map = result.inspect_err(
+            |e| tracing::warn!(error = %e, "shard map reload refused; keeping the old map"),
+        )?;
         let old = self.topology.load_full();
         let pools = self.build_pools(&map, Some(&old));
         let version = map.version;
@@ -107,7 +124,9 @@ impl Proxy {
     }
 
     pub(crate) fn refresh_gauges(&self) {
-        self.metrics.clients_active.set(self.client_count.load(Ordering::Relaxed) as f64);
+        self.metrics
+            .clients_active
+            .set(self.client_count.load(Ordering::Relaxed) as f64);
         let mut waiting = 0;
         for pool in &self.topology.load().pools {
             let s = pool.stats();
@@ -124,7 +143,10 @@ impl Proxy {
     pub(crate) async fn unhealthy_shards(&self) -> Vec<String> {
         let pools = self.topology.load().pools.clone();
         // Probe in parallel so one dead shard costs one connect timeout, not one per shard.
-        let probes: Vec<_> = pools.into_iter().map(|p| tokio::spawn(async move { (p.target.shard.clone(), p.probe().await) })).collect();
+        let probes: Vec<_> = pools
+            .into_iter()
+            .map(|p| tokio::spawn(async move { (p.target.shard.clone(), p.probe().await) }))
+            .collect();
         let mut down = Vec::new();
         for probe in probes {
             match probe.await {
@@ -148,19 +170,32 @@ pub struct Running {
 /// Binds the listeners and starts serving.
 pub async fn start(config: Config, map: ShardMap) -> Result<Running, StartError> {
     let listen_err = |addr| move |source| StartError::Listen { addr, source };
-    let listener = TcpListener::bind(config.listen).await.map_err(listen_err(config.listen))?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(listen_err(config.listen))?;
     let local_addr = listener.local_addr().map_err(listen_err(config.listen))?;
     let http = match config.metrics_listen {
-        Some(addr) => Some(crate::admin::http::bind(addr).await.map_err(listen_err(addr))?),
+        Some(addr) => Some(
+            crate::admin::http::bind(addr)
+                .await
+                .map_err(listen_err(addr))?,
+        ),
         None => None,
     };
     let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
-    let users = config.users().into_iter().map(|u| (u.name.clone(), u)).collect();
+    let users = config
+        .users()
+        .into_iter()
+        .map(|u| (u.name.clone(), u))
+        .collect();
     let version = map.version;
     let proxy = Arc::new(Proxy {
         config,
         users,
-        topology: ArcSwap::from_pointee(Topology { map: map.clone(), pools: Vec::new() }),
+        topology: ArcSwap::from_pointee(Topology {
+            map: map.clone(),
+            pools: Vec::new(),
+        }),
         cancels: cancel::Registry::default(),
         statements: statements::Registry::default(),
         clients: clients::Clients::default(),
@@ -184,7 +219,12 @@ pub async fn start(config: Config, map: ShardMap) -> Result<Running, StartError>
     };
     let accept = tokio::spawn(accept_loop(proxy.clone(), listener));
     tracing::info!(%local_addr, ?metrics_addr, version, "shardgate listening");
-    Ok(Running { local_addr, metrics_addr, proxy, accept })
+    Ok(Running {
+        local_addr,
+        metrics_addr,
+        proxy,
+        accept,
+    })
 }
 
 async fn accept_loop(proxy: Arc<Proxy>, listener: TcpListener) {
@@ -233,13 +273,17 @@ impl Running {
     pub async fn shutdown(self) {
         let _ = self.proxy.shutdown.send(true);
         self.accept.abort();
-        let deadline = Instant::now() + Duration::from_millis(self.proxy.config.shutdown_timeout_ms);
+        let deadline =
+            Instant::now() + Duration::from_millis(self.proxy.config.shutdown_timeout_ms);
         while self.proxy.client_count.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         for pool in &self.proxy.topology.load().pools {
             pool.close_idle();
         }
-        tracing::info!(remaining_clients = self.proxy.client_count.load(Ordering::Relaxed), "shardgate stopped");
+        tracing::info!(
+            remaining_clients = self.proxy.client_count.load(Ordering::Relaxed),
+            "shardgate stopped"
+        );
     }
 }

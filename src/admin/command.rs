@@ -25,9 +25,21 @@ pub(crate) enum Command {
 
 pub(crate) fn parse(sql: &str) -> Result<Command, String> {
     let text = sql.trim().trim_end_matches(';').trim();
-    let words: Vec<String> = text.split_whitespace().map(|w| w.to_ascii_lowercase()).collect();
-    let arg = |i: usize| words.get(i).map(|w| w.trim_matches(|c| c == '\'' || c == '"').to_owned());
-    match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    let words: Vec<String> = text
+        .split_whitespace()
+        .map(|w| w.to_ascii_lowercase())
+        .collect();
+    let arg = |i: usize| {
+        words
+            .get(i)
+            .map(|w| w.trim_matches(|c| c == '\'' || c == '"').to_owned())
+    };
+    match words
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         [] => Ok(Command::Ignored),
         ["show", what] => Ok(Command::Show(match *what {
             "shards" => Show::Shards,
@@ -37,7 +49,11 @@ pub(crate) fn parse(sql: &str) -> Result<Command, String> {
             "stats" => Show::Stats,
             "config" => Show::Config,
             "map" => Show::Map,
-            other => return Err(format!("unknown SHOW {other:?}; try SHOW SHARDS, POOLS, CLIENTS, SERVERS, STATS, CONFIG or MAP")),
+            other => {
+                return Err(format!(
+                    "unknown SHOW {other:?}; try SHOW SHARDS, POOLS, CLIENTS, SERVERS, STATS, CONFIG or MAP"
+                ));
+            }
         })),
         ["reload"] => Ok(Command::Reload),
         ["pause"] => Ok(Command::Pause(None)),
@@ -68,7 +84,10 @@ mod tests {
         check("show map", Ok(Command::Show(Show::Map)));
         check("PAUSE", Ok(Command::Pause(None)));
         check("PAUSE shard0", Ok(Command::Pause(Some("shard0".into()))));
-        check("resume 'shard1'", Ok(Command::Resume(Some("shard1".into()))));
+        check(
+            "resume 'shard1'",
+            Ok(Command::Resume(Some("shard1".into()))),
+        );
         check("RELOAD", Ok(Command::Reload));
         check("SHUTDOWN", Ok(Command::Shutdown));
         check("SET extra_float_digits = 3", Ok(Command::Ignored));

@@ -22,9 +22,19 @@ struct Table {
     rows: Vec<Vec<Option<String>>>,
 }
 
-pub(crate) async fn run(proxy: &Arc<Proxy>, mut conn: ClientConn<ClientStream>, key: CancelKey) -> Result<(), SessionError> {
+pub(crate) async fn run(
+    proxy: &Arc<Proxy>,
+    mut conn: ClientConn<ClientStream>,
+    key: CancelKey,
+) -> Result<(), SessionError> {
     let mut out = BytesMut::new();
-    for (name, value) in [("server_version", "15.0 (shardgate admin)"), ("client_encoding", "UTF8"), ("DateStyle", "ISO, MDY"), ("integer_datetimes", "on"), ("standard_conforming_strings", "on")] {
+    for (name, value) in [
+        ("server_version", "15.0 (shardgate admin)"),
+        ("client_encoding", "UTF8"),
+        ("DateStyle", "ISO, MDY"),
+        ("integer_datetimes", "on"),
+        ("standard_conforming_strings", "on"),
+    ] {
         backend::parameter_status(&mut out, name, value);
     }
     backend::backend_key_data(&mut out, key.pid, key.secret);
@@ -44,7 +54,10 @@ pub(crate) async fn run(proxy: &Arc<Proxy>, mut conn: ClientConn<ClientStream>, 
                             return Ok(());
                         }
                     }
-                    Err(m) => backend::error_response(&mut out, &ErrorFields::new(Severity::Error, sqlstate::FEATURE_NOT_SUPPORTED, m)),
+                    Err(m) => backend::error_response(
+                        &mut out,
+                        &ErrorFields::new(Severity::Error, sqlstate::FEATURE_NOT_SUPPORTED, m),
+                    ),
                 }
                 backend::ready_for_query(&mut out, b'I');
             }
@@ -55,7 +68,11 @@ pub(crate) async fn run(proxy: &Arc<Proxy>, mut conn: ClientConn<ClientStream>, 
             b'X' => return Ok(()),
             b'P' | b'B' | b'D' | b'E' | b'C' | b'H' if !skipping => {
                 skipping = true;
-                let e = ErrorFields::new(Severity::Error, sqlstate::FEATURE_NOT_SUPPORTED, "the admin console speaks only the simple query protocol");
+                let e = ErrorFields::new(
+                    Severity::Error,
+                    sqlstate::FEATURE_NOT_SUPPORTED,
+                    "the admin console speaks only the simple query protocol",
+                );
                 backend::error_response(&mut out, &e);
             }
             b'P' | b'B' | b'D' | b'E' | b'C' | b'H' => {}
@@ -72,11 +89,22 @@ async fn execute(proxy: &Arc<Proxy>, c: Command, out: &mut BytesMut) -> bool {
         Command::Show(what) => write_table(out, show(proxy, what)),
         Command::Reload => match proxy.reload() {
             Ok(version) => {
-                let e = ErrorFields::new(Severity::Notice, "00000", format!("shard map version {version} loaded"));
+                let e = ErrorFields::new(
+                    Severity::Notice,
+                    "00000",
+                    format!("shard map version {version} loaded"),
+                );
                 backend::error_response(out, &e);
                 done(out, "RELOAD");
             }
-            Err(why) => backend::error_response(out, &ErrorFields::new(Severity::Error, "F0000", format!("RELOAD refused, the old map stays: {why}"))),
+            Err(why) => backend::error_response(
+                out,
+                &ErrorFields::new(
+                    Severity::Error,
+                    "F0000",
+                    format!("RELOAD refused, the old map stays: {why}"),
+                ),
+            ),
         },
         Command::Pause(shard) | Command::Resume(shard) if !known_shard(proxy, shard.as_deref()) => {
             let m = format!("no shard named {:?}", shard.unwrap_or_default());
@@ -111,11 +139,25 @@ async fn execute(proxy: &Arc<Proxy>, c: Command, out: &mut BytesMut) -> bool {
 }
 
 fn known_shard(proxy: &Proxy, shard: Option<&str>) -> bool {
-    shard.is_none_or(|s| proxy.topology.load().pools.iter().any(|p| p.target.shard == s))
+    shard.is_none_or(|s| {
+        proxy
+            .topology
+            .load()
+            .pools
+            .iter()
+            .any(|p| p.target.shard == s)
+    })
 }
 
 fn pools(proxy: &Proxy, shard: Option<&str>) -> Vec<Arc<crate::backend::pool::Pool>> {
-    proxy.topology.load().pools.iter().filter(|p| shard.is_none_or(|s| p.target.shard == s)).cloned().collect()
+    proxy
+        .topology
+        .load()
+        .pools
+        .iter()
+        .filter(|p| shard.is_none_or(|s| p.target.shard == s))
+        .cloned()
+        .collect()
 }
 
 fn write_table(out: &mut BytesMut, t: Table) {
@@ -136,24 +178,65 @@ fn show(proxy: &Proxy, what: Show) -> Table {
     match what {
         Show::Shards => Table {
             columns: &["shard", "host", "port", "database", "healthy", "paused"],
-            rows: topology.pools.iter().map(|p| {
-                let t = &p.target;
-                vec![s(&t.shard), s(&t.host), s(t.port), s(&t.database), s(p.is_healthy()), s(p.is_paused())]
-            }).collect(),
+            rows: topology
+                .pools
+                .iter()
+                .map(|p| {
+                    let t = &p.target;
+                    vec![
+                        s(&t.shard),
+                        s(&t.host),
+                        s(t.port),
+                        s(&t.database),
+                        s(p.is_healthy()),
+                        s(p.is_paused()),
+                    ]
+                })
+                .collect(),
         },
         Show::Pools => Table {
             columns: &["shard", "idle", "active", "waiting", "max_size", "paused"],
-            rows: topology.pools.iter().map(|p| {
-                let st = p.stats();
-                vec![s(&p.target.shard), s(st.idle), s(st.active), s(st.waiting), s(st.max), s(p.is_paused())]
-            }).collect(),
+            rows: topology
+                .pools
+                .iter()
+                .map(|p| {
+                    let st = p.stats();
+                    vec![
+                        s(&p.target.shard),
+                        s(st.idle),
+                        s(st.active),
+                        s(st.waiting),
+                        s(st.max),
+                        s(p.is_paused()),
+                    ]
+                })
+                .collect(),
         },
         Show::Clients => Table {
-            columns: &["id", "user", "addr", "state", "connected_seconds", "server_pid"],
-            rows: proxy.clients.all().iter().map(|c| {
-                let pid = c.server().map(|(_, pid)| pid.to_string());
-                vec![s(c.id), s(&c.user), c.peer.map(|p| p.to_string()), s(c.state().as_str()), s(c.connected.elapsed().as_secs()), pid]
-            }).collect(),
+            columns: &[
+                "id",
+                "user",
+                "addr",
+                "state",
+                "connected_seconds",
+                "server_pid",
+            ],
+            rows: proxy
+                .clients
+                .all()
+                .iter()
+                .map(|c| {
+                    let pid = c.server().map(|(_, pid)| pid.to_string());
+                    vec![
+                        s(c.id),
+                        s(&c.user),
+                        c.peer.map(|p| p.to_string()),
+                        s(c.state().as_str()),
+                        s(c.connected.elapsed().as_secs()),
+                        pid,
+                    ]
+                })
+                .collect(),
         },
         Show::Servers => {
             let mut rows = Vec::new();
@@ -168,15 +251,27 @@ fn show(proxy: &Proxy, what: Show) -> Table {
                     rows.push(vec![name, s(pid), s("active"), s(c.id), s(0)]);
                 }
             }
-            Table { columns: &["shard", "pid", "state", "client_id", "idle_seconds"], rows }
+            Table {
+                columns: &["shard", "pid", "state", "client_id", "idle_seconds"],
+                rows,
+            }
         }
         Show::Stats => Table {
             columns: &["shard", "transactions", "queries", "avg_query_us"],
-            rows: topology.pools.iter().map(|p| {
-                let q = p.stats.queries.load(Ordering::Relaxed);
-                let us = p.stats.query_micros.load(Ordering::Relaxed);
-                vec![s(&p.target.shard), s(p.stats.transactions.load(Ordering::Relaxed)), s(q), s(us.checked_div(q).unwrap_or(0))]
-            }).collect(),
+            rows: topology
+                .pools
+                .iter()
+                .map(|p| {
+                    let q = p.stats.queries.load(Ordering::Relaxed);
+                    let us = p.stats.query_micros.load(Ordering::Relaxed);
+                    vec![
+                        s(&p.target.shard),
+                        s(p.stats.transactions.load(Ordering::Relaxed)),
+                        s(q),
+                        s(us.checked_div(q).unwrap_or(0)),
+                    ]
+                })
+                .collect(),
         },
         Show::Config => {
             let c = &proxy.config;
@@ -185,28 +280,73 @@ fn show(proxy: &Proxy, what: Show) -> Table {
                 ("database", c.database.clone()),
                 ("admin_database", c.admin_database.clone()),
                 ("pool_mode", format!("{:?}", c.pool_mode).to_lowercase()),
-                ("session_state", format!("{:?}", c.session_state).to_lowercase()),
+                (
+                    "session_state",
+                    format!("{:?}", c.session_state).to_lowercase(),
+                ),
                 ("max_clients", c.max_clients.to_string()),
                 ("max_message_bytes", c.max_message_bytes.to_string()),
-                ("client_idle_timeout_ms", c.client_idle_timeout_ms.to_string()),
+                (
+                    "client_idle_timeout_ms",
+                    c.client_idle_timeout_ms.to_string(),
+                ),
                 ("shutdown_timeout_ms", c.shutdown_timeout_ms.to_string()),
                 ("pool.min_size", c.pool.min_size.to_string()),
                 ("pool.max_size", c.pool.max_size.to_string()),
-                ("pool.checkout_timeout_ms", c.pool.checkout_timeout_ms.to_string()),
-                ("pool.connect_timeout_ms", c.pool.connect_timeout_ms.to_string()),
-                ("pool.health_check_interval_ms", c.pool.health_check_interval_ms.to_string()),
-                ("pool.server_idle_timeout_ms", c.pool.server_idle_timeout_ms.to_string()),
+                (
+                    "pool.checkout_timeout_ms",
+                    c.pool.checkout_timeout_ms.to_string(),
+                ),
+                (
+                    "pool.connect_timeout_ms",
+                    c.pool.connect_timeout_ms.to_string(),
+                ),
+                (
+                    "pool.health_check_interval_ms",
+                    c.pool.health_check_interval_ms.to_string(),
+                ),
+                (
+                    "pool.server_idle_timeout_ms",
+                    c.pool.server_idle_timeout_ms.to_string(),
+                ),
                 ("pool.reset_query", c.pool.reset_query.clone()),
                 ("tls", c.tls.is_some().to_string()),
                 ("shardmap", c.shardmap.display().to_string()),
-                ("metrics_listen", c.metrics_listen.map(|a| a.to_string()).unwrap_or_else(|| "off".into())),
-                ("uptime_seconds", proxy.started.elapsed().as_secs().to_string()),
+                (
+                    "metrics_listen",
+                    c.metrics_listen
+                        .map(|a| a.to_string())
+                        .unwrap_or_else(|| "off".into()),
+                ),
+                (
+                    "uptime_seconds",
+                    proxy.started.elapsed().as_secs().to_string(),
+                ),
             ];
-            Table { columns: &["key", "value"], rows: pairs.into_iter().map(|(k, v)| vec![s(k), Some(v)]).collect() }
+            Table {
+                columns: &["key", "value"],
+                rows: pairs
+                    .into_iter()
+                    .map(|(k, v)| vec![s(k), Some(v)])
+                    .collect(),
+            }
         }
         Show::Map => Table {
             columns: &["version", "shard", "host", "port", "database"],
-            rows: topology.map.shards.iter().map(|sh| vec![s(topology.map.version), s(&sh.name), s(&sh.host), s(sh.port), s(&sh.database)]).collect(),
+            rows: topology
+                .map
+                .shards
+                .iter()
+                .map(|sh| {
+                    vec![
+                        s(topology.map.version),
+                        s(&sh.name),
+                        s(&sh.host),
+                        s(sh.port),
+                        s(&sh.database),
+                    ]
+                })
+                .collect(),
         },
     }
 }

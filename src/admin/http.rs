@@ -45,14 +45,22 @@ async fn respond(proxy: &Proxy, mut tcp: TcpStream) -> std::io::Result<()> {
     let (status, content_type, body) = match path {
         "/metrics" => {
             proxy.refresh_gauges();
-            ("200 OK", "text/plain; version=0.0.4", super::metrics::handle().render())
+            (
+                "200 OK",
+                "text/plain; version=0.0.4",
+                super::metrics::handle().render(),
+            )
         }
         "/healthz" => {
             let down = proxy.unhealthy_shards().await;
             if down.is_empty() {
                 ("200 OK", "text/plain", "ok\n".to_owned())
             } else {
-                ("503 Service Unavailable", "text/plain", format!("shards not answering: {}\n", down.join(", ")))
+                (
+                    "503 Service Unavailable",
+                    "text/plain",
+                    format!("shards not answering: {}\n", down.join(", ")),
+                )
             }
         }
         _ => ("404 Not Found", "text/plain", "not found\n".to_owned()),

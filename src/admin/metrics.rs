@@ -4,7 +4,10 @@
 
 use std::sync::OnceLock;
 
-use metrics::{Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics::{
+    Counter, Gauge, Histogram, Unit, counter, describe_counter, describe_gauge, describe_histogram,
+    gauge, histogram,
+};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 pub(crate) const CLIENTS_ACTIVE: &str = "shardgate_clients_active_connections";
@@ -26,7 +29,10 @@ pub(crate) const STATEMENTS: &str = "shardgate_statements_prepared";
 pub(crate) const MAP_VERSION: &str = "shardgate_map_version";
 pub(crate) const MAP_RELOADS: &str = "shardgate_map_reloads_total";
 
-const LATENCY_BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
 
 /// The process-wide recorder; installed once, shared by every proxy in the process (tests run several).
 pub(crate) fn handle() -> &'static PrometheusHandle {
@@ -46,21 +52,48 @@ pub(crate) fn handle() -> &'static PrometheusHandle {
 
 fn describe() {
     describe_gauge!(CLIENTS_ACTIVE, "Client connections open now.");
-    describe_gauge!(CLIENTS_WAITING, "Clients waiting for a server connection now.");
+    describe_gauge!(
+        CLIENTS_WAITING,
+        "Clients waiting for a server connection now."
+    );
     describe_counter!(CLIENTS_TOTAL, "Client connections accepted.");
     describe_counter!(CLIENTS_REJECTED, "Client connections refused, by reason.");
     describe_gauge!(POOL_IDLE, "Idle server connections per shard.");
     describe_gauge!(POOL_ACTIVE, "Server connections in use per shard.");
-    describe_gauge!(POOL_WAITING, "Clients waiting for a server connection per shard.");
-    describe_histogram!(POOL_CHECKOUT_WAIT, Unit::Seconds, "Time to get a server connection from the pool.");
-    describe_counter!(QUERIES, "Queries (simple queries and extended-protocol syncs) per shard and route kind.");
-    describe_histogram!(QUERY_DURATION, Unit::Seconds, "Query latency, from sending to ReadyForQuery, per shard and route kind.");
-    describe_counter!(TRANSACTIONS, "Transactions (server checkouts) per shard and route kind.");
-    describe_histogram!(TRANSACTION_DURATION, Unit::Seconds, "How long a client held a server, per shard and route kind.");
+    describe_gauge!(
+        POOL_WAITING,
+        "Clients waiting for a server connection per shard."
+    );
+    describe_histogram!(
+        POOL_CHECKOUT_WAIT,
+        Unit::Seconds,
+        "Time to get a server connection from the pool."
+    );
+    describe_counter!(
+        QUERIES,
+        "Queries (simple queries and extended-protocol syncs) per shard and route kind."
+    );
+    describe_histogram!(
+        QUERY_DURATION,
+        Unit::Seconds,
+        "Query latency, from sending to ReadyForQuery, per shard and route kind."
+    );
+    describe_counter!(
+        TRANSACTIONS,
+        "Transactions (server checkouts) per shard and route kind."
+    );
+    describe_histogram!(
+        TRANSACTION_DURATION,
+        Unit::Seconds,
+        "How long a client held a server, per shard and route kind."
+    );
     describe_counter!(ERRORS, "Errors that ended a client session, by kind.");
     describe_counter!(RECEIVED, "Bytes received from clients.");
     describe_counter!(SENT, "Bytes sent to clients.");
-    describe_gauge!(STATEMENTS, "Distinct prepared statements known to the proxy.");
+    describe_gauge!(
+        STATEMENTS,
+        "Distinct prepared statements known to the proxy."
+    );
     describe_gauge!(MAP_VERSION, "Version of the shard map in use.");
     describe_counter!(MAP_RELOADS, "Shard map reloads, by result (ok, failed).");
 }

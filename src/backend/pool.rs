@@ -67,13 +67,17 @@ impl Pooled {
 impl std::ops::Deref for Pooled {
     type Target = ServerConn;
     fn deref(&self) -> &ServerConn {
-        self.conn.as_ref().expect("a Pooled holds its connection until released")
+        self.conn
+            .as_ref()
+            .expect("a Pooled holds its connection until released")
     }
 }
 
 impl std::ops::DerefMut for Pooled {
     fn deref_mut(&mut self) -> &mut ServerConn {
-        self.conn.as_mut().expect("a Pooled holds its connection until released")
+        self.conn
+            .as_mut()
+            .expect("a Pooled holds its connection until released")
     }
 }
 
@@ -114,7 +118,11 @@ impl Pool {
                 self.healthy.store(true, Ordering::Relaxed);
                 let mut params = self.startup_params.lock().expect("pool lock");
                 if params.is_none() {
-                    let mut p: Vec<_> = conn.reported.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                    let mut p: Vec<_> = conn
+                        .reported
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect();
                     p.sort();
                     *params = Some(p);
                 }
@@ -140,7 +148,10 @@ impl Pool {
         None
     }
 
-    pub(crate) async fn checkout(self: &Arc<Self>, timeout: Duration) -> Result<Pooled, BackendError> {
+    pub(crate) async fn checkout(
+        self: &Arc<Self>,
+        timeout: Duration,
+    ) -> Result<Pooled, BackendError> {
         let mut paused = self.paused.subscribe();
         while *paused.borrow_and_update() {
             self.waiting.fetch_add(1, Ordering::Relaxed);
@@ -168,17 +179,29 @@ impl Pool {
             Some(c) => c,
             None => self.open_new().await?,
         };
-        Ok(Pooled { conn: Some(conn), pool: self.clone(), _permit: permit })
+        Ok(Pooled {
+            conn: Some(conn),
+            pool: self.clone(),
+            _permit: permit,
+        })
     }
 
     /// What a client is told in ParameterStatus at login; connects once if no connection was made yet.
-    pub(crate) async fn startup_params(self: &Arc<Self>, timeout: Duration) -> Result<Vec<(String, String)>, BackendError> {
+    pub(crate) async fn startup_params(
+        self: &Arc<Self>,
+        timeout: Duration,
+    ) -> Result<Vec<(String, String)>, BackendError> {
         if let Some(p) = self.startup_params.lock().expect("pool lock").clone() {
             return Ok(p);
         }
         let pooled = self.checkout(timeout).await?;
         pooled.release();
-        Ok(self.startup_params.lock().expect("pool lock").clone().unwrap_or_default())
+        Ok(self
+            .startup_params
+            .lock()
+            .expect("pool lock")
+            .clone()
+            .unwrap_or_default())
     }
 
     pub(crate) fn stats(&self) -> PoolStats {
@@ -199,14 +222,23 @@ impl Pool {
         let idle_timeout = Duration::from_millis(self.config.server_idle_timeout_ms);
         let stale: Vec<ServerConn> = {
             let mut idle = self.idle.lock().expect("pool lock");
-            let (stale, fresh): (VecDeque<_>, VecDeque<_>) = idle.drain(..).partition(|c| c.last_used.elapsed() >= interval);
+            let (stale, fresh): (VecDeque<_>, VecDeque<_>) = idle
+                .drain(..)
+                .partition(|c| c.last_used.elapsed() >= interval);
             *idle = fresh;
             stale.into()
         };
         for mut conn in stale {
             let surplus = self.open.load(Ordering::Relaxed) > self.config.min_size;
             let ok = !(surplus && conn.last_used.elapsed() >= idle_timeout)
-                && matches!(tokio::time::timeout(self.connect_timeout(), conn.simple(&self.target.shard, "")).await, Ok(Ok(None)));
+                && matches!(
+                    tokio::time::timeout(
+                        self.connect_timeout(),
+                        conn.simple(&self.target.shard, "")
+                    )
+                    .await,
+                    Ok(Ok(None))
+                );
             if ok {
                 conn.last_used = Instant::now();
                 self.idle.lock().expect("pool lock").push_front(conn);
@@ -259,7 +291,12 @@ impl Pool {
 
     /// Idle connections as (server pid, seconds idle), for SHOW SERVERS.
     pub(crate) fn idle_servers(&self) -> Vec<(i32, u64)> {
-        self.idle.lock().expect("pool lock").iter().map(|c| (c.key.pid, c.last_used.elapsed().as_secs())).collect()
+        self.idle
+            .lock()
+            .expect("pool lock")
+            .iter()
+            .map(|c| (c.key.pid, c.last_used.elapsed().as_secs()))
+            .collect()
     }
 
     /// Answers a trivial query on a fresh connection within the connect timeout (for /healthz).

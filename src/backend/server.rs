@@ -44,16 +44,26 @@ pub(crate) struct ServerConn {
 }
 
 impl ServerConn {
-    pub(crate) async fn connect(t: &ServerTarget, timeout: Duration) -> Result<ServerConn, BackendError> {
+    pub(crate) async fn connect(
+        t: &ServerTarget,
+        timeout: Duration,
+    ) -> Result<ServerConn, BackendError> {
         match tokio::time::timeout(timeout, Self::connect_inner(t)).await {
             Ok(r) => r,
-            Err(_) => Err(BackendError::ConnectTimeout { shard: t.shard.clone() }),
+            Err(_) => Err(BackendError::ConnectTimeout {
+                shard: t.shard.clone(),
+            }),
         }
     }
 
     async fn connect_inner(t: &ServerTarget) -> Result<ServerConn, BackendError> {
-        let connect_err = |source| BackendError::Connect { shard: t.shard.clone(), source };
-        let stream = TcpStream::connect((t.host.as_str(), t.port)).await.map_err(connect_err)?;
+        let connect_err = |source| BackendError::Connect {
+            shard: t.shard.clone(),
+            source,
+        };
+        let stream = TcpStream::connect((t.host.as_str(), t.port))
+            .await
+            .map_err(connect_err)?;
         stream.set_nodelay(true).map_err(connect_err)?;
         let addr = stream.peer_addr().map_err(connect_err)?;
         let now = Instant::now();
@@ -73,11 +83,17 @@ impl ServerConn {
     }
 
     fn io_err(&self, shard: &str, source: std::io::Error) -> BackendError {
-        BackendError::Io { shard: shard.into(), source }
+        BackendError::Io {
+            shard: shard.into(),
+            source,
+        }
     }
 
     pub(crate) async fn send(&mut self, shard: &str, buf: &[u8]) -> Result<(), BackendError> {
-        self.stream.write_all(buf).await.map_err(|e| self.io_err(shard, e))
+        self.stream
+            .write_all(buf)
+            .await
+            .map_err(|e| self.io_err(shard, e))
     }
 
     /// Reads one whole backend message.
@@ -88,7 +104,11 @@ impl ServerConn {
                 Ok(None) => {}
                 Err(e) => return Err(self.io_err(shard, e)),
             }
-            let n = self.stream.read_buf(&mut self.read_buf).await.map_err(|e| self.io_err(shard, e))?;
+            let n = self
+                .stream
+                .read_buf(&mut self.read_buf)
+                .await
+                .map_err(|e| self.io_err(shard, e))?;
             if n == 0 {
                 return Err(self.io_err(shard, std::io::ErrorKind::UnexpectedEof.into()));
             }
@@ -97,8 +117,13 @@ impl ServerConn {
 
     async fn startup(&mut self, t: &ServerTarget) -> Result<(), BackendError> {
         let mut buf = BytesMut::new();
-        let params = [("user", t.user.as_str()), ("database", t.database.as_str()), ("application_name", "shardgate")];
-        frontend::startup_message(params.iter().copied(), &mut buf).map_err(|e| self.io_err(&t.shard, e))?;
+        let params = [
+            ("user", t.user.as_str()),
+            ("database", t.database.as_str()),
+            ("application_name", "shardgate"),
+        ];
+        frontend::startup_message(params.iter().copied(), &mut buf)
+            .map_err(|e| self.io_err(&t.shard, e))?;
         self.send(&t.shard, &buf).await?;
         self.authenticate(t).await?;
         loop {
@@ -108,7 +133,12 @@ impl ServerConn {
                     let value = p.value().map_err(|e| self.io_err(&t.shard, e))?.to_owned();
                     self.reported.insert(name, value);
                 }
-                Message::BackendKeyData(k) => self.key = CancelKey { pid: k.process_id(), secret: k.secret_key() },
+                Message::BackendKeyData(k) => {
+                    self.key = CancelKey {
+                        pid: k.process_id(),
+                        secret: k.secret_key(),
+                    }
+                }
                 Message::ReadyForQuery(r) => {
                     self.tx_status = r.status();
                     return Ok(());
@@ -128,38 +158,59 @@ impl ServerConn {
             match self.recv(&t.shard).await? {
                 Message::AuthenticationOk => return Ok(()),
                 Message::AuthenticationCleartextPassword => {
-                    frontend::password_message(password.as_bytes(), &mut out).map_err(|e| self.io_err(&t.shard, e))?;
+                    frontend::password_message(password.as_bytes(), &mut out)
+                        .map_err(|e| self.io_err(&t.shard, e))?;
                 }
                 Message::AuthenticationMd5Password(b) => {
-                    let hashed = postgres_protocol::authentication::md5_hash(t.user.as_bytes(), password.as_bytes(), b.salt());
-                    frontend::password_message(hashed.as_bytes(), &mut out).map_err(|e| self.io_err(&t.shard, e))?;
+                    let hashed = postgres_protocol::authentication::md5_hash(
+                        t.user.as_bytes(),
+                        password.as_bytes(),
+                        b.salt(),
+                    );
+                    frontend::password_message(hashed.as_bytes(), &mut out)
+                        .map_err(|e| self.io_err(&t.shard, e))?;
                 }
                 Message::AuthenticationSasl(body) => {
                     let mut mechanisms = body.mechanisms();
                     let mut found = false;
-                    while let Some(m) = fallible_next(&mut mechanisms).map_err(|e| self.io_err(&t.shard, e))? {
+                    while let Some(m) =
+                        fallible_next(&mut mechanisms).map_err(|e| self.io_err(&t.shard, e))?
+                    {
                         found |= m == SCRAM_SHA_256;
                     }
                     if !found {
-                        return Err(BackendError::UnsupportedAuth { shard: t.shard.clone(), method: "SASL without SCRAM-SHA-256" });
+                        return Err(BackendError::UnsupportedAuth {
+                            shard: t.shard.clone(),
+                            method: "SASL without SCRAM-SHA-256",
+                        });
                     }
                     let s = ScramSha256::new(password.as_bytes(), ChannelBinding::unsupported());
-                    frontend::sasl_initial_response(SCRAM_SHA_256, s.message(), &mut out).map_err(|e| self.io_err(&t.shard, e))?;
+                    frontend::sasl_initial_response(SCRAM_SHA_256, s.message(), &mut out)
+                        .map_err(|e| self.io_err(&t.shard, e))?;
                     scram = Some(s);
                 }
                 Message::AuthenticationSaslContinue(body) => {
                     let s = scram.as_mut().ok_or_else(|| protocol_error(&t.shard))?;
-                    s.update(body.data()).map_err(|e| self.io_err(&t.shard, e))?;
-                    frontend::sasl_response(s.message(), &mut out).map_err(|e| self.io_err(&t.shard, e))?;
+                    s.update(body.data())
+                        .map_err(|e| self.io_err(&t.shard, e))?;
+                    frontend::sasl_response(s.message(), &mut out)
+                        .map_err(|e| self.io_err(&t.shard, e))?;
                 }
                 Message::AuthenticationSaslFinal(body) => {
                     let mut s = scram.take().ok_or_else(|| protocol_error(&t.shard))?;
-                    s.finish(body.data()).map_err(|e| self.io_err(&t.shard, e))?;
+                    s.finish(body.data())
+                        .map_err(|e| self.io_err(&t.shard, e))?;
                     continue;
                 }
                 Message::ErrorResponse(e) => return Err(login_error(&t.shard, e)),
-                Message::AuthenticationKerberosV5 | Message::AuthenticationScmCredential | Message::AuthenticationGss | Message::AuthenticationSspi => {
-                    return Err(BackendError::UnsupportedAuth { shard: t.shard.clone(), method: "Kerberos/GSS/SSPI/SCM" });
+                Message::AuthenticationKerberosV5
+                | Message::AuthenticationScmCredential
+                | Message::AuthenticationGss
+                | Message::AuthenticationSspi => {
+                    return Err(BackendError::UnsupportedAuth {
+                        shard: t.shard.clone(),
+                        method: "Kerberos/GSS/SSPI/SCM",
+                    });
                 }
                 _ => return Err(protocol_error(&t.shard)),
             }
@@ -169,7 +220,11 @@ impl ServerConn {
 
     /// Runs one simple query to completion, discarding its results; used for health checks and resets.
     /// Returns the error message if the server reported one.
-    pub(crate) async fn simple(&mut self, shard: &str, sql: &str) -> Result<Option<String>, BackendError> {
+    pub(crate) async fn simple(
+        &mut self,
+        shard: &str,
+        sql: &str,
+    ) -> Result<Option<String>, BackendError> {
         let mut out = BytesMut::new();
         frontend::query(sql, &mut out).map_err(|e| self.io_err(shard, e))?;
         self.send(shard, &out).await?;
@@ -201,7 +256,9 @@ impl ServerConn {
     }
 }
 
-fn fallible_next<I: fallible_iterator::FallibleIterator>(it: &mut I) -> Result<Option<I::Item>, I::Error> {
+fn fallible_next<I: fallible_iterator::FallibleIterator>(
+    it: &mut I,
+) -> Result<Option<I::Item>, I::Error> {
     it.next()
 }
 
@@ -219,13 +276,21 @@ fn error_text(e: postgres_protocol::message::backend::ErrorResponseBody) -> Stri
     format!("{message} ({code})")
 }
 
-fn login_error(shard: &str, e: postgres_protocol::message::backend::ErrorResponseBody) -> BackendError {
-    BackendError::Login { shard: shard.into(), message: error_text(e) }
+fn login_error(
+    shard: &str,
+    e: postgres_protocol::message::backend::ErrorResponseBody,
+) -> BackendError {
+    BackendError::Login {
+        shard: shard.into(),
+        message: error_text(e),
+    }
 }
 
 fn protocol_error(shard: &str) -> BackendError {
     BackendError::Protocol {
         shard: shard.into(),
-        source: crate::protocol::ProtocolError::Malformed { what: "authentication" },
+        source: crate::protocol::ProtocolError::Malformed {
+            what: "authentication",
+        },
     }
 }

@@ -15,11 +15,21 @@ pub use user::{AuthMethod, User, UserConfig};
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {source}")]
-    Syntax { path: PathBuf, source: yaml_serde::Error },
+    Syntax {
+        path: PathBuf,
+        source: yaml_serde::Error,
+    },
     #[error("{path}: {field}: {message}")]
-    Invalid { path: PathBuf, field: String, message: String },
+    Invalid {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
 }
 
 /// How long a client keeps a server connection.
@@ -179,7 +189,10 @@ mod defaults {
 impl Config {
     /// Reads and validates a config file; a relative `shardmap` path is taken relative to the file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.into(),
+            source,
+        })?;
         let mut config = Config::parse(&text, path)?;
         if config.shardmap.is_relative() {
             if let Some(dir) = path.parent() {
@@ -190,8 +203,10 @@ impl Config {
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config =
-            yaml_serde::from_str(text).map_err(|source| ConfigError::Syntax { path: path.into(), source })?;
+        let config: Config = yaml_serde::from_str(text).map_err(|source| ConfigError::Syntax {
+            path: path.into(),
+            source,
+        })?;
         config.validate(path)?;
         Ok(config)
     }
@@ -203,14 +218,20 @@ impl Config {
             message: message.into(),
         };
         if self.pool.max_size == 0 || self.pool.min_size > self.pool.max_size {
-            return Err(invalid("pool", "need 0 <= min_size <= max_size and max_size >= 1"));
+            return Err(invalid(
+                "pool",
+                "need 0 <= min_size <= max_size and max_size >= 1",
+            ));
         }
         if self.users.is_empty() {
             return Err(invalid("users", "at least one user is required"));
         }
         for (i, u) in self.users.iter().enumerate() {
             if self.users[..i].iter().any(|o| o.name == u.name) {
-                return Err(invalid(&format!("users[{i}].name"), &format!("duplicate user {:?}", u.name)));
+                return Err(invalid(
+                    &format!("users[{i}].name"),
+                    &format!("duplicate user {:?}", u.name),
+                ));
             }
             u.check().map_err(|m| invalid(&format!("users[{i}]"), &m))?;
         }
@@ -247,10 +268,25 @@ mod tests {
         let base = "database: app\nserver_auth: {user: postgres}\n";
         check(&format!("{base}users: [{{name: a, password: x}}]"), None);
         check(&format!("{base}users: []"), Some("users: at least one"));
-        check(&format!("{base}users: [{{name: a, password: x}}, {{name: a, password: y}}]"), Some("duplicate user"));
-        check(&format!("{base}users: [{{name: a, auth: md5}}]"), Some("needs a password"));
-        check(&format!("{base}users: [{{name: a, password: x}}]\npool: {{max_size: 0}}"), Some("pool:"));
-        check(&format!("{base}users: [{{name: a, password: x}}]\nbogus: 1"), Some("unknown field `bogus`"));
-        check(&format!("{base}users: [{{name: a, auth: trust}}]\npool_mode: session"), None);
+        check(
+            &format!("{base}users: [{{name: a, password: x}}, {{name: a, password: y}}]"),
+            Some("duplicate user"),
+        );
+        check(
+            &format!("{base}users: [{{name: a, auth: md5}}]"),
+            Some("needs a password"),
+        );
+        check(
+            &format!("{base}users: [{{name: a, password: x}}]\npool: {{max_size: 0}}"),
+            Some("pool:"),
+        );
+        check(
+            &format!("{base}users: [{{name: a, password: x}}]\nbogus: 1"),
+            Some("unknown field `bogus`"),
+        );
+        check(
+            &format!("{base}users: [{{name: a, auth: trust}}]\npool_mode: session"),
+            None,
+        );
     }
 }

@@ -36,12 +36,18 @@ impl UserConfig {
     pub(crate) fn check(&self) -> Result<(), String> {
         match (&self.auth, &self.password) {
             (AuthMethod::Trust, _) => Ok(()),
-            (_, None) => Err(format!("user {:?} needs a password for {:?}", self.name, self.auth)),
-            (AuthMethod::Md5, Some(p)) if p.starts_with("SCRAM-SHA-256$") => {
-                Err(format!("user {:?}: md5 needs the plain password, not a SCRAM verifier", self.name))
-            }
+            (_, None) => Err(format!(
+                "user {:?} needs a password for {:?}",
+                self.name, self.auth
+            )),
+            (AuthMethod::Md5, Some(p)) if p.starts_with("SCRAM-SHA-256$") => Err(format!(
+                "user {:?}: md5 needs the plain password, not a SCRAM verifier",
+                self.name
+            )),
             (AuthMethod::ScramSha256, Some(p)) if p.starts_with("SCRAM-SHA-256$") => {
-                ScramSecret::parse_verifier(p).map(|_| ()).ok_or_else(|| format!("user {:?}: bad SCRAM verifier", self.name))
+                ScramSecret::parse_verifier(p)
+                    .map(|_| ())
+                    .ok_or_else(|| format!("user {:?}: bad SCRAM verifier", self.name))
             }
             _ => Ok(()),
         }
@@ -71,10 +77,15 @@ impl User {
             AuthMethod::Trust => Secret::Trust,
             AuthMethod::Md5 => Secret::Md5(md5_hex(&[password.as_bytes(), c.name.as_bytes()])),
             AuthMethod::ScramSha256 => Secret::Scram(
-                ScramSecret::parse_verifier(&password).unwrap_or_else(|| ScramSecret::derive(password.as_bytes())),
+                ScramSecret::parse_verifier(&password)
+                    .unwrap_or_else(|| ScramSecret::derive(password.as_bytes())),
             ),
         };
-        User { name: c.name.clone(), admin: c.admin, secret }
+        User {
+            name: c.name.clone(),
+            admin: c.admin,
+            secret,
+        }
     }
 }
 

@@ -6,8 +6,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::conn::ClientConn;
 use super::error::SessionError;
 use super::scram::ScramExchange;
-use crate::config::user::{Secret, md5_hex};
 use crate::config::User;
+use crate::config::user::{Secret, md5_hex};
 use crate::protocol::ProtocolError;
 use crate::protocol::backend;
 use crate::protocol::frame::Cursor;
@@ -39,7 +39,10 @@ pub(crate) async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
             let mechanism = c.cstr()?;
             let len = c.i32()?;
             if mechanism != "SCRAM-SHA-256" || len < 0 {
-                return Err(ProtocolError::Malformed { what: "SASLInitialResponse" }.into());
+                return Err(ProtocolError::Malformed {
+                    what: "SASLInitialResponse",
+                }
+                .into());
             }
             let first = c.take(len as usize)?;
             let nonce: [u8; 18] = rand::random();
@@ -50,7 +53,9 @@ pub(crate) async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
             backend::auth_sasl_continue(&mut out, exchange.server_first());
             conn.send(&out).await?;
             let body = password_message(conn).await?;
-            let last = exchange.finish(&body).map_err(|_| SessionError::BadPassword(user.name.clone()))?;
+            let last = exchange
+                .finish(&body)
+                .map_err(|_| SessionError::BadPassword(user.name.clone()))?;
             out.clear();
             backend::auth_sasl_final(&mut out, &last);
             conn.send(&out).await?;
@@ -62,7 +67,9 @@ pub(crate) async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// The body of the client's next message, which must be a PasswordMessage-family ('p') message.
-async fn password_message<S: AsyncRead + AsyncWrite + Unpin>(conn: &mut ClientConn<S>) -> Result<BytesMut, SessionError> {
+async fn password_message<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut ClientConn<S>,
+) -> Result<BytesMut, SessionError> {
     match conn.read_message().await? {
         (b'p', body) => Ok(body),
         (tag, _) => Err(ProtocolError::UnexpectedMessage(tag).into()),

@@ -51,7 +51,11 @@ pub(crate) struct Registration<'a> {
 
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
-        self.registry.slots.lock().expect("cancel lock").remove(&self.key);
+        self.registry
+            .slots
+            .lock()
+            .expect("cancel lock")
+            .remove(&self.key);
     }
 }
 
@@ -59,11 +63,18 @@ impl Registry {
     pub(crate) fn register(&self) -> Registration<'_> {
         let mut slots = self.slots.lock().expect("cancel lock");
         loop {
-            let key = CancelKey { pid: rand::random::<i32>() & i32::MAX, secret: rand::random() };
+            let key = CancelKey {
+                pid: rand::random::<i32>() & i32::MAX,
+                secret: rand::random(),
+            };
             if !slots.contains_key(&key) {
                 let slot = Arc::new(Slot::default());
                 slots.insert(key, slot.clone());
-                return Registration { registry: self, key, slot };
+                return Registration {
+                    registry: self,
+                    key,
+                    slot,
+                };
             }
         }
     }
@@ -77,9 +88,15 @@ impl Registry {
         };
         let guard = slot.server.lock().await;
         if let Some(server) = *guard {
-            if let Err(e) = tokio::time::timeout(Duration::from_secs(5), send_cancel(server)).await.unwrap_or_else(|_| {
-                Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "cancel timed out"))
-            }) {
+            if let Err(e) = tokio::time::timeout(Duration::from_secs(5), send_cancel(server))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "cancel timed out",
+                    ))
+                })
+            {
                 tracing::warn!(error = %e, "could not forward a cancel request");
             }
         }
@@ -91,7 +108,11 @@ impl Registry {
 async fn send_cancel(server: ServerKey) -> std::io::Result<()> {
     let mut stream = TcpStream::connect(server.addr).await?;
     let mut buf = BytesMut::new();
-    postgres_protocol::message::frontend::cancel_request(server.key.pid, server.key.secret, &mut buf);
+    postgres_protocol::message::frontend::cancel_request(
+        server.key.pid,
+        server.key.secret,
+        &mut buf,
+    );
     stream.write_all(&buf).await?;
     let mut sink = [0u8; 64];
     while stream.read(&mut sink).await? > 0 {}

@@ -20,9 +20,13 @@ impl SessionState {
         match self {
             SessionState::Set => "SET (use SET LOCAL inside a transaction instead)",
             SessionState::Listen => "LISTEN",
-            SessionState::Prepare => "SQL-level PREPARE (use protocol-level prepared statements instead)",
+            SessionState::Prepare => {
+                "SQL-level PREPARE (use protocol-level prepared statements instead)"
+            }
             SessionState::TempTable => "a temporary table",
-            SessionState::AdvisoryLock => "a session-level advisory lock (use pg_advisory_xact_lock instead)",
+            SessionState::AdvisoryLock => {
+                "a session-level advisory lock (use pg_advisory_xact_lock instead)"
+            }
             SessionState::HoldCursor => "a WITH HOLD cursor",
             SessionState::Load => "LOAD",
         }
@@ -31,32 +35,55 @@ impl SessionState {
 
 /// Words without which no statement creates session state; most queries contain none of them, so the
 /// lexer (which allocates) runs only for the few that do.
-const TRIGGERS: &[&[u8]] = &[b"set", b"listen", b"prepare", b"load", b"temp", b"hold", b"advisory"];
+const TRIGGERS: &[&[u8]] = &[
+    b"set",
+    b"listen",
+    b"prepare",
+    b"load",
+    b"temp",
+    b"hold",
+    b"advisory",
+];
 
 /// The first statement in `sql` that creates session state, if any.
 pub(crate) fn session_state(sql: &str) -> Option<SessionState> {
-    if !TRIGGERS.iter().any(|t| contains_ignore_case(sql.as_bytes(), t)) {
+    if !TRIGGERS
+        .iter()
+        .any(|t| contains_ignore_case(sql.as_bytes(), t))
+    {
         return None;
     }
-    statements(sql).into_iter().find_map(|words| classify(&words))
+    statements(sql)
+        .into_iter()
+        .find_map(|words| classify(&words))
 }
 
 fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle))
+    haystack
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle))
 }
 
 fn classify(words: &[String]) -> Option<SessionState> {
     let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
     match w(0) {
-        "set" if !matches!(w(1), "local" | "transaction") && !w(1).starts_with("shardgate.") => Some(SessionState::Set),
+        "set" if !matches!(w(1), "local" | "transaction") && !w(1).starts_with("shardgate.") => {
+            Some(SessionState::Set)
+        }
         "reset" => Some(SessionState::Set),
         "listen" => Some(SessionState::Listen),
         "prepare" if w(1) != "transaction" => Some(SessionState::Prepare),
         "load" => Some(SessionState::Load),
         "create" if creates_temp(words) => Some(SessionState::TempTable),
-        "declare" if words.windows(2).any(|p| p[0] == "with" && p[1] == "hold") => Some(SessionState::HoldCursor),
+        "declare" if words.windows(2).any(|p| p[0] == "with" && p[1] == "hold") => {
+            Some(SessionState::HoldCursor)
+        }
         _ if words.iter().any(|x| is_session_lock_or_config(x)) => {
-            if words.iter().any(|x| x == "set_config") { Some(SessionState::Set) } else { Some(SessionState::AdvisoryLock) }
+            if words.iter().any(|x| x == "set_config") {
+                Some(SessionState::Set)
+            } else {
+                Some(SessionState::AdvisoryLock)
+            }
         }
         _ => None,
     }
@@ -73,7 +100,11 @@ fn creates_temp(words: &[String]) -> bool {
 fn is_session_lock_or_config(word: &str) -> bool {
     matches!(
         word,
-        "pg_advisory_lock" | "pg_advisory_lock_shared" | "pg_try_advisory_lock" | "pg_try_advisory_lock_shared" | "set_config"
+        "pg_advisory_lock"
+            | "pg_advisory_lock_shared"
+            | "pg_try_advisory_lock"
+            | "pg_try_advisory_lock_shared"
+            | "set_config"
     )
 }
 
@@ -90,15 +121,27 @@ fn statements(sql: &str) -> Vec<Vec<String>> {
                 i += 1;
             }
             b'\'' | b'"' => i = skip_quoted(b, i, c),
-            b'-' if b.get(i + 1) == Some(&b'-') => i = b[i..].iter().position(|&x| x == b'\n').map_or(b.len(), |p| i + p),
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                i = b[i..]
+                    .iter()
+                    .position(|&x| x == b'\n')
+                    .map_or(b.len(), |p| i + p)
+            }
             b'/' if b.get(i + 1) == Some(&b'*') => i = skip_block_comment(b, i),
             b'$' => i = skip_dollar(b, i),
             _ if c.is_ascii_alphabetic() || c == b'_' => {
                 let start = i;
-                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'.' || b[i] == b'$') {
+                while i < b.len()
+                    && (b[i].is_ascii_alphanumeric()
+                        || b[i] == b'_'
+                        || b[i] == b'.'
+                        || b[i] == b'$')
+                {
                     i += 1;
                 }
-                out.last_mut().expect("never empty").push(sql[start..i].to_ascii_lowercase());
+                out.last_mut()
+                    .expect("never empty")
+                    .push(sql[start..i].to_ascii_lowercase());
             }
             _ => i += 1,
         }
@@ -147,12 +190,16 @@ fn skip_dollar(b: &[u8], start: usize) -> usize {
     while end < b.len() && (b[end].is_ascii_alphanumeric() || b[end] == b'_') {
         end += 1;
     }
-    if end >= b.len() || b[end] != b'$' || b[start + 1..end].first().is_some_and(u8::is_ascii_digit) {
+    if end >= b.len() || b[end] != b'$' || b[start + 1..end].first().is_some_and(u8::is_ascii_digit)
+    {
         return start + 1;
     }
     let tag = &b[start..=end];
     let body = end + 1;
-    b[body..].windows(tag.len()).position(|w| w == tag).map_or(b.len(), |p| body + p + tag.len())
+    b[body..]
+        .windows(tag.len())
+        .position(|w| w == tag)
+        .map_or(b.len(), |p| body + p + tag.len())
 }
 
 #[cfg(test)]

@@ -75,7 +75,11 @@ pub(crate) struct Entry<'a> {
 
 impl Drop for Entry<'_> {
     fn drop(&mut self) {
-        self.clients.map.lock().expect("clients lock").remove(&self.info.id);
+        self.clients
+            .map
+            .lock()
+            .expect("clients lock")
+            .remove(&self.info.id);
     }
 }
 
@@ -90,11 +94,22 @@ impl Clients {
             server_shard: AtomicI32::new(0),
             server_pid: AtomicI32::new(0),
         });
-        self.map.lock().expect("clients lock").insert(id, info.clone());
-        Entry { clients: self, info }
+        self.map
+            .lock()
+            .expect("clients lock")
+            .insert(id, info.clone());
+        Entry {
+            clients: self,
+            info,
+        }
     }
 
     pub(crate) fn all(&self) -> Vec<Arc<ClientInfo>> {
-        self.map.lock().expect("clients lock").values().cloned().collect()
+        self.map
+            .lock()
+            .expect("clients lock")
+            .values()
+            .cloned()
+            .collect()
     }
 }

@@ -16,12 +16,18 @@ pub(crate) struct ClientConn<S> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> ClientConn<S> {
     pub(crate) fn new(stream: S, read_buf: BytesMut, max_message: usize) -> Self {
-        ClientConn { stream, read_buf, max_message }
+        ClientConn {
+            stream,
+            read_buf,
+            max_message,
+        }
     }
 
     async fn fill(&mut self) -> Result<(), SessionError> {
         if self.stream.read_buf(&mut self.read_buf).await? == 0 {
-            return Err(SessionError::ClientIo(std::io::ErrorKind::UnexpectedEof.into()));
+            return Err(SessionError::ClientIo(
+                std::io::ErrorKind::UnexpectedEof.into(),
+            ));
         }
         Ok(())
     }

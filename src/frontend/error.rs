@@ -63,7 +63,9 @@ impl ErrorKind {
 impl SessionError {
     pub(crate) fn kind(&self) -> ErrorKind {
         match self {
-            SessionError::Protocol(_) | SessionError::Startup(_) | SessionError::Tls(_) => ErrorKind::Protocol,
+            SessionError::Protocol(_) | SessionError::Startup(_) | SessionError::Tls(_) => {
+                ErrorKind::Protocol
+            }
             SessionError::ClientIo(_) => ErrorKind::ClientGone,
             SessionError::Backend(BackendError::CheckoutTimeout { .. }) => ErrorKind::Timeout,
             SessionError::Backend(_) => ErrorKind::Server,
@@ -96,7 +98,9 @@ impl SessionError {
             SessionError::Protocol(_) | SessionError::Startup(_) => sqlstate::PROTOCOL_VIOLATION,
             SessionError::Backend(e) => e.sqlstate(),
             SessionError::BadPassword(_) => sqlstate::INVALID_PASSWORD,
-            SessionError::UnknownUser(_) | SessionError::NotAdmin(_) => sqlstate::INVALID_AUTHORIZATION,
+            SessionError::UnknownUser(_) | SessionError::NotAdmin(_) => {
+                sqlstate::INVALID_AUTHORIZATION
+            }
             SessionError::UnknownDatabase(_) => sqlstate::INVALID_CATALOG_NAME,
             SessionError::TooManyClients => sqlstate::TOO_MANY_CONNECTIONS,
             SessionError::Shutdown => sqlstate::ADMIN_SHUTDOWN,

@@ -34,11 +34,32 @@ pub(crate) async fn serve(proxy: Arc<Proxy>, tcp: TcpStream, peer: SocketAddr, s
     let _ = tcp.set_nodelay(true);
     let count = proxy.client_count.fetch_add(1, Ordering::Relaxed) + 1;
     let _guard = ClientCount(&proxy);
-    let span = tracing::info_span!("session", id = session_id, user = tracing::field::Empty, database = tracing::field::Empty);
+    let span = tracing::info_span!(
+        "session",
+        id = session_id,
+        user = tracing::field::Empty,
+        database = tracing::field::Empty
+    );
     let result = async {
-        let conn = ClientConn::new(ClientStream::Plain(tcp), BytesMut::new(), proxy.config.max_message_bytes);
+        let conn = ClientConn::new(
+            ClientStream::Plain(tcp),
+            BytesMut::new(),
+            proxy.config.max_message_bytes,
+        );
         match negotiate(&proxy, conn).await {
-            Ok(Some((conn, params))) => login(&proxy, conn, params, count, Client { id: session_id, peer }).await,
+            Ok(Some((conn, params))) => {
+                login(
+                    &proxy,
+                    conn,
+                    params,
+                    count,
+                    Client {
+                        id: session_id,
+                        peer,
+                    },
+                )
+                .await
+            }
             Ok(None) => Ok(()),
             Err((e, conn)) => {
                 if let (Some(fields), Some(mut conn)) = (e.to_client(), conn) {
@@ -95,7 +116,10 @@ async fn negotiate(
     }
 }
 
-async fn upgrade(proxy: &Proxy, mut conn: ClientConn<ClientStream>) -> Result<ClientConn<ClientStream>, SessionError> {
+async fn upgrade(
+    proxy: &Proxy,
+    mut conn: ClientConn<ClientStream>,
+) -> Result<ClientConn<ClientStream>, SessionError> {
     let (Some(acceptor), ClientStream::Plain(_)) = (&proxy.tls, &conn.stream) else {
         conn.send(b"N").await?;
         return Ok(conn);
@@ -105,9 +129,15 @@ async fn upgrade(proxy: &Proxy, mut conn: ClientConn<ClientStream>) -> Result<Cl
         return Err(SessionError::Startup("unencrypted data after SSL request"));
     }
     conn.send(b"S").await?;
-    let ClientStream::Plain(tcp) = conn.stream else { unreachable!("checked above") };
+    let ClientStream::Plain(tcp) = conn.stream else {
+        unreachable!("checked above")
+    };
     let tls = acceptor.accept(tcp).await.map_err(SessionError::Tls)?;
-    Ok(ClientConn::new(ClientStream::Tls(Box::new(tls)), conn.read_buf, proxy.config.max_message_bytes))
+    Ok(ClientConn::new(
+        ClientStream::Tls(Box::new(tls)),
+        conn.read_buf,
+        proxy.config.max_message_bytes,
+    ))
 }
 
 async fn login(
@@ -139,11 +169,22 @@ async fn login(
         }
         return Err(e);
     }
-    Session::new(proxy.clone(), conn.stream, conn.read_buf, desired, registration.slot.clone(), entry.info.clone()).run().await
+    Session::new(
+        proxy.clone(),
+        conn.stream,
+        conn.read_buf,
+        desired,
+        registration.slot.clone(),
+        entry.info.clone(),
+    )
+    .run()
+    .await
 }
 
 fn is_admin_database(proxy: &Proxy, params: &[(String, String)]) -> bool {
-    params.iter().any(|(n, v)| n == "database" && *v == proxy.config.admin_database)
+    params
+        .iter()
+        .any(|(n, v)| n == "database" && *v == proxy.config.admin_database)
 }
 
 /// Admin sessions get a key too (drivers expect BackendKeyData) but nothing to cancel.
@@ -158,7 +199,8 @@ async fn check_and_authenticate(
     count: usize,
 ) -> Result<User, SessionError> {
     let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-    let user_name = get("user").ok_or(SessionError::Startup("no user name in the startup packet"))?;
+    let user_name =
+        get("user").ok_or(SessionError::Startup("no user name in the startup packet"))?;
     let database = get("database").unwrap_or(user_name);
     let span = tracing::Span::current();
     span.record("user", user_name);
@@ -169,7 +211,10 @@ async fn check_and_authenticate(
     if *proxy.shutdown_signal().borrow() {
         return Err(SessionError::Shutdown);
     }
-    let user = proxy.users.get(user_name).ok_or_else(|| SessionError::UnknownUser(user_name.into()))?;
+    let user = proxy
+        .users
+        .get(user_name)
+        .ok_or_else(|| SessionError::UnknownUser(user_name.into()))?;
     if database == proxy.config.admin_database {
         if !user.admin {
             return Err(SessionError::NotAdmin(user_name.into()));
@@ -197,7 +242,10 @@ fn session_parameters(params: &[(String, String)]) -> Vec<(String, String)> {
 }
 
 fn is_plain_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
 }
 
 /// `-c a=b --c=d` style command-line options, as libpq passes them.
@@ -225,9 +273,16 @@ async fn greet(
     desired: &[(String, String)],
     registration: &cancel::Registration<'_>,
 ) -> Result<(), SessionError> {
-    let mut reported = proxy.default_pool().1.startup_params(proxy.config.checkout_timeout()).await?;
+    let mut reported = proxy
+        .default_pool()
+        .1
+        .startup_params(proxy.config.checkout_timeout())
+        .await?;
     for (name, value) in desired {
-        if let Some(slot) = reported.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        if let Some(slot) = reported
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             slot.1 = value.clone();
         }
     }
@@ -245,7 +300,9 @@ mod tests {
     use super::*;
 
     fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     #[test]
@@ -254,12 +311,20 @@ mod tests {
             ("user", "u"),
             ("database", "d"),
             ("application_name", "psql"),
-            ("options", "-c search_path=a --statement-timeout=5 -cwork_mem=4MB"),
+            (
+                "options",
+                "-c search_path=a --statement-timeout=5 -cwork_mem=4MB",
+            ),
             ("bad name;", "x"),
         ]));
         assert_eq!(
             got,
-            pairs(&[("application_name", "psql"), ("search_path", "a"), ("statement_timeout", "5"), ("work_mem", "4MB")])
+            pairs(&[
+                ("application_name", "psql"),
+                ("search_path", "a"),
+                ("statement_timeout", "5"),
+                ("work_mem", "4MB")
+            ])
         );
     }
 }

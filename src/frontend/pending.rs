@@ -23,10 +23,14 @@ pub(crate) enum Pending {
     Query,
     Sync,
     /// A client's Parse; `id` is the global statement it prepares, if named.
-    Parse { id: Option<u64> },
+    Parse {
+        id: Option<u64>,
+    },
     /// A Parse shardgate added so the server has a statement the client prepared elsewhere; its
     /// ParseComplete is not the client's.
-    InjectedParse { id: u64 },
+    InjectedParse {
+        id: u64,
+    },
     Bind,
     Describe,
     Execute,
@@ -43,7 +47,9 @@ pub(crate) enum Verdict {
     Forward,
     Swallow,
     /// A ReadyForQuery: forward it unless it ends an injected query.
-    Ready { forward: bool },
+    Ready {
+        forward: bool,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -145,7 +151,13 @@ mod tests {
     use super::*;
 
     /// Pushes `sent`, feeds `tags` and checks each verdict and the prepared set at the end.
-    fn check(sent: Vec<Pending>, prepared: &[u64], tags: &[(u8, Verdict)], want_prepared: &[u64], want_idle: bool) {
+    fn check(
+        sent: Vec<Pending>,
+        prepared: &[u64],
+        tags: &[(u8, Verdict)],
+        want_prepared: &[u64],
+        want_idle: bool,
+    ) {
         let mut t = Tracker::default();
         for p in sent {
             t.push(p);
@@ -171,7 +183,14 @@ mod tests {
         check(
             vec![Parse { id: Some(1) }, Bind, Describe, Execute, Sync],
             &[1],
-            &[(b'1', Forward), (b'2', Forward), (b'T', Forward), (b'D', Forward), (b'C', Forward), (b'Z', READY)],
+            &[
+                (b'1', Forward),
+                (b'2', Forward),
+                (b'T', Forward),
+                (b'D', Forward),
+                (b'C', Forward),
+                (b'Z', READY),
+            ],
             &[1],
             true,
         );
@@ -182,7 +201,12 @@ mod tests {
         check(
             vec![InjectedParse { id: 7 }, Bind, Execute, Sync],
             &[7],
-            &[(b'1', Swallow), (b'2', Forward), (b'C', Forward), (b'Z', READY)],
+            &[
+                (b'1', Swallow),
+                (b'2', Forward),
+                (b'C', Forward),
+                (b'Z', READY),
+            ],
             &[7],
             true,
         );
@@ -191,7 +215,16 @@ mod tests {
     #[test]
     fn error_skips_to_sync_and_unprepares() {
         check(
-            vec![Parse { id: Some(1) }, InjectedParse { id: 2 }, Bind, Execute, Sync, Bind, Execute, Sync],
+            vec![
+                Parse { id: Some(1) },
+                InjectedParse { id: 2 },
+                Bind,
+                Execute,
+                Sync,
+                Bind,
+                Execute,
+                Sync,
+            ],
             &[1, 2],
             &[(b'E', Forward), (b'Z', READY)],
             &[],
@@ -201,7 +234,13 @@ mod tests {
 
     #[test]
     fn synthetic_after_error_is_dropped() {
-        check(vec![Bind, Synthetic(super::Synthetic::ParseComplete), Sync], &[], &[(b'E', Forward), (b'Z', READY)], &[], true);
+        check(
+            vec![Bind, Synthetic(super::Synthetic::ParseComplete), Sync],
+            &[],
+            &[(b'E', Forward), (b'Z', READY)],
+            &[],
+            true,
+        );
     }
 
     #[test]
@@ -209,7 +248,13 @@ mod tests {
         check(
             vec![Query, Query],
             &[],
-            &[(b'T', Forward), (b'E', Forward), (b'Z', READY), (b'C', Forward), (b'Z', READY)],
+            &[
+                (b'T', Forward),
+                (b'E', Forward),
+                (b'Z', READY),
+                (b'C', Forward),
+                (b'Z', READY),
+            ],
             &[],
             true,
         );
@@ -220,7 +265,13 @@ mod tests {
         check(
             vec![InjectedQuery, Query],
             &[],
-            &[(b'C', Swallow), (b'S', Swallow), (b'Z', Ready { forward: false }), (b'S', Forward), (b'Z', READY)],
+            &[
+                (b'C', Swallow),
+                (b'S', Swallow),
+                (b'Z', Ready { forward: false }),
+                (b'S', Forward),
+                (b'Z', READY),
+            ],
             &[],
             true,
         );
@@ -228,6 +279,12 @@ mod tests {
 
     #[test]
     fn portal_suspended_and_empty_query() {
-        check(vec![Execute, Execute, Sync], &[], &[(b's', Forward), (b'I', Forward), (b'Z', READY)], &[], true);
+        check(
+            vec![Execute, Execute, Sync],
+            &[],
+            &[(b's', Forward), (b'I', Forward), (b'Z', READY)],
+            &[],
+            true,
+        );
     }
 }

@@ -70,12 +70,18 @@ pub(crate) struct ScramExchange {
 
 impl ScramExchange {
     /// Takes the client-first-message and answers with the server-first-message.
-    pub(crate) fn start(secret: ScramSecret, client_first: &[u8], server_nonce: &str) -> Result<Self, ScramError> {
+    pub(crate) fn start(
+        secret: ScramSecret,
+        client_first: &[u8],
+        server_nonce: &str,
+    ) -> Result<Self, ScramError> {
         let text = std::str::from_utf8(client_first).map_err(|_| ScramError::Malformed)?;
         let (gs2_header, bare) = match text.as_bytes().first() {
             Some(b'n') | Some(b'y') => {
                 let mut parts = text.splitn(3, ',');
-                let (Some(cb), Some(authzid), Some(bare)) = (parts.next(), parts.next(), parts.next()) else {
+                let (Some(cb), Some(authzid), Some(bare)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
                     return Err(ScramError::Malformed);
                 };
                 (format!("{cb},{authzid},"), bare)
@@ -83,13 +89,26 @@ impl ScramExchange {
             Some(b'p') => return Err(ScramError::ChannelBinding),
             _ => return Err(ScramError::Malformed),
         };
-        let client_nonce = bare.split(',').find_map(|a| a.strip_prefix("r=")).ok_or(ScramError::Malformed)?;
+        let client_nonce = bare
+            .split(',')
+            .find_map(|a| a.strip_prefix("r="))
+            .ok_or(ScramError::Malformed)?;
         if client_nonce.is_empty() {
             return Err(ScramError::Malformed);
         }
         let nonce = format!("{client_nonce}{server_nonce}");
-        let server_first = format!("r={nonce},s={},i={}", STANDARD.encode(&secret.salt), secret.iterations);
-        Ok(ScramExchange { secret, client_first_bare: bare.to_owned(), server_first, nonce, gs2_header })
+        let server_first = format!(
+            "r={nonce},s={},i={}",
+            STANDARD.encode(&secret.salt),
+            secret.iterations
+        );
+        Ok(ScramExchange {
+            secret,
+            client_first_bare: bare.to_owned(),
+            server_first,
+            nonce,
+            gs2_header,
+        })
     }
 
     pub(crate) fn server_first(&self) -> &[u8] {
@@ -101,8 +120,14 @@ impl ScramExchange {
         let text = std::str::from_utf8(client_final).map_err(|_| ScramError::Malformed)?;
         let (without_proof, proof) = text.rsplit_once(",p=").ok_or(ScramError::Malformed)?;
         let mut attrs = without_proof.split(',');
-        let binding = attrs.next().and_then(|a| a.strip_prefix("c=")).ok_or(ScramError::Malformed)?;
-        let nonce = attrs.next().and_then(|a| a.strip_prefix("r=")).ok_or(ScramError::Malformed)?;
+        let binding = attrs
+            .next()
+            .and_then(|a| a.strip_prefix("c="))
+            .ok_or(ScramError::Malformed)?;
+        let nonce = attrs
+            .next()
+            .and_then(|a| a.strip_prefix("r="))
+            .ok_or(ScramError::Malformed)?;
         if binding != STANDARD.encode(&self.gs2_header) || nonce != self.nonce {
             return Err(ScramError::Malformed);
         }
@@ -110,12 +135,18 @@ impl ScramExchange {
         if proof.len() != 32 {
             return Err(ScramError::Malformed);
         }
-        let auth_message = format!("{},{},{}", self.client_first_bare, self.server_first, without_proof);
+        let auth_message = format!(
+            "{},{},{}",
+            self.client_first_bare, self.server_first, without_proof
+        );
         let signature = hmac(&self.secret.stored_key, auth_message.as_bytes());
         let client_key: Vec<u8> = proof.iter().zip(signature).map(|(p, s)| p ^ s).collect();
         let stored: [u8; 32] = Sha256::digest(&client_key).into();
         // Compare without an early exit so timing says nothing about how much matched.
-        let diff = stored.iter().zip(self.secret.stored_key).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        let diff = stored
+            .iter()
+            .zip(self.secret.stored_key)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
         if diff != 0 {
             return Err(ScramError::BadProof);
         }
@@ -132,11 +163,16 @@ mod tests {
     /// Runs postgres-protocol's client against our server side.
     fn check(server_password: &str, client_password: &str) -> Result<(), ScramError> {
         let secret = ScramSecret::derive(server_password.as_bytes());
-        let mut client = ScramSha256::new(client_password.as_bytes(), ChannelBinding::unsupported());
+        let mut client =
+            ScramSha256::new(client_password.as_bytes(), ChannelBinding::unsupported());
         let ex = ScramExchange::start(secret, client.message(), "servernonce")?;
-        client.update(ex.server_first()).map_err(|_| ScramError::Malformed)?;
+        client
+            .update(ex.server_first())
+            .map_err(|_| ScramError::Malformed)?;
         let server_final = ex.finish(client.message())?;
-        client.finish(&server_final).map_err(|_| ScramError::Malformed)
+        client
+            .finish(&server_final)
+            .map_err(|_| ScramError::Malformed)
     }
 
     #[test]
@@ -157,8 +193,17 @@ mod tests {
     #[test]
     fn rejects_channel_binding_and_garbage() {
         let s = ScramSecret::derive(b"x");
-        assert_eq!(ScramExchange::start(s.clone(), b"p=tls-server-end-point,,n=,r=a", "b").err(), Some(ScramError::ChannelBinding));
-        assert_eq!(ScramExchange::start(s.clone(), b"garbage", "b").err(), Some(ScramError::Malformed));
-        assert_eq!(ScramExchange::start(s, b"n,,n=,r=", "b").err(), Some(ScramError::Malformed));
+        assert_eq!(
+            ScramExchange::start(s.clone(), b"p=tls-server-end-point,,n=,r=a", "b").err(),
+            Some(ScramError::ChannelBinding)
+        );
+        assert_eq!(
+            ScramExchange::start(s.clone(), b"garbage", "b").err(),
+            Some(ScramError::Malformed)
+        );
+        assert_eq!(
+            ScramExchange::start(s, b"n,,n=,r=", "b").err(),
+            Some(ScramError::Malformed)
+        );
     }
 }

@@ -19,7 +19,10 @@ pub(crate) struct Statement {
 /// Every distinct statement any client prepared, shared by all sessions.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
-    by_text: Mutex<HashMap<(String, Vec<u8>), Arc<Statement>>>,
+    /// By SQL text; the few statements sharing a text differ in parameter types. Keyed by text alone so a
+    /// lookup borrows the client's bytes instead of copying them.
+    by_text: Mutex<HashMap<String, Vec<Arc<Statement>>>>,
+    next_id: std::sync::atomic::AtomicU64,
     /// Statements some server accepted: a client's Parse of one needs no server (it is prepared on
     /// demand where it is used), so preparing never waits for a pool.
     valid: Mutex<HashSet<u64>>,
@@ -28,17 +31,23 @@ pub(crate) struct Registry {
 impl Registry {
     pub(crate) fn intern(&self, query: &str, param_types: &[u8]) -> Arc<Statement> {
         let mut map = self.by_text.lock().expect("registry lock");
-        if let Some(s) = map.get(&(query.to_owned(), param_types.to_vec())) {
+        if let Some(s) = map
+            .get(query)
+            .and_then(|v| v.iter().find(|s| s.param_types == param_types))
+        {
             return s.clone();
         }
-        let id = map.len() as u64 + 1;
+        let id = self
+            .next_id
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
         let s = Arc::new(Statement {
             id,
             server_name: format!("__shardgate_{id}"),
             query: query.to_owned(),
             param_types: param_types.to_vec(),
         });
-        map.insert((query.to_owned(), param_types.to_vec()), s.clone());
+        map.entry(query.to_owned()).or_default().push(s.clone());
         s
     }
 
@@ -51,7 +60,7 @@ impl Registry {
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.by_text.lock().expect("registry lock").len()
+        self.next_id.load(std::sync::atomic::Ordering::Relaxed) as usize
     }
 }
 

@@ -26,9 +26,11 @@ pub(crate) fn acceptor(c: &TlsConfig) -> Result<TlsAcceptor, TlsError> {
         .collect::<Result<_, _>>()
         .map_err(|e| pem_err(&c.cert, e))?;
     let key = PrivateKeyDer::from_pem_file(&c.key).map_err(|e| pem_err(&c.key, e))?;
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

@@ -78,7 +78,10 @@ pub(crate) struct Committer {
 
 impl Committer {
     pub(crate) fn new(shared: Arc<Shared>) -> Self {
-        Committer { shared, inner: Mutex::new(None) }
+        Committer {
+            shared,
+            inner: Mutex::new(None),
+        }
     }
 
     pub(crate) fn submit(&self, batch: WriteBatch, sync: bool) -> WriteFuture {
@@ -87,12 +90,21 @@ impl Committer {
         if inner.is_none() {
             let (tx, rx) = mpsc::channel();
             let shared = self.shared.clone();
-            match std::thread::Builder::new().name("lsm-async".into()).spawn(move || run(&shared, &rx)) {
+            match std::thread::Builder::new()
+                .name("lsm-async".into())
+                .spawn(move || run(&shared, &rx))
+            {
                 Ok(h) => *inner = Some((tx, h)),
                 Err(e) => return WriteFuture::failed(Error::io(&self.shared.dir, e)),
             }
         }
-        let sent = inner.as_ref().map(|(tx, _)| tx.send(Request { batch, sync, done: done.clone() }));
+        let sent = inner.as_ref().map(|(tx, _)| {
+            tx.send(Request {
+                batch,
+                sync,
+                done: done.clone(),
+            })
+        });
         if !matches!(sent, Some(Ok(()))) {
             done.complete(Err(Error::Closed));
         }
@@ -119,7 +131,10 @@ fn run(shared: &Shared, rx: &Receiver<Request>) {
             }
         }
         let sync = group.iter().any(|r| r.sync);
-        let batches = group.iter_mut().map(|r| std::mem::take(&mut r.batch)).collect();
+        let batches = group
+            .iter_mut()
+            .map(|r| std::mem::take(&mut r.batch))
+            .collect();
         let result = shared.write(batches, sync, false);
         for r in &group {
             r.done.complete(match &result {

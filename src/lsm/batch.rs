@@ -4,7 +4,7 @@
 //! its first sequence number. The record's checksum makes every batch in it
 //! atomic across a crash: it is replayed whole or not at all.
 
-use super::codec::{put_bytes, Cursor};
+use super::codec::{Cursor, put_bytes};
 
 const OP_DELETE: u8 = 0;
 const OP_PUT: u8 = 1;
@@ -60,7 +60,8 @@ impl WriteBatch {
     }
 
     fn push(&mut self, op: u8, key: &[u8], second: Option<&[u8]>) -> &mut Self {
-        self.rep.reserve(key.len() + second.map_or(0, <[u8]>::len) + 11);
+        self.rep
+            .reserve(key.len() + second.map_or(0, <[u8]>::len) + 11);
         self.rep.push(op);
         put_bytes(&mut self.rep, key);
         if let Some(v) = second {
@@ -83,7 +84,10 @@ impl WriteBatch {
 /// Calls `f(sequence, op)` for every operation of a WAL record payload, in
 /// order; returns the highest sequence, or the offset of the first malformed
 /// byte. Run it once with a no-op `f` to validate before applying anything.
-pub(crate) fn for_each_op<'a>(payload: &'a [u8], mut f: impl FnMut(u64, Op<'a>)) -> Result<u64, usize> {
+pub(crate) fn for_each_op<'a>(
+    payload: &'a [u8],
+    mut f: impl FnMut(u64, Op<'a>),
+) -> Result<u64, usize> {
     let mut c = Cursor::new(payload);
     let mut last = 0;
     while !c.is_empty() {
@@ -99,7 +103,9 @@ pub(crate) fn for_each_op<'a>(payload: &'a [u8], mut f: impl FnMut(u64, Op<'a>))
             let op = match ops.u8() {
                 Some(OP_PUT) => ops.bytes().and_then(|k| Some(Op::Put(k, ops.bytes()?))),
                 Some(OP_DELETE) => ops.bytes().map(Op::Delete),
-                Some(OP_DELETE_RANGE) => ops.bytes().and_then(|s| Some(Op::DeleteRange(s, ops.bytes()?))),
+                Some(OP_DELETE_RANGE) => ops
+                    .bytes()
+                    .and_then(|s| Some(Op::DeleteRange(s, ops.bytes()?))),
                 _ => None,
             };
             f(seq + i, op.ok_or(at + 16 + op_at)?);
@@ -134,7 +140,14 @@ mod tests {
         assert_eq!(payload, want);
         let mut ops = Vec::new();
         assert_eq!(for_each_op(&payload, |seq, op| ops.push((seq, op))), Ok(9));
-        assert_eq!(ops, vec![(7, Op::Put(b"k", b"vv")), (8, Op::Delete(b"d")), (9, Op::DeleteRange(b"a", b"c"))]);
+        assert_eq!(
+            ops,
+            vec![
+                (7, Op::Put(b"k", b"vv")),
+                (8, Op::Delete(b"d")),
+                (9, Op::DeleteRange(b"a", b"c"))
+            ]
+        );
     }
 
     #[test]
@@ -144,7 +157,10 @@ mod tests {
         let mut payload = Vec::new();
         b.encode_into(&mut payload, 1);
         for cut in 1..payload.len() {
-            assert!(for_each_op(&payload[..cut], |_, _| {}).is_err(), "cut at {cut}");
+            assert!(
+                for_each_op(&payload[..cut], |_, _| {}).is_err(),
+                "cut at {cut}"
+            );
         }
         let mut bad = payload.clone();
         bad[16] = 9; // unknown op

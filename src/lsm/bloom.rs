@@ -11,7 +11,10 @@ pub(crate) struct BloomBuilder {
 
 impl BloomBuilder {
     pub(crate) fn new(bits_per_key: usize) -> Self {
-        BloomBuilder { hashes: Vec::new(), bits_per_key: bits_per_key.max(1) }
+        BloomBuilder {
+            hashes: Vec::new(),
+            bits_per_key: bits_per_key.max(1),
+        }
     }
 
     pub(crate) fn add(&mut self, user_key: &[u8]) {
@@ -24,7 +27,9 @@ impl BloomBuilder {
 
     pub(crate) fn finish(&self) -> Vec<u8> {
         let k = ((self.bits_per_key as f64) * 0.69).round().clamp(1.0, 30.0) as u8;
-        let lines = (self.hashes.len() * self.bits_per_key).div_ceil(LINE_BITS).max(1);
+        let lines = (self.hashes.len() * self.bits_per_key)
+            .div_ceil(LINE_BITS)
+            .max(1);
         let mut out = vec![0u8; lines * LINE_BYTES + 1];
         for &h in &self.hashes {
             let line = line_of(h, lines) * LINE_BYTES;
@@ -46,7 +51,9 @@ pub(crate) fn may_contain(filter: &[u8], user_key: &[u8]) -> bool {
 
 /// `may_contain` for a key hashed once with [`hash`], for probing many tables.
 pub(crate) fn may_contain_hash(filter: &[u8], h: u64) -> bool {
-    let Some((&k, bits)) = filter.split_last() else { return true };
+    let Some((&k, bits)) = filter.split_last() else {
+        return true;
+    };
     if bits.is_empty() || bits.len() % LINE_BYTES != 0 || k == 0 || k > 30 {
         return true;
     }
@@ -105,9 +112,14 @@ mod tests {
         for i in 0..20_000u32 {
             assert!(may_contain(&f, format!("key{i:08}").as_bytes()));
         }
-        let fp = (0..100_000u32).filter(|i| may_contain(&f, format!("miss{i:08}").as_bytes())).count();
+        let fp = (0..100_000u32)
+            .filter(|i| may_contain(&f, format!("miss{i:08}").as_bytes()))
+            .count();
         let rate = fp as f64 / 100_000.0;
-        eprintln!("bloom filter, 10 bits per key: measured false-positive rate {:.3}%", rate * 100.0);
+        eprintln!(
+            "bloom filter, 10 bits per key: measured false-positive rate {:.3}%",
+            rate * 100.0
+        );
         assert!((0.005..0.015).contains(&rate), "false-positive rate {rate}");
     }
 
@@ -121,6 +133,10 @@ mod tests {
         let set: u32 = f[..64].iter().map(|b| b.count_ones()).sum();
         assert!((1..=7).contains(&set));
         assert!(may_contain(&[], b"a"), "an empty filter says maybe");
-        assert_eq!(hash(b"shardgate"), 0x9220_ac3f_83cc_c5c1, "hash is part of the format");
+        assert_eq!(
+            hash(b"shardgate"),
+            0x9220_ac3f_83cc_c5c1,
+            "hash is part of the format"
+        );
     }
 }

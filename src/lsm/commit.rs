@@ -32,7 +32,14 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub(crate) fn new(batches: Vec<WriteBatch>, sync: bool, force_freeze: bool) -> Self {
-        Writer { batches, sync, force_freeze, state: AtomicU8::new(WAITING), thread: thread::current(), result: Mutex::new(None) }
+        Writer {
+            batches,
+            sync,
+            force_freeze,
+            state: AtomicU8::new(WAITING),
+            thread: thread::current(),
+            result: Mutex::new(None),
+        }
     }
 
     fn bytes(&self) -> usize {
@@ -69,7 +76,12 @@ pub(crate) struct CommitQueue {
 
 impl CommitQueue {
     pub(crate) fn new(max_group_bytes: usize) -> Self {
-        CommitQueue { queue: Mutex::new(VecDeque::new()), max_group_bytes, syncing: Mutex::new(0), synced: Condvar::new() }
+        CommitQueue {
+            queue: Mutex::new(VecDeque::new()),
+            max_group_bytes,
+            syncing: Mutex::new(0),
+            synced: Condvar::new(),
+        }
     }
 
     /// A sync leader waits for a free fsync slot before taking its group, so
@@ -149,7 +161,10 @@ impl CommitQueue {
         let mut group = vec![leader.clone()];
         let mut bytes = leader.bytes();
         for w in q.iter().skip(1) {
-            if (w.sync && !leader.sync) || w.force_freeze || bytes + w.bytes() > self.max_group_bytes {
+            if (w.sync && !leader.sync)
+                || w.force_freeze
+                || bytes + w.bytes() > self.max_group_bytes
+            {
                 break;
             }
             bytes += w.bytes();
@@ -210,6 +225,10 @@ mod tests {
         assert_eq!(q.take_group(&leader).len(), 2);
         let sync_leader = Arc::new(Writer::new(vec![], true, false));
         q.queue.lock().unwrap()[0] = sync_leader.clone();
-        assert_eq!(q.take_group(&sync_leader).len(), 4, "non-sync writers may ride a sync group");
+        assert_eq!(
+            q.take_group(&sync_leader).len(),
+            4,
+            "non-sync writers may ride a sync group"
+        );
     }
 }

@@ -66,7 +66,11 @@ pub(crate) struct WalState {
 
 impl WalState {
     pub(crate) fn new(writer: WalWriter, last_seq: u64) -> Self {
-        WalState { writer, last_seq, payload: Vec::new() }
+        WalState {
+            writer,
+            last_seq,
+            payload: Vec::new(),
+        }
     }
 }
 
@@ -119,7 +123,11 @@ impl Shared {
     /// writes up to it sit in memtables or tables the later super-version holds.
     pub(crate) fn read_view(&self) -> (u64, Arc<SuperVersion>) {
         let seq = self.visible_seq.load(Ordering::Acquire);
-        let sv = self.current.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let sv = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         (seq, sv)
     }
 
@@ -147,7 +155,13 @@ impl Shared {
     /// Logs `edit` in the manifest, then swaps in the new version. The manifest
     /// append is the commit point: tables named by the edit are already synced,
     /// and tables it removes are deleted only after it is durable.
-    pub(crate) fn install(&self, st: &mut State, mut edit: VersionEdit, added: &[Arc<TableFile>], obsolete: &[Arc<TableFile>]) -> Result<()> {
+    pub(crate) fn install(
+        &self,
+        st: &mut State,
+        mut edit: VersionEdit,
+        added: &[Arc<TableFile>],
+        obsolete: &[Arc<TableFile>],
+    ) -> Result<()> {
         edit.next_file = Some(st.mstate.next_file);
         // Tables may hold entries not yet visible (their fsync still running):
         // the next sequence after a restart must be above all of them.

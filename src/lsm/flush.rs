@@ -10,7 +10,7 @@ use std::sync::Arc;
 use super::compaction::writer::Outputs;
 use super::core::{Shared, State};
 use super::error::Result;
-use super::key::{self, RangeTombstone, KIND_DELETE};
+use super::key::{self, KIND_DELETE, RangeTombstone};
 use super::manifest::VersionEdit;
 use super::memtable::Memtable;
 use super::tombstones::TombstoneCursor;
@@ -21,7 +21,12 @@ fn any_table_overlaps(v: &Version, dropping: &[Arc<TableFile>], lo: &[u8], hi: &
     v.any_overlapping(lo, hi, |f| !dropping.iter().any(|d| Arc::ptr_eq(d, f)))
 }
 
-fn write_table(shared: &Shared, mem: &Memtable, version: &Version, dropping: &[Arc<TableFile>]) -> Result<Vec<FileMeta>> {
+fn write_table(
+    shared: &Shared,
+    mem: &Memtable,
+    version: &Version,
+    dropping: &[Arc<TableFile>],
+) -> Result<Vec<FileMeta>> {
     let tombs = mem.tombstones();
     let mut cursor = TombstoneCursor::new(tombs.clone(), key::MAX_SEQ);
     let mut out = Outputs::new(shared, u64::MAX);
@@ -38,7 +43,9 @@ fn write_table(shared: &Shared, mem: &Memtable, version: &Version, dropping: &[A
             if cursor.covering(user) > key::tag_seq(e.tag) {
                 continue;
             }
-            if key::tag_kind(e.tag) == KIND_DELETE && !any_table_overlaps(version, dropping, user, user) {
+            if key::tag_kind(e.tag) == KIND_DELETE
+                && !any_table_overlaps(version, dropping, user, user)
+            {
                 continue;
             }
             ikey.clear();
@@ -66,7 +73,10 @@ fn reserve_covered(st: &mut State, mem: &Memtable) -> Vec<(u8, Arc<TableFile>)> 
     for t in mem.tombstones() {
         for (level, f) in st.version.files() {
             let inside = t.start <= f.meta.smallest && f.meta.largest < t.end;
-            if inside && !st.compacting.contains(&f.meta.number) && !out.iter().any(|(_, d)| Arc::ptr_eq(d, f)) {
+            if inside
+                && !st.compacting.contains(&f.meta.number)
+                && !out.iter().any(|(_, d)| Arc::ptr_eq(d, f))
+            {
                 out.push((level as u8, f.clone()));
             }
         }
@@ -110,10 +120,17 @@ fn install_flush(
     let metas = write_table(shared, mem, version, &dropped)?;
     let mut files = Vec::new();
     for m in &metas {
-        files.push(TableFile::open(&shared.dir, m.clone(), shared.cache.clone())?);
+        files.push(TableFile::open(
+            &shared.dir,
+            m.clone(),
+            shared.cache.clone(),
+        )?);
     }
     let log_number = mem.next_segment();
-    let mut edit = VersionEdit { log_number: Some(log_number), ..VersionEdit::default() };
+    let mut edit = VersionEdit {
+        log_number: Some(log_number),
+        ..VersionEdit::default()
+    };
     edit.added = metas.into_iter().map(|m| (0, m)).collect();
     edit.deleted = dropping.iter().map(|(l, f)| (*l, f.meta.number)).collect();
     let mut st = shared.lock_state();

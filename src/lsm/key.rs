@@ -84,9 +84,21 @@ mod tests {
     fn newest_version_sorts_first_and_prefixes_sort_before() {
         let cases = [
             (ik(b"a", 5, KIND_PUT), ik(b"a", 4, KIND_PUT), Ordering::Less),
-            (ik(b"a", 5, KIND_PUT), ik(b"ab", 9, KIND_PUT), Ordering::Less),
-            (ik(b"b", 1, KIND_PUT), ik(b"ab", 9, KIND_PUT), Ordering::Greater),
-            (ik(b"a", 5, KIND_PUT), ik(b"a", 5, KIND_DELETE), Ordering::Less),
+            (
+                ik(b"a", 5, KIND_PUT),
+                ik(b"ab", 9, KIND_PUT),
+                Ordering::Less,
+            ),
+            (
+                ik(b"b", 1, KIND_PUT),
+                ik(b"ab", 9, KIND_PUT),
+                Ordering::Greater,
+            ),
+            (
+                ik(b"a", 5, KIND_PUT),
+                ik(b"a", 5, KIND_DELETE),
+                Ordering::Less,
+            ),
             (ik(b"", 1, KIND_PUT), ik(b"", 1, KIND_PUT), Ordering::Equal),
         ];
         for (a, b, want) in cases {
@@ -96,17 +108,37 @@ mod tests {
 
     #[test]
     fn internal_key_bytes_are_exact() {
-        assert_eq!(ik(b"k", 0x0102, KIND_PUT), [b'k', 0x01, 0x02, 0x01, 0, 0, 0, 0, 0]);
-        assert_eq!(split(&ik(b"k", 7, KIND_DELETE)), (&b"k"[..], tag(7, KIND_DELETE)));
+        assert_eq!(
+            ik(b"k", 0x0102, KIND_PUT),
+            [b'k', 0x01, 0x02, 0x01, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            split(&ik(b"k", 7, KIND_DELETE)),
+            (&b"k"[..], tag(7, KIND_DELETE))
+        );
     }
 
     #[test]
     fn tombstone_coverage_respects_snapshot_and_bounds() {
         let t = [
-            RangeTombstone { start: b"b".to_vec(), end: b"d".to_vec(), seq: 10 },
-            RangeTombstone { start: b"c".to_vec(), end: b"e".to_vec(), seq: 5 },
+            RangeTombstone {
+                start: b"b".to_vec(),
+                end: b"d".to_vec(),
+                seq: 10,
+            },
+            RangeTombstone {
+                start: b"c".to_vec(),
+                end: b"e".to_vec(),
+                seq: 5,
+            },
         ];
-        let check = |user: &[u8], snapshot: u64, want: u64| assert_eq!(max_covering(&t, user, snapshot), want, "{user:?}@{snapshot}");
+        let check = |user: &[u8], snapshot: u64, want: u64| {
+            assert_eq!(
+                max_covering(&t, user, snapshot),
+                want,
+                "{user:?}@{snapshot}"
+            )
+        };
         check(b"b", 10, 10);
         check(b"c", 20, 10);
         check(b"d", 20, 5);

@@ -15,10 +15,10 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::codec::{put_bytes, put_varint, Cursor};
+use super::codec::{Cursor, put_bytes, put_varint};
 use super::error::{Error, Result};
 use super::version::FileMeta;
-use super::wal::record::{decode, Decoded, Encode, Record, KIND_EDIT};
+use super::wal::record::{Decoded, Encode, KIND_EDIT, Record, decode};
 use super::wal::sync_dir;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -32,7 +32,11 @@ pub(crate) struct VersionEdit {
 
 impl Encode for VersionEdit {
     fn encode(&self, b: &mut Vec<u8>) {
-        for (tag, v) in [(1u8, self.log_number), (2, self.next_file), (3, self.last_seq)] {
+        for (tag, v) in [
+            (1u8, self.log_number),
+            (2, self.next_file),
+            (3, self.last_seq),
+        ] {
             if let Some(v) = v {
                 b.push(tag);
                 put_varint(b, v);
@@ -65,7 +69,11 @@ impl VersionEdit {
                 4 => e.deleted.push((c.u8()?, c.varint()?)),
                 5 => {
                     let level = c.u8()?;
-                    let mut m = FileMeta { number: c.varint()?, size: c.varint()?, ..FileMeta::default() };
+                    let mut m = FileMeta {
+                        number: c.varint()?,
+                        size: c.varint()?,
+                        ..FileMeta::default()
+                    };
                     (m.min_seq, m.max_seq, m.entries) = (c.varint()?, c.varint()?, c.varint()?);
                     m.smallest = c.bytes()?.to_vec();
                     m.largest = c.bytes()?.to_vec();
@@ -130,18 +138,34 @@ pub(crate) fn read(dir: &Path) -> Result<Option<ManifestState>> {
     let mut pos = 0;
     while pos < data.len() {
         match decode(&data[pos..]) {
-            Decoded::Good { kind: KIND_EDIT, payload, len, .. } => {
-                let edit = VersionEdit::decode(payload)
-                    .ok_or_else(|| Error::corruption(&path, pos as u64, "malformed version edit"))?;
+            Decoded::Good {
+                kind: KIND_EDIT,
+                payload,
+                len,
+                ..
+            } => {
+                let edit = VersionEdit::decode(payload).ok_or_else(|| {
+                    Error::corruption(&path, pos as u64, "malformed version edit")
+                })?;
                 state.apply(&edit);
                 pos += len;
             }
             Decoded::Incomplete => break,
-            _ => return Err(Error::corruption(&path, pos as u64, "manifest record checksum mismatch")),
+            _ => {
+                return Err(Error::corruption(
+                    &path,
+                    pos as u64,
+                    "manifest record checksum mismatch",
+                ));
+            }
         }
     }
     if pos == 0 {
-        return Err(Error::corruption(&path, 0, "manifest holds no complete edit"));
+        return Err(Error::corruption(
+            &path,
+            0,
+            "manifest holds no complete edit",
+        ));
     }
     Ok(Some(state))
 }
@@ -162,18 +186,30 @@ impl ManifestWriter {
         let mut buf = Vec::new();
         encode_edit(&mut buf, &state.snapshot());
         let mut file = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        file.write_all(&buf).and_then(|_| file.sync_all()).map_err(|e| Error::io(&tmp, e))?;
+        file.write_all(&buf)
+            .and_then(|_| file.sync_all())
+            .map_err(|e| Error::io(&tmp, e))?;
         std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
         sync_dir(dir)?;
-        let file = OpenOptions::new().append(true).open(&path).map_err(|e| Error::io(&path, e))?;
-        Ok(ManifestWriter { path, file, size: buf.len() as u64 })
+        let file = OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        Ok(ManifestWriter {
+            path,
+            file,
+            size: buf.len() as u64,
+        })
     }
 
     /// Appends an edit and fsyncs it: after this returns the edit survives a crash.
     pub(crate) fn append(&mut self, edit: &VersionEdit) -> Result<()> {
         let mut buf = Vec::new();
         encode_edit(&mut buf, edit);
-        self.file.write_all(&buf).and_then(|_| self.file.sync_data()).map_err(|e| Error::io(&self.path, e))?;
+        self.file
+            .write_all(&buf)
+            .and_then(|_| self.file.sync_data())
+            .map_err(|e| Error::io(&self.path, e))?;
         self.size += buf.len() as u64;
         Ok(())
     }
@@ -182,7 +218,12 @@ impl ManifestWriter {
 fn encode_edit(buf: &mut Vec<u8>, edit: &VersionEdit) {
     let mut payload = Vec::new();
     edit.encode(&mut payload);
-    Record { kind: KIND_EDIT, segment: 0, payload: &payload }.encode(buf);
+    Record {
+        kind: KIND_EDIT,
+        segment: 0,
+        payload: &payload,
+    }
+    .encode(buf);
 }
 
 #[cfg(test)]
@@ -209,27 +250,48 @@ mod tests {
         };
         let mut b = Vec::new();
         e.encode(&mut b);
-        let want = [1, 5, 3, 0xc8, 0x01, 4, 1, 4, 5, 2, 7, 0xac, 0x02, 1, 2, 3, 1, b'a', 1, b'z'];
+        let want = [
+            1, 5, 3, 0xc8, 0x01, 4, 1, 4, 5, 2, 7, 0xac, 0x02, 1, 2, 3, 1, b'a', 1, b'z',
+        ];
         assert_eq!(b, want);
         assert_eq!(VersionEdit::decode(&b), Some(e));
         for cut in 1..b.len() {
             let d = VersionEdit::decode(&b[..cut]);
-            assert!(d.is_none() || cut == 2 || cut == 5 || cut == 8, "cut {cut} decoded {d:?}");
+            assert!(
+                d.is_none() || cut == 2 || cut == 5 || cut == 8,
+                "cut {cut} decoded {d:?}"
+            );
         }
     }
 
     #[test]
     fn survives_rewrite_and_ignores_a_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
-        let mut s = ManifestState { log_number: 1, next_file: 2, ..Default::default() };
+        let mut s = ManifestState {
+            log_number: 1,
+            next_file: 2,
+            ..Default::default()
+        };
         let mut w = ManifestWriter::create(dir.path(), &s).unwrap();
-        let e = VersionEdit { last_seq: Some(9), added: vec![(0, FileMeta { number: 3, ..Default::default() })], ..Default::default() };
+        let e = VersionEdit {
+            last_seq: Some(9),
+            added: vec![(
+                0,
+                FileMeta {
+                    number: 3,
+                    ..Default::default()
+                },
+            )],
+            ..Default::default()
+        };
         w.append(&e).unwrap();
         s.apply(&e);
         assert_eq!(read(dir.path()).unwrap(), Some(s.clone()));
         let p = manifest_path(dir.path());
         let mut bytes = std::fs::read(&p).unwrap();
-        bytes.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18]);
+        bytes.extend_from_slice(&[
+            1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18,
+        ]);
         bytes[w.size as usize + 4] = 0xff; // declared length runs past the end
         std::fs::write(&p, &bytes).unwrap();
         assert_eq!(read(dir.path()).unwrap(), Some(s));

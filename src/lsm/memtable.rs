@@ -9,8 +9,8 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{RwLock, RwLockReadGuard};
 
-use super::batch::{for_each_op, Op};
-use super::key::{self, RangeTombstone, KIND_DELETE, KIND_PUT};
+use super::batch::{Op, for_each_op};
+use super::key::{self, KIND_DELETE, KIND_PUT, RangeTombstone};
 
 /// A versioned entry: user key and value in one buffer, ordered by user key
 /// ascending, then tag descending.
@@ -26,7 +26,11 @@ impl MemEntry {
         let mut buf = Vec::with_capacity(user.len() + value.len());
         buf.extend_from_slice(user);
         buf.extend_from_slice(value);
-        MemEntry { buf: buf.into_boxed_slice(), key_len: user.len() as u32, tag }
+        MemEntry {
+            buf: buf.into_boxed_slice(),
+            key_len: user.len() as u32,
+            tag,
+        }
     }
 
     pub(crate) fn user(&self) -> &[u8] {
@@ -109,8 +113,15 @@ impl Memtable {
                 }
                 Op::DeleteRange(s, e) => {
                     added += s.len() + e.len();
-                    let t = RangeTombstone { start: s.to_vec(), end: e.to_vec(), seq };
-                    self.tombstones.write().unwrap_or_else(|e| e.into_inner()).push(t);
+                    let t = RangeTombstone {
+                        start: s.to_vec(),
+                        end: e.to_vec(),
+                        seq,
+                    };
+                    self.tombstones
+                        .write()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(t);
                 }
             }
         });
@@ -126,7 +137,10 @@ impl Memtable {
         };
         let probe = MemEntry::new(user, key::lookup_tag(snapshot), b"");
         let map = self.read();
-        let point = map.range((Bound::Included(&probe), Bound::Unbounded)).next().filter(|e| e.user() == user);
+        let point = map
+            .range((Bound::Included(&probe), Bound::Unbounded))
+            .next()
+            .filter(|e| e.user() == user);
         match point {
             Some(e) if key::tag_seq(e.tag) < tomb => Some(Found::Deleted),
             Some(e) if key::tag_kind(e.tag) == KIND_PUT => Some(Found::Value(e.value().to_vec())),
@@ -141,17 +155,28 @@ impl Memtable {
     }
 
     pub(crate) fn tombstones(&self) -> Vec<RangeTombstone> {
-        self.tombstones.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.tombstones
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.read().is_empty() && self.tombstones.read().unwrap_or_else(|e| e.into_inner()).is_empty()
+        self.read().is_empty()
+            && self
+                .tombstones
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_empty()
     }
 
     /// Up to `max` entries starting at `from` (inclusive) or just after it.
     pub(crate) fn chunk(&self, from: Bound<&MemEntry>, max: usize) -> Vec<MemEntry> {
         let map = self.read();
-        map.range((from, Bound::Unbounded)).take(max).cloned().collect()
+        map.range((from, Bound::Unbounded))
+            .take(max)
+            .cloned()
+            .collect()
     }
 }
 
@@ -171,8 +196,14 @@ mod tests {
         let m = Memtable::new();
         apply(&m, 1, WriteBatch::new().put(b"a", b"1").put(b"b", b"1"));
         apply(&m, 3, WriteBatch::new().delete(b"a").put(b"b", b"2"));
-        apply(&m, 5, WriteBatch::new().delete_range(b"b", b"c").put(b"bb", b"3"));
-        let check = |k: &[u8], snap: u64, want: Option<Found>| assert_eq!(m.get(k, snap), want, "{k:?}@{snap}");
+        apply(
+            &m,
+            5,
+            WriteBatch::new().delete_range(b"b", b"c").put(b"bb", b"3"),
+        );
+        let check = |k: &[u8], snap: u64, want: Option<Found>| {
+            assert_eq!(m.get(k, snap), want, "{k:?}@{snap}")
+        };
         check(b"a", 1, Some(Found::Value(b"1".to_vec())));
         check(b"a", 2, Some(Found::Value(b"1".to_vec())));
         check(b"a", 3, Some(Found::Deleted));

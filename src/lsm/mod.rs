@@ -54,8 +54,8 @@ pub use options::{Options, WriteOptions};
 pub use snapshot::Snapshot;
 pub use stats::StatsSnapshot;
 
-pub(crate) use self::core::SuperVersion;
 use self::core::Shared;
+pub(crate) use self::core::SuperVersion;
 
 /// An open database. All methods take `&self`; share it with `Arc<Db>`.
 pub struct Db {
@@ -78,7 +78,12 @@ impl Db {
         })
     }
 
-    pub fn put(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>, opts: WriteOptions) -> Result<()> {
+    pub fn put(
+        &self,
+        key: impl AsRef<[u8]>,
+        value: impl AsRef<[u8]>,
+        opts: WriteOptions,
+    ) -> Result<()> {
         let mut b = WriteBatch::new();
         b.put(key, value);
         self.write(b, opts)
@@ -92,7 +97,12 @@ impl Db {
 
     /// Deletes every key in `start..end` with one range tombstone. Tables that
     /// lie wholly inside the range are dropped when the tombstone is flushed.
-    pub fn delete_range(&self, start: impl AsRef<[u8]>, end: impl AsRef<[u8]>, opts: WriteOptions) -> Result<()> {
+    pub fn delete_range(
+        &self,
+        start: impl AsRef<[u8]>,
+        end: impl AsRef<[u8]>,
+        opts: WriteOptions,
+    ) -> Result<()> {
         let mut b = WriteBatch::new();
         b.delete_range(start, end);
         self.write(b, opts)
@@ -203,7 +213,12 @@ impl Db {
             st.shutdown = true;
             self.shared.cv.notify_all();
         }
-        for t in self.threads.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        for t in self
+            .threads
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             let _ = t.join();
         }
         synced
@@ -227,12 +242,16 @@ fn check(st: &self::core::State) -> Result<()> {
 fn validate(batch: &WriteBatch) -> Result<()> {
     // Keeps every WAL record well under the reader's sanity limit.
     if batch.rep.len() > 64 << 20 {
-        return Err(Error::InvalidArgument("write batch larger than 64 MiB".into()));
+        return Err(Error::InvalidArgument(
+            "write batch larger than 64 MiB".into(),
+        ));
     }
     Ok(())
 }
 
-pub(crate) fn owned_bounds<K: AsRef<[u8]>>(range: &impl RangeBounds<K>) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+pub(crate) fn owned_bounds<K: AsRef<[u8]>>(
+    range: &impl RangeBounds<K>,
+) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
     let own = |b: Bound<&K>| match b {
         Bound::Included(k) => Bound::Included(k.as_ref().to_vec()),
         Bound::Excluded(k) => Bound::Excluded(k.as_ref().to_vec()),

@@ -27,7 +27,11 @@ pub(crate) fn list_numbers(dir: &Path, ext: &str) -> Result<Vec<u64>> {
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let name = entry.map_err(|e| Error::io(dir, e))?.file_name();
         let name = name.to_string_lossy();
-        if let Some(n) = name.strip_suffix(ext).and_then(|s| s.strip_suffix('.')).and_then(|s| s.parse().ok()) {
+        if let Some(n) = name
+            .strip_suffix(ext)
+            .and_then(|s| s.strip_suffix('.'))
+            .and_then(|s| s.parse().ok())
+        {
             out.push(n);
         }
     }
@@ -37,7 +41,12 @@ pub(crate) fn list_numbers(dir: &Path, ext: &str) -> Result<Vec<u64>> {
 
 fn lock_dir(dir: &Path) -> Result<File> {
     let path = dir.join("LOCK");
-    let f = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(|e| Error::io(&path, e))?;
+    let f = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
     // A process forked elsewhere in this program holds a copy of a closed
     // database's descriptor (and so its lock) until it execs: retry briefly.
     for attempt in 0..20 {
@@ -56,15 +65,23 @@ fn lock_dir(dir: &Path) -> Result<File> {
 /// Replays WAL segments `>= log_number` into one memtable; returns the highest
 /// sequence seen. A torn tail is cut off; salvage cuts at the first corruption.
 fn replay(dir: &Path, log_number: u64, salvage: bool, mem: &Memtable) -> Result<u64> {
-    let segments: Vec<u64> = list_numbers(dir, "wal")?.into_iter().filter(|&n| n >= log_number).collect();
+    let segments: Vec<u64> = list_numbers(dir, "wal")?
+        .into_iter()
+        .filter(|&n| n >= log_number)
+        .collect();
     let mut max_seq = 0;
     for (i, &seg) in segments.iter().enumerate() {
         let path = segment_path(dir, seg);
         let file = File::open(&path).map_err(|e| Error::io(&path, e))?;
         let is_last = i + 1 == segments.len();
         let end = reader::scan(&path, seg, file, is_last, salvage, |payload, offset| {
-            for_each_op(payload, |_, _| {})
-                .map_err(|o| Error::corruption(&path, offset + 17 + o as u64, "malformed batch in WAL record"))?;
+            for_each_op(payload, |_, _| {}).map_err(|o| {
+                Error::corruption(
+                    &path,
+                    offset + 17 + o as u64,
+                    "malformed batch in WAL record",
+                )
+            })?;
             max_seq = max_seq.max(mem.apply_payload(payload));
             Ok(())
         })?;
@@ -108,12 +125,19 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<Shared>> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let lock = lock_dir(dir)?;
     let mut ms = manifest::read(dir)?.unwrap_or_default();
-    let highest = list_numbers(dir, "wal")?.into_iter().chain(list_numbers(dir, "sst")?).max().unwrap_or(0);
+    let highest = list_numbers(dir, "wal")?
+        .into_iter()
+        .chain(list_numbers(dir, "sst")?)
+        .max()
+        .unwrap_or(0);
     ms.next_file = ms.next_file.max(highest + 1).max(1);
     let recovered = Memtable::new();
-    ms.last_seq = ms.last_seq.max(replay(dir, ms.log_number, opts.salvage_wal, &recovered)?);
+    ms.last_seq = ms
+        .last_seq
+        .max(replay(dir, ms.log_number, opts.salvage_wal, &recovered)?);
     remove_leftovers(dir, &ms)?;
-    let cache = (opts.block_cache_size > 0).then(|| Arc::new(BlockCache::new(opts.block_cache_size)));
+    let cache =
+        (opts.block_cache_size > 0).then(|| Arc::new(BlockCache::new(opts.block_cache_size)));
     let mut version = Version::default();
     for (level, meta) in ms.files.values() {
         let f = TableFile::open(dir, meta.clone(), cache.clone())?;
@@ -150,7 +174,11 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<Shared>> {
         error: None,
         manual_compaction: false,
     };
-    let sv = SuperVersion { mem: state.mem.clone(), imms: state.imms.iter().rev().cloned().collect(), version: state.version.clone() };
+    let sv = SuperVersion {
+        mem: state.mem.clone(),
+        imms: state.imms.iter().rev().cloned().collect(),
+        version: state.version.clone(),
+    };
     Ok(Arc::new(Shared {
         dir: dir.to_path_buf(),
         commit: CommitQueue::new(opts.max_group_bytes),

@@ -74,16 +74,25 @@ impl Options {
     pub(crate) fn check(&self) -> Result<()> {
         let bad = |what: &str| Err(Error::InvalidArgument(format!("options: {what}")));
         if self.memtable_size < 1024 || self.block_size < 64 || self.table_size < 1024 {
-            return bad("memtable_size and table_size must be at least 1 KiB, block_size at least 64 bytes");
+            return bad(
+                "memtable_size and table_size must be at least 1 KiB, block_size at least 64 bytes",
+            );
         }
         if !(1..=30).contains(&self.bloom_bits_per_key) {
             return bad("bloom_bits_per_key must be within 1..=30");
         }
         if self.l0_compaction_trigger == 0 || self.l0_slowdown_trigger > self.l0_stop_trigger {
-            return bad("need 0 < l0_compaction_trigger and l0_slowdown_trigger <= l0_stop_trigger");
+            return bad(
+                "need 0 < l0_compaction_trigger and l0_slowdown_trigger <= l0_stop_trigger",
+            );
         }
-        if self.max_immutable_memtables == 0 || self.level_size_ratio < 2 || self.max_group_bytes == 0 {
-            return bad("max_immutable_memtables and max_group_bytes must be positive, level_size_ratio at least 2");
+        if self.max_immutable_memtables == 0
+            || self.level_size_ratio < 2
+            || self.max_group_bytes == 0
+        {
+            return bad(
+                "max_immutable_memtables and max_group_bytes must be positive, level_size_ratio at least 2",
+            );
         }
         Ok(())
     }

@@ -6,10 +6,10 @@ use std::sync::Arc;
 
 use super::core::SuperVersion;
 use super::error::Result;
-use super::iter::merge::MergeIter;
-use super::iter::mem::MemIter;
-use super::iter::user::DbIter;
 use super::iter::InternalIter;
+use super::iter::mem::MemIter;
+use super::iter::merge::MergeIter;
+use super::iter::user::DbIter;
 use super::owned_bounds;
 
 pub struct Snapshot {
@@ -34,7 +34,8 @@ impl Snapshot {
     /// Iterates over the keys in `range` as this snapshot saw them.
     pub fn scan<K: AsRef<[u8]>>(&self, range: impl RangeBounds<K>) -> Result<DbIter> {
         let (start, end) = owned_bounds(&range);
-        let mut children: Vec<Box<dyn InternalIter>> = vec![Box::new(MemIter::new(self.sv.mem.clone()))];
+        let mut children: Vec<Box<dyn InternalIter>> =
+            vec![Box::new(MemIter::new(self.sv.mem.clone()))];
         let mut tombstones = self.sv.mem.tombstones();
         for m in &self.sv.imms {
             children.push(Box::new(MemIter::new(m.clone())));
@@ -43,6 +44,13 @@ impl Snapshot {
         self.sv.version.iters(&mut children)?;
         self.sv.version.tombstones(&mut tombstones)?;
         let merge = MergeIter::new(children);
-        Ok(DbIter::new(self.sv.clone(), merge, self.seq, start, end, tombstones))
+        Ok(DbIter::new(
+            self.sv.clone(),
+            merge,
+            self.seq,
+            start,
+            end,
+            tombstones,
+        ))
     }
 }

@@ -4,8 +4,8 @@
 //! from disk only when the last version naming it is gone.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::error::{Error, Result};
 use super::iter::InternalIter;
@@ -51,19 +51,33 @@ pub(crate) struct TableFile {
 }
 
 impl TableFile {
-    pub(crate) fn open(dir: &Path, meta: FileMeta, cache: Option<Arc<BlockCache>>) -> Result<Arc<TableFile>> {
+    pub(crate) fn open(
+        dir: &Path,
+        meta: FileMeta,
+        cache: Option<Arc<BlockCache>>,
+    ) -> Result<Arc<TableFile>> {
         let table = Table::open(&table_path(dir, meta.number), meta.number, cache)?;
-        Ok(Arc::new(TableFile { meta, table: Some(Arc::new(table)), obsolete: AtomicBool::new(false) }))
+        Ok(Arc::new(TableFile {
+            meta,
+            table: Some(Arc::new(table)),
+            obsolete: AtomicBool::new(false),
+        }))
     }
 
     /// Metadata only, for planning tests.
     #[cfg(test)]
     pub(crate) fn detached(meta: FileMeta) -> Arc<TableFile> {
-        Arc::new(TableFile { meta, table: None, obsolete: AtomicBool::new(false) })
+        Arc::new(TableFile {
+            meta,
+            table: None,
+            obsolete: AtomicBool::new(false),
+        })
     }
 
     pub(crate) fn table(&self) -> Result<&Arc<Table>> {
-        self.table.as_ref().ok_or_else(|| Error::InvalidArgument(format!("table {} has no reader", self.meta.number)))
+        self.table.as_ref().ok_or_else(|| {
+            Error::InvalidArgument(format!("table {} has no reader", self.meta.number))
+        })
     }
 
     /// Called once an edit removing this table is durable in the manifest.
@@ -75,10 +89,11 @@ impl TableFile {
 impl Drop for TableFile {
     fn drop(&mut self) {
         if self.obsolete.load(Ordering::Acquire)
-            && let Some(t) = &self.table {
-                // Best effort: a leftover is found again as an orphan at open.
-                let _ = std::fs::remove_file(&t.path);
-            }
+            && let Some(t) = &self.table
+        {
+            // Best effort: a leftover is found again as an orphan at open.
+            let _ = std::fs::remove_file(&t.path);
+        }
     }
 }
 
@@ -116,21 +131,38 @@ impl Version {
     }
 
     pub(crate) fn overlapping(&self, level: usize, lo: &[u8], hi: &[u8]) -> Vec<Arc<TableFile>> {
-        self.levels[level].iter().filter(|f| f.meta.overlaps(lo, hi)).cloned().collect()
+        self.levels[level]
+            .iter()
+            .filter(|f| f.meta.overlaps(lo, hi))
+            .cloned()
+            .collect()
     }
 
     /// Whether a table accepted by `keep` overlaps `lo..=hi`: level 0 is
     /// scanned, deeper levels are binary-searched.
-    pub(crate) fn any_overlapping(&self, lo: &[u8], hi: &[u8], keep: impl Fn(&Arc<TableFile>) -> bool) -> bool {
-        self.levels[0].iter().any(|f| f.meta.overlaps(lo, hi) && keep(f))
+    pub(crate) fn any_overlapping(
+        &self,
+        lo: &[u8],
+        hi: &[u8],
+        keep: impl Fn(&Arc<TableFile>) -> bool,
+    ) -> bool {
+        self.levels[0]
+            .iter()
+            .any(|f| f.meta.overlaps(lo, hi) && keep(f))
             || self.levels[1..].iter().any(|level| {
                 let start = level.partition_point(|f| f.meta.largest.as_slice() < lo);
-                level[start..].iter().take_while(|f| f.meta.smallest.as_slice() <= hi).any(&keep)
+                level[start..]
+                    .iter()
+                    .take_while(|f| f.meta.smallest.as_slice() <= hi)
+                    .any(&keep)
             })
     }
 
     pub(crate) fn files(&self) -> impl Iterator<Item = (usize, &Arc<TableFile>)> {
-        self.levels.iter().enumerate().flat_map(|(l, fs)| fs.iter().map(move |f| (l, f)))
+        self.levels
+            .iter()
+            .enumerate()
+            .flat_map(|(l, fs)| fs.iter().map(move |f| (l, f)))
     }
 
     /// The newest version of `user` at `snapshot`. Newer data for a key always
@@ -139,15 +171,19 @@ impl Version {
         let hash = super::bloom::hash(user);
         for f in &self.levels[0] {
             if f.meta.contains(user)
-                && let Some(found) = f.table()?.get(user, hash, snapshot)? {
-                    return Ok(Some(found));
-                }
+                && let Some(found) = f.table()?.get(user, hash, snapshot)?
+            {
+                return Ok(Some(found));
+            }
         }
         for level in &self.levels[1..] {
             let start = level.partition_point(|f| f.meta.largest.as_slice() < user);
             // Range tombstones may make neighbours touch: check each file that contains the key.
             let mut best: Option<Found> = None;
-            for f in level[start..].iter().take_while(|f| f.meta.smallest.as_slice() <= user) {
+            for f in level[start..]
+                .iter()
+                .take_while(|f| f.meta.smallest.as_slice() <= user)
+            {
                 match f.table()?.get(user, hash, snapshot)? {
                     Some(Found::Deleted) => best = Some(Found::Deleted),
                     Some(v) if best.is_none() => best = Some(v),

@@ -12,8 +12,12 @@ use super::flush::flush_oldest;
 pub(crate) fn spawn(shared: &Arc<Shared>) -> std::io::Result<Vec<JoinHandle<()>>> {
     let (a, b) = (shared.clone(), shared.clone());
     Ok(vec![
-        std::thread::Builder::new().name("lsm-flush".into()).spawn(move || flusher(&a))?,
-        std::thread::Builder::new().name("lsm-compact".into()).spawn(move || compactor(&b))?,
+        std::thread::Builder::new()
+            .name("lsm-flush".into())
+            .spawn(move || flusher(&a))?,
+        std::thread::Builder::new()
+            .name("lsm-compact".into())
+            .spawn(move || compactor(&b))?,
     ])
 }
 
@@ -30,10 +34,11 @@ fn flusher(shared: &Shared) {
             st.imms.front().cloned()
         };
         if let Some(mem) = mem
-            && let Err(e) = flush_oldest(shared, &mem) {
-                shared.poison(&e);
-                return;
-            }
+            && let Err(e) = flush_oldest(shared, &mem)
+        {
+            shared.poison(&e);
+            return;
+        }
     }
 }
 
@@ -46,12 +51,22 @@ fn compactor(shared: &Shared) {
                     return;
                 }
                 let manual = st.manual_compaction && st.imms.is_empty();
-                let c = if manual { choose_manual(&st.version) } else { choose(&st.version, &shared.opts) };
+                let c = if manual {
+                    choose_manual(&st.version)
+                } else {
+                    choose(&st.version, &shared.opts)
+                };
                 let nothing_to_do = c.is_none();
                 // A flush may have reserved tables it is about to drop: wait for it.
-                let c = c.filter(|c| c.inputs.iter().chain(&c.next).all(|f| !st.compacting.contains(&f.meta.number)));
+                let c = c.filter(|c| {
+                    c.inputs
+                        .iter()
+                        .chain(&c.next)
+                        .all(|f| !st.compacting.contains(&f.meta.number))
+                });
                 if let Some(c) = c {
-                    st.compacting.extend(c.inputs.iter().chain(&c.next).map(|f| f.meta.number));
+                    st.compacting
+                        .extend(c.inputs.iter().chain(&c.next).map(|f| f.meta.number));
                     break (c, manual);
                 }
                 if manual && nothing_to_do {
@@ -62,7 +77,12 @@ fn compactor(shared: &Shared) {
             }
         };
         let result = run::run(shared, &choice);
-        let numbers: Vec<u64> = choice.inputs.iter().chain(&choice.next).map(|f| f.meta.number).collect();
+        let numbers: Vec<u64> = choice
+            .inputs
+            .iter()
+            .chain(&choice.next)
+            .map(|f| f.meta.number)
+            .collect();
         let manual_done = manual && choice.level == choice.output_level;
         // Let go of the input tables before anyone is told the job is done,
         // so the ones it retired are already deleted by then.

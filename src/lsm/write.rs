@@ -11,8 +11,8 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use super::batch::WriteBatch;
@@ -31,9 +31,18 @@ pub(crate) struct Staged {
 }
 
 impl Shared {
-    pub(crate) fn write(&self, batches: Vec<WriteBatch>, sync: bool, force_freeze: bool) -> Result<()> {
+    pub(crate) fn write(
+        &self,
+        batches: Vec<WriteBatch>,
+        sync: bool,
+        force_freeze: bool,
+    ) -> Result<()> {
         let writer = Writer::new(batches, sync, force_freeze);
-        self.commit.submit(writer, |group| self.stage(group), |staged| self.complete(staged))
+        self.commit.submit(
+            writer,
+            |group| self.stage(group),
+            |staged| self.complete(staged),
+        )
     }
 
     /// Stage one, run by the group's leader while it holds the queue.
@@ -45,11 +54,19 @@ impl Shared {
         let first = wal.last_seq + 1;
         let mut next = first;
         wal.payload.clear();
-        for b in group.iter().flat_map(|w| &w.batches).filter(|b| !b.is_empty()) {
+        for b in group
+            .iter()
+            .flat_map(|w| &w.batches)
+            .filter(|b| !b.is_empty())
+        {
             b.encode_into(&mut wal.payload, next);
             next += u64::from(b.count);
         }
-        let mut written = if next > first { wal.writer.append(&wal.payload) } else { Ok(()) };
+        let mut written = if next > first {
+            wal.writer.append(&wal.payload)
+        } else {
+            Ok(())
+        };
         if written.is_ok() && sync {
             // The bytes must reach the file before the fdatasync of stage two.
             written = wal.writer.flush();
@@ -63,8 +80,17 @@ impl Shared {
             wal.last_seq = next - 1;
             self.assigned_seq.store(next - 1, Ordering::Release);
         }
-        let sync_writes = group.iter().filter(|w| w.sync).map(|w| w.batches.len() as u64).sum();
-        Ok(Staged { first, last: next - 1, sync: sync.then(|| wal.writer.sync_handle()), sync_writes })
+        let sync_writes = group
+            .iter()
+            .filter(|w| w.sync)
+            .map(|w| w.batches.len() as u64)
+            .sum();
+        Ok(Staged {
+            first,
+            last: next - 1,
+            sync: sync.then(|| wal.writer.sync_handle()),
+            sync_writes,
+        })
     }
 
     /// Stage two: durable, then visible, in sequence order.
@@ -86,7 +112,10 @@ impl Shared {
                 return Err(Error::Poisoned("an earlier write failed".into()));
             }
             *waiting += 1;
-            waiting = self.publish_cv.wait(waiting).unwrap_or_else(|e| e.into_inner());
+            waiting = self
+                .publish_cv
+                .wait(waiting)
+                .unwrap_or_else(|e| e.into_inner());
             *waiting -= 1;
         }
         if s.last >= s.first {

@@ -131,7 +131,13 @@ pub struct ErrorFields {
 
 impl ErrorFields {
     pub(crate) fn new(severity: Severity, code: &'static str, message: impl Into<String>) -> Self {
-        ErrorFields { severity, code, message: message.into(), detail: None, hint: None }
+        ErrorFields {
+            severity,
+            code,
+            message: message.into(),
+            detail: None,
+            hint: None,
+        }
     }
 
     pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
@@ -141,7 +147,11 @@ impl ErrorFields {
 }
 
 pub(crate) fn error_response(out: &mut BytesMut, e: &ErrorFields) {
-    let tag = if e.severity == Severity::Notice { b'N' } else { b'E' };
+    let tag = if e.severity == Severity::Notice {
+        b'N'
+    } else {
+        b'E'
+    };
     write_message(out, tag, |b| {
         b.put_u8(b'S');
         put_cstr(b, e.severity.as_str());
@@ -177,16 +187,28 @@ mod tests {
     fn byte_exact() {
         check(auth_ok, b"R\0\0\0\x08\0\0\0\0");
         check(|o| auth_md5(o, *b"abcd"), b"R\0\0\0\x0c\0\0\0\x05abcd");
-        check(|o| auth_sasl(o, &["SCRAM-SHA-256"]), b"R\0\0\0\x17\0\0\0\x0aSCRAM-SHA-256\0\0");
-        check(|o| auth_sasl_continue(o, b"r=x"), b"R\0\0\0\x0b\0\0\0\x0br=x");
+        check(
+            |o| auth_sasl(o, &["SCRAM-SHA-256"]),
+            b"R\0\0\0\x17\0\0\0\x0aSCRAM-SHA-256\0\0",
+        );
+        check(
+            |o| auth_sasl_continue(o, b"r=x"),
+            b"R\0\0\0\x0b\0\0\0\x0br=x",
+        );
         check(|o| auth_sasl_final(o, b"v=y"), b"R\0\0\0\x0b\0\0\0\x0cv=y");
         check(|o| parameter_status(o, "a", "b"), b"S\0\0\0\x08a\0b\0");
-        check(|o| backend_key_data(o, 1, 2), b"K\0\0\0\x0c\0\0\0\x01\0\0\0\x02");
+        check(
+            |o| backend_key_data(o, 1, 2),
+            b"K\0\0\0\x0c\0\0\0\x01\0\0\0\x02",
+        );
         check(|o| ready_for_query(o, b'I'), b"Z\0\0\0\x05I");
         check(parse_complete, b"1\0\0\0\x04");
         check(close_complete, b"3\0\0\0\x04");
         check(|o| command_complete(o, "SHOW"), b"C\0\0\0\x09SHOW\0");
-        check(|o| data_row(o, &[Some("x"), None]), b"D\0\0\0\x0f\0\x02\0\0\0\x01x\xff\xff\xff\xff");
+        check(
+            |o| data_row(o, &[Some("x"), None]),
+            b"D\0\0\0\x0f\0\x02\0\0\0\x01x\xff\xff\xff\xff",
+        );
         check(
             |o| row_description_text(o, &["n"]),
             b"T\0\0\0\x1a\0\x01n\0\0\0\0\0\0\0\0\0\0\x19\xff\xff\xff\xff\xff\xff\0\0",

@@ -74,7 +74,11 @@ impl<'a> Cursor<'a> {
     }
 
     pub(crate) fn cstr(&mut self) -> Result<&'a str, ProtocolError> {
-        let end = self.buf.iter().position(|&b| b == 0).ok_or_else(|| self.malformed())?;
+        let end = self
+            .buf
+            .iter()
+            .position(|&b| b == 0)
+            .ok_or_else(|| self.malformed())?;
         let s = std::str::from_utf8(&self.buf[..end]).map_err(|_| self.malformed())?;
         self.buf = &self.buf[end + 1..];
         Ok(s)
@@ -129,17 +133,38 @@ mod tests {
         check(b"Q\0\0\0\x05", 100, Ok(None));
         check(b"Q\0\0\0\x05x", 100, Ok(Some(6)));
         check(b"Q\0\0\0\x05xyz", 100, Ok(Some(6)));
-        check(b"Q\0\0\0\x03", 100, Err(ProtocolError::BadLength { len: 3 }));
-        check(b"Q\xff\xff\xff\xff", 100, Err(ProtocolError::BadLength { len: -1 }));
-        check(b"Q\0\0\x01\0", 100, Err(ProtocolError::TooLarge { len: 257, max: 100 }));
+        check(
+            b"Q\0\0\0\x03",
+            100,
+            Err(ProtocolError::BadLength { len: 3 }),
+        );
+        check(
+            b"Q\xff\xff\xff\xff",
+            100,
+            Err(ProtocolError::BadLength { len: -1 }),
+        );
+        check(
+            b"Q\0\0\x01\0",
+            100,
+            Err(ProtocolError::TooLarge { len: 257, max: 100 }),
+        );
     }
 
     #[test]
     fn startup_framing() {
         assert_eq!(startup_len(b"\0\0\0\x08\x04\xd2", 100), Ok(None));
         assert_eq!(startup_len(b"\0\0\0\x08\x04\xd2\x16\x2f", 100), Ok(Some(8)));
-        assert_eq!(startup_len(b"GET / HTTP/1.1", 100), Err(ProtocolError::TooLarge { len: 1195725856, max: 100 }));
-        assert_eq!(startup_len(b"\0\0\0\x02", 100), Err(ProtocolError::BadLength { len: 2 }));
+        assert_eq!(
+            startup_len(b"GET / HTTP/1.1", 100),
+            Err(ProtocolError::TooLarge {
+                len: 1195725856,
+                max: 100
+            })
+        );
+        assert_eq!(
+            startup_len(b"\0\0\0\x02", 100),
+            Err(ProtocolError::BadLength { len: 2 })
+        );
     }
 
     #[test]

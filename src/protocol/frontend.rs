@@ -26,7 +26,11 @@ pub(crate) fn parse(body: &[u8]) -> Result<Parse<'_>, ProtocolError> {
     if n < 0 || check.rest().len() != n as usize * 4 {
         return Err(ProtocolError::Malformed { what: "Parse" });
     }
-    Ok(Parse { name, query, param_types })
+    Ok(Parse {
+        name,
+        query,
+        param_types,
+    })
 }
 
 /// Bind ('B'): the portal, the statement, and everything after them unparsed.
@@ -41,7 +45,11 @@ pub(crate) fn bind(body: &[u8]) -> Result<Bind<'_>, ProtocolError> {
     let mut c = Cursor::new(body, "Bind");
     let portal = c.cstr()?;
     let statement = c.cstr()?;
-    Ok(Bind { portal, statement, rest: c.rest() })
+    Ok(Bind {
+        portal,
+        statement,
+        rest: c.rest(),
+    })
 }
 
 /// What a Describe or Close names: a prepared statement ('S') or a portal ('P').
@@ -113,8 +121,18 @@ mod tests {
         write_parse(&mut out, "s1", "select $1", b"\0\x01\0\0\0\x17");
         assert_eq!(&out[..], b"P\0\0\0\x17s1\0select $1\0\0\x01\0\0\0\x17");
         let p = parse(&out[5..]).unwrap();
-        assert_eq!(p, Parse { name: "s1", query: "select $1", param_types: b"\0\x01\0\0\0\x17" });
-        assert_eq!(parse(b"s\0q\0\0\x02\0\0\0\x17"), Err(ProtocolError::Malformed { what: "Parse" }));
+        assert_eq!(
+            p,
+            Parse {
+                name: "s1",
+                query: "select $1",
+                param_types: b"\0\x01\0\0\0\x17"
+            }
+        );
+        assert_eq!(
+            parse(b"s\0q\0\0\x02\0\0\0\x17"),
+            Err(ProtocolError::Malformed { what: "Parse" })
+        );
     }
 
     #[test]
@@ -122,14 +140,24 @@ mod tests {
         let mut out = BytesMut::new();
         write_bind(&mut out, "", "s1", b"\0\0\0\0\0\0");
         assert_eq!(&out[..], b"B\0\0\0\x0e\0s1\0\0\0\0\0\0\0");
-        assert_eq!(bind(&out[5..]).unwrap(), Bind { portal: "", statement: "s1", rest: b"\0\0\0\0\0\0" });
+        assert_eq!(
+            bind(&out[5..]).unwrap(),
+            Bind {
+                portal: "",
+                statement: "s1",
+                rest: b"\0\0\0\0\0\0"
+            }
+        );
     }
 
     #[test]
     fn targets() {
         assert_eq!(target(b"Sabc\0", "Close"), Ok(Target::Statement("abc")));
         assert_eq!(target(b"P\0", "Describe"), Ok(Target::Portal("")));
-        assert_eq!(target(b"X\0", "Describe"), Err(ProtocolError::Malformed { what: "Describe" }));
+        assert_eq!(
+            target(b"X\0", "Describe"),
+            Err(ProtocolError::Malformed { what: "Describe" })
+        );
         let mut out = BytesMut::new();
         write_describe_statement(&mut out, "s");
         assert_eq!(&out[..], b"D\0\0\0\x07Ss\0");
@@ -138,7 +166,10 @@ mod tests {
     #[test]
     fn query_text() {
         assert_eq!(query(b"select 1\0"), Ok("select 1"));
-        assert_eq!(query(b"select 1"), Err(ProtocolError::Malformed { what: "Query" }));
+        assert_eq!(
+            query(b"select 1"),
+            Err(ProtocolError::Malformed { what: "Query" })
+        );
         let mut out = BytesMut::new();
         write_query(&mut out, "x");
         assert_eq!(&out[..], b"Q\0\0\0\x06x\0");

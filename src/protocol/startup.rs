@@ -49,7 +49,10 @@ pub(crate) fn parse(packet: &[u8]) -> Result<StartupPacket, ProtocolError> {
             }
             Ok(StartupPacket::Startup(params))
         }
-        other => Err(ProtocolError::UnsupportedVersion { major: (other >> 16) as u16, minor: other as u16 }),
+        other => Err(ProtocolError::UnsupportedVersion {
+            major: (other >> 16) as u16,
+            minor: other as u16,
+        }),
     }
 }
 
@@ -71,9 +74,18 @@ mod tests {
         );
         check(
             b"\0\0\0\x17\0\x03\0\0user\0bob\0database\0d\0\0",
-            Ok(StartupPacket::Startup(vec![("user".into(), "bob".into()), ("database".into(), "d".into())])),
+            Ok(StartupPacket::Startup(vec![
+                ("user".into(), "bob".into()),
+                ("database".into(), "d".into()),
+            ])),
         );
-        check(b"\0\0\0\x09\0\x03\0\0user", Err(ProtocolError::Malformed { what: "startup" }));
-        check(b"\0\0\0\x08\0\x02\0\0", Err(ProtocolError::UnsupportedVersion { major: 2, minor: 0 }));
+        check(
+            b"\0\0\0\x09\0\x03\0\0user",
+            Err(ProtocolError::Malformed { what: "startup" }),
+        );
+        check(
+            b"\0\0\0\x08\0\x02\0\0",
+            Err(ProtocolError::UnsupportedVersion { major: 2, minor: 0 }),
+        );
     }
 }

@@ -32,30 +32,50 @@ pub struct ShardMap {
 #[derive(Debug, thiserror::Error)]
 pub enum MapError {
     #[error("{path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}:{line}: {message}")]
-    Invalid { path: PathBuf, line: usize, message: String },
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
 }
 
 impl ShardMap {
     pub fn load(path: &Path) -> Result<ShardMap, MapError> {
-        let text = std::fs::read_to_string(path).map_err(|source| MapError::Read { path: path.into(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| MapError::Read {
+            path: path.into(),
+            source,
+        })?;
         ShardMap::parse(&text, path)
     }
 
     pub fn parse(text: &str, path: &Path) -> Result<ShardMap, MapError> {
-        let invalid = |line: usize, message: String| MapError::Invalid { path: path.into(), line, message };
+        let invalid = |line: usize, message: String| MapError::Invalid {
+            path: path.into(),
+            line,
+            message,
+        };
         let map: ShardMap = yaml_serde::from_str(text).map_err(|e| {
             let line = e.location().map(|l| l.line()).unwrap_or(0);
             invalid(line, e.to_string())
         })?;
         if map.shards.is_empty() {
-            return Err(invalid(line_of(text, "shards"), "shards: at least one shard is required".into()));
+            return Err(invalid(
+                line_of(text, "shards"),
+                "shards: at least one shard is required".into(),
+            ));
         }
         for (i, s) in map.shards.iter().enumerate() {
             if map.shards[..i].iter().any(|o| o.name == s.name) {
                 let line = line_of(text, &format!("name: {}", s.name));
-                return Err(invalid(line, format!("shards[{i}].name: duplicate shard {:?}", s.name)));
+                return Err(invalid(
+                    line,
+                    format!("shards[{i}].name: duplicate shard {:?}", s.name),
+                ));
             }
         }
         Ok(map)
@@ -68,7 +88,12 @@ impl ShardMap {
 
 /// The 1-based line of the last occurrence of `needle`, for messages that point a DBA at the right place.
 fn line_of(text: &str, needle: &str) -> usize {
-    text.lines().enumerate().filter(|(_, l)| l.contains(needle)).map(|(i, _)| i + 1).last().unwrap_or(0)
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(needle))
+        .map(|(i, _)| i + 1)
+        .last()
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -88,8 +113,17 @@ mod tests {
         let one = "version: 1\nshards:\n  - name: a\n    host: h\n    port: 1\n    database: d\n";
         check(one, "ok 1");
         check("version: 1\nshards: []\n", "m.yaml:2: shards: at least one");
-        check(&format!("{one}  - name: a\n    host: h\n    port: 2\n    database: d\n"), "m.yaml:7: shards[1].name: duplicate");
-        check("version: 1\nshards:\n  - name: a\n    host: h\n    port: x\n    database: d\n", "m.yaml:5:");
-        check("version: 1\nshards:\n  - name: a\n    hots: h\n", "unknown field `hots`");
+        check(
+            &format!("{one}  - name: a\n    host: h\n    port: 2\n    database: d\n"),
+            "m.yaml:7: shards[1].name: duplicate",
+        );
+        check(
+            "version: 1\nshards:\n  - name: a\n    host: h\n    port: x\n    database: d\n",
+            "m.yaml:5:",
+        );
+        check(
+            "version: 1\nshards:\n  - name: a\n    hots: h\n",
+            "unknown field `hots`",
+        );
     }
 }

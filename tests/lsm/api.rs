@@ -2,7 +2,7 @@
 
 use shardgate::lsm::{Db, Error, Options, WriteBatch};
 
-use crate::util::{block_on, collect, tiny, NOSYNC, SYNC};
+use crate::util::{NOSYNC, SYNC, block_on, collect, tiny};
 
 #[test]
 fn put_get_delete_and_reopen() {
@@ -28,7 +28,10 @@ fn put_get_delete_and_reopen() {
 fn a_second_open_of_the_same_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let _db = Db::open(dir.path(), Options::default()).unwrap();
-    assert!(matches!(Db::open(dir.path(), Options::default()), Err(Error::Locked(_))));
+    assert!(matches!(
+        Db::open(dir.path(), Options::default()),
+        Err(Error::Locked(_))
+    ));
 }
 
 #[test]
@@ -36,19 +39,25 @@ fn snapshots_stay_consistent_across_flush_and_compaction() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), tiny()).unwrap();
     for i in 0..500u32 {
-        db.put(format!("k{i:04}"), format!("old{i}"), NOSYNC).unwrap();
+        db.put(format!("k{i:04}"), format!("old{i}"), NOSYNC)
+            .unwrap();
     }
     let snap = db.snapshot();
     for i in 0..500u32 {
         if i % 3 == 0 {
             db.delete(format!("k{i:04}"), NOSYNC).unwrap();
         } else {
-            db.put(format!("k{i:04}"), format!("new{i}"), NOSYNC).unwrap();
+            db.put(format!("k{i:04}"), format!("new{i}"), NOSYNC)
+                .unwrap();
         }
     }
     db.compact().unwrap();
     assert_eq!(snap.get(b"k0003").unwrap(), Some(b"old3".to_vec()));
-    let old: Vec<_> = snap.scan(&b"k0100"[..]..&b"k0105"[..]).unwrap().map(Result::unwrap).collect();
+    let old: Vec<_> = snap
+        .scan(&b"k0100"[..]..&b"k0105"[..])
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
     assert_eq!(old.len(), 5);
     assert!(old.iter().all(|(_, v)| v.starts_with(b"old")));
     assert_eq!(db.get(b"k0003").unwrap(), None);
@@ -63,12 +72,18 @@ fn scans_honour_bounds() {
     for k in ["a", "b", "c", "d"] {
         db.put(k, k, NOSYNC).unwrap();
     }
-    let keys = |it: shardgate::lsm::DbIter| it.map(|r| String::from_utf8(r.unwrap().0).unwrap()).collect::<Vec<_>>();
+    let keys = |it: shardgate::lsm::DbIter| {
+        it.map(|r| String::from_utf8(r.unwrap().0).unwrap())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(keys(db.scan("b".."d").unwrap()), ["b", "c"]);
     assert_eq!(keys(db.scan("b"..="d").unwrap()), ["b", "c", "d"]);
     assert_eq!(keys(db.scan(.."b").unwrap()), ["a"]);
     use std::ops::Bound::{Excluded, Unbounded};
-    assert_eq!(keys(db.scan::<&str>((Excluded("b"), Unbounded)).unwrap()), ["c", "d"]);
+    assert_eq!(
+        keys(db.scan::<&str>((Excluded("b"), Unbounded)).unwrap()),
+        ["c", "d"]
+    );
 }
 
 #[test]
@@ -132,8 +147,15 @@ fn handles_can_cross_threads_and_bad_options_are_refused() {
     send::<shardgate::lsm::DbIter>();
     send::<shardgate::lsm::WriteFuture>();
     let dir = tempfile::tempdir().unwrap();
-    let bad = Options { l0_slowdown_trigger: 30, l0_stop_trigger: 10, ..Options::default() };
-    assert!(matches!(Db::open(dir.path(), bad), Err(Error::InvalidArgument(_))));
+    let bad = Options {
+        l0_slowdown_trigger: 30,
+        l0_stop_trigger: 10,
+        ..Options::default()
+    };
+    assert!(matches!(
+        Db::open(dir.path(), bad),
+        Err(Error::InvalidArgument(_))
+    ));
 }
 
 fn tables_on_disk(dir: &std::path::Path) -> Vec<String> {
@@ -152,7 +174,8 @@ fn compacted_tables_are_deleted_only_after_their_last_reader() {
     let db = Db::open(dir.path(), Options::default()).unwrap();
     for round in 0..3u32 {
         for i in 0..100u32 {
-            db.put(format!("k{i:03}"), format!("r{round}"), NOSYNC).unwrap();
+            db.put(format!("k{i:03}"), format!("r{round}"), NOSYNC)
+                .unwrap();
         }
         db.flush().unwrap();
     }
@@ -161,8 +184,16 @@ fn compacted_tables_are_deleted_only_after_their_last_reader() {
     let snap = db.snapshot();
     let mut it = db.scan::<&str>(..).unwrap();
     db.compact().unwrap();
-    assert!(before.iter().all(|t| tables_on_disk(dir.path()).contains(t)), "readers still hold them");
-    assert_eq!(it.next().unwrap().unwrap(), (b"k000".to_vec(), b"r2".to_vec()));
+    assert!(
+        before
+            .iter()
+            .all(|t| tables_on_disk(dir.path()).contains(t)),
+        "readers still hold them"
+    );
+    assert_eq!(
+        it.next().unwrap().unwrap(),
+        (b"k000".to_vec(), b"r2".to_vec())
+    );
     assert_eq!(snap.get("k050").unwrap(), Some(b"r2".to_vec()));
     drop(it);
     drop(snap);

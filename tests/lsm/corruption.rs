@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use shardgate::lsm::{Db, Error, Options};
 
-use crate::util::{collect, SYNC};
+use crate::util::{SYNC, collect};
 
 fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -19,7 +19,10 @@ fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
 
 /// Small memtables keep the preallocated WAL segments small too.
 fn small() -> Options {
-    Options { memtable_size: 1 << 20, ..Options::default() }
+    Options {
+        memtable_size: 1 << 20,
+        ..Options::default()
+    }
 }
 
 fn populated(n: u32) -> tempfile::TempDir {
@@ -58,11 +61,19 @@ fn torn_wal_tails_are_truncated_to_the_last_good_record() {
         let db = Db::open(dir.path(), small()).unwrap();
         let rows = collect(&db);
         assert_eq!(rows.len(), 49, "cut {cut}");
-        assert_eq!(std::fs::metadata(&wal).unwrap().len(), good, "tail truncated");
+        assert_eq!(
+            std::fs::metadata(&wal).unwrap().len(),
+            good,
+            "tail truncated"
+        );
         db.put("after", "x", SYNC).unwrap();
         drop(db);
         let db = Db::open(dir.path(), small()).unwrap();
-        assert_eq!(collect(&db).len(), 50, "writes after recovery survive the next open");
+        assert_eq!(
+            collect(&db).len(),
+            50,
+            "writes after recovery survive the next open"
+        );
     }
 }
 
@@ -73,13 +84,22 @@ fn a_bit_flip_mid_wal_refuses_to_open_unless_salvaging() {
     let offset: u64 = (0..20).map(record_len).sum();
     flip(&wal, offset + 30);
     match Db::open(dir.path(), small()) {
-        Err(Error::Corruption { path, offset: at, .. }) => {
+        Err(Error::Corruption {
+            path, offset: at, ..
+        }) => {
             assert_eq!(path, wal);
             assert_eq!(at, offset);
         }
         other => panic!("expected corruption, got {:?}", other.map(|_| ())),
     }
-    let db = Db::open(dir.path(), Options { salvage_wal: true, ..small() }).unwrap();
+    let db = Db::open(
+        dir.path(),
+        Options {
+            salvage_wal: true,
+            ..small()
+        },
+    )
+    .unwrap();
     let rows = collect(&db);
     assert_eq!(rows.len(), 20, "the records before the damage");
     assert_eq!(rows.last().unwrap().0, b"k0019");
@@ -93,13 +113,23 @@ fn a_bit_flip_in_a_table_block_is_reported_with_file_and_offset() {
     drop(db);
     let sst = files(dir.path(), "sst").remove(0);
     flip(&sst, 100);
-    let db = Db::open(dir.path(), Options { block_cache_size: 0, ..small() }).unwrap();
+    let db = Db::open(
+        dir.path(),
+        Options {
+            block_cache_size: 0,
+            ..small()
+        },
+    )
+    .unwrap();
     match db.get("k0000") {
         Err(Error::Corruption { path, offset, .. }) => assert_eq!((path, offset), (sst.clone(), 0)),
         other => panic!("expected corruption, got {other:?}"),
     }
     let scanned: Vec<_> = db.scan::<&[u8]>(..).unwrap().collect();
-    assert!(matches!(scanned.last(), Some(Err(Error::Corruption { .. }))));
+    assert!(matches!(
+        scanned.last(),
+        Some(Err(Error::Corruption { .. }))
+    ));
     drop(db);
     let len = std::fs::metadata(&sst).unwrap().len();
     flip(&sst, len - 10);
@@ -128,9 +158,16 @@ fn a_truncated_table_refuses_to_open() {
     drop(db);
     let sst = files(dir.path(), "sst").remove(0);
     let len = std::fs::metadata(&sst).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&sst).unwrap().set_len(len - 7).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&sst)
+        .unwrap()
+        .set_len(len - 7)
+        .unwrap();
     match Db::open(dir.path(), small()) {
-        Err(Error::Corruption { path, offset, .. }) => assert_eq!((path, offset), (sst, len - 7 - 64)),
+        Err(Error::Corruption { path, offset, .. }) => {
+            assert_eq!((path, offset), (sst, len - 7 - 64))
+        }
         other => panic!("expected corruption, got {:?}", other.map(|_| ())),
     }
 }

@@ -11,19 +11,23 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use shardgate::lsm::{Db, Options, WriteBatch};
 
-use crate::util::{tiny, SYNC};
+use crate::util::{SYNC, tiny};
 
 const CHILD_ENV: &str = "SHARDGATE_LSM_CRASH_CHILD";
 const THREADS: usize = 4;
 const ROUNDS: usize = 200;
 
 fn options() -> Options {
-    Options { memtable_size: 32 << 10, table_size: 32 << 10, ..tiny() }
+    Options {
+        memtable_size: 32 << 10,
+        table_size: 32 << 10,
+        ..tiny()
+    }
 }
 
 /// First index still present after batch `i`: its trims delete below `i - 100`.
@@ -46,9 +50,14 @@ fn value(t: usize, i: u64) -> Vec<u8> {
 /// and prints "ack <thread> <index>" once each write has returned.
 #[test]
 fn child_writer() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else { return };
+    let Ok(spec) = std::env::var(CHILD_ENV) else {
+        return;
+    };
     let (dir, starts) = spec.split_once('|').expect("spec is dir|starts");
-    let starts: Vec<u64> = starts.split(',').map(|s| s.parse().expect("start index")).collect();
+    let starts: Vec<u64> = starts
+        .split(',')
+        .map(|s| s.parse().expect("start index"))
+        .collect();
     let db = Arc::new(Db::open(dir, options()).expect("child open"));
     let handles: Vec<_> = (0..THREADS)
         .map(|t| {
@@ -56,7 +65,8 @@ fn child_writer() {
             std::thread::spawn(move || {
                 for i in start.. {
                     let mut b = WriteBatch::new();
-                    b.put(key(t, i, 'a'), value(t, i)).put(key(t, i, 'b'), value(t, i));
+                    b.put(key(t, i, 'a'), value(t, i))
+                        .put(key(t, i, 'b'), value(t, i));
                     if i % 100 == 0 && i >= 200 {
                         b.delete_range(format!("t{t}/"), key(t, i - 100, 'a'));
                     }
@@ -78,23 +88,47 @@ fn verify(db: &Db, acked: &[Option<u64>]) -> Vec<u64> {
         .map(|t| {
             let prefix = format!("t{t}/");
             let end = format!("t{t}0");
-            let rows: Vec<_> = db.scan(prefix.as_str()..end.as_str()).unwrap().map(Result::unwrap).collect();
+            let rows: Vec<_> = db
+                .scan(prefix.as_str()..end.as_str())
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
             assert_eq!(rows.len() % 2, 0, "thread {t}: a batch is half there");
-            let index = |k: &[u8]| -> u64 { std::str::from_utf8(&k[prefix.len()..prefix.len() + 10]).unwrap().parse().unwrap() };
+            let index = |k: &[u8]| -> u64 {
+                std::str::from_utf8(&k[prefix.len()..prefix.len() + 10])
+                    .unwrap()
+                    .parse()
+                    .unwrap()
+            };
             let Some(last) = rows.last().map(|r| index(&r.0)) else {
                 assert_eq!(acked[t], None, "thread {t}: acknowledged writes lost");
                 return 0;
             };
             let first = low_water(last);
-            assert_eq!(rows.len() as u64, 2 * (last - first + 1), "thread {t}: holes or stale entries below {last}");
+            assert_eq!(
+                rows.len() as u64,
+                2 * (last - first + 1),
+                "thread {t}: holes or stale entries below {last}"
+            );
             for (n, pair) in rows.chunks(2).enumerate() {
                 let i = first + n as u64;
-                assert_eq!(pair[0].0, key(t, i, 'a').into_bytes(), "thread {t}: hole before {i}");
-                assert_eq!(pair[1].0, key(t, i, 'b').into_bytes(), "thread {t}: batch {i} half there");
+                assert_eq!(
+                    pair[0].0,
+                    key(t, i, 'a').into_bytes(),
+                    "thread {t}: hole before {i}"
+                );
+                assert_eq!(
+                    pair[1].0,
+                    key(t, i, 'b').into_bytes(),
+                    "thread {t}: batch {i} half there"
+                );
                 assert_eq!((&pair[0].1, &pair[1].1), (&value(t, i), &value(t, i)));
             }
             if let Some(a) = acked[t] {
-                assert!(last >= a, "thread {t}: acknowledged write {a} lost ({last} survived)");
+                assert!(
+                    last >= a,
+                    "thread {t}: acknowledged write {a} lost ({last} survived)"
+                );
             }
             last + 1
         })
@@ -112,9 +146,22 @@ fn sigkill_loses_no_acknowledged_write() {
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        let spec = format!("{}|{}", dir.path().display(), starts.iter().map(u64::to_string).collect::<Vec<_>>().join(","));
+        let spec = format!(
+            "{}|{}",
+            dir.path().display(),
+            starts
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        );
         let mut child = Command::new(&exe)
-            .args(["--exact", "crash::child_writer", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "crash::child_writer",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ENV, spec)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -129,7 +176,9 @@ fn sigkill_loses_no_acknowledged_write() {
                 if parts.next() != Some("ack") {
                     continue;
                 }
-                let (Some(t), Some(i)) = (parts.next(), parts.next()) else { continue };
+                let (Some(t), Some(i)) = (parts.next(), parts.next()) else {
+                    continue;
+                };
                 let (t, i): (usize, u64) = (t.parse().unwrap(), i.parse().unwrap());
                 acked[t] = acked[t].max(Some(i));
                 let _ = first_ack.send(());
@@ -148,6 +197,12 @@ fn sigkill_loses_no_acknowledged_write() {
         starts = verify(&db, &acked);
         db.close().unwrap();
     }
-    assert!(killed_after_acks > ROUNDS / 2, "the child wrote in most rounds");
-    assert!(starts.iter().all(|&n| n > 300), "the writers got past several trims: {starts:?}");
+    assert!(
+        killed_after_acks > ROUNDS / 2,
+        "the child wrote in most rounds"
+    );
+    assert!(
+        starts.iter().all(|&n| n > 300),
+        "the writers got past several trims: {starts:?}"
+    );
 }

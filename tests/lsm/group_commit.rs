@@ -36,7 +36,12 @@ fn concurrent_sync_writers_share_fsyncs() {
     }
     let s = db.stats();
     assert_eq!(s.sync_writes, 16 * 40);
-    assert!(s.wal_syncs < s.sync_writes, "{} fsyncs for {} writes", s.wal_syncs, s.sync_writes);
+    assert!(
+        s.wal_syncs < s.sync_writes,
+        "{} fsyncs for {} writes",
+        s.wal_syncs,
+        s.sync_writes
+    );
     assert_eq!(db.scan::<&[u8]>(..).unwrap().count(), 16 * 40);
 }
 
@@ -45,7 +50,8 @@ fn non_sync_writes_cost_no_fsync_and_survive_close() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), Options::default()).unwrap();
     for i in 0..1000u32 {
-        db.put(i.to_be_bytes(), b"v", WriteOptions::default()).unwrap();
+        db.put(i.to_be_bytes(), b"v", WriteOptions::default())
+            .unwrap();
     }
     assert_eq!(db.stats().wal_syncs, 0);
     db.close().unwrap();

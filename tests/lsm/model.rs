@@ -9,7 +9,7 @@ use shardgate::lsm::{Db, Snapshot, WriteBatch};
 
 use shardgate::lsm::Options;
 
-use crate::util::{tiny, NOSYNC, SYNC};
+use crate::util::{NOSYNC, SYNC, tiny};
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -55,19 +55,31 @@ fn step() -> impl Strategy<Value = Step> {
 }
 
 fn scan(db_or_snap: &Snapshot, lo: &[u8], hi: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
-    db_or_snap.scan(lo..hi).unwrap().map(Result::unwrap).collect()
+    db_or_snap
+        .scan(lo..hi)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 fn model_range(m: &Model, lo: &[u8], hi: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
     if lo >= hi {
         return Vec::new();
     }
-    m.range::<[u8], _>((Bound::Included(lo), Bound::Excluded(hi))).map(|(k, v)| (k.clone(), v.clone())).collect()
+    m.range::<[u8], _>((Bound::Included(lo), Bound::Excluded(hi)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Even smaller than `tiny`: a few hundred bytes already spread over levels 1-3.
 fn model_options() -> Options {
-    Options { memtable_size: 2 << 10, table_size: 1 << 10, level1_size: 2 << 10, level_size_ratio: 2, ..tiny() }
+    Options {
+        memtable_size: 2 << 10,
+        table_size: 1 << 10,
+        level1_size: 2 << 10,
+        level_size_ratio: 2,
+        ..tiny()
+    }
 }
 
 fn run(steps: Vec<Step>) {
@@ -110,7 +122,12 @@ fn run(steps: Vec<Step>) {
                 }
                 d.write(b, opts).unwrap();
             }
-            Step::Get(k) => assert_eq!(d.get(key(k)).unwrap(), model.get(&key(k)).cloned(), "get {:?}", key(k)),
+            Step::Get(k) => assert_eq!(
+                d.get(key(k)).unwrap(),
+                model.get(&key(k)).cloned(),
+                "get {:?}",
+                key(k)
+            ),
             Step::Scan(a, b) => {
                 let (lo, hi) = (key(a), key(b));
                 assert_eq!(scan(&d.snapshot(), &lo, &hi), model_range(&model, &lo, &hi));
@@ -125,19 +142,29 @@ fn run(steps: Vec<Step>) {
             Step::TakeSnapshot => snap = Some((d.snapshot(), model.clone())),
             Step::CheckSnapshot => {
                 if let Some((s, m)) = &snap {
-                    assert_eq!(scan(s, b"", b"\xff"), model_range(m, b"", b"\xff"), "snapshot");
+                    assert_eq!(
+                        scan(s, b"", b"\xff"),
+                        model_range(m, b"", b"\xff"),
+                        "snapshot"
+                    );
                 }
             }
         }
     }
     let d = db.as_ref().unwrap();
-    assert_eq!(scan(&d.snapshot(), b"", b"\xff"), model_range(&model, b"", b"\xff"), "final");
+    assert_eq!(
+        scan(&d.snapshot(), b"", b"\xff"),
+        model_range(&model, b"", b"\xff"),
+        "final"
+    );
 }
 
 /// The model checks logic, not durability: use memory-backed storage when the
 /// machine has it, so thousands of cases do not wait on fsyncs.
 fn scratch_dir() -> tempfile::TempDir {
-    tempfile::tempdir_in("/dev/shm").or_else(|_| tempfile::tempdir()).unwrap()
+    tempfile::tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap()
 }
 
 proptest! {

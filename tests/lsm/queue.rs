@@ -4,7 +4,7 @@ use std::path::Path;
 
 use shardgate::lsm::{Db, Options};
 
-use crate::util::{collect, tiny, NOSYNC};
+use crate::util::{NOSYNC, collect, tiny};
 
 fn table_bytes_on_disk(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
@@ -45,7 +45,11 @@ fn range_deletes_drop_whole_tables() {
     assert!(table_bytes_on_disk(dir.path()) > 100_000);
     db.delete_range("q", "r", NOSYNC).unwrap();
     db.flush().unwrap();
-    assert_eq!(db.level_counts().iter().sum::<usize>(), 0, "table dropped, tombstone not needed");
+    assert_eq!(
+        db.level_counts().iter().sum::<usize>(),
+        0,
+        "table dropped, tombstone not needed"
+    );
     assert_eq!(table_bytes_on_disk(dir.path()), 0);
     assert!(collect(&db).is_empty());
 }
@@ -57,11 +61,13 @@ fn a_consumed_queue_leaves_little_on_disk() {
     let mut head = 0u32;
     for round in 0..60u32 {
         for i in 0..100u32 {
-            db.put(format!("q{:08}", round * 100 + i), [9u8; 64], NOSYNC).unwrap();
+            db.put(format!("q{:08}", round * 100 + i), [9u8; 64], NOSYNC)
+                .unwrap();
         }
         // Consume everything but the last 50 entries.
         let upto = round * 100 + 50;
-        db.delete_range(format!("q{head:08}"), format!("q{upto:08}"), NOSYNC).unwrap();
+        db.delete_range(format!("q{head:08}"), format!("q{upto:08}"), NOSYNC)
+            .unwrap();
         head = upto;
     }
     db.flush().unwrap();
@@ -70,5 +76,9 @@ fn a_consumed_queue_leaves_little_on_disk() {
     assert_eq!(left.len(), 50);
     assert_eq!(left[0].0, format!("q{head:08}").into_bytes());
     let written = 60 * 100 * 64;
-    assert!(table_bytes_on_disk(dir.path()) < written / 4, "{} bytes of tables", table_bytes_on_disk(dir.path()));
+    assert!(
+        table_bytes_on_disk(dir.path()) < written / 4,
+        "{} bytes of tables",
+        table_bytes_on_disk(dir.path())
+    );
 }

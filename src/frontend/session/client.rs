@@ -30,7 +30,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         Ok(Flow::Continue)
     }
 
-    async fn on_client_message(&mut self, tag: u8, raw: &mut BytesMut) -> Result<Flow, SessionError> {
+    async fn on_client_message(
+        &mut self,
+        tag: u8,
+        raw: &mut BytesMut,
+    ) -> Result<Flow, SessionError> {
         let body = &raw[frame::HEADER_LEN..];
         match tag {
             b'Q' => {
@@ -43,7 +47,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             b'P' => self.on_parse(raw).await?,
             b'B' => self.on_bind(raw).await?,
             b'D' => match msg::target(body, "Describe")? {
-                Target::Statement(name) if !name.is_empty() && self.statements.get(name).is_some() => {
+                Target::Statement(name)
+                    if !name.is_empty() && self.statements.get(name).is_some() =>
+                {
                     let stmt = self.statements.get(name).cloned().expect("checked above");
                     self.attach().await?;
                     let a = self.server.as_mut().expect("attached");
@@ -117,7 +123,12 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         if a.conn.prepared.contains(&stmt.id) {
             self.reply(Synthetic::ParseComplete);
         } else {
-            msg::write_parse(&mut a.to_server, &stmt.server_name, &stmt.query, &stmt.param_types);
+            msg::write_parse(
+                &mut a.to_server,
+                &stmt.server_name,
+                &stmt.query,
+                &stmt.param_types,
+            );
             a.conn.prepared.insert(stmt.id);
             a.tracker.push(Pending::Parse { id: Some(stmt.id) });
         }
@@ -139,7 +150,12 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         self.attach().await?;
         let a = self.server.as_mut().expect("attached");
         a.ensure_prepared(&stmt);
-        msg::write_bind(&mut a.to_server, &portal, &stmt.server_name, &raw[rest_at..]);
+        msg::write_bind(
+            &mut a.to_server,
+            &portal,
+            &stmt.server_name,
+            &raw[rest_at..],
+        );
         a.tracker.push(Pending::Bind);
         raw.advance(raw.len());
         Ok(())
@@ -147,7 +163,8 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
 
     /// Applies the session-state policy to a statement; false when it was refused (and answered).
     fn admit_session_state(&mut self, sql: &str, extended: bool) -> bool {
-        if self.pinned.is_some() || self.proxy.config.pool_mode == crate::config::PoolMode::Session {
+        if self.pinned.is_some() || self.proxy.config.pool_mode == crate::config::PoolMode::Session
+        {
             return true;
         }
         let Some(state) = classify::session_state(sql) else {
@@ -159,7 +176,13 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 self.pinned = Some(state);
                 true
             }
-            SessionStatePolicy::Refuse if !extended && self.server.as_ref().is_some_and(|a| a.conn.tx_status != b'I') => {
+            SessionStatePolicy::Refuse
+                if !extended
+                    && self
+                        .server
+                        .as_ref()
+                        .is_some_and(|a| a.conn.tx_status != b'I') =>
+            {
                 // Inside a transaction the server must raise the error itself, so that its transaction
                 // aborts exactly as PostgreSQL would abort it.
                 let e = refusal(state);
@@ -197,7 +220,10 @@ fn refusal(state: SessionState) -> ErrorFields {
     ErrorFields::new(
         Severity::Error,
         sqlstate::FEATURE_NOT_SUPPORTED,
-        format!("{} is not supported under transaction pooling", state.describe()),
+        format!(
+            "{} is not supported under transaction pooling",
+            state.describe()
+        ),
     )
     .with_hint("run it inside a transaction with SET LOCAL / xact locks, or use pool_mode: session")
 }

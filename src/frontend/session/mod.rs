@@ -109,10 +109,16 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         if let Err(e) = &result {
             if let Some(fields) = e.to_client() {
                 backend::error_response(&mut self.out, &fields);
-                let _ = tokio::time::timeout(Duration::from_secs(1), self.client_w.write_all(&self.out)).await;
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    self.client_w.write_all(&self.out),
+                )
+                .await;
             }
         } else {
-            let _ = tokio::time::timeout(Duration::from_secs(5), self.client_w.write_all(&self.out)).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), self.client_w.write_all(&self.out))
+                    .await;
         }
         let _ = self.client_w.shutdown().await;
         self.finish().await;
@@ -155,8 +161,20 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     }
 
     async fn next_event(&mut self) -> Event {
-        let Session { client_r, client_w, in_buf, out, server, shutdown, proxy, .. } = self;
-        let read_client = out.len() < HIGH_WATER && server.as_ref().is_none_or(|a| a.to_server.len() < HIGH_WATER);
+        let Session {
+            client_r,
+            client_w,
+            in_buf,
+            out,
+            server,
+            shutdown,
+            proxy,
+            ..
+        } = self;
+        let read_client = out.len() < HIGH_WATER
+            && server
+                .as_ref()
+                .is_none_or(|a| a.to_server.len() < HIGH_WATER);
         // Idle timeout and shutdown apply between transactions, also to a client that keeps its server.
         let between = out.is_empty() && server.as_ref().is_none_or(Attached::quiet);
         let idle = proxy.config.client_idle_timeout_ms;

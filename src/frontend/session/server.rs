@@ -21,14 +21,22 @@ impl Attached {
     /// Makes sure the server has the global statement, preparing it ahead of the message that uses it.
     pub(super) fn ensure_prepared(&mut self, stmt: &Statement) {
         if self.conn.prepared.insert(stmt.id) {
-            msg::write_parse(&mut self.to_server, &stmt.server_name, &stmt.query, &stmt.param_types);
+            msg::write_parse(
+                &mut self.to_server,
+                &stmt.server_name,
+                &stmt.query,
+                &stmt.param_types,
+            );
             self.tracker.push(Pending::InjectedParse { id: stmt.id });
         }
     }
 
     /// Owes nothing, has nothing to send, and is idle outside a transaction.
     pub(super) fn quiet(&self) -> bool {
-        self.tracker.idle() && self.to_server.is_empty() && self.conn.read_buf.is_empty() && self.conn.tx_status == b'I'
+        self.tracker.idle()
+            && self.to_server.is_empty()
+            && self.conn.read_buf.is_empty()
+            && self.conn.tx_status == b'I'
     }
 
     fn shard(&self) -> String {
@@ -51,7 +59,12 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let conn = conn.inspect_err(|_| self.info.set(ClientState::Idle))?;
         self.info.set(ClientState::Active);
         self.info.set_server(shard, conn.key.pid);
-        self.cancel.attach(ServerKey { addr: conn.addr, key: conn.key }).await;
+        self.cancel
+            .attach(ServerKey {
+                addr: conn.addr,
+                key: conn.key,
+            })
+            .await;
         let mut a = Attached {
             conn,
             tracker: Tracker::default(),
@@ -69,7 +82,8 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     fn align_parameters(&self, a: &mut Attached) {
         let mut sql = String::new();
         for (name, value) in &self.desired {
-            let same = a.conn.applied.get(name) == Some(value) || a.conn.reported.get(name) == Some(value);
+            let same =
+                a.conn.applied.get(name) == Some(value) || a.conn.reported.get(name) == Some(value);
             if !same {
                 sql.push_str(&format!("SET {name} TO '{}';", value.replace('\'', "''")));
                 a.conn.applied.insert(name.clone(), value.clone());
@@ -84,9 +98,17 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     pub(super) fn server_read(&mut self, r: std::io::Result<usize>) -> Result<bool, SessionError> {
         let a = self.server.as_ref().expect("reading implies attached");
         match r {
-            Ok(0) => Err(BackendError::Io { shard: a.shard(), source: std::io::ErrorKind::UnexpectedEof.into() }.into()),
+            Ok(0) => Err(BackendError::Io {
+                shard: a.shard(),
+                source: std::io::ErrorKind::UnexpectedEof.into(),
+            }
+            .into()),
             Ok(_) => Ok(true),
-            Err(source) => Err(BackendError::Io { shard: a.shard(), source }.into()),
+            Err(source) => Err(BackendError::Io {
+                shard: a.shard(),
+                source,
+            }
+            .into()),
         }
     }
 
@@ -97,13 +119,19 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 bytes::Buf::advance(&mut a.to_server, n);
                 Ok(())
             }
-            Err(source) => Err(BackendError::Io { shard: a.shard(), source }.into()),
+            Err(source) => Err(BackendError::Io {
+                shard: a.shard(),
+                source,
+            }
+            .into()),
         }
     }
 
     /// Relays every whole message the server sent, in order with shardgate's own replies.
     pub(super) fn on_server_input(&mut self) {
-        let Some(a) = self.server.as_mut() else { return };
+        let Some(a) = self.server.as_mut() else {
+            return;
+        };
         let out = &mut self.out;
         let pool = a.conn.pool().clone();
         let statements = &self.proxy.statements;
@@ -117,7 +145,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 emit(out, s, conn.tx_status);
             }
             let tag = m[0];
-            let parsed = if tag == b'1' { a.tracker.head_parse() } else { None };
+            let parsed = if tag == b'1' {
+                a.tracker.head_parse()
+            } else {
+                None
+            };
             let verdict = a.tracker.on_backend(tag, &mut conn.prepared);
             if let Some(id) = parsed {
                 statements.mark_valid(id);
@@ -143,7 +175,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                             pool.metrics.queries.increment(1);
                             pool.metrics.query_duration.record(took);
                             pool.stats.queries.fetch_add(1, Ordering::Relaxed);
-                            pool.stats.query_micros.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+                            pool.stats
+                                .query_micros
+                                .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
                         }
                     }
                 }
@@ -156,8 +190,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     }
 
     fn releasable(&self, a: &Attached) -> bool {
-        a.quiet() && self.pinned.is_none()
-            && self.proxy.config.pool_mode == PoolMode::Transaction
+        a.quiet() && self.pinned.is_none() && self.proxy.config.pool_mode == PoolMode::Transaction
     }
 
     /// Gives the server back at the end of a transaction.
@@ -201,7 +234,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 if conn.simple(&shard, &reset_query).await?.is_some() {
                     return Ok(false);
                 }
-                if !reset_query.eq_ignore_ascii_case("DISCARD ALL") && conn.simple(&shard, "DEALLOCATE ALL").await?.is_some() {
+                if !reset_query.eq_ignore_ascii_case("DISCARD ALL")
+                    && conn.simple(&shard, "DEALLOCATE ALL").await?.is_some()
+                {
                     return Ok(false);
                 }
                 conn.prepared.clear();

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use crate::lsm::options::Options;
-use crate::lsm::version::{TableFile, Version, NUM_LEVELS};
+use crate::lsm::version::{NUM_LEVELS, TableFile, Version};
 
 pub(crate) struct Choice {
     pub(crate) level: usize,
@@ -42,7 +42,11 @@ pub(crate) fn choose(v: &Version, o: &Options) -> Option<Choice> {
         }
     }
     let (_, level) = best?;
-    let inputs = if level == 0 { v.levels[0].clone() } else { vec![pick_file(v, level)] };
+    let inputs = if level == 0 {
+        v.levels[0].clone()
+    } else {
+        vec![pick_file(v, level)]
+    };
     Some(plan(v, level, level + 1, inputs, true))
 }
 
@@ -62,19 +66,53 @@ pub(crate) fn choose_manual(v: &Version) -> Option<Choice> {
 fn pick_file(v: &Version, level: usize) -> Arc<TableFile> {
     let files = &v.levels[level];
     let pointer = &v.compact_pointer[level];
-    files.iter().find(|f| f.meta.smallest > *pointer).unwrap_or(&files[0]).clone()
+    files
+        .iter()
+        .find(|f| f.meta.smallest > *pointer)
+        .unwrap_or(&files[0])
+        .clone()
 }
 
-fn plan(v: &Version, level: usize, output_level: usize, inputs: Vec<Arc<TableFile>>, allow_move: bool) -> Choice {
-    let lo = inputs.iter().map(|f| f.meta.smallest.as_slice()).min().unwrap_or_default().to_vec();
-    let hi = inputs.iter().map(|f| f.meta.largest.as_slice()).max().unwrap_or_default().to_vec();
-    let next = if output_level == level { Vec::new() } else { v.overlapping(output_level, &lo, &hi) };
+fn plan(
+    v: &Version,
+    level: usize,
+    output_level: usize,
+    inputs: Vec<Arc<TableFile>>,
+    allow_move: bool,
+) -> Choice {
+    let lo = inputs
+        .iter()
+        .map(|f| f.meta.smallest.as_slice())
+        .min()
+        .unwrap_or_default()
+        .to_vec();
+    let hi = inputs
+        .iter()
+        .map(|f| f.meta.largest.as_slice())
+        .max()
+        .unwrap_or_default()
+        .to_vec();
+    let next = if output_level == level {
+        Vec::new()
+    } else {
+        v.overlapping(output_level, &lo, &hi)
+    };
     let (lo, hi) = next.iter().fold((lo, hi), |(lo, hi), f| {
-        (lo.min(f.meta.smallest.clone()), hi.max(f.meta.largest.clone()))
+        (
+            lo.min(f.meta.smallest.clone()),
+            hi.max(f.meta.largest.clone()),
+        )
     });
     let bottom = (output_level + 1..NUM_LEVELS).all(|l| v.overlapping(l, &lo, &hi).is_empty());
     let trivial_move = allow_move && inputs.len() == 1 && next.is_empty() && output_level != level;
-    Choice { level, output_level, inputs, next, bottom, trivial_move }
+    Choice {
+        level,
+        output_level,
+        inputs,
+        next,
+        bottom,
+        trivial_move,
+    }
 }
 
 #[cfg(test)]
@@ -109,7 +147,12 @@ mod tests {
     }
 
     fn opts() -> Options {
-        Options { l0_compaction_trigger: 2, level1_size: 100, level_size_ratio: 10, ..Options::default() }
+        Options {
+            l0_compaction_trigger: 2,
+            level1_size: 100,
+            level_size_ratio: 10,
+            ..Options::default()
+        }
     }
 
     #[test]
@@ -122,26 +165,50 @@ mod tests {
             want: Want,
         }
         let cases = [
-            Case { name: "quiet", v: version(&[&[file(1, "a", "c", 10)], &[file(2, "a", "z", 50)]]), want: None },
+            Case {
+                name: "quiet",
+                v: version(&[&[file(1, "a", "c", 10)], &[file(2, "a", "z", 50)]]),
+                want: None,
+            },
             Case {
                 name: "l0 full pulls overlapping l1",
-                v: version(&[&[file(5, "a", "c", 10), file(6, "b", "d", 10)], &[file(2, "a", "b", 10), file(3, "x", "z", 10)]]),
+                v: version(&[
+                    &[file(5, "a", "c", 10), file(6, "b", "d", 10)],
+                    &[file(2, "a", "b", 10), file(3, "x", "z", 10)],
+                ]),
                 want: Some((0, vec![5, 6], vec![2], true, false)),
             },
             Case {
                 name: "l1 over target, data below",
-                v: version(&[&[], &[file(2, "a", "f", 150)], &[file(3, "g", "k", 10)], &[file(4, "a", "c", 10)]]),
+                v: version(&[
+                    &[],
+                    &[file(2, "a", "f", 150)],
+                    &[file(3, "g", "k", 10)],
+                    &[file(4, "a", "c", 10)],
+                ]),
                 want: Some((1, vec![2], vec![], false, true)),
             },
             Case {
                 name: "l2 over target is bottom",
-                v: version(&[&[], &[], &[file(3, "a", "k", 2000)], &[file(4, "m", "z", 10)]]),
+                v: version(&[
+                    &[],
+                    &[],
+                    &[file(3, "a", "k", 2000)],
+                    &[file(4, "m", "z", 10)],
+                ]),
                 want: Some((2, vec![3], vec![], true, true)),
             },
         ];
         for c in cases {
-            let got = choose(&c.v, &opts())
-                .map(|ch| (ch.level, numbers(&ch.inputs), numbers(&ch.next), ch.bottom, ch.trivial_move));
+            let got = choose(&c.v, &opts()).map(|ch| {
+                (
+                    ch.level,
+                    numbers(&ch.inputs),
+                    numbers(&ch.next),
+                    ch.bottom,
+                    ch.trivial_move,
+                )
+            });
             assert_eq!(got, c.want, "{}", c.name);
         }
     }

@@ -8,10 +8,10 @@ use super::choose::Choice;
 use super::writer::Outputs;
 use crate::lsm::core::Shared;
 use crate::lsm::error::Result;
+use crate::lsm::iter::InternalIter;
 use crate::lsm::iter::level::LevelIter;
 use crate::lsm::iter::merge::MergeIter;
-use crate::lsm::iter::InternalIter;
-use crate::lsm::key::{self, RangeTombstone, KIND_DELETE};
+use crate::lsm::key::{self, KIND_DELETE, RangeTombstone};
 use crate::lsm::manifest::VersionEdit;
 use crate::lsm::sstable::iter::TableIter;
 use crate::lsm::tombstones::TombstoneCursor;
@@ -74,7 +74,8 @@ pub(crate) fn run(shared: &Shared, c: &Choice) -> Result<()> {
         edit.deleted.push((c.output_level as u8, f.meta.number));
     }
     let (files, obsolete): (Vec<Arc<TableFile>>, Vec<Arc<TableFile>>) = if c.trivial_move {
-        edit.added.push((c.output_level as u8, c.inputs[0].meta.clone()));
+        edit.added
+            .push((c.output_level as u8, c.inputs[0].meta.clone()));
         (c.inputs.clone(), Vec::new())
     } else {
         let mut tombs = Vec::new();

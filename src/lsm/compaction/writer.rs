@@ -21,7 +21,14 @@ pub(crate) struct Outputs<'a> {
 
 impl<'a> Outputs<'a> {
     pub(crate) fn new(shared: &'a Shared, split_at: u64) -> Self {
-        Outputs { shared, split_at, current: None, lower: None, last_user: Vec::new(), done: Vec::new() }
+        Outputs {
+            shared,
+            split_at,
+            current: None,
+            lower: None,
+            last_user: Vec::new(),
+            done: Vec::new(),
+        }
     }
 
     fn builder(&mut self) -> Result<&mut TableBuilder> {
@@ -29,16 +36,30 @@ impl<'a> Outputs<'a> {
             let number = self.shared.new_file_number();
             let o = &self.shared.opts;
             let path = table_path(&self.shared.dir, number);
-            let b = TableBuilder::create(path, number, o.block_size, o.bloom_bits_per_key, self.shared.stats.clone())?;
+            let b = TableBuilder::create(
+                path,
+                number,
+                o.block_size,
+                o.bloom_bits_per_key,
+                self.shared.stats.clone(),
+            )?;
             self.current = Some(b);
         }
         Ok(self.current.as_mut().expect("builder was just created"))
     }
 
     /// Adds an entry; entries arrive in internal-key order, one version per key.
-    pub(crate) fn add(&mut self, ikey: &[u8], value: &[u8], tombstones: &[RangeTombstone]) -> Result<()> {
+    pub(crate) fn add(
+        &mut self,
+        ikey: &[u8],
+        value: &[u8],
+        tombstones: &[RangeTombstone],
+    ) -> Result<()> {
         let (user, _) = key::split(ikey);
-        let full = self.current.as_ref().is_some_and(|b| b.estimated_size() >= self.split_at);
+        let full = self
+            .current
+            .as_ref()
+            .is_some_and(|b| b.estimated_size() >= self.split_at);
         if full && user != self.last_user.as_slice() {
             self.finish_current(Some(user.to_vec()), tombstones)?;
         }
@@ -47,13 +68,25 @@ impl<'a> Outputs<'a> {
         self.builder()?.add(ikey, value)
     }
 
-    fn finish_current(&mut self, upper: Option<Vec<u8>>, tombstones: &[RangeTombstone]) -> Result<()> {
+    fn finish_current(
+        &mut self,
+        upper: Option<Vec<u8>>,
+        tombstones: &[RangeTombstone],
+    ) -> Result<()> {
         let lower = std::mem::replace(&mut self.lower, upper.clone());
         for t in tombstones {
-            let start = lower.as_ref().map_or(t.start.clone(), |l| l.clone().max(t.start.clone()));
-            let end = upper.as_ref().map_or(t.end.clone(), |u| u.clone().min(t.end.clone()));
+            let start = lower
+                .as_ref()
+                .map_or(t.start.clone(), |l| l.clone().max(t.start.clone()));
+            let end = upper
+                .as_ref()
+                .map_or(t.end.clone(), |u| u.clone().min(t.end.clone()));
             if start < end {
-                self.builder()?.add_tombstone(RangeTombstone { start, end, seq: t.seq });
+                self.builder()?.add_tombstone(RangeTombstone {
+                    start,
+                    end,
+                    seq: t.seq,
+                });
             }
         }
         if let Some(b) = self.current.take() {

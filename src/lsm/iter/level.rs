@@ -16,7 +16,11 @@ pub(crate) struct LevelIter {
 
 impl LevelIter {
     pub(crate) fn new(files: Vec<Arc<TableFile>>) -> Self {
-        LevelIter { files, index: 0, current: None }
+        LevelIter {
+            files,
+            index: 0,
+            current: None,
+        }
     }
 
     fn open(&mut self, i: usize) -> Result<()> {
@@ -61,7 +65,9 @@ impl InternalIter for LevelIter {
 
     fn seek(&mut self, ikey: &[u8]) -> Result<()> {
         let (user, _) = key::split(ikey);
-        let i = self.files.partition_point(|f| f.meta.largest.as_slice() < user);
+        let i = self
+            .files
+            .partition_point(|f| f.meta.largest.as_slice() < user);
         self.open(i)?;
         if let Some(c) = self.current.as_mut() {
             c.seek(ikey)?;

@@ -20,12 +20,21 @@ pub(crate) struct MemIter {
 
 impl MemIter {
     pub(crate) fn new(mem: Arc<Memtable>) -> Self {
-        MemIter { mem, buf: Vec::new(), pos: 0, resume: None }
+        MemIter {
+            mem,
+            buf: Vec::new(),
+            pos: 0,
+            resume: None,
+        }
     }
 
     fn fill(&mut self, from: Bound<&MemEntry>) {
         let chunk = self.mem.chunk(from, CHUNK);
-        self.resume = if chunk.len() == CHUNK { chunk.last().cloned() } else { None };
+        self.resume = if chunk.len() == CHUNK {
+            chunk.last().cloned()
+        } else {
+            None
+        };
         self.buf = chunk
             .into_iter()
             .map(|e| {

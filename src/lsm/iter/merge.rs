@@ -15,7 +15,10 @@ pub(crate) struct MergeIter {
 impl MergeIter {
     /// `children` ordered newest source first.
     pub(crate) fn new(children: Vec<Box<dyn InternalIter>>) -> Self {
-        MergeIter { children, current: None }
+        MergeIter {
+            children,
+            current: None,
+        }
     }
 
     fn pick(&mut self) {
@@ -86,7 +89,9 @@ mod tests {
             Ok(())
         }
         fn seek(&mut self, ikey: &[u8]) -> Result<()> {
-            self.1 = self.0.partition_point(|k| key::cmp(k, ikey) == Ordering::Less);
+            self.1 = self
+                .0
+                .partition_point(|k| key::cmp(k, ikey) == Ordering::Less);
             Ok(())
         }
     }
@@ -105,7 +110,10 @@ mod tests {
 
     #[test]
     fn merges_in_internal_key_order() {
-        let mut m = MergeIter::new(vec![src(&[("a", 9), ("c", 8)]), src(&[("a", 3), ("b", 2), ("c", 1)])]);
+        let mut m = MergeIter::new(vec![
+            src(&[("a", 9), ("c", 8)]),
+            src(&[("a", 3), ("b", 2), ("c", 1)]),
+        ]);
         m.seek(&[0; 8]).unwrap();
         let mut got = Vec::new();
         while m.valid() {

@@ -4,12 +4,12 @@
 use std::ops::Bound;
 use std::sync::Arc;
 
-use super::merge::MergeIter;
 use super::InternalIter;
-use crate::lsm::error::Result;
-use crate::lsm::key::{self, RangeTombstone, KIND_PUT};
-use crate::lsm::tombstones::TombstoneCursor;
+use super::merge::MergeIter;
 use crate::lsm::SuperVersion;
+use crate::lsm::error::Result;
+use crate::lsm::key::{self, KIND_PUT, RangeTombstone};
+use crate::lsm::tombstones::TombstoneCursor;
 
 /// Iterator over `(key, value)` pairs of a consistent snapshot, in key order.
 pub struct DbIter {
@@ -35,7 +35,17 @@ impl DbIter {
         tombstones: Vec<RangeTombstone>,
     ) -> Self {
         let tombstones = TombstoneCursor::new(tombstones, snapshot);
-        DbIter { inner, snapshot, start, end, tombstones, last_user: None, started: false, done: false, _pin: pin }
+        DbIter {
+            inner,
+            snapshot,
+            start,
+            end,
+            tombstones,
+            last_user: None,
+            started: false,
+            done: false,
+            _pin: pin,
+        }
     }
 
     fn past_end(&self, user: &[u8]) -> bool {
@@ -49,7 +59,9 @@ impl DbIter {
     fn seek_start(&mut self) -> Result<()> {
         let mut ik = Vec::new();
         match &self.start {
-            Bound::Included(s) | Bound::Excluded(s) => key::encode(&mut ik, s, key::lookup_tag(key::MAX_SEQ)),
+            Bound::Included(s) | Bound::Excluded(s) => {
+                key::encode(&mut ik, s, key::lookup_tag(key::MAX_SEQ))
+            }
             Bound::Unbounded => key::encode(&mut ik, b"", key::lookup_tag(key::MAX_SEQ)),
         }
         if let Bound::Excluded(s) = &self.start {

@@ -34,7 +34,11 @@ impl BlockBuilder {
     pub(crate) fn add(&mut self, key: &[u8], value: &[u8]) {
         let mut shared = 0;
         if self.since_restart < self.restart_interval {
-            shared = key.iter().zip(&self.last_key).take_while(|(a, b)| a == b).count();
+            shared = key
+                .iter()
+                .zip(&self.last_key)
+                .take_while(|(a, b)| a == b)
+                .count();
         } else {
             self.restarts.push(self.buf.len() as u32);
             self.since_restart = 0;

@@ -5,7 +5,7 @@
 use std::cmp::Ordering;
 use std::sync::Arc;
 
-use crate::lsm::codec::{u32_at, Cursor};
+use crate::lsm::codec::{Cursor, u32_at};
 
 pub(crate) struct Block {
     data: Vec<u8>,
@@ -25,7 +25,11 @@ impl Block {
         if restarts == 0 {
             return Err(len - 4);
         }
-        Ok(Block { data, restarts_at, restarts })
+        Ok(Block {
+            data,
+            restarts_at,
+            restarts,
+        })
     }
 
     pub(crate) fn size(&self) -> usize {
@@ -49,7 +53,13 @@ pub(crate) struct BlockIter {
 
 impl BlockIter {
     pub(crate) fn new(block: Arc<Block>) -> Self {
-        BlockIter { block, next: 0, key: Vec::new(), value: (0, 0), valid: false }
+        BlockIter {
+            block,
+            next: 0,
+            key: Vec::new(),
+            value: (0, 0),
+            valid: false,
+        }
     }
 
     pub(crate) fn valid(&self) -> bool {
@@ -99,7 +109,11 @@ impl BlockIter {
     }
 
     /// Positions at the first entry whose key is `>= target` under `cmp`.
-    pub(crate) fn seek(&mut self, target: &[u8], cmp: fn(&[u8], &[u8]) -> Ordering) -> Result<(), usize> {
+    pub(crate) fn seek(
+        &mut self,
+        target: &[u8],
+        cmp: fn(&[u8], &[u8]) -> Ordering,
+    ) -> Result<(), usize> {
         // Find the last restart point whose key is < target.
         let (mut lo, mut hi) = (0, self.block.restarts);
         while hi - lo > 1 {
@@ -110,7 +124,11 @@ impl BlockIter {
             if !self.valid {
                 return Err(self.next);
             }
-            if cmp(&self.key, target) == Ordering::Less { lo = mid } else { hi = mid }
+            if cmp(&self.key, target) == Ordering::Less {
+                lo = mid
+            } else {
+                hi = mid
+            }
         }
         self.next = self.block.restart(lo);
         self.key.clear();
@@ -139,7 +157,9 @@ mod tests {
     fn check(keys: &[&str], target: &str, want: Option<&str>) {
         let mut it = BlockIter::new(build(keys));
         it.seek(target.as_bytes(), |a, b| a.cmp(b)).unwrap();
-        let got = it.valid().then(|| String::from_utf8(it.key().to_vec()).unwrap());
+        let got = it
+            .valid()
+            .then(|| String::from_utf8(it.key().to_vec()).unwrap());
         assert_eq!(got.as_deref(), want, "seek {target} in {keys:?}");
         if let Some(w) = want {
             assert_eq!(it.value(), format!("v-{w}").as_bytes());

@@ -28,7 +28,13 @@ pub(crate) struct TableBuilder {
 }
 
 impl TableBuilder {
-    pub(crate) fn create(path: PathBuf, number: u64, block_size: usize, bloom_bits: usize, stats: Arc<Stats>) -> Result<Self> {
+    pub(crate) fn create(
+        path: PathBuf,
+        number: u64,
+        block_size: usize,
+        bloom_bits: usize,
+        stats: Arc<Stats>,
+    ) -> Result<Self> {
         let file = File::create(&path).map_err(|e| Error::io(&path, e))?;
         Ok(TableBuilder {
             path,
@@ -38,7 +44,11 @@ impl TableBuilder {
             index: BlockBuilder::new(1),
             bloom: BloomBuilder::new(bloom_bits),
             block_size,
-            meta: FileMeta { number, min_seq: u64::MAX, ..FileMeta::default() },
+            meta: FileMeta {
+                number,
+                min_seq: u64::MAX,
+                ..FileMeta::default()
+            },
             tombstones: Vec::new(),
             stats,
         })
@@ -95,9 +105,15 @@ impl TableBuilder {
     }
 
     fn write_block(&mut self, block: &[u8]) -> Result<Handle> {
-        let h = Handle { offset: self.offset, len: block.len() as u64 };
+        let h = Handle {
+            offset: self.offset,
+            len: block.len() as u64,
+        };
         let crc = crc32c::crc32c(block).to_le_bytes();
-        self.out.write_all(block).and_then(|_| self.out.write_all(&crc)).map_err(|e| Error::io(&self.path, e))?;
+        self.out
+            .write_all(block)
+            .and_then(|_| self.out.write_all(&crc))
+            .map_err(|e| Error::io(&self.path, e))?;
         self.offset += block.len() as u64 + 4;
         Ok(h)
     }
@@ -115,7 +131,10 @@ impl TableBuilder {
             put_bytes(&mut tb, &t.end);
             put_varint(&mut tb, t.seq);
             // Bounds cover the tombstones so compactions pull in what they delete.
-            if self.meta.entries == 0 && self.meta.smallest.is_empty() && self.meta.largest.is_empty() {
+            if self.meta.entries == 0
+                && self.meta.smallest.is_empty()
+                && self.meta.largest.is_empty()
+            {
                 self.meta.smallest = t.start.clone();
                 self.meta.largest = t.end.clone();
             }
@@ -125,10 +144,20 @@ impl TableBuilder {
         let tombstones = self.write_block(&tb)?;
         let index_block = self.index.finish();
         let index = self.write_block(&index_block)?;
-        let footer = Footer { index, filter, tombstones }.encode();
-        self.out.write_all(&footer).map_err(|e| Error::io(&self.path, e))?;
+        let footer = Footer {
+            index,
+            filter,
+            tombstones,
+        }
+        .encode();
+        self.out
+            .write_all(&footer)
+            .map_err(|e| Error::io(&self.path, e))?;
         self.offset += footer.len() as u64;
-        let file = self.out.into_inner().map_err(|e| Error::io(&self.path, e.into_error()))?;
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| Error::io(&self.path, e.into_error()))?;
         file.sync_all().map_err(|e| Error::io(&self.path, e))?;
         self.stats.add_table_bytes(self.offset);
         self.meta.size = self.offset;

@@ -46,7 +46,10 @@ pub(crate) struct BlockCache {
 
 impl BlockCache {
     pub(crate) fn new(capacity: usize) -> Self {
-        BlockCache { shards: (0..SHARDS).map(|_| Mutex::default()).collect(), per_shard: capacity / SHARDS }
+        BlockCache {
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            per_shard: capacity / SHARDS,
+        }
     }
 
     fn shard(&self, key: Key) -> &Mutex<Shard> {
@@ -55,7 +58,10 @@ impl BlockCache {
     }
 
     pub(crate) fn get(&self, table: u64, offset: u64) -> Option<Arc<Block>> {
-        let s = self.shard((table, offset)).lock().unwrap_or_else(|e| e.into_inner());
+        let s = self
+            .shard((table, offset))
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         s.map.get(&(table, offset)).cloned()
     }
 
@@ -71,7 +77,9 @@ impl BlockCache {
             s.used += size;
         }
         while s.used > self.per_shard {
-            let Some(old) = s.order.pop_front() else { break };
+            let Some(old) = s.order.pop_front() else {
+                break;
+            };
             if let Some(b) = s.map.remove(&old) {
                 s.used -= b.size();
             }

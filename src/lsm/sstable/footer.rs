@@ -62,8 +62,15 @@ impl Footer {
             return Err("unknown table format version");
         }
         let w = |i: usize| u64_at(b, i * 8).unwrap_or(0);
-        let h = |i: usize| Handle { offset: w(i), len: w(i + 1) };
-        Ok(Footer { index: h(0), filter: h(2), tombstones: h(4) })
+        let h = |i: usize| Handle {
+            offset: w(i),
+            len: w(i + 1),
+        };
+        Ok(Footer {
+            index: h(0),
+            filter: h(2),
+            tombstones: h(4),
+        })
     }
 }
 

@@ -15,7 +15,11 @@ pub(crate) struct TableIter {
 
 impl TableIter {
     pub(crate) fn new(table: Arc<Table>) -> Self {
-        TableIter { table, block: 0, iter: None }
+        TableIter {
+            table,
+            block: 0,
+            iter: None,
+        }
     }
 
     fn load(&mut self, i: usize) -> Result<bool> {
@@ -36,7 +40,8 @@ impl TableIter {
             }
             let h = self.table.index[self.block].handle;
             if let Some(it) = self.iter.as_mut() {
-                it.seek_to_first().map_err(|o| self.table.corrupt_entry(h, o))?;
+                it.seek_to_first()
+                    .map_err(|o| self.table.corrupt_entry(h, o))?;
             }
         }
         Ok(())
@@ -46,7 +51,8 @@ impl TableIter {
         if self.load(0)? {
             let h = self.table.index[0].handle;
             if let Some(it) = self.iter.as_mut() {
-                it.seek_to_first().map_err(|o| self.table.corrupt_entry(h, o))?;
+                it.seek_to_first()
+                    .map_err(|o| self.table.corrupt_entry(h, o))?;
             }
         }
         self.settle()
@@ -67,7 +73,12 @@ impl InternalIter for TableIter {
     }
 
     fn next(&mut self) -> Result<()> {
-        let h = self.table.index.get(self.block).map(|e| e.handle).unwrap_or_default();
+        let h = self
+            .table
+            .index
+            .get(self.block)
+            .map(|e| e.handle)
+            .unwrap_or_default();
         if let Some(it) = self.iter.as_mut() {
             it.advance().map_err(|o| self.table.corrupt_entry(h, o))?;
         }
@@ -79,7 +90,8 @@ impl InternalIter for TableIter {
         if self.load(i)? {
             let h = self.table.index[i].handle;
             if let Some(it) = self.iter.as_mut() {
-                it.seek(ikey, crate::lsm::key::cmp).map_err(|o| self.table.corrupt_entry(h, o))?;
+                it.seek(ikey, crate::lsm::key::cmp)
+                    .map_err(|o| self.table.corrupt_entry(h, o))?;
             }
         }
         self.settle()

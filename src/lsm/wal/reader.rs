@@ -5,7 +5,7 @@ use std::fs::OpenOptions;
 use std::io::Read;
 use std::path::Path;
 
-use super::record::{decode, Decoded, HEADER_LEN, KIND_BATCH, KIND_END, MAX_PAYLOAD};
+use super::record::{Decoded, HEADER_LEN, KIND_BATCH, KIND_END, MAX_PAYLOAD, decode};
 use crate::lsm::error::{Error, Result};
 
 /// How a segment's scan ended.
@@ -40,14 +40,27 @@ pub(crate) fn scan(
             return Ok(End::Clean);
         }
         let reason = match decode(&buf[pos..]) {
-            Decoded::Good { kind: KIND_BATCH, segment: s, payload, len } if s == segment => {
+            Decoded::Good {
+                kind: KIND_BATCH,
+                segment: s,
+                payload,
+                len,
+            } if s == segment => {
                 apply(payload, base + pos as u64)?;
                 pos += len;
                 continue;
             }
-            Decoded::Good { kind: KIND_END, segment: s, .. } if s == segment => return Ok(End::Clean),
+            Decoded::Good {
+                kind: KIND_END,
+                segment: s,
+                ..
+            } if s == segment => return Ok(End::Clean),
             // A record from this file's earlier life as another segment: the end.
-            Decoded::Good { segment: s, .. } if s != segment => return Ok(End::Tail { valid_len: base + pos as u64 }),
+            Decoded::Good { segment: s, .. } if s != segment => {
+                return Ok(End::Tail {
+                    valid_len: base + pos as u64,
+                });
+            }
             Decoded::Incomplete if !eof => {
                 buf.drain(..pos);
                 base += pos as u64;
@@ -80,7 +93,9 @@ fn refill(src: impl Read, buf: &mut Vec<u8>) -> std::io::Result<bool> {
         Some(l) => HEADER_LEN + u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize,
         None => HEADER_LEN,
     };
-    let want = declared.min(HEADER_LEN + MAX_PAYLOAD).max(buf.len() + CHUNK);
+    let want = declared
+        .min(HEADER_LEN + MAX_PAYLOAD)
+        .max(buf.len() + CHUNK);
     buf.reserve(want - buf.len());
     // `read_to_end` fills spare capacity without zeroing it first.
     let n = src.take((want - buf.len()) as u64).read_to_end(buf)?;
@@ -91,20 +106,33 @@ fn all_zero(b: &[u8]) -> bool {
     // Folding 64-byte chunks with OR lets the compiler vectorise the check.
     let chunks = b.chunks_exact(64);
     let tail = chunks.remainder().iter().fold(0, |a, &x| a | x);
-    tail == 0 && chunks.into_iter().all(|c| c.iter().fold(0, |a, &x| a | x) == 0)
+    tail == 0
+        && chunks
+            .into_iter()
+            .all(|c| c.iter().fold(0, |a, &x| a | x) == 0)
 }
 
 /// Whether a good batch record of `segment` starts anywhere in `rest`.
 fn later_record(rest: &[u8], segment: u64) -> bool {
     let want = segment.to_le_bytes();
     (0..rest.len().saturating_sub(HEADER_LEN - 1)).any(|p| {
-        rest[p + 9..p + 17] == want && matches!(decode(&rest[p..]), Decoded::Good { kind: KIND_BATCH, .. })
+        rest[p + 9..p + 17] == want
+            && matches!(
+                decode(&rest[p..]),
+                Decoded::Good {
+                    kind: KIND_BATCH,
+                    ..
+                }
+            )
     })
 }
 
 /// Cuts a segment back to its last good record and makes the cut durable.
 pub(crate) fn truncate(path: &Path, len: u64) -> Result<()> {
-    let f = OpenOptions::new().write(true).open(path).map_err(|e| Error::io(path, e))?;
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
     f.set_len(len).map_err(|e| Error::io(path, e))?;
     f.sync_all().map_err(|e| Error::io(path, e))
 }
@@ -117,12 +145,23 @@ mod tests {
     fn log(segment: u64, payloads: &[&[u8]]) -> Vec<u8> {
         let mut buf = Vec::new();
         for p in payloads {
-            Record { kind: KIND_BATCH, segment, payload: p }.encode(&mut buf);
+            Record {
+                kind: KIND_BATCH,
+                segment,
+                payload: p,
+            }
+            .encode(&mut buf);
         }
         buf
     }
 
-    fn check(data: &[u8], is_last: bool, salvage: bool, want_records: usize, want: Result<End, u64>) {
+    fn check(
+        data: &[u8],
+        is_last: bool,
+        salvage: bool,
+        want_records: usize,
+        want: Result<End, u64>,
+    ) {
         let mut seen = 0;
         let got = scan(Path::new("x.wal"), 3, data, is_last, salvage, |_, _| {
             seen += 1;
@@ -142,24 +181,63 @@ mod tests {
         let second = (HEADER_LEN + 3) as u64;
         let third = 2 * second;
         check(&full, true, false, 3, Ok(End::Clean));
-        check(&full[..full.len() - 2], true, false, 2, Ok(End::Tail { valid_len: third }));
+        check(
+            &full[..full.len() - 2],
+            true,
+            false,
+            2,
+            Ok(End::Tail { valid_len: third }),
+        );
         check(&full[..full.len() - 2], false, false, 2, Err(third));
         let mut zeros = full.clone();
         zeros.extend_from_slice(&[0; 40]);
-        check(&zeros, true, false, 3, Ok(End::Tail { valid_len: full.len() as u64 }));
+        check(
+            &zeros,
+            true,
+            false,
+            3,
+            Ok(End::Tail {
+                valid_len: full.len() as u64,
+            }),
+        );
         let mut stale = full.clone();
         stale.extend_from_slice(&log(1, &[b"old"]));
-        check(&stale, true, false, 3, Ok(End::Tail { valid_len: full.len() as u64 }));
+        check(
+            &stale,
+            true,
+            false,
+            3,
+            Ok(End::Tail {
+                valid_len: full.len() as u64,
+            }),
+        );
         let mut flipped = full.clone();
         flipped[second as usize + HEADER_LEN] ^= 1;
         check(&flipped, true, false, 1, Err(second));
-        check(&flipped, true, true, 1, Ok(End::Salvaged { valid_len: second }));
+        check(
+            &flipped,
+            true,
+            true,
+            1,
+            Ok(End::Salvaged { valid_len: second }),
+        );
         let mut ended = full.clone();
-        Record { kind: KIND_END, segment: 3, payload: b"" }.encode(&mut ended);
+        Record {
+            kind: KIND_END,
+            segment: 3,
+            payload: b"",
+        }
+        .encode(&mut ended);
         ended.extend_from_slice(&[0xee; 9]); // leftovers of the reused file
         check(&ended, false, false, 3, Ok(End::Clean));
         let mut last_flipped = full.clone();
         last_flipped[third as usize + HEADER_LEN] ^= 1;
-        check(&last_flipped, true, false, 2, Ok(End::Tail { valid_len: third }));
+        check(
+            &last_flipped,
+            true,
+            false,
+            2,
+            Ok(End::Tail { valid_len: third }),
+        );
     }
 }

@@ -45,7 +45,12 @@ impl Encode for Record<'_> {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Decoded<'a> {
     /// A whole record with a good checksum; `len` is its framed length.
-    Good { kind: u8, segment: u64, payload: &'a [u8], len: usize },
+    Good {
+        kind: u8,
+        segment: u64,
+        payload: &'a [u8],
+        len: usize,
+    },
     /// The slice ends before the record does (a torn write, or the end).
     Incomplete,
     /// The record fits but its checksum or length is wrong.
@@ -83,7 +88,12 @@ mod tests {
 
     fn framed(kind: u8, segment: u64, payload: &[u8]) -> Vec<u8> {
         let mut buf = Vec::new();
-        Record { kind, segment, payload }.encode(&mut buf);
+        Record {
+            kind,
+            segment,
+            payload,
+        }
+        .encode(&mut buf);
         buf
     }
 
@@ -94,13 +104,22 @@ mod tests {
         let mut want = crc32c::crc32c(&body).to_le_bytes().to_vec();
         want.extend_from_slice(&body);
         assert_eq!(buf, want);
-        assert_eq!(crc32c::crc32c(b"123456789"), 0xe306_9283, "Castagnoli check value");
+        assert_eq!(
+            crc32c::crc32c(b"123456789"),
+            0xe306_9283,
+            "Castagnoli check value"
+        );
     }
 
     #[test]
     fn decode_classifies_every_prefix_and_flip() {
         let buf = framed(KIND_EDIT, 9, b"payload");
-        let good = Decoded::Good { kind: KIND_EDIT, segment: 9, payload: b"payload", len: buf.len() };
+        let good = Decoded::Good {
+            kind: KIND_EDIT,
+            segment: 9,
+            payload: b"payload",
+            len: buf.len(),
+        };
         assert_eq!(decode(&buf), good);
         for cut in 0..buf.len() {
             assert_eq!(decode(&buf[..cut]), Decoded::Incomplete, "cut at {cut}");
@@ -109,7 +128,10 @@ mod tests {
             let mut bad = buf.clone();
             bad[byte] ^= 0x10;
             let got = decode(&bad);
-            assert!(matches!(got, Decoded::Bad | Decoded::Incomplete), "flip at {byte}: {got:?}");
+            assert!(
+                matches!(got, Decoded::Bad | Decoded::Incomplete),
+                "flip at {byte}: {got:?}"
+            );
         }
     }
 }

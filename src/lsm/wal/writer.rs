@@ -10,7 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::record::{Encode, Record, KIND_BATCH, KIND_END};
+use super::record::{Encode, KIND_BATCH, KIND_END, Record};
 use super::{segment_path, sync_dir};
 use crate::lsm::error::{Error, Result};
 use crate::lsm::stats::Stats;
@@ -49,18 +49,34 @@ impl WalWriter {
         let file = match pool.pop() {
             Some(old) => {
                 std::fs::rename(&old, &path).map_err(|e| Error::io(&old, e))?;
-                OpenOptions::new().write(true).open(&path).map_err(|e| Error::io(&path, e))?
+                OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .map_err(|e| Error::io(&path, e))?
             }
             None => {
-                let f = OpenOptions::new().create(true).truncate(true).write(true).open(&path);
+                let f = OpenOptions::new()
+                    .create(true)
+                    .truncate(true)
+                    .write(true)
+                    .open(&path);
                 let f = f.map_err(|e| Error::io(&path, e))?;
-                f.set_len(cfg.prealloc).and_then(|_| f.sync_all()).map_err(|e| Error::io(&path, e))?;
+                f.set_len(cfg.prealloc)
+                    .and_then(|_| f.sync_all())
+                    .map_err(|e| Error::io(&path, e))?;
                 f
             }
         };
         drop(pool);
         sync_dir(dir)?;
-        Ok(WalWriter { dir: dir.to_path_buf(), path, file: Arc::new(file), segment, buf: Vec::new(), cfg })
+        Ok(WalWriter {
+            dir: dir.to_path_buf(),
+            path,
+            file: Arc::new(file),
+            segment,
+            buf: Vec::new(),
+            cfg,
+        })
     }
 
     /// Frames `payload`; it reaches the OS when the buffer fills or on `flush`/`sync`.
@@ -73,14 +89,21 @@ impl WalWriter {
     }
 
     fn frame(&mut self, kind: u8, payload: &[u8]) {
-        Record { kind, segment: self.segment, payload }.encode(&mut self.buf);
+        Record {
+            kind,
+            segment: self.segment,
+            payload,
+        }
+        .encode(&mut self.buf);
     }
 
     pub(crate) fn flush(&mut self) -> Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        (&*self.file).write_all(&self.buf).map_err(|e| Error::io(&self.path, e))?;
+        (&*self.file)
+            .write_all(&self.buf)
+            .map_err(|e| Error::io(&self.path, e))?;
         self.cfg.stats.add_wal_bytes(self.buf.len() as u64);
         self.buf.clear();
         Ok(())
@@ -94,7 +117,9 @@ impl WalWriter {
     /// Makes every appended record durable.
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.flush()?;
-        self.file.sync_data().map_err(|e| Error::io(&self.path, e))?;
+        self.file
+            .sync_data()
+            .map_err(|e| Error::io(&self.path, e))?;
         self.cfg.stats.add_wal_sync();
         Ok(())
     }

@@ -21,15 +21,32 @@ pub fn bin() -> PathBuf {
         .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
         .filter(|p| p.join("postgres").exists())
         .collect();
-    dirs.sort_by_key(|p| p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()).and_then(|v| v.parse::<u32>().ok()));
+    dirs.sort_by_key(|p| {
+        p.parent()
+            .and_then(|v| v.file_name())
+            .and_then(|v| v.to_str())
+            .and_then(|v| v.parse::<u32>().ok())
+    });
     dirs.pop().expect("a PostgreSQL server binary")
 }
 
 fn postgres_ids() -> (u32, u32) {
-    let out = Command::new("id").args(["-u", "postgres"]).output().expect("id");
-    let uid = String::from_utf8_lossy(&out.stdout).trim().parse().expect("postgres uid");
-    let out = Command::new("id").args(["-g", "postgres"]).output().expect("id");
-    let gid = String::from_utf8_lossy(&out.stdout).trim().parse().expect("postgres gid");
+    let out = Command::new("id")
+        .args(["-u", "postgres"])
+        .output()
+        .expect("id");
+    let uid = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("postgres uid");
+    let out = Command::new("id")
+        .args(["-g", "postgres"])
+        .output()
+        .expect("id");
+    let gid = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("postgres gid");
     (uid, gid)
 }
 
@@ -42,15 +59,25 @@ fn as_postgres(cmd: &mut Command) -> &mut Command {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Removes data dirs left by test runs whose process is gone.
 fn sweep(root: &Path) {
-    let Ok(entries) = std::fs::read_dir(root) else { return };
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return;
+    };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        let pid: i32 = name.split('-').next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        let pid: i32 = name
+            .split('-')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
         if pid > 0 && unsafe { libc::kill(pid, 0) } != 0 {
             let _ = std::fs::remove_dir_all(e.path());
         }
@@ -71,14 +98,28 @@ impl Cluster {
         let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("pg");
         std::fs::create_dir_all(&root).unwrap();
         sweep(&root);
-        let dir = root.join(format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)));
+        let dir = root.join(format!(
+            "{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let (uid, gid) = postgres_ids();
         std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).unwrap();
         let data = dir.join("data");
         let st = as_postgres(&mut Command::new(bin().join("initdb")))
-            .args(["-D", data.to_str().unwrap(), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"])
+            .args([
+                "-D",
+                data.to_str().unwrap(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ])
             .stdout(Stdio::null())
             .status()
             .expect("initdb");
@@ -90,12 +131,22 @@ impl Cluster {
              fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nshared_buffers = 64MB\n",
             dir.display()
         );
-        let mut f = std::fs::OpenOptions::new().append(true).open(data.join("postgresql.conf")).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .unwrap();
         std::io::Write::write_all(&mut f, conf.as_bytes()).unwrap();
         let child = spawn_postgres(&data, &dir.join("log"));
-        let c = Cluster { port, dir, child: Some(child) };
+        let c = Cluster {
+            port,
+            dir,
+            child: Some(child),
+        };
         c.wait_ready();
-        c.psql("postgres", "SET password_encryption = 'md5'; CREATE ROLE sg_md5 LOGIN SUPERUSER PASSWORD 'md5pw';");
+        c.psql(
+            "postgres",
+            "SET password_encryption = 'md5'; CREATE ROLE sg_md5 LOGIN SUPERUSER PASSWORD 'md5pw';",
+        );
         c.psql("postgres", "SET password_encryption = 'scram-sha-256'; CREATE ROLE sg_scram LOGIN SUPERUSER PASSWORD 'scrampw';");
         c
     }
@@ -119,11 +170,26 @@ impl Cluster {
     /// Runs SQL with psql directly against the cluster; returns unaligned output.
     pub fn psql(&self, db: &str, sql: &str) -> String {
         let out = Command::new(bin().join("psql"))
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-U", "postgres"])
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+            ])
             .args(["-p", &self.port.to_string(), "-d", db, "-c", sql])
             .output()
             .expect("psql");
-        assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "psql {sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
 
@@ -164,7 +230,10 @@ fn spawn_postgres(data: &Path, log: &Path) -> Child {
     std::thread::spawn(move || {
         let logfile = std::fs::File::create(&log).unwrap();
         let mut cmd = Command::new(bin().join("postgres"));
-        as_postgres(&mut cmd).args(["-D", data.to_str().unwrap()]).stdout(Stdio::null()).stderr(logfile);
+        as_postgres(&mut cmd)
+            .args(["-D", data.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(logfile);
         unsafe {
             cmd.pre_exec(|| {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGQUIT);

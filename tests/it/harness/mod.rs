@@ -6,9 +6,9 @@ pub mod raw;
 pub mod sql;
 pub mod tools;
 
-pub use cluster::{Cluster, bin, shared};
 #[allow(unused_imports)]
 use cluster::free_port;
+pub use cluster::{Cluster, bin, shared};
 pub use proxy::{TestProxy, client, connect_as};
 #[allow(unused_imports)]
 pub use raw::{RawClient, Reply, first_error};

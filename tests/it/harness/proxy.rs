@@ -27,7 +27,10 @@ pub fn base_config(db: &str) -> Config {
 }
 
 pub fn single_shard_map(cluster: &Cluster, db: &str) -> ShardMap {
-    let yaml = format!("version: 1\nshards:\n  - {{name: s0, host: 127.0.0.1, port: {}, database: {db}}}\n", cluster.port);
+    let yaml = format!(
+        "version: 1\nshards:\n  - {{name: s0, host: 127.0.0.1, port: {}, database: {db}}}\n",
+        cluster.port
+    );
     ShardMap::parse(&yaml, Path::new("test-map.yaml")).expect("test map")
 }
 
@@ -38,15 +41,29 @@ impl TestProxy {
         TestProxy::start_on(cluster, &db, tweak).await
     }
 
-    pub async fn start_on(cluster: &Cluster, db: &str, tweak: impl FnOnce(&mut Config)) -> TestProxy {
+    pub async fn start_on(
+        cluster: &Cluster,
+        db: &str,
+        tweak: impl FnOnce(&mut Config),
+    ) -> TestProxy {
         let mut config = base_config(db);
         tweak(&mut config);
-        let running = shardgate::start(config, single_shard_map(cluster, db)).await.expect("proxy starts");
-        TestProxy { addr: running.local_addr(), running: Some(running), db: db.to_owned() }
+        let running = shardgate::start(config, single_shard_map(cluster, db))
+            .await
+            .expect("proxy starts");
+        TestProxy {
+            addr: running.local_addr(),
+            running: Some(running),
+            db: db.to_owned(),
+        }
     }
 
     pub fn conn_str(&self, user: &str, password: &str) -> String {
-        format!("host=127.0.0.1 port={} user={user} password={password} dbname={}", self.addr.port(), self.db)
+        format!(
+            "host=127.0.0.1 port={} user={user} password={password} dbname={}",
+            self.addr.port(),
+            self.db
+        )
     }
 
     /// A PostgreSQL client program from `bin()` (psql, pgbench) aimed at the proxy as `user`.
@@ -64,7 +81,9 @@ impl TestProxy {
 
     /// A tokio-postgres client through the proxy as `app`.
     pub async fn client(&self) -> Client {
-        connect_as(&self.conn_str("app", "secret")).await.expect("connect through shardgate")
+        connect_as(&self.conn_str("app", "secret"))
+            .await
+            .expect("connect through shardgate")
     }
 
     pub async fn shutdown(mut self) {
@@ -84,5 +103,10 @@ pub async fn connect_as(conn_str: &str) -> Result<Client, tokio_postgres::Error>
 
 /// A client straight to the cluster, bypassing the proxy.
 pub async fn client(cluster: &Cluster, db: &str) -> Client {
-    connect_as(&format!("host=127.0.0.1 port={} user=postgres dbname={db}", cluster.port)).await.expect("direct connect")
+    connect_as(&format!(
+        "host=127.0.0.1 port={} user=postgres dbname={db}",
+        cluster.port
+    ))
+    .await
+    .expect("direct connect")
 }

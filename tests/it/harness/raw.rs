@@ -41,21 +41,33 @@ pub fn first_error(replies: &[Reply]) -> Option<&str> {
 impl RawClient {
     /// A TCP connection with nothing sent yet.
     pub async fn open(addr: SocketAddr) -> RawClient {
-        let stream = TcpStream::connect(addr).await.expect("connect to shardgate");
-        RawClient { stream, buf: BytesMut::new() }
+        let stream = TcpStream::connect(addr)
+            .await
+            .expect("connect to shardgate");
+        RawClient {
+            stream,
+            buf: BytesMut::new(),
+        }
     }
 
     /// Logs in as a trust user and reads up to the first ReadyForQuery.
     pub async fn login(addr: SocketAddr, user: &str, db: &str) -> RawClient {
         let mut c = RawClient::open(addr).await;
-        c.send(|b| frontend::startup_message([("user", user), ("database", db)], b).unwrap()).await;
+        c.send(|b| frontend::startup_message([("user", user), ("database", db)], b).unwrap())
+            .await;
         let greeting = c.until_ready().await;
-        assert!(first_error(&greeting).is_none(), "login as {user}: {greeting:?}");
+        assert!(
+            first_error(&greeting).is_none(),
+            "login as {user}: {greeting:?}"
+        );
         c
     }
 
     pub async fn write(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.expect("write to shardgate");
+        self.stream
+            .write_all(bytes)
+            .await
+            .expect("write to shardgate");
     }
 
     /// Sends whatever `build` writes, in one write.
@@ -72,9 +84,12 @@ impl RawClient {
             match Message::parse(&mut self.buf).expect("a well-formed backend message") {
                 Some(m) => return Some(reduce(m, tag.expect("a parsed message has a tag"))),
                 None => {
-                    let read = tokio::time::timeout(Duration::from_secs(30), self.stream.read_buf(&mut self.buf))
-                        .await
-                        .expect("shardgate answers within 30 s");
+                    let read = tokio::time::timeout(
+                        Duration::from_secs(30),
+                        self.stream.read_buf(&mut self.buf),
+                    )
+                    .await
+                    .expect("shardgate answers within 30 s");
                     match read {
                         Ok(0) | Err(_) => return None,
                         Ok(_) => {}
@@ -88,7 +103,10 @@ impl RawClient {
     pub async fn until_ready(&mut self) -> Vec<Reply> {
         let mut got = Vec::new();
         loop {
-            let r = self.recv().await.unwrap_or_else(|| panic!("connection closed before ReadyForQuery; got {got:?}"));
+            let r = self
+                .recv()
+                .await
+                .unwrap_or_else(|| panic!("connection closed before ReadyForQuery; got {got:?}"));
             let done = matches!(r, Reply::Ready(_));
             got.push(r);
             if done {
@@ -126,12 +144,16 @@ fn reduce(m: Message, tag: u8) -> Reply {
     match m {
         Message::DataRow(row) => {
             let buf = row.buffer();
-            let cols =
-                row.ranges().map(|r| Ok(r.map(|r| String::from_utf8_lossy(&buf[r]).into_owned()))).collect().unwrap();
+            let cols = row
+                .ranges()
+                .map(|r| Ok(r.map(|r| String::from_utf8_lossy(&buf[r]).into_owned())))
+                .collect()
+                .unwrap();
             Reply::Row(cols)
         }
         Message::ErrorResponse(e) => {
-            let (mut severity, mut code, mut message) = (String::new(), String::new(), String::new());
+            let (mut severity, mut code, mut message) =
+                (String::new(), String::new(), String::new());
             let mut fields = e.fields();
             while let Some(f) = fields.next().unwrap() {
                 let v = String::from_utf8_lossy(f.value_bytes()).into_owned();
@@ -142,7 +164,11 @@ fn reduce(m: Message, tag: u8) -> Reply {
                     _ => {}
                 }
             }
-            Reply::Error { severity, code, message }
+            Reply::Error {
+                severity,
+                code,
+                message,
+            }
         }
         Message::ReadyForQuery(r) => Reply::Ready(r.status()),
         _ => Reply::Other(tag),

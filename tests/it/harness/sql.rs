@@ -15,7 +15,10 @@ pub async fn active_backend(direct: &Client, query: &str) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let row = direct
-            .query_opt("select pid from pg_stat_activity where query = $1 and state = 'active' limit 1", &[&query])
+            .query_opt(
+                "select pid from pg_stat_activity where query = $1 and state = 'active' limit 1",
+                &[&query],
+            )
             .await
             .expect("pg_stat_activity");
         if let Some(row) = row {

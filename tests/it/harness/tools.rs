@@ -8,7 +8,12 @@ use std::process::{Command, Output, Stdio};
 pub async fn run(mut cmd: Command, stdin: &str) -> Output {
     let stdin = stdin.to_owned();
     tokio::task::spawn_blocking(move || {
-        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
         let mut pipe = child.stdin.take().expect("stdin");
         let feeder = std::thread::spawn(move || pipe.write_all(stdin.as_bytes()));
         let out = child.wait_with_output().expect("wait");
@@ -21,5 +26,8 @@ pub async fn run(mut cmd: Command, stdin: &str) -> Output {
 
 /// Standard output and error as text.
 pub fn text(out: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }

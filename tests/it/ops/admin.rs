@@ -8,7 +8,10 @@ use tokio_postgres::SimpleQueryMessage;
 use crate::harness::{TestProxy, bin, connect_as, shared};
 
 fn admin_conn(p: &TestProxy) -> String {
-    format!("host=127.0.0.1 port={} user=admin password=admin dbname=shardgate", p.addr.port())
+    format!(
+        "host=127.0.0.1 port={} user=admin password=admin dbname=shardgate",
+        p.addr.port()
+    )
 }
 
 /// Rows of a simple query, as text.
@@ -18,7 +21,11 @@ async fn rows(c: &tokio_postgres::Client, sql: &str) -> Vec<Vec<String>> {
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .into_iter()
         .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).unwrap_or("").to_owned()).collect()),
+            SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("").to_owned())
+                    .collect(),
+            ),
             _ => None,
         })
         .collect()
@@ -33,11 +40,27 @@ async fn every_show_answers() {
     assert_eq!(rows(&admin, "SHOW SHARDS").await[0][0], "s0");
     assert_eq!(rows(&admin, "SHOW POOLS").await[0][0], "s0");
     let clients = rows(&admin, "SHOW CLIENTS").await;
-    assert!(clients.iter().any(|r| r[1] == "app") && clients.iter().any(|r| r[1] == "admin"), "{clients:?}");
+    assert!(
+        clients.iter().any(|r| r[1] == "app") && clients.iter().any(|r| r[1] == "admin"),
+        "{clients:?}"
+    );
     assert!(!rows(&admin, "SHOW SERVERS").await.is_empty());
-    assert!(rows(&admin, "SHOW STATS").await[0][1].parse::<u64>().unwrap() >= 1);
-    assert!(rows(&admin, "SHOW CONFIG").await.iter().any(|r| r[0] == "pool_mode" && r[1] == "transaction"));
-    assert_eq!(rows(&admin, "SHOW MAP").await[0][..2], ["1".to_owned(), "s0".to_owned()]);
+    assert!(
+        rows(&admin, "SHOW STATS").await[0][1]
+            .parse::<u64>()
+            .unwrap()
+            >= 1
+    );
+    assert!(
+        rows(&admin, "SHOW CONFIG")
+            .await
+            .iter()
+            .any(|r| r[0] == "pool_mode" && r[1] == "transaction")
+    );
+    assert_eq!(
+        rows(&admin, "SHOW MAP").await[0][..2],
+        ["1".to_owned(), "s0".to_owned()]
+    );
     let err = admin.simple_query("SHOW NOTHING").await.unwrap_err();
     assert_eq!(err.code().unwrap().code(), "0A000");
 }
@@ -47,18 +70,40 @@ async fn every_show_answers() {
 async fn psql_reads_the_console() {
     let p = TestProxy::start(shared(), |_| {}).await;
     let out = std::process::Command::new(bin().join("psql"))
-        .args(["-X", "-A", "-t", "-h", "127.0.0.1", "-p", &p.addr.port().to_string(), "-U", "admin", "shardgate", "-c", "SHOW POOLS"])
+        .args([
+            "-X",
+            "-A",
+            "-t",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &p.addr.port().to_string(),
+            "-U",
+            "admin",
+            "shardgate",
+            "-c",
+            "SHOW POOLS",
+        ])
         .env("PGPASSWORD", "admin")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("s0|"));
 }
 
 #[tokio::test]
 async fn non_admin_is_refused() {
     let p = TestProxy::start(shared(), |_| {}).await;
-    let err = connect_as(&format!("host=127.0.0.1 port={} user=app password=secret dbname=shardgate", p.addr.port())).await.unwrap_err();
+    let err = connect_as(&format!(
+        "host=127.0.0.1 port={} user=app password=secret dbname=shardgate",
+        p.addr.port()
+    ))
+    .await
+    .unwrap_err();
     assert_eq!(err.code().unwrap().code(), "28000");
 }
 
@@ -68,12 +113,23 @@ async fn pause_holds_new_transactions_until_resume() {
     let app = p.client().await;
     let admin = connect_as(&admin_conn(&p)).await.unwrap();
     admin.simple_query("PAUSE").await.unwrap();
-    let held = tokio::spawn(async move { app.query_one("select 7", &[]).await.map(|r| r.get::<_, i32>(0)) });
+    let held = tokio::spawn(async move {
+        app.query_one("select 7", &[])
+            .await
+            .map(|r| r.get::<_, i32>(0))
+    });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!held.is_finished(), "a new transaction ran while paused");
     assert_eq!(rows(&admin, "SHOW POOLS").await[0][5], "true");
     admin.simple_query("RESUME").await.unwrap();
-    assert_eq!(tokio::time::timeout(Duration::from_secs(5), held).await.unwrap().unwrap().unwrap(), 7);
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(5), held)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap(),
+        7
+    );
 }
 
 #[tokio::test]
@@ -81,19 +137,30 @@ async fn reload_of_a_bad_map_is_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let map = dir.path().join("shardmap.yaml");
     let cluster = shared();
-    let good = format!("version: 1\nshards:\n  - {{name: s0, host: 127.0.0.1, port: {}, database: DB}}\n", cluster.port);
+    let good = format!(
+        "version: 1\nshards:\n  - {{name: s0, host: 127.0.0.1, port: {}, database: DB}}\n",
+        cluster.port
+    );
     let db = cluster.create_db("t");
     std::fs::write(&map, good.replace("DB", &db)).unwrap();
     let p = TestProxy::start_on(cluster, &db, |c| c.shardmap = map.clone()).await;
     let admin = connect_as(&admin_conn(&p)).await.unwrap();
-    std::fs::write(&map, "version: 2\nshards:\n  - name: s0\n    host: 127.0.0.1\n    port: not-a-port\n").unwrap();
+    std::fs::write(
+        &map,
+        "version: 2\nshards:\n  - name: s0\n    host: 127.0.0.1\n    port: not-a-port\n",
+    )
+    .unwrap();
     let err = admin.simple_query("RELOAD").await.unwrap_err();
     let message = err.as_db_error().unwrap().message().to_owned();
     assert!(message.contains("shardmap.yaml:5"), "{message}");
     assert_eq!(rows(&admin, "SHOW MAP").await[0][0], "1");
     let app = p.client().await;
     app.simple_query("select 1").await.unwrap();
-    std::fs::write(&map, good.replace("DB", &db).replace("version: 1", "version: 2")).unwrap();
+    std::fs::write(
+        &map,
+        good.replace("DB", &db).replace("version: 1", "version: 2"),
+    )
+    .unwrap();
     admin.simple_query("RELOAD").await.unwrap();
     assert_eq!(rows(&admin, "SHOW MAP").await[0][0], "2");
 }

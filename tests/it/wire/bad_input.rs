@@ -6,12 +6,29 @@ use std::time::Duration;
 use postgres_protocol::message::frontend;
 use tokio_postgres::Client;
 
-use crate::harness::{RawClient, Reply, TestProxy, active_backend, client, first_error, shared, sqlstate};
+use crate::harness::{
+    RawClient, Reply, TestProxy, active_backend, client, first_error, shared, sqlstate,
+};
 
 /// `before` (connected ahead of the bad input) and a new client both still get answers.
 async fn still_serves(p: &TestProxy, before: &Client) {
-    assert_eq!(before.query_one("select 1", &[]).await.expect("earlier client").get::<_, i32>(0), 1);
-    assert_eq!(p.client().await.query_one("select 2", &[]).await.expect("new client").get::<_, i32>(0), 2);
+    assert_eq!(
+        before
+            .query_one("select 1", &[])
+            .await
+            .expect("earlier client")
+            .get::<_, i32>(0),
+        1
+    );
+    assert_eq!(
+        p.client()
+            .await
+            .query_one("select 2", &[])
+            .await
+            .expect("new client")
+            .get::<_, i32>(0),
+        2
+    );
 }
 
 #[tokio::test]
@@ -32,7 +49,10 @@ async fn garbage_instead_of_a_startup_packet() {
     let mut c = RawClient::open(p.addr).await;
     c.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await;
     let replies = c.until_closed().await;
-    assert!(replies.iter().all(|r| matches!(r, Reply::Error { .. })), "{replies:?}");
+    assert!(
+        replies.iter().all(|r| matches!(r, Reply::Error { .. })),
+        "{replies:?}"
+    );
     still_serves(&p, &before).await;
 }
 
@@ -58,18 +78,26 @@ async fn client_gone_inside_a_transaction() {
         .await
         .unwrap();
     let mut c = RawClient::login(p.addr, "trustuser", &p.db).await;
-    let replies = c.simple("begin; insert into m values (1); select v from t where id = 1 for update").await;
+    let replies = c
+        .simple("begin; insert into m values (1); select v from t where id = 1 for update")
+        .await;
     assert_eq!(replies.last(), Some(&Reply::Ready(b'T')), "{replies:?}");
     drop(c);
     // The only server: the next client gets the one the vanished client used.
     let next = p.client().await;
-    let updated = tokio::time::timeout(Duration::from_secs(10), next.execute("update t set v = 2 where id = 1", &[]))
-        .await
-        .expect("the row lock was released")
-        .unwrap();
+    let updated = tokio::time::timeout(
+        Duration::from_secs(10),
+        next.execute("update t set v = 2 where id = 1", &[]),
+    )
+    .await
+    .expect("the row lock was released")
+    .unwrap();
     assert_eq!(updated, 1);
     // A simple query runs in a transaction of its own: started by this very statement.
-    let rows = next.simple_query("select (select count(*) from m), now() = statement_timestamp()").await.unwrap();
+    let rows = next
+        .simple_query("select (select count(*) from m), now() = statement_timestamp()")
+        .await
+        .unwrap();
     let row = rows
         .iter()
         .find_map(|m| match m {
@@ -77,8 +105,16 @@ async fn client_gone_inside_a_transaction() {
             _ => None,
         })
         .expect("a row");
-    assert_eq!(row.get(0), Some("0"), "the vanished client's insert was rolled back");
-    assert_eq!(row.get(1), Some("t"), "the server is outside any old transaction");
+    assert_eq!(
+        row.get(0),
+        Some("0"),
+        "the vanished client's insert was rolled back"
+    );
+    assert_eq!(
+        row.get(1),
+        Some("t"),
+        "the server is outside any old transaction"
+    );
     still_serves(&p, &next).await;
 }
 
@@ -92,16 +128,23 @@ async fn server_dies_mid_query() {
     let sql = "select pg_sleep(30) /* victim */";
     let killer = async {
         let pid = active_backend(&direct, sql).await;
-        direct.query_one("select pg_terminate_backend($1)", &[&pid]).await.unwrap();
-    };
-    let (result, ()) =
-        tokio::time::timeout(Duration::from_secs(20), async { tokio::join!(victim.simple_query(sql), killer) })
+        direct
+            .query_one("select pg_terminate_backend($1)", &[&pid])
             .await
-            .expect("the client hears of the server's death");
+            .unwrap();
+    };
+    let (result, ()) = tokio::time::timeout(Duration::from_secs(20), async {
+        tokio::join!(victim.simple_query(sql), killer)
+    })
+    .await
+    .expect("the client hears of the server's death");
     let e = result.expect_err("the query's server died");
     println!("client saw: {e} (SQLSTATE {:?})", sqlstate(&e));
     let code = sqlstate(&e).unwrap_or("");
-    assert!(code.starts_with("08") || code == "57P01" || e.is_closed(), "{e}");
+    assert!(
+        code.starts_with("08") || code == "57P01" || e.is_closed(),
+        "{e}"
+    );
     still_serves(&p, &before).await;
     // Both servers serve again: two transactions at once.
     let (x, y) = (p.client().await, p.client().await);
@@ -117,9 +160,19 @@ async fn idle_server_dies_in_the_pool() {
     let p = TestProxy::start(shared(), |c| c.pool.max_size = 1).await;
     let direct = client(shared(), &p.db).await;
     let before = p.client().await;
-    let pid: i32 = before.query_one("select pg_backend_pid()", &[]).await.unwrap().get(0);
-    direct.query_one("select pg_terminate_backend($1, 5000)", &[&pid]).await.unwrap();
-    let row = before.query_one("select pg_backend_pid()", &[]).await.expect("a fresh server serves the client");
+    let pid: i32 = before
+        .query_one("select pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    direct
+        .query_one("select pg_terminate_backend($1, 5000)", &[&pid])
+        .await
+        .unwrap();
+    let row = before
+        .query_one("select pg_backend_pid()", &[])
+        .await
+        .expect("a fresh server serves the client");
     assert_ne!(row.get::<_, i32>(0), pid);
     still_serves(&p, &before).await;
 }
@@ -131,15 +184,26 @@ async fn bad_statement_name_in_a_pipeline() {
     let before = p.client().await;
     let mut c = RawClient::login(p.addr, "trustuser", &p.db).await;
     c.send(|b| {
-        frontend::bind("", "never_prepared", [], [] as [&str; 0], |_, _| Ok(postgres_protocol::IsNull::No), [], b)
-            .map_err(|_| "bind")
-            .unwrap();
+        frontend::bind(
+            "",
+            "never_prepared",
+            [],
+            [] as [&str; 0],
+            |_, _| Ok(postgres_protocol::IsNull::No),
+            [],
+            b,
+        )
+        .map_err(|_| "bind")
+        .unwrap();
         frontend::execute("", 0, b).unwrap();
         frontend::sync(b);
     })
     .await;
     let replies = c.until_ready().await;
     assert_eq!(first_error(&replies), Some("26000"), "{replies:?}");
-    assert_eq!(c.simple("select 5").await.first(), Some(&Reply::Other(b'T')));
+    assert_eq!(
+        c.simple("select 5").await.first(),
+        Some(&Reply::Other(b'T'))
+    );
     still_serves(&p, &before).await;
 }

@@ -15,14 +15,25 @@ async fn cancel_stops_the_running_query_and_the_client_goes_on() {
     let sleeper = async { c.simple_query("select pg_sleep(30) /* cancel-me */").await };
     let canceller = async {
         active_backend(&direct, "select pg_sleep(30) /* cancel-me */").await;
-        c.cancel_token().cancel_query(NoTls).await.expect("cancel request sent");
+        c.cancel_token()
+            .cancel_query(NoTls)
+            .await
+            .expect("cancel request sent");
     };
-    let (result, ()) = tokio::time::timeout(Duration::from_secs(20), async { tokio::join!(sleeper, canceller) })
-        .await
-        .expect("the cancelled query ends long before pg_sleep would");
+    let (result, ()) = tokio::time::timeout(Duration::from_secs(20), async {
+        tokio::join!(sleeper, canceller)
+    })
+    .await
+    .expect("the cancelled query ends long before pg_sleep would");
     let e = result.expect_err("the query was cancelled");
     assert_eq!(sqlstate(&e), Some("57014"), "{e}");
-    assert_eq!(c.query_one("select 41 + 1", &[]).await.unwrap().get::<_, i32>(0), 42);
+    assert_eq!(
+        c.query_one("select 41 + 1", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        42
+    );
 }
 
 /// With one server, B holds it in a transaction running pg_sleep. A's cancel, sent while A waits for the
@@ -41,7 +52,10 @@ async fn a_cancel_never_reaches_another_clients_query() {
     let tx = b.transaction().await.unwrap();
     let b_sql = "select pg_sleep(2), 'b done' /* b-sleep */";
     let b_side = async {
-        let r = tx.query_one(b_sql, &[]).await.map(|r| r.get::<_, String>(1));
+        let r = tx
+            .query_one(b_sql, &[])
+            .await
+            .map(|r| r.get::<_, String>(1));
         tx.commit().await.unwrap();
         r
     };
@@ -49,20 +63,37 @@ async fn a_cancel_never_reaches_another_clients_query() {
         active_backend(&direct, b_sql).await;
         a.cancel_token().cancel_query(NoTls).await.unwrap();
         // Now A waits for the only server, and cancels while it waits.
-        let waiting = async { a.query_one("select 'a done'", &[]).await.map(|r| r.get::<_, String>(0)) };
+        let waiting = async {
+            a.query_one("select 'a done'", &[])
+                .await
+                .map(|r| r.get::<_, String>(0))
+        };
         let cancel = async {
             tokio::time::sleep(Duration::from_millis(200)).await;
             a.cancel_token().cancel_query(NoTls).await.unwrap();
         };
         tokio::join!(waiting, cancel).0
     };
-    let (b_result, a_result) = tokio::time::timeout(Duration::from_secs(30), async { tokio::join!(b_side, a_side) })
-        .await
-        .expect("both clients finish");
-    assert_eq!(b_result.as_deref().map_err(|e| e.to_string()), Ok("b done"), "B's query must not be cancelled");
+    let (b_result, a_result) = tokio::time::timeout(Duration::from_secs(30), async {
+        tokio::join!(b_side, a_side)
+    })
+    .await
+    .expect("both clients finish");
+    assert_eq!(
+        b_result.as_deref().map_err(|e| e.to_string()),
+        Ok("b done"),
+        "B's query must not be cancelled"
+    );
     match a_result {
         Ok(v) => assert_eq!(v, "a done"),
-        Err(e) => assert_eq!(sqlstate(&e), Some("57014"), "A may only see its own cancel: {e}"),
+        Err(e) => assert_eq!(
+            sqlstate(&e),
+            Some("57014"),
+            "A may only see its own cancel: {e}"
+        ),
     }
-    assert_eq!(a.query_one("select 2", &[]).await.unwrap().get::<_, i32>(0), 2);
+    assert_eq!(
+        a.query_one("select 2", &[]).await.unwrap().get::<_, i32>(0),
+        2
+    );
 }

@@ -22,7 +22,11 @@ async fn one_client(addr: SocketAddr, db: String, id: usize, rounds: usize) {
     })
     .await;
     let replies = c.until_ready().await;
-    assert_eq!(first_error(&replies), None, "client {id} Parse: {replies:?}");
+    assert_eq!(
+        first_error(&replies),
+        None,
+        "client {id} Parse: {replies:?}"
+    );
     for round in 0..rounds {
         let param = round.to_string();
         c.send(|b| {
@@ -30,13 +34,18 @@ async fn one_client(addr: SocketAddr, db: String, id: usize, rounds: usize) {
                 buf.extend_from_slice(v.as_bytes());
                 Ok(IsNull::No)
             };
-            frontend::bind("", "stmt", [0], [&param], value, [0], b).map_err(|_| "bind").unwrap();
+            frontend::bind("", "stmt", [0], [&param], value, [0], b)
+                .map_err(|_| "bind")
+                .unwrap();
             frontend::execute("", 0, b).unwrap();
             frontend::sync(b);
         })
         .await;
         let replies = c.until_ready().await;
-        let rows: Vec<_> = replies.iter().filter(|r| matches!(r, Reply::Row(_))).collect();
+        let rows: Vec<_> = replies
+            .iter()
+            .filter(|r| matches!(r, Reply::Row(_)))
+            .collect();
         let want = Reply::Row(vec![Some(id.to_string()), Some(param.clone())]);
         assert_eq!(rows, vec![&want], "client {id} round {round}: {replies:?}");
     }
@@ -46,7 +55,9 @@ async fn one_client(addr: SocketAddr, db: String, id: usize, rounds: usize) {
 async fn same_name_different_text_never_crosses_clients() {
     let p = TestProxy::start(shared(), |c| c.pool.max_size = 4).await;
     let rounds = EXECUTIONS / CLIENTS + 1;
-    let tasks: Vec<_> = (0..CLIENTS).map(|id| tokio::spawn(one_client(p.addr, p.db.clone(), id, rounds))).collect();
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|id| tokio::spawn(one_client(p.addr, p.db.clone(), id, rounds)))
+        .collect();
     for t in tasks {
         t.await.expect("client task");
     }

@@ -1,12 +1,12 @@
 //! The wire issue: shardgate as a transaction-pooling proxy in front of one server.
 
-mod basics;
-mod psql;
-mod leak;
-mod prepared;
-mod pgbench;
-mod cancel;
 mod auth;
 mod bad_input;
+mod basics;
+mod cancel;
+mod leak;
+mod pgbench;
+mod prepared;
+mod psql;
 mod session_state;
 mod shutdown;

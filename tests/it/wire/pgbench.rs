@@ -7,7 +7,13 @@ use crate::harness::{TestProxy, shared};
 /// The number after `label` in pgbench's report.
 fn number_after(report: &str, label: &str) -> Option<u64> {
     let line = report.lines().find(|l| l.trim_start().starts_with(label))?;
-    line[line.find(label)? + label.len()..].split_whitespace().next()?.split('/').next()?.parse().ok()
+    line[line.find(label)? + label.len()..]
+        .split_whitespace()
+        .next()?
+        .split('/')
+        .next()?
+        .parse()
+        .ok()
 }
 
 async fn pgbench(p: &TestProxy, args: &[&str]) -> (String, String) {
@@ -15,7 +21,11 @@ async fn pgbench(p: &TestProxy, args: &[&str]) -> (String, String) {
     cmd.args(args);
     let out = run(cmd, "").await;
     let (stdout, stderr) = text(&out);
-    assert!(out.status.success(), "pgbench {args:?} exited with {}\n{stdout}\n{stderr}", out.status);
+    assert!(
+        out.status.success(),
+        "pgbench {args:?} exited with {}\n{stdout}\n{stderr}",
+        out.status
+    );
     (stdout, stderr)
 }
 
@@ -24,15 +34,33 @@ async fn init_then_three_protocols() {
     let p = TestProxy::start(shared(), |c| c.pool.max_size = 8).await;
     pgbench(&p, &["-i", "-s", "1", "-q"]).await;
     let direct = crate::harness::client(shared(), &p.db).await;
-    let accounts: i64 = direct.query_one("select count(*) from pgbench_accounts", &[]).await.unwrap().get(0);
-    assert_eq!(accounts, 100_000, "pgbench -i loaded every account through COPY");
+    let accounts: i64 = direct
+        .query_one("select count(*) from pgbench_accounts", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        accounts, 100_000,
+        "pgbench -i loaded every account through COPY"
+    );
     for mode in ["simple", "extended", "prepared"] {
-        let (stdout, stderr) = pgbench(&p, &["-M", mode, "-T", "10", "-c", "16", "-j", "2", "-n"]).await;
+        let (stdout, stderr) =
+            pgbench(&p, &["-M", mode, "-T", "10", "-c", "16", "-j", "2", "-n"]).await;
         let report = format!("{stdout}\n{stderr}");
         let processed = number_after(&stdout, "number of transactions actually processed:");
-        assert!(processed.is_some_and(|n| n > 0), "-M {mode}: no transactions processed\n{report}");
-        assert_eq!(number_after(&stdout, "number of failed transactions:"), Some(0), "-M {mode}\n{report}");
-        assert!(!report.contains("aborted"), "-M {mode}: a client aborted\n{report}");
+        assert!(
+            processed.is_some_and(|n| n > 0),
+            "-M {mode}: no transactions processed\n{report}"
+        );
+        assert_eq!(
+            number_after(&stdout, "number of failed transactions:"),
+            Some(0),
+            "-M {mode}\n{report}"
+        );
+        assert!(
+            !report.contains("aborted"),
+            "-M {mode}: a client aborted\n{report}"
+        );
         println!("-M {mode}: {} transactions", processed.unwrap());
     }
     // Money moved, none created: every transaction ran whole.

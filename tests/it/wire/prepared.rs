@@ -10,9 +10,15 @@ async fn churn(c: tokio_postgres::Client, n: i64, rounds: i64) {
     let stmt = c.prepare("select $1::int8 * 3").await.unwrap();
     for i in 0..rounds {
         let v = n * 1000 + i;
-        assert_eq!(c.query_one(&stmt, &[&v]).await.unwrap().get::<_, i64>(0), v * 3);
+        assert_eq!(
+            c.query_one(&stmt, &[&v]).await.unwrap().get::<_, i64>(0),
+            v * 3
+        );
         // A fresh named statement each time: prepared, used and closed again.
-        let row = c.query_one("select $1::text || '-churn'", &[&v.to_string()]).await.unwrap();
+        let row = c
+            .query_one("select $1::text || '-churn'", &[&v.to_string()])
+            .await
+            .unwrap();
         assert_eq!(row.get::<_, String>(0), format!("{v}-churn"));
     }
 }
@@ -29,10 +35,19 @@ async fn statement_reused_across_transactions_while_the_pool_churns() {
     for i in 0..300i32 {
         let tx = c.transaction().await.unwrap();
         let row = tx.query_one(&stmt, &[&i, &format!("t{i}")]).await.unwrap();
-        assert_eq!((row.get::<_, i32>(0), row.get::<_, String>(1)), (i + 1000, format!("t{i}")));
+        assert_eq!(
+            (row.get::<_, i32>(0), row.get::<_, String>(1)),
+            (i + 1000, format!("t{i}"))
+        );
         tx.commit().await.unwrap();
         // And outside any transaction, on whichever server is free.
-        assert_eq!(c.query_one(&stmt, &[&i, &"x"]).await.unwrap().get::<_, i32>(0), i + 1000);
+        assert_eq!(
+            c.query_one(&stmt, &[&i, &"x"])
+                .await
+                .unwrap()
+                .get::<_, i32>(0),
+            i + 1000
+        );
     }
     for t in churners {
         t.await.unwrap();
@@ -49,11 +64,20 @@ async fn commit_and_rollback() {
     tx.commit().await.unwrap();
     let tx = c.transaction().await.unwrap();
     tx.execute("insert into t values (2)", &[]).await.unwrap();
-    assert_eq!(tx.query_one("select count(*) from t", &[]).await.unwrap().get::<_, i64>(0), 2);
+    assert_eq!(
+        tx.query_one("select count(*) from t", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        2
+    );
     tx.rollback().await.unwrap();
     let other = p.client().await;
     let rows = other.query("select a from t", &[]).await.unwrap();
-    assert_eq!(rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(
+        rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>(),
+        vec![1]
+    );
 }
 
 #[tokio::test]
@@ -64,15 +88,26 @@ async fn error_inside_a_transaction_then_rollback() {
     let stmt = c.prepare("insert into t values ($1)").await.unwrap();
     let tx = c.transaction().await.unwrap();
     tx.execute(&stmt, &[&1i32]).await.unwrap();
-    let e = tx.query_one("select 1 / $1::int", &[&0i32]).await.unwrap_err();
+    let e = tx
+        .query_one("select 1 / $1::int", &[&0i32])
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&e), Some("22012"), "{e}");
     let e = tx.execute(&stmt, &[&2i32]).await.unwrap_err();
     assert_eq!(sqlstate(&e), Some("25P02"), "{e}");
     tx.rollback().await.unwrap();
     // The only server is back, clean: the statement still works and nothing was kept.
     c.execute(&stmt, &[&3i32]).await.unwrap();
-    let rows = p.client().await.query("select a from t", &[]).await.unwrap();
-    assert_eq!(rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>(), vec![3]);
+    let rows = p
+        .client()
+        .await
+        .query("select a from t", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.get::<_, i32>(0)).collect::<Vec<_>>(),
+        vec![3]
+    );
 }
 
 /// libpq's PQprepare (Parse, Sync) blocks its caller; pgbench -M prepared calls it while sibling
@@ -105,11 +140,16 @@ async fn parse_of_a_known_statement_needs_no_server() {
             buf.extend_from_slice(v.as_bytes());
             Ok(IsNull::No)
         };
-        frontend::bind("", "mine", [0], ["41"], text, [0], b).map_err(|_| "bind").unwrap();
+        frontend::bind("", "mine", [0], ["41"], text, [0], b)
+            .map_err(|_| "bind")
+            .unwrap();
         frontend::execute("", 0, b).unwrap();
         frontend::sync(b);
     })
     .await;
     let replies = c.until_ready().await;
-    assert!(replies.contains(&Reply::Row(vec![Some("42".into())])), "{replies:?}");
+    assert!(
+        replies.contains(&Reply::Row(vec![Some("42".into())])),
+        "{replies:?}"
+    );
 }

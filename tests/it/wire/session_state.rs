@@ -7,11 +7,17 @@ use tokio_postgres::Client;
 use crate::harness::{TestProxy, shared, sqlstate};
 
 async fn show(c: &Client, name: &str) -> String {
-    c.query_one(&format!("show {name}"), &[]).await.unwrap().get(0)
+    c.query_one(&format!("show {name}"), &[])
+        .await
+        .unwrap()
+        .get(0)
 }
 
 async fn pid(c: &Client) -> i32 {
-    c.query_one("select pg_backend_pid()", &[]).await.unwrap().get(0)
+    c.query_one("select pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0)
 }
 
 /// Two clients in a transaction at once, so each of a two-server pool answers: neither has `name` set.
@@ -34,7 +40,11 @@ async fn pinned_and_others(pinned: &Client, others: &[Client]) {
             assert_eq!(show(pinned, "statement_timeout").await, "1234ms");
             assert_eq!(show(pinned, "search_path").await, "pinned, public");
             assert_eq!(show(pinned, "application_name").await, "pinned_app");
-            assert_eq!(pid(pinned).await, pinned_pid, "a pinned client keeps its server");
+            assert_eq!(
+                pid(pinned).await,
+                pinned_pid,
+                "a pinned client keeps its server"
+            );
         }
     };
     let check_others = others.iter().map(|c| async move {
@@ -47,8 +57,7 @@ async fn pinned_and_others(pinned: &Client, others: &[Client]) {
     tokio::join!(check_pinned, futures_util::future::join_all(check_others));
 }
 
-const SETS: &str =
-    "SET statement_timeout = 1234; SET search_path = pinned, public; SET application_name = 'pinned_app'";
+const SETS: &str = "SET statement_timeout = 1234; SET search_path = pinned, public; SET application_name = 'pinned_app'";
 
 #[tokio::test]
 async fn set_pins_and_never_leaks() {
@@ -67,13 +76,21 @@ async fn set_pins_and_never_leaks() {
 async fn refuse_policy() {
     let p = TestProxy::start(shared(), |c| c.session_state = SessionStatePolicy::Refuse).await;
     let c = p.client().await;
-    let e = c.batch_execute("SET statement_timeout = 1234").await.unwrap_err();
+    let e = c
+        .batch_execute("SET statement_timeout = 1234")
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&e), Some("0A000"), "{e}");
-    let e = c.execute("SET search_path = elsewhere", &[]).await.unwrap_err();
+    let e = c
+        .execute("SET search_path = elsewhere", &[])
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&e), Some("0A000"), "{e}");
     assert_eq!(show(&c, "statement_timeout").await, "0");
     assert_eq!(show(&c, "search_path").await, "\"$user\", public");
-    c.batch_execute("begin; set local statement_timeout = 999").await.unwrap();
+    c.batch_execute("begin; set local statement_timeout = 999")
+        .await
+        .unwrap();
     assert_eq!(show(&c, "statement_timeout").await, "999ms");
     c.batch_execute("commit").await.unwrap();
     assert_eq!(show(&c, "statement_timeout").await, "0");
@@ -88,13 +105,29 @@ async fn refusal_inside_a_transaction_aborts_it() {
     c.batch_execute("create table t (a int)").await.unwrap();
     let tx = c.transaction().await.unwrap();
     tx.execute("insert into t values (1)", &[]).await.unwrap();
-    let e = tx.batch_execute("SET statement_timeout = 1234").await.unwrap_err();
+    let e = tx
+        .batch_execute("SET statement_timeout = 1234")
+        .await
+        .unwrap_err();
     assert_eq!(sqlstate(&e), Some("0A000"), "{e}");
     let after = tx.query("select 1", &[]).await;
-    assert_eq!(after.as_ref().err().and_then(sqlstate), Some("25P02"), "the transaction is aborted: {after:?}");
+    assert_eq!(
+        after.as_ref().err().and_then(sqlstate),
+        Some("25P02"),
+        "the transaction is aborted: {after:?}"
+    );
     let _ = tx.commit().await;
-    let n: i64 = p.client().await.query_one("select count(*) from t", &[]).await.unwrap().get(0);
-    assert_eq!(n, 0, "the insert before the refused SET must not be committed");
+    let n: i64 = p
+        .client()
+        .await
+        .query_one("select count(*) from t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        n, 0,
+        "the insert before the refused SET must not be committed"
+    );
 }
 
 #[tokio::test]
@@ -106,7 +139,9 @@ async fn set_local_neither_pins_nor_leaks() {
     .await;
     let (a, b) = (p.client().await, p.client().await);
     for _ in 0..5 {
-        a.batch_execute("begin; set local statement_timeout = 4321").await.unwrap();
+        a.batch_execute("begin; set local statement_timeout = 4321")
+            .await
+            .unwrap();
         assert_eq!(show(&a, "statement_timeout").await, "4321ms");
         a.batch_execute("commit").await.unwrap();
         // One server: B gets it only if A was not pinned.
@@ -133,7 +168,11 @@ async fn session_pool_mode() {
         let tx = tx_client.transaction().await.unwrap();
         tx.execute("select 1", &[]).await.unwrap();
         tx.commit().await.unwrap();
-        assert_eq!(pid(&tx_client).await, first, "one server for the whole session");
+        assert_eq!(
+            pid(&tx_client).await,
+            first,
+            "one server for the whole session"
+        );
     }
     drop((pinned, tx_client));
     both_servers_clean(&p, "statement_timeout", "0").await;
