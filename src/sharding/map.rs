@@ -1,32 +1,44 @@
-//! `shardmap.yaml`: the versioned list of shards (name, host, port, database, optional credentials).
+//! The shard map: the versioned list of shards and the placement of every listed table.
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use super::buckets::BucketMap;
+use super::key::KeyValue;
+use super::table::{Placement, Sharded, Strategy, TableSpec, normalize};
 
 /// Index of a shard in the map's `shards` list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ShardId(pub usize);
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardSpec {
     pub name: String,
     pub host: String,
     pub port: u16,
     pub database: String,
     /// Overrides the proxy's `server_auth` for this shard.
-    #[serde(default)]
     pub user: Option<String>,
-    #[serde(default)]
     pub password: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The validated shard map. Built by [`ShardMap::parse`]; immutable once built (a reload builds a new one).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardMap {
     pub version: u64,
     pub shards: Vec<ShardSpec>,
+    /// The hash buckets and their owners; present when the map has hash tables or declares buckets.
+    pub buckets: Option<BucketMap>,
+    pub tables: Vec<TableSpec>,
+    /// Where statements on tables the map does not list go.
+    pub unlisted: Unlisted,
+    /// Whether a write without a shard key may run on every shard (not atomic across shards).
+    pub multi_shard_writes: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlisted {
+    Shard(ShardId),
+    Refuse,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,77 +65,41 @@ impl ShardMap {
         ShardMap::parse(&text, path)
     }
 
+    /// Parses and validates a map; every problem names the file, line and field.
     pub fn parse(text: &str, path: &Path) -> Result<ShardMap, MapError> {
-        let invalid = |line: usize, message: String| MapError::Invalid {
-            path: path.into(),
-            line,
-            message,
-        };
-        let map: ShardMap = yaml_serde::from_str(text).map_err(|e| {
-            let line = e.location().map(|l| l.line()).unwrap_or(0);
-            invalid(line, e.to_string())
-        })?;
-        if map.shards.is_empty() {
-            return Err(invalid(
-                line_of(text, "shards"),
-                "shards: at least one shard is required".into(),
-            ));
-        }
-        for (i, s) in map.shards.iter().enumerate() {
-            if map.shards[..i].iter().any(|o| o.name == s.name) {
-                let line = line_of(text, &format!("name: {}", s.name));
-                return Err(invalid(
-                    line,
-                    format!("shards[{i}].name: duplicate shard {:?}", s.name),
-                ));
-            }
-        }
-        Ok(map)
+        super::load::parse(text, path)
     }
 
     pub fn shard(&self, id: ShardId) -> &ShardSpec {
         &self.shards[id.0]
     }
-}
 
-/// The 1-based line of the last occurrence of `needle`, for messages that point a DBA at the right place.
-fn line_of(text: &str, needle: &str) -> usize {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| l.contains(needle))
-        .map(|(i, _)| i + 1)
-        .last()
-        .unwrap_or(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn check(yaml: &str, want: &str) {
-        let got = match ShardMap::parse(yaml, Path::new("m.yaml")) {
-            Ok(m) => format!("ok {}", m.shards.len()),
-            Err(e) => e.to_string(),
-        };
-        assert!(got.contains(want), "{got:?} does not contain {want:?}");
+    pub fn shard_named(&self, name: &str) -> Option<ShardId> {
+        self.shards.iter().position(|s| s.name == name).map(ShardId)
     }
 
-    #[test]
-    fn validation() {
-        let one = "version: 1\nshards:\n  - name: a\n    host: h\n    port: 1\n    database: d\n";
-        check(one, "ok 1");
-        check("version: 1\nshards: []\n", "m.yaml:2: shards: at least one");
-        check(
-            &format!("{one}  - name: a\n    host: h\n    port: 2\n    database: d\n"),
-            "m.yaml:7: shards[1].name: duplicate",
-        );
-        check(
-            "version: 1\nshards:\n  - name: a\n    host: h\n    port: x\n    database: d\n",
-            "m.yaml:5:",
-        );
-        check(
-            "version: 1\nshards:\n  - name: a\n    hots: h\n",
-            "unknown field `hots`",
-        );
+    pub fn all_shards(&self) -> impl Iterator<Item = ShardId> + '_ {
+        (0..self.shards.len()).map(ShardId)
+    }
+
+    /// The table a statement names (`t`, `public.t` or `schema.t`, any case).
+    pub fn table(&self, name: &str) -> Option<&TableSpec> {
+        let name = normalize(name);
+        self.tables.iter().find(|t| t.name == name)
+    }
+
+    /// Where the rows with this key live.
+    pub fn place(&self, table: &Sharded, key: &KeyValue) -> Placement {
+        match &table.strategy {
+            Strategy::Hash => match &self.buckets {
+                Some(b) => Placement::Shard(b.owner(b.bucket_of(key.partition_hash()))),
+                None => Placement::Nowhere("the map has no buckets".into()),
+            },
+            Strategy::Range(ranges) => match ranges.iter().find(|r| r.contains(key)) {
+                Some(r) => Placement::Shard(r.shard),
+                None => Placement::Nowhere(format!("{key} is outside every range")),
+            },
+            Strategy::Directory(d) => d.place(key),
+        }
     }
 }
