@@ -49,14 +49,17 @@ migrate() {
 }
 
 write_map() {
-    local n=$1 i
+    local n=$1 i per=$((1024 / $1))
     if [ "$n" = 2 ]; then echo "$REPO/shardmap.yaml"; return; fi
     {
-        echo "version: 1"
-        echo "shards:"
+        printf 'version: 1\nbuckets: 1024\ndefault: refuse\nshards:\n'
         for ((i = 0; i < n; i++)); do
-            printf '  - {name: shard%d, host: 127.0.0.1, port: %d, database: app}\n' "$i" $((BASE_PORT + i))
+            local last=$(((i + 1) * per - 1))
+            if [ $((i + 1)) = "$n" ]; then last=1023; fi
+            printf '  - {name: shard%d, host: 127.0.0.1, port: %d, database: app, buckets: [%d-%d]}\n' \
+                "$i" $((BASE_PORT + i)) $((i * per)) "$last"
         done
+        sed -n '/^tables:/,$p' "$REPO/shardmap.yaml"
     } >"$DEV/shardmap.yaml"
     echo "$DEV/shardmap.yaml"
 }

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
+
+mod map_cmd;
 
 #[derive(Parser)]
 #[command(name = "shardgate", about = "A PostgreSQL sharding proxy")]
@@ -17,10 +19,22 @@ struct Cli {
     /// Log as JSON lines.
     #[arg(long)]
     log_json: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Shard map tools: check, route, plan-add-shard.
+    #[command(subcommand)]
+    Map(map_cmd::MapCommand),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Some(Command::Map(cmd)) = cli.command {
+        return map_cmd::run(cmd);
+    }
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     if cli.log_json {

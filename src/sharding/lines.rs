@@ -118,6 +118,18 @@ impl<'a> Lines<'a> {
         found
     }
 
+    /// The 0-based `[start, end)` lines of `path`, if it resolves all the way.
+    pub(crate) fn span(&self, path: &[&str]) -> Option<(usize, usize)> {
+        let mut at = self.whole();
+        for step in path {
+            at = match step.parse::<usize>() {
+                Ok(i) => self.item(at, i)?,
+                Err(_) => self.field(at, step)?,
+            };
+        }
+        Some((at.start, at.end))
+    }
+
     fn first_indent(&self, b: Block) -> Option<usize> {
         (b.start..b.end)
             .map(|i| self.lines[i])

@@ -7,6 +7,7 @@ pub mod key;
 mod lines;
 mod load;
 pub mod map;
+pub mod plan_add;
 pub mod table;
 
 pub use buckets::{Bucket, BucketMap};
