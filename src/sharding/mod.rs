@@ -1,6 +1,7 @@
 //! The shard map: which servers exist and (as the sharding issue grows it) which rows each owns. Pure:
 //! loading reads a file, everything else is data.
 
+pub mod buckets;
 pub mod hash;
 pub mod map;
 
