@@ -1,10 +1,11 @@
 //! Virtual buckets: the partition-hash space cut into a fixed number of buckets (fixed when the map is
 //! created), each owned by exactly one shard. Resharding moves whole buckets. Pure.
 
-use std::collections::BinaryHeap;
 use std::ops::RangeInclusive;
 
 use super::ShardId;
+
+mod plan;
 
 /// A bucket map larger than this is a configuration mistake, not a plan: it would cost memory per bucket.
 pub const MAX_BUCKETS: u32 = 1 << 20;
@@ -25,8 +26,10 @@ pub struct BucketMap {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BucketError {
-    #[error("a bucket map needs between 1 and {MAX_BUCKETS} buckets")]
+    #[error("a bucket map needs at least one bucket")]
     NoBuckets,
+    #[error("{0} buckets is more than the {MAX_BUCKETS} a bucket map may have")]
+    TooMany(u32),
     #[error("shard {} is assigned bucket {bucket}, but there are only {count} buckets", .shard.0)]
     OutOfRange {
         bucket: u32,
@@ -52,8 +55,11 @@ impl BucketMap {
         count: u32,
         assignments: &[Vec<RangeInclusive<u32>>],
     ) -> Result<Self, BucketError> {
-        if count == 0 || count > MAX_BUCKETS {
+        if count == 0 {
             return Err(BucketError::NoBuckets);
+        }
+        if count > MAX_BUCKETS {
+            return Err(BucketError::TooMany(count));
         }
         let mut owners: Vec<Option<ShardId>> = vec![None; count as usize];
         for (i, ranges) in assignments.iter().enumerate() {
@@ -145,63 +151,6 @@ impl BucketMap {
     fn buckets_of(&self, shard: ShardId) -> impl Iterator<Item = u32> + '_ {
         (0..self.count()).filter(move |b| self.owners[*b as usize] == shard)
     }
-
-    /// The map after adding shard `ShardId(shard_count())`: it takes `ceil(count / (N + 1))` buckets, each
-    /// from whichever old shard is most loaded at that moment, so no bucket moves between two old shards.
-    /// A donor gives the low or high end of what it owns (low when that joins a range the new shard already
-    /// got), so both keep few ranges. Returns the new map and the moved buckets, ascending.
-    pub fn plan_add_shard(&self) -> (BucketMap, Vec<Bucket>) {
-        let new = ShardId(self.shards);
-        let take = u64::from(self.count()).div_ceil(self.shards as u64 + 1) as usize;
-        let mut next = self.clone();
-        next.shards += 1;
-        let mut moved = Vec::with_capacity(take);
-        // Donors in the order of their first bucket, so a donor below has already given its high end.
-        let mut donors = self.quotas(take);
-        donors.sort_by_key(|(_, shard)| self.owners.iter().position(|o| o == shard));
-        for (quota, shard) in donors {
-            let owned: Vec<u32> = self.buckets_of(shard).collect();
-            let joins_below = owned[0] > 0 && next.owners[owned[0] as usize - 1] == new;
-            let given = if joins_below {
-                &owned[..quota]
-            } else {
-                &owned[owned.len() - quota..]
-            };
-            for &bucket in given {
-                next.owners[bucket as usize] = new;
-                moved.push(Bucket(bucket));
-            }
-        }
-        moved.sort_unstable();
-        (next, moved)
-    }
-
-    /// How many buckets each old shard gives when `take` are taken one at a time from the most loaded
-    /// (ties: the lowest id). Only donors, i.e. non-zero quotas, are returned.
-    fn quotas(&self, take: usize) -> Vec<(usize, ShardId)> {
-        let mut loads = vec![0usize; self.shards];
-        for owner in &self.owners {
-            loads[owner.0] += 1;
-        }
-        let mut heap: BinaryHeap<(usize, std::cmp::Reverse<usize>)> = loads
-            .iter()
-            .enumerate()
-            .map(|(i, load)| (*load, std::cmp::Reverse(i)))
-            .collect();
-        let mut given = vec![0usize; self.shards];
-        for _ in 0..take {
-            // take <= count, so some shard still has a bucket whenever we pop.
-            let Some((load, std::cmp::Reverse(i))) = heap.pop() else {
-                break;
-            };
-            given[i] += 1;
-            heap.push((load - 1, std::cmp::Reverse(i)));
-        }
-        (0..self.shards)
-            .filter(|i| given[*i] > 0)
-            .map(|i| (given[i], ShardId(i)))
-            .collect()
-    }
 }
 
 /// Parses one bucket range as the shard map's YAML writes it: `"0-511"` or `"7"`.
@@ -240,7 +189,8 @@ mod distribution;
 mod tests {
     use super::*;
 
-    fn ranges(map: &BucketMap) -> Vec<Vec<RangeInclusive<u32>>> {
+    /// Every shard's ranges, by shard.
+    pub(super) fn ranges(map: &BucketMap) -> Vec<Vec<RangeInclusive<u32>>> {
         (0..map.shard_count())
             .map(|i| map.ranges_of(ShardId(i)))
             .collect()
@@ -272,7 +222,11 @@ mod tests {
             Ok(vec![vec![0..=0, 4..=4], vec![1..=3]]),
         );
         check_from_ranges(0, &[vec![]], Err(NoBuckets));
-        check_from_ranges(MAX_BUCKETS + 1, &[vec![0..=MAX_BUCKETS]], Err(NoBuckets));
+        check_from_ranges(
+            MAX_BUCKETS + 1,
+            &[vec![0..=MAX_BUCKETS]],
+            Err(TooMany(MAX_BUCKETS + 1)),
+        );
         let out = |bucket, shard| {
             Err(OutOfRange {
                 bucket,
@@ -356,82 +310,6 @@ mod tests {
         check(1025, 1, 0);
         check(256, 256, 1);
         check(u64::MAX, 1023, 3);
-    }
-
-    /// Checks the plan's invariants and that the map after it is `want`.
-    fn check_add(before: &BucketMap, want: &[Vec<RangeInclusive<u32>>]) {
-        let (after, moved) = before.plan_add_shard();
-        let new = ShardId(before.shard_count());
-        let take = before.count().div_ceil(before.shard_count() as u32 + 1);
-        assert_eq!(after.shard_count(), before.shard_count() + 1);
-        assert_eq!(
-            moved.len() as u32,
-            take,
-            "moves exactly ceil(count / (N + 1))"
-        );
-        for b in (0..before.count()).map(Bucket) {
-            let expected = if moved.contains(&b) {
-                new
-            } else {
-                before.owner(b)
-            };
-            assert_eq!(
-                after.owner(b),
-                expected,
-                "{b:?}: only moves to the new shard"
-            );
-        }
-        // Greedy from the most loaded: a donor was the most loaded when it gave its last bucket.
-        let load = |map: &BucketMap, s: usize| map.buckets_of(ShardId(s)).count();
-        for d in 0..before.shard_count() {
-            if load(&after, d) < load(before, d) {
-                for s in 0..before.shard_count() {
-                    assert!(load(&after, d) + 1 >= load(&after, s), "donor {d} vs {s}");
-                }
-            }
-        }
-        assert_eq!(ranges(&after), want);
-    }
-
-    #[test]
-    fn plan_add_shard() {
-        let from = |count, assignments: &[Vec<RangeInclusive<u32>>]| {
-            BucketMap::from_ranges(count, assignments).expect("valid test map")
-        };
-        check_add(&BucketMap::even(4, 1), &[vec![0..=1], vec![2..=3]]);
-        check_add(
-            &BucketMap::even(3, 2),
-            &[vec![0..=0], vec![1..=1], vec![2..=2]],
-        );
-        check_add(&BucketMap::even(1, 1), &[vec![], vec![0..=0]]);
-        // The second of two neighbouring donors gives its low end, so the new shard's ranges join.
-        check_add(
-            &BucketMap::even(1024, 4),
-            &[
-                vec![0..=203],
-                vec![307..=511],
-                vec![512..=716],
-                vec![819..=1023],
-                vec![204..=306, 717..=818],
-            ],
-        );
-        // Only the most loaded shard gives.
-        check_add(
-            &from(10, &[vec![0..=7], vec![8..=9]]),
-            &[vec![0..=3], vec![8..=9], vec![4..=7]],
-        );
-        // A donor with two ranges gives from its high end, across them.
-        check_add(
-            &from(8, &[vec![0..=4, 7..=7], vec![5..=6]]),
-            &[vec![0..=2], vec![5..=6], vec![3..=4, 7..=7]],
-        );
-        // Repeated adds keep the invariants.
-        let mut map = BucketMap::even(1024, 2);
-        while map.shard_count() < 12 {
-            let (next, _) = map.plan_add_shard();
-            check_add(&map, &ranges(&next));
-            map = next;
-        }
     }
 
     #[test]
