@@ -3,4 +3,5 @@
 
 mod harness;
 mod ops;
+mod sharding;
 mod wire;

@@ -28,7 +28,7 @@ pub fn base_config(db: &str) -> Config {
 
 pub fn single_shard_map(cluster: &Cluster, db: &str) -> ShardMap {
     let yaml = format!(
-        "version: 1\nshards:\n  - {{name: s0, host: 127.0.0.1, port: {}, database: {db}}}\n",
+        "version: 1\ndefault: s0\nshards:\n  - {{name: s0, host: 127.0.0.1, port: {}, database: {db}}}\n",
         cluster.port
     );
     ShardMap::parse(&yaml, Path::new("test-map.yaml")).expect("test map")

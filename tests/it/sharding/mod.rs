@@ -1,0 +1,3 @@
+//! Sharding against real PostgreSQL: hash compatibility, routing end to end, map reloads.
+
+mod hash;
