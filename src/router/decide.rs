@@ -145,6 +145,19 @@ pub(crate) fn decide(f: &Facts, map: &ShardMap, shape: Shape) -> Result<Target, 
             format!("add a condition on the shard key of {keyless}, or {HINT_SHARD}"),
         ));
     }
+    if shape == Shape::InsertSelect {
+        let target = unrestricted
+            .iter()
+            .copied()
+            .find(|&b| f.bindings[b].write)
+            .unwrap_or(unrestricted[0]);
+        let table = &f.bindings[target].name;
+        let key = key_of(f, map, target);
+        return Err(Refusal::unsupported(
+            format!("INSERT ... SELECT into {table} without a shard key condition"),
+            format!("select rows of one {table}.{key} value"),
+        ));
+    }
     // One unrestricted driver in the top-level FROM, everything else joined to it on the key.
     let driver = unrestricted
         .iter()
@@ -171,12 +184,6 @@ pub(crate) fn decide(f: &Facts, map: &ShardMap, shape: Shape) -> Result<Target, 
         .unwrap_or(driver);
     let table = &f.bindings[written].name;
     let key = key_of(f, map, written);
-    if shape == Shape::InsertSelect {
-        return Err(Refusal::unsupported(
-            format!("INSERT ... SELECT into {table} without a shard key condition"),
-            format!("select rows of one {table}.{key} value"),
-        ));
-    }
     if map.multi_shard_writes {
         return Ok(Target::EveryShard);
     }

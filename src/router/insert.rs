@@ -120,7 +120,7 @@ fn source(w: &mut Walker, ins: &Insert, target: usize) -> Source {
         _ => {
             let out = w.query(q, &[], false);
             if let Some(Some(b)) = out.get(pos) {
-                w.facts.follow(target, *b);
+                w.co_located(target, *b);
             }
             Source::Select
         }

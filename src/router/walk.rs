@@ -290,6 +290,12 @@ impl<'m> Walker<'m> {
                 args: None,
                 ..
             } => vec![self.table(name, alias.as_ref().map(|a| &a.name), false, top)],
+            TableFactor::Table { name, args, .. } => {
+                // A set-returning function (`generate_series(1, 3)`), not a table.
+                self.seen.push(name_of(name));
+                self.subqueries(args);
+                vec![self.add(Rel::Opaque, "", "", false, false)]
+            }
             TableFactor::Derived {
                 subquery, alias, ..
             } => {
@@ -405,7 +411,7 @@ impl<'m> Walker<'m> {
                     // Only rows of b that match some a matter; a is filtered to b's keys unless NOT IN.
                     let f = if *negated { &[][..] } else { filtered };
                     self.link(a, *b, f);
-                    self.facts.follow(*b, a);
+                    self.co_located(*b, a);
                 }
                 self.subqueries(expr.as_ref());
             }
@@ -432,7 +438,7 @@ impl<'m> Walker<'m> {
 
     /// `a.key = b.key` in a place that filters the bindings in `filtered`.
     fn link(&mut self, a: usize, b: usize, filtered: &[usize]) {
-        if self.group(a) != self.group(b) {
+        if self.group(a).is_none() || self.group(a) != self.group(b) {
             return;
         }
         if filtered.contains(&a) {
@@ -440,6 +446,14 @@ impl<'m> Walker<'m> {
         }
         if filtered.contains(&b) {
             self.facts.follow(b, a);
+        }
+    }
+
+    /// `a`'s relevant rows are those joined to `b` on the key: recorded only when the keys share a
+    /// co-location group (equal keys of different groups may live on different shards).
+    pub(crate) fn co_located(&mut self, a: usize, b: usize) {
+        if self.group(a).is_some() && self.group(a) == self.group(b) {
+            self.facts.follow(a, b);
         }
     }
 
