@@ -5,6 +5,7 @@
 //!   messages shardgate builds, the frontend messages it inspects.
 //! - `config/`: `shardgate.yaml` (listen address, users, pools, timeouts, TLS), validated at load.
 //! - `sharding/`: the shard map (`shardmap.yaml`). Pure.
+//! - `router/`: SQL + shard map -> `Plan` (parse cache `Router`), Plan + Bind params -> `Route`. Pure.
 //! - `backend/`: server connections (connect, authenticate) and a pool per shard.
 //! - `frontend/`: client side. `login` (TLS, startup, auth), `session/` (the relay under transaction
 //!   pooling), `pending` (what a server still owes, pure), `statements` (prepared statement renaming),
@@ -25,6 +26,7 @@ pub(crate) mod frontend;
 pub mod lsm;
 pub(crate) mod protocol;
 pub mod proxy;
+pub mod router;
 pub mod sharding;
 
 pub use config::Config;

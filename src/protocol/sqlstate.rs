@@ -10,3 +10,6 @@ pub(crate) const TOO_MANY_CONNECTIONS: &str = "53300";
 pub(crate) const FEATURE_NOT_SUPPORTED: &str = "0A000";
 pub(crate) const ADMIN_SHUTDOWN: &str = "57P01";
 pub(crate) const IDLE_SESSION_TIMEOUT: &str = "57P05";
+pub(crate) const INVALID_PARAMETER_VALUE: &str = "22023";
+pub(crate) const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+pub(crate) const UNDEFINED_PARAMETER: &str = "42P02";

@@ -1,0 +1,69 @@
+//! The keyword classifier: what to do with a statement from its first words alone, for statements
+//! the parser cannot read and parsed statements the router has no rule for. It never guesses a
+//! shard: utilities go everywhere, transaction control stays put, the rest is refused with what to
+//! do instead.
+
+use super::plan::{Command, Plan, Refusal, Target, TxControl};
+
+pub(crate) const HINT: &str = "add /* shardgate: shard=NAME */ to the statement (or SET shardgate.shard = 'NAME') to choose the shard";
+
+pub(crate) fn classify(words: &[String]) -> Plan {
+    let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+    let first = w(0);
+    let tx = |c: TxControl| {
+        Plan::new(
+            Command::Transaction(c),
+            Target::Any,
+            "transaction control stays on the session's server",
+        )
+    };
+    match first {
+        "vacuum" | "analyze" | "analyse" | "checkpoint" | "reindex" | "cluster" => Plan::new(
+            Command::Utility,
+            Target::All,
+            format!("{} runs on every shard", first.to_ascii_uppercase()),
+        ),
+        "prepare" if w(1) == "transaction" => prepared(),
+        "commit" | "rollback" if w(1) == "prepared" => prepared(),
+        "begin" | "start" => tx(TxControl::Begin),
+        "commit" | "end" => tx(TxControl::Commit),
+        "rollback" | "abort" if words.iter().skip(1).any(|x| x == "to") => tx(TxControl::Savepoint),
+        "rollback" | "abort" => tx(TxControl::Rollback),
+        "savepoint" | "release" => tx(TxControl::Savepoint),
+        "set" | "reset" if words.iter().any(|x| x == "shardgate") => Plan::refuse(
+            Command::Session,
+            Refusal {
+                code: crate::protocol::sqlstate::INVALID_PARAMETER_VALUE,
+                message: "unsupported form of SET shardgate.shard".into(),
+                hint: Some("use SET shardgate.shard = 'NAME' or RESET shardgate.shard".into()),
+            },
+        ),
+        "show" | "set" | "reset" | "listen" | "unlisten" | "notify" | "discard" | "deallocate"
+        | "fetch" | "move" | "close" => Plan::new(
+            Command::Session,
+            Target::Any,
+            "session command stays on the session's server",
+        ),
+        "" => Plan::new(Command::Read, Target::Any, "empty statement"),
+        other => Plan::refuse(
+            Command::Write,
+            Refusal::unsupported(
+                format!(
+                    "shardgate cannot route {} statements",
+                    other.to_ascii_uppercase()
+                ),
+                HINT,
+            ),
+        ),
+    }
+}
+
+fn prepared() -> Plan {
+    Plan::refuse(
+        Command::Transaction(TxControl::Prepared),
+        Refusal::unsupported(
+            "two-phase commit commands are not supported: shardgate manages cross-shard commit",
+            "route the statement to one shard with /* shardgate: shard=NAME */",
+        ),
+    )
+}

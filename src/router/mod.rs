@@ -1,0 +1,34 @@
+//! SQL + shard map -> Plan (at Parse, cached), Plan + Bind parameters -> Route. Pure: no I/O.
+//!
+//! - `planner`: hints, parsing (sqlparser, PostgreSQL dialect), one plan per query string.
+//! - `walk`, `facts`, `keys`, `insert`, `decide`: table references, key conditions, the target.
+//! - `keyword`, `lex`, `hint`: what the parser cannot read, read from the words and comments.
+//! - `resolve`, `params`: the route of one execution. `cache`: the `Router` with its parse cache.
+//!
+//! Invariant: a statement is never sent where it could see or change other rows than the client
+//! asked for; when the router is unsure it refuses (0A000) and says what to do instead.
+
+mod cache;
+mod decide;
+mod facts;
+mod hint;
+mod insert;
+mod keys;
+mod keyword;
+mod lex;
+mod params;
+mod plan;
+mod planner;
+mod resolve;
+mod route;
+mod walk;
+
+#[cfg(test)]
+mod golden;
+
+pub use cache::Router;
+pub use params::Params;
+pub use plan::{Command, InsertTemplate, KeySource, Plan, Refusal, Target, TxControl};
+pub use planner::plan;
+pub use resolve::resolve;
+pub use route::{Route, SplitPart};

@@ -1,0 +1,143 @@
+//! What the router decides once per statement text (and map version): the command kind and where it
+//! goes, with the shard keys still to be read from Bind parameters.
+
+use std::fmt;
+
+use sqlparser::ast::Statement;
+
+use crate::protocol::sqlstate;
+use crate::sharding::{KeyValue, ShardId};
+
+/// Made once per statement text (and map version), cached.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub command: Command,
+    pub target: Target,
+    /// One line a DBA reads in `shardgate map route`: why this target.
+    pub reason: String,
+    /// The target came from a `/* shardgate: ... */` hint, which wins over a session's
+    /// `SET shardgate.shard`.
+    pub hinted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Read,
+    Write,
+    Ddl,
+    Utility,
+    Transaction(TxControl),
+    /// `SET shardgate.shard = 'name'` (Some) or `RESET shardgate.shard` / `... TO DEFAULT` (None): the
+    /// session answers it.
+    SetShard(Option<String>),
+    /// SET, SHOW, LISTEN...: stays on the client's current server.
+    Session,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxControl {
+    Begin,
+    Commit,
+    Rollback,
+    /// SAVEPOINT, RELEASE, ROLLBACK TO.
+    Savepoint,
+    /// PREPARE TRANSACTION, COMMIT/ROLLBACK PREPARED.
+    Prepared,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// Known at parse: hint, unlisted default, literal keys that agree across tables.
+    Shard(ShardId),
+    /// A reference-table read, or no table at all (SELECT 1, SHOW, SET): any one shard.
+    Any,
+    /// Every shard, replies combined: DDL, utilities, reference-table writes.
+    All,
+    /// A write without a shard key on a map with `multi_shard_writes`: `Route::Multi` of every shard.
+    EveryShard,
+    /// Rows of one co-location group selected by key; resolved at Bind.
+    Keys {
+        /// Index in `map.tables`.
+        table: usize,
+        keys: Vec<KeySource>,
+        write: bool,
+    },
+    /// A multi-row INSERT: one key per VALUES row; may split across shards.
+    Insert {
+        table: usize,
+        rows: Vec<KeySource>,
+        template: InsertTemplate,
+    },
+    /// A read without a shard key over one co-location group: every shard, merged.
+    Scatter,
+    Refuse(Refusal),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    Value(KeyValue),
+    /// 0-based parameter index.
+    Param(usize),
+    /// `key = ANY($n)`: every element of an array parameter.
+    ParamArray(usize),
+}
+
+/// A multi-row INSERT kept as its syntax tree, so a split can print one INSERT per shard with only
+/// that shard's rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InsertTemplate {
+    pub(crate) statement: Box<Statement>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// SQLSTATE, e.g. "0A000".
+    pub code: &'static str,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl Refusal {
+    pub(crate) fn new(code: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    /// 0A000: what shardgate cannot route, with what to do instead.
+    pub(crate) fn unsupported(message: impl Into<String>, hint: impl Into<String>) -> Refusal {
+        Refusal {
+            code: sqlstate::FEATURE_NOT_SUPPORTED,
+            message: message.into(),
+            hint: Some(hint.into()),
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.code, self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, " (hint: {h})")?;
+        }
+        Ok(())
+    }
+}
+
+impl Plan {
+    pub(crate) fn new(command: Command, target: Target, reason: impl Into<String>) -> Plan {
+        Plan {
+            command,
+            target,
+            reason: reason.into(),
+            hinted: false,
+        }
+    }
+
+    pub(crate) fn refuse(command: Command, refusal: Refusal) -> Plan {
+        let reason = format!("refused: {}", refusal.message);
+        Plan::new(command, Target::Refuse(refusal), reason)
+    }
+}
