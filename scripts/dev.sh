@@ -52,7 +52,7 @@ write_map() {
     local n=$1 i per=$((1024 / $1))
     if [ "$n" = 2 ]; then echo "$REPO/shardmap.yaml"; return; fi
     {
-        printf 'version: 1\nbuckets: 1024\ndefault: refuse\nshards:\n'
+        printf 'version: 1\nbuckets: 1024\ndefault: shard0\nshards:\n'
         for ((i = 0; i < n; i++)); do
             local last=$(((i + 1) * per - 1))
             if [ $((i + 1)) = "$n" ]; then last=1023; fi

@@ -22,6 +22,7 @@
 pub(crate) mod admin;
 pub mod backend;
 pub mod config;
+pub(crate) mod execute;
 pub(crate) mod frontend;
 pub mod lsm;
 pub(crate) mod protocol;

@@ -17,9 +17,11 @@ use crate::admin::metrics::{self, ProxyMetrics};
 use crate::backend::pool::Pool;
 use crate::backend::server::ServerTarget;
 use crate::config::{Config, User};
+use crate::execute::directory::DirectoryCache;
 use crate::frontend::tls::TlsError;
 use crate::frontend::{cancel, clients, login, statements, tls};
-use crate::sharding::{ShardMap, ShardSpec};
+use crate::router::Router;
+use crate::sharding::{ShardId, ShardMap, ShardSpec};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -49,6 +51,10 @@ pub struct Proxy {
     pub(crate) tls: Option<TlsAcceptor>,
     pub(crate) client_count: AtomicUsize,
     pub(crate) metrics: ProxyMetrics,
+    pub(crate) router: Router,
+    pub(crate) directory: DirectoryCache,
+    /// Spreads statements any shard can answer (reference reads, SELECT 1) over the shards.
+    any_shard: AtomicUsize,
     pub(crate) started: Instant,
     shutdown: watch::Sender<bool>,
     shutdown_requested: Notify,
@@ -76,9 +82,9 @@ impl Proxy {
         self.shutdown.subscribe()
     }
 
-    /// The pool of the shard every statement goes to until routing lands: the first in the map.
-    pub(crate) fn default_pool(&self) -> (usize, Arc<Pool>) {
-        (0, self.topology.load().pools[0].clone())
+    /// The next shard, in turn, for a statement any shard can answer.
+    pub(crate) fn next_any_shard(&self, shards: usize) -> ShardId {
+        ShardId(self.any_shard.fetch_add(1, Ordering::Relaxed) % shards.max(1))
     }
 
     /// Pools for a map: unchanged shards keep their pool (and its connections), others get a new one.
@@ -137,6 +143,7 @@ impl Proxy {
         }
         self.metrics.clients_waiting.set(waiting as f64);
         self.metrics.statements.set(self.statements.len() as f64);
+        metrics::parse_cache(self.router.hits(), self.router.misses());
     }
 
     /// Shards that do not answer a query on a fresh connection.
@@ -202,6 +209,9 @@ pub async fn start(config: Config, map: ShardMap) -> Result<Running, StartError>
         tls,
         client_count: AtomicUsize::new(0),
         metrics: ProxyMetrics::new(),
+        router: Router::new(10_000),
+        directory: DirectoryCache::default(),
+        any_shard: AtomicUsize::new(0),
         started: Instant::now(),
         shutdown: watch::channel(false).0,
         shutdown_requested: Notify::new(),
@@ -218,6 +228,9 @@ pub async fn start(config: Config, map: ShardMap) -> Result<Running, StartError>
         None => None,
     };
     let accept = tokio::spawn(accept_loop(proxy.clone(), listener));
+    if proxy.config.shardmap_watch_ms > 0 {
+        tokio::spawn(watch_map(proxy.clone()));
+    }
     tracing::info!(%local_addr, ?metrics_addr, version, "shardgate listening");
     Ok(Running {
         local_addr,
@@ -225,6 +238,32 @@ pub async fn start(config: Config, map: ShardMap) -> Result<Running, StartError>
         proxy,
         accept,
     })
+}
+
+/// Reloads the shard map when its file changes (size or modification time). A DBA's editor may write
+/// the file in several steps; a half-written map fails validation, is refused, and the next change
+/// reloads it.
+async fn watch_map(proxy: Arc<Proxy>) {
+    let stamp = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .ok()
+            .map(|m| (m.len(), m.modified().ok()))
+    };
+    let mut stop = proxy.shutdown_signal();
+    let mut last = stamp(&proxy.config.shardmap);
+    let every = Duration::from_millis(proxy.config.shardmap_watch_ms);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        let now = stamp(&proxy.config.shardmap);
+        if now != last && now.is_some() {
+            last = now;
+            tracing::info!(path = %proxy.config.shardmap.display(), "shard map file changed");
+            let _ = proxy.reload();
+        }
+    }
 }
 
 async fn accept_loop(proxy: Arc<Proxy>, listener: TcpListener) {

@@ -28,6 +28,8 @@ pub(crate) const SENT: &str = "shardgate_network_sent_bytes_total";
 pub(crate) const STATEMENTS: &str = "shardgate_statements_prepared";
 pub(crate) const MAP_VERSION: &str = "shardgate_map_version";
 pub(crate) const MAP_RELOADS: &str = "shardgate_map_reloads_total";
+pub(crate) const PARSE_CACHE_HITS: &str = "shardgate_router_parse_cache_hits_total";
+pub(crate) const PARSE_CACHE_MISSES: &str = "shardgate_router_parse_cache_misses_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
@@ -96,18 +98,33 @@ fn describe() {
     );
     describe_gauge!(MAP_VERSION, "Version of the shard map in use.");
     describe_counter!(MAP_RELOADS, "Shard map reloads, by result (ok, failed).");
+    describe_counter!(
+        PARSE_CACHE_HITS,
+        "Statements routed with a plan from the parse cache."
+    );
+    describe_counter!(
+        PARSE_CACHE_MISSES,
+        "Statements the router had to parse (not in the parse cache)."
+    );
 }
 
 /// How a statement was routed; a label value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RouteKind {
+    /// One shard.
     Direct,
+    /// Several shards, not all.
+    Multi,
+    /// Every shard.
+    All,
 }
 
 impl RouteKind {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             RouteKind::Direct => "direct",
+            RouteKind::Multi => "multi",
+            RouteKind::All => "all",
         }
     }
 }
@@ -174,6 +191,18 @@ pub(crate) fn rejected(reason: &'static str) {
 
 pub(crate) fn error(kind: &'static str) {
     counter!(ERRORS, "kind" => kind).increment(1);
+}
+
+/// A statement run on several shards, counted on each.
+pub(crate) fn fanout_query(shard: &str, route: RouteKind, took: std::time::Duration) {
+    let (s, r) = (shard.to_owned(), route.as_str());
+    counter!(QUERIES, "shard" => s.clone(), "route" => r).increment(1);
+    histogram!(QUERY_DURATION, "shard" => s, "route" => r).record(took);
+}
+
+pub(crate) fn parse_cache(hits: u64, misses: u64) {
+    counter!(PARSE_CACHE_HITS).absolute(hits);
+    counter!(PARSE_CACHE_MISSES).absolute(misses);
 }
 
 pub(crate) fn map_reload(ok: bool) {

@@ -126,6 +126,9 @@ pub struct Config {
     pub users: Vec<UserConfig>,
     #[serde(default = "defaults::shardmap")]
     pub shardmap: PathBuf,
+    /// How often the shard map file is checked for changes (reloaded when it changed); 0 disables.
+    #[serde(default = "defaults::shardmap_watch_ms")]
+    pub shardmap_watch_ms: u64,
     #[serde(default = "defaults::metrics_listen")]
     pub metrics_listen: Option<SocketAddr>,
 }
@@ -153,6 +156,9 @@ mod defaults {
     }
     pub fn max_message_bytes() -> usize {
         64 << 20
+    }
+    pub fn shardmap_watch_ms() -> u64 {
+        1_000
     }
     pub fn shutdown_timeout_ms() -> u64 {
         30_000

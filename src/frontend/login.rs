@@ -273,9 +273,9 @@ async fn greet(
     desired: &[(String, String)],
     registration: &cancel::Registration<'_>,
 ) -> Result<(), SessionError> {
-    let mut reported = proxy
-        .default_pool()
-        .1
+    // Every shard runs the same PostgreSQL setup; the first one's parameters stand for all.
+    let first = proxy.topology.load().pools[0].clone();
+    let mut reported = first
         .startup_params(proxy.config.checkout_timeout())
         .await?;
     for (name, value) in desired {

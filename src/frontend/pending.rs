@@ -12,6 +12,8 @@ use crate::protocol::backend::ErrorFields;
 pub(crate) enum Synthetic {
     ParseComplete,
     CloseComplete,
+    /// The end of a command shardgate answered itself (`SET shardgate.shard`).
+    CommandComplete(&'static str),
     Error(ErrorFields),
     /// With the transaction status current when it is sent.
     ReadyForQuery,

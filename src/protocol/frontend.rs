@@ -52,6 +52,76 @@ pub(crate) fn bind(body: &[u8]) -> Result<Bind<'_>, ProtocolError> {
     })
 }
 
+/// The parameters of a Bind, from its `rest` (55.7, Bind): per-parameter formats as sent (none = all
+/// text, one = all that format, else one each) and values (`None` for NULL).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct BindParams<'a> {
+    pub formats: Vec<i16>,
+    pub values: Vec<Option<&'a [u8]>>,
+    /// The result-column format codes and everything after the values, as sent.
+    pub tail: &'a [u8],
+}
+
+impl BindParams<'_> {
+    /// The format of parameter `i`: 0 text, 1 binary.
+    pub(crate) fn format(&self, i: usize) -> i16 {
+        match self.formats.len() {
+            0 => 0,
+            1 => self.formats[0],
+            _ => self.formats.get(i).copied().unwrap_or(0),
+        }
+    }
+}
+
+pub(crate) fn bind_params(rest: &[u8]) -> Result<BindParams<'_>, ProtocolError> {
+    let mut c = Cursor::new(rest, "Bind");
+    let nformats = c.i16()?.max(0) as usize;
+    let formats = (0..nformats)
+        .map(|_| c.i16())
+        .collect::<Result<Vec<_>, _>>()?;
+    let nvalues = c.i16()?.max(0) as usize;
+    let mut values = Vec::with_capacity(nvalues);
+    for _ in 0..nvalues {
+        let len = c.i32()?;
+        values.push(if len < 0 {
+            None
+        } else {
+            Some(c.take(len as usize)?)
+        });
+    }
+    Ok(BindParams {
+        formats,
+        values,
+        tail: c.rest(),
+    })
+}
+
+/// A Bind's `rest` for a subset of the parameters (`pick[j]` = original index of new parameter j), with
+/// the result formats unchanged: the Bind of one part of a split INSERT.
+pub(crate) fn write_bind_rest(out: &mut BytesMut, p: &BindParams, pick: &[usize]) {
+    out.put_i16(pick.len() as i16);
+    for &i in pick {
+        out.put_i16(p.format(i));
+    }
+    out.put_i16(pick.len() as i16);
+    for &i in pick {
+        match p.values.get(i).copied().flatten() {
+            Some(v) => {
+                out.put_i32(v.len() as i32);
+                out.put_slice(v);
+            }
+            None => out.put_i32(-1),
+        }
+    }
+    out.put_slice(p.tail);
+}
+
+/// Execute ('E'): the portal and the row limit (0 = all).
+pub(crate) fn execute(body: &[u8]) -> Result<(&str, i32), ProtocolError> {
+    let mut c = Cursor::new(body, "Execute");
+    Ok((c.cstr()?, c.i32()?))
+}
+
 /// What a Describe or Close names: a prepared statement ('S') or a portal ('P').
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Target<'a> {
@@ -107,6 +177,28 @@ pub(crate) fn write_describe_statement(out: &mut BytesMut, name: &str) {
     });
 }
 
+pub(crate) fn write_describe_portal(out: &mut BytesMut, name: &str) {
+    write_message(out, b'D', |b| {
+        b.put_u8(b'P');
+        put_cstr(b, name);
+    });
+}
+
+pub(crate) fn write_execute(out: &mut BytesMut, portal: &str, max_rows: i32) {
+    write_message(out, b'E', |b| {
+        put_cstr(b, portal);
+        b.put_i32(max_rows);
+    });
+}
+
+pub(crate) fn write_sync(out: &mut BytesMut) {
+    write_message(out, b'S', |_| {});
+}
+
+pub(crate) fn write_flush(out: &mut BytesMut) {
+    write_message(out, b'H', |_| {});
+}
+
 pub(crate) fn write_query(out: &mut BytesMut, sql: &str) {
     write_message(out, b'Q', |b| put_cstr(b, sql));
 }
@@ -133,6 +225,24 @@ mod tests {
             parse(b"s\0q\0\0\x02\0\0\0\x17"),
             Err(ProtocolError::Malformed { what: "Parse" })
         );
+    }
+
+    #[test]
+    fn bind_params_and_subsets() {
+        // Formats [text, binary], values ["7", NULL, b"\x01"], result formats [1].
+        let rest = b"\0\x02\0\0\0\x01\0\x03\0\0\0\x017\xff\xff\xff\xff\0\0\0\x01\x01\0\x01\0\x01";
+        let p = bind_params(rest).unwrap();
+        assert_eq!(p.formats, vec![0, 1]);
+        assert_eq!(p.values, vec![Some(&b"7"[..]), None, Some(&b"\x01"[..])]);
+        assert_eq!(p.tail, b"\0\x01\0\x01");
+        assert_eq!((p.format(0), p.format(1), p.format(2)), (0, 1, 0));
+        let mut out = BytesMut::new();
+        write_bind_rest(&mut out, &p, &[2, 0]);
+        assert_eq!(
+            &out[..],
+            b"\0\x02\0\0\0\0\0\x02\0\0\0\x01\x01\0\0\0\x017\0\x01\0\x01"
+        );
+        assert!(bind_params(b"\0\x01\0").is_err());
     }
 
     #[test]

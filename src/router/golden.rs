@@ -1425,9 +1425,18 @@ fn unparsed_statements() {
         ),
         (
             "COPY (SELECT * FROM users) TO STDOUT",
-            "refused: 0A000 COPY (query)",
+            "scatter: shard0, shard1, shard2, shard3",
         ),
+        (
+            "COPY (SELECT * FROM users WHERE id = 1) TO STDOUT",
+            "shard shard2",
+        ),
+        ("COPY (SELECT * FROM countries) TO STDOUT", "any shard"),
         ("COPY countries TO STDOUT", "any shard"),
+        (
+            "COPY users FROM STDIN WITH (FREEZE ON)",
+            "refused: 0A000 COPY of sharded table users",
+        ),
         (
             "COPY countries FROM STDIN",
             "refused: 0A000 reference table countries",

@@ -51,7 +51,7 @@ fn parse_all(sql: &str, lexed: &[Lexed]) -> Vec<Option<Statement>> {
 
 fn plan_one(stmt: Option<&Statement>, lexed: &Lexed, map: &ShardMap) -> Plan {
     let Some(stmt) = stmt else {
-        return keyword::classify(&lexed.words);
+        return copy_words(&lexed.words, map).unwrap_or_else(|| keyword::classify(&lexed.words));
     };
     let routed = |command: Command, target: Result<Target, Refusal>, why: &str| match target {
         Ok(t) => {
@@ -181,7 +181,18 @@ fn plan_one(stmt: Option<&Statement>, lexed: &Lexed, map: &ShardMap) -> Plan {
         | Statement::Truncate(_) => ddl(),
         Statement::Copy {
             source, to, target, ..
-        } => copy(source, *to, target, map),
+        } => match source {
+            // COPY (query) TO STDOUT reads like its query.
+            CopySource::Query(q) if *to && matches!(target, CopyTarget::Stdout) => {
+                let inner = plan_one(Some(&Statement::Query(q.clone())), lexed, map);
+                Plan::new(
+                    Command::Read,
+                    inner.target,
+                    format!("COPY (query): {}", inner.reason),
+                )
+            }
+            _ => copy(source, *to, target, map),
+        },
         Statement::Prepare { .. } | Statement::Execute { .. } => Plan::refuse(
             Command::Session,
             Refusal::unsupported(
@@ -347,7 +358,11 @@ fn set_shard(name: &str, value: Option<String>, map: &ShardMap) -> Plan {
     if let Some(v) = &value
         && map.shard_named(v).is_none()
     {
-        return Plan::refuse(Command::Session, unknown_shard(v, map));
+        // A mistyped shard name is an error even under an earlier SET shardgate.shard (which would
+        // otherwise send the statement to that shard, where PostgreSQL would accept it silently).
+        let mut plan = Plan::refuse(Command::Session, unknown_shard(v, map));
+        plan.hinted = true;
+        return plan;
     }
     let reason = match &value {
         Some(v) => format!("the session's later statements go to shard {v}"),
@@ -409,8 +424,30 @@ fn copy(source: &CopySource, to: bool, target: &CopyTarget, map: &ShardMap) -> P
             ),
         );
     }
-    let name = name_of(table_name);
-    match map.table(&name).map(|t| &t.kind) {
+    copy_table(&name_of(table_name), to, map)
+}
+
+/// A COPY the parser cannot read (options it does not know, like pgbench's `WITH (FREEZE ON)`): the
+/// table and direction from its words. `None` when they do not say.
+fn copy_words(words: &[String], map: &ShardMap) -> Option<Plan> {
+    let has = |w: &str| words.iter().any(|x| x == w);
+    if words.first().map(String::as_str) != Some("copy") {
+        return None;
+    }
+    let table = words
+        .get(1)
+        .filter(|t| t.chars().all(|c| c.is_alphanumeric() || "_.".contains(c)))?;
+    let to = has("to") && has("stdout");
+    let from = has("from") && has("stdin");
+    if to == from {
+        return None;
+    }
+    Some(copy_table(table, to, map))
+}
+
+fn copy_table(name: &str, to: bool, map: &ShardMap) -> Plan {
+    let command = if to { Command::Read } else { Command::Write };
+    match map.table(name).map(|t| &t.kind) {
         Some(TableKind::Sharded(_)) => Plan::refuse(
             command,
             Refusal::unsupported(

@@ -3,14 +3,18 @@
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Flow, Session};
+use super::route::{Placement, query_parts};
+use super::{Deferred, Flow, Session, Step};
 use crate::config::SessionStatePolicy;
+use crate::execute::fanout::Work;
 use crate::frontend::classify::{self, SessionState};
 use crate::frontend::error::SessionError;
 use crate::frontend::pending::{Pending, Synthetic};
 use crate::protocol::backend::{ErrorFields, Severity};
 use crate::protocol::frontend::{self as msg, Target};
 use crate::protocol::{ProtocolError, frame, sqlstate};
+use crate::proxy::Topology;
+use crate::router::{Command, Params, Refusal, Route, TxControl, resolve};
 
 impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// Handles every whole message buffered from the client.
@@ -22,9 +26,16 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             if self.discard_until_sync && tag != b'S' {
                 continue;
             }
-            let flow = self.on_client_message(tag, &mut raw).await?;
-            if flow == Flow::Terminate {
-                return Ok(flow);
+            match self.on_client_message(tag, &mut raw).await? {
+                Flow::Continue => {}
+                Flow::Terminate => return Ok(Flow::Terminate),
+                Flow::Wait => {
+                    // Back in front of what follows it; resumed when the held server is done.
+                    raw.unsplit(std::mem::take(&mut self.in_buf));
+                    self.in_buf = raw;
+                    self.blocked = true;
+                    return Ok(Flow::Continue);
+                }
             }
         }
         Ok(Flow::Continue)
@@ -42,34 +53,58 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 if !self.admit_session_state(sql, false) {
                     return Ok(Flow::Continue);
                 }
-                self.forward(raw, Pending::Query).await?;
+                return self.on_query(raw).await;
             }
             b'P' => self.on_parse(raw).await?,
-            b'B' => self.on_bind(raw).await?,
+            b'B' => return self.on_bind(raw).await,
             b'D' => match msg::target(body, "Describe")? {
-                Target::Statement(name)
-                    if !name.is_empty() && self.statements.get(name).is_some() =>
-                {
+                Target::Statement(name) if self.statements.get(name).is_some() => {
                     let stmt = self.statements.get(name).cloned().expect("checked above");
-                    self.attach().await?;
-                    let a = self.server.as_mut().expect("attached");
-                    a.ensure_prepared(&stmt);
-                    msg::write_describe_statement(&mut a.to_server, &stmt.server_name);
-                    a.tracker.push(Pending::Describe);
+                    match &mut self.server {
+                        Some(a) => {
+                            a.ensure_prepared(&stmt);
+                            msg::write_describe_statement(&mut a.to_server, &stmt.server_name);
+                            a.tracker.push(Pending::Describe);
+                        }
+                        None => self.deferred.push(Deferred::Describe(stmt)),
+                    }
+                }
+                Target::Portal(_) if self.fanout.is_some() => {
+                    for part in &mut self.fanout.as_mut().expect("checked above").parts {
+                        if let Work::Execute { describe, .. } = &mut part.work {
+                            *describe = true;
+                        }
+                    }
                 }
                 _ => self.forward(raw, Pending::Describe).await?,
             },
+            b'E' if self.fanout.is_some() => {
+                let (_, max_rows) = msg::execute(body)?;
+                for part in &mut self.fanout.as_mut().expect("checked above").parts {
+                    if let Work::Execute { max_rows: m, .. } = &mut part.work {
+                        *m = max_rows;
+                    }
+                }
+            }
             b'E' => self.forward(raw, Pending::Execute).await?,
             b'C' => match msg::target(body, "Close")? {
                 // Statements stay prepared on the servers for other clients; only the name goes.
-                Target::Statement(name) if !name.is_empty() => {
+                Target::Statement(name) => {
                     self.statements.remove(name);
                     self.reply(Synthetic::CloseComplete);
                 }
-                _ => self.forward(raw, Pending::Close).await?,
+                Target::Portal(_) if self.server.is_none() => self.reply(Synthetic::CloseComplete),
+                Target::Portal(_) => self.forward(raw, Pending::Close).await?,
             },
             b'S' => {
                 self.discard_until_sync = false;
+                if let Some(batch) = self.fanout.take() {
+                    self.fan_out(&batch.topology, batch.parts).await?;
+                    return Ok(Flow::Continue);
+                }
+                if !self.deferred.is_empty() {
+                    self.attach().await?;
+                }
                 match &mut self.server {
                     Some(a) => {
                         a.to_server.extend_from_slice(raw);
@@ -80,6 +115,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 }
             }
             b'H' | b'd' | b'c' | b'f' => {
+                if tag == b'H' && !self.deferred.is_empty() {
+                    self.attach().await?;
+                }
                 // Flush and COPY data have no reply of their own; without a server they are moot.
                 if let Some(a) = &mut self.server {
                     a.to_server.extend_from_slice(raw);
@@ -109,17 +147,18 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         if !self.admit_session_state(p.query, true) {
             return Ok(());
         }
-        if p.name.is_empty() {
-            return self.forward(raw, Pending::Parse { id: None }).await;
-        }
+        // Unnamed statements get a global name too: the Bind that follows may go to another server.
         let stmt = self.proxy.statements.intern(p.query, p.param_types);
         self.statements.insert(p.name, stmt.clone());
-        if self.server.is_none() && self.proxy.statements.is_valid(stmt.id) {
-            self.reply(Synthetic::ParseComplete);
+        let Some(a) = self.server.as_mut() else {
+            if self.deferred.is_empty() && self.proxy.statements.is_valid(stmt.id) {
+                self.reply(Synthetic::ParseComplete);
+            } else {
+                // Which shard it is parsed on waits for the Bind (or the Sync).
+                self.deferred.push(Deferred::Parse(stmt));
+            }
             return Ok(());
-        }
-        self.attach().await?;
-        let a = self.server.as_mut().expect("attached");
+        };
         if a.conn.prepared.contains(&stmt.id) {
             self.reply(Synthetic::ParseComplete);
         } else {
@@ -135,20 +174,88 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         Ok(())
     }
 
-    async fn on_bind(&mut self, raw: &mut BytesMut) -> Result<(), SessionError> {
+    /// A simple Query: route it, then send it to its shard, fan it out, or refuse it.
+    async fn on_query(&mut self, raw: &[u8]) -> Result<Flow, SessionError> {
+        let sql = msg::query(&raw[frame::HEADER_LEN..])?;
+        let topo = self.topology();
+        let plan = self.proxy.router.plan(sql, &topo.map);
+        if let Command::SetShard(name) = &plan.command {
+            self.set_shard(name.clone(), &topo);
+            return Ok(Flow::Continue);
+        }
+        if self.server.is_none() && self.hold_begin(&plan.command, raw) {
+            return Ok(Flow::Continue);
+        }
+        let route = resolve(&plan, &topo.map, &Params::none(), self.session_shard(&topo));
+        let route = self.look_up(route, &topo).await?;
+        match self.place(route.clone(), &topo) {
+            Placement::Shard(s) => match self.hold(s, &topo).await? {
+                Ok(Step::Go) => self.forward(raw, Pending::Query).await?,
+                Ok(Step::Wait) => return Ok(Flow::Wait),
+                Err(r) => self.refuse(r, false).await?,
+            },
+            Placement::Fanout => match self.before_fanout().await {
+                Ok(Step::Go) => {
+                    let parts = query_parts(&route, sql, &topo);
+                    self.fan_out(&topo, parts).await?;
+                }
+                Ok(Step::Wait) => return Ok(Flow::Wait),
+                Err(r) => self.refuse(r, false).await?,
+            },
+            Placement::Refuse(r) => self.refuse(r, false).await?,
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn on_bind(&mut self, raw: &mut BytesMut) -> Result<Flow, SessionError> {
         let b = msg::bind(&raw[frame::HEADER_LEN..])?;
-        let stmt = match b.statement {
-            "" => None,
-            name => self.statements.get(name).cloned(),
+        let Some(stmt) = self.statements.get(b.statement).cloned() else {
+            // Unknown: the server answers it (an unknown name fails there as it should).
+            self.forward(raw, Pending::Bind).await?;
+            return Ok(Flow::Continue);
         };
-        let Some(stmt) = stmt else {
-            // Unnamed, or unknown: the server answers it (an unknown name fails there as it should).
-            return self.forward(raw, Pending::Bind).await;
+        let topo = self.topology();
+        let plan = self.proxy.router.plan(&stmt.query, &topo.map);
+        let params = msg::bind_params(b.rest)?;
+        let route = match &plan.command {
+            Command::SetShard(_) => Route::Refused(Refusal {
+                code: sqlstate::FEATURE_NOT_SUPPORTED,
+                message: "SET shardgate.shard is answered by shardgate over the simple query protocol only".into(),
+                hint: Some("send it as a simple query (psql, batch_execute, simple_query)".into()),
+            }),
+            _ => resolve(
+                &plan,
+                &topo.map,
+                &Params::new(&params.formats, &params.values),
+                self.session_shard(&topo),
+            ),
         };
+        let route = self.look_up(route, &topo).await?;
+        match self.place(route.clone(), &topo) {
+            Placement::Shard(s) => match self.hold(s, &topo).await? {
+                Ok(Step::Go) => {}
+                Ok(Step::Wait) => return Ok(Flow::Wait),
+                Err(r) => {
+                    self.refuse(r, true).await?;
+                    return Ok(Flow::Continue);
+                }
+            },
+            Placement::Fanout => {
+                match self.before_fanout().await {
+                    Ok(Step::Go) => self.start_fanout(route, &stmt, &params, topo).await?,
+                    Ok(Step::Wait) => return Ok(Flow::Wait),
+                    Err(r) => self.refuse(r, true).await?,
+                }
+                return Ok(Flow::Continue);
+            }
+            Placement::Refuse(r) => {
+                self.refuse(r, true).await?;
+                return Ok(Flow::Continue);
+            }
+        }
         let portal = b.portal.to_owned();
         let rest_at = raw.len() - b.rest.len();
-        self.attach().await?;
-        let a = self.server.as_mut().expect("attached");
+        let a = self.server.as_mut().expect("held above");
         a.ensure_prepared(&stmt);
         msg::write_bind(
             &mut a.to_server,
@@ -158,7 +265,62 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         );
         a.tracker.push(Pending::Bind);
         raw.advance(raw.len());
-        Ok(())
+        Ok(Flow::Continue)
+    }
+
+    /// Without a server, a BEGIN is held (and answered) until the transaction's first statement picks
+    /// its shard; a COMMIT or ROLLBACK of a transaction that never ran a statement ends it here.
+    fn hold_begin(&mut self, command: &Command, raw: &[u8]) -> bool {
+        let sql = msg::query(&raw[frame::HEADER_LEN..]).unwrap_or_default();
+        // Only a lone BEGIN: with other statements in the same Query, the others decide the shard.
+        let lone = !sql.trim().trim_end_matches(';').contains(';');
+        match command {
+            Command::Transaction(TxControl::Begin) if lone && self.begin.is_none() => {
+                self.begin = Some(BytesMut::from(raw));
+                self.reply(Synthetic::CommandComplete("BEGIN"));
+                self.reply(Synthetic::ReadyForQuery);
+                true
+            }
+            Command::Transaction(tx @ (TxControl::Commit | TxControl::Rollback))
+                if lone && self.begin.is_some() =>
+            {
+                self.begin = None;
+                let tag = if *tx == TxControl::Commit {
+                    "COMMIT"
+                } else {
+                    "ROLLBACK"
+                };
+                self.reply(Synthetic::CommandComplete(tag));
+                self.reply(Synthetic::ReadyForQuery);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Answers `SET shardgate.shard`: later statements go to that shard (hints still win).
+    fn set_shard(&mut self, name: Option<String>, topo: &Topology) {
+        if let Some(n) = &name
+            && topo.map.shard_named(n).is_none()
+        {
+            let names: Vec<&str> = topo.map.shards.iter().map(|s| s.name.as_str()).collect();
+            let e = ErrorFields::new(
+                Severity::Error,
+                sqlstate::INVALID_PARAMETER_VALUE,
+                format!("unknown shard {n:?} (shards: {})", names.join(", ")),
+            );
+            self.reply(Synthetic::Error(e));
+        } else {
+            self.session_shard = name;
+            self.reply(Synthetic::CommandComplete(
+                if self.session_shard.is_some() {
+                    "SET"
+                } else {
+                    "RESET"
+                },
+            ));
+        }
+        self.reply(Synthetic::ReadyForQuery);
     }
 
     /// Applies the session-state policy to a statement; false when it was refused (and answered).
@@ -170,32 +332,14 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let Some(state) = classify::session_state(sql) else {
             return true;
         };
-        match self.proxy.config.session_state {
+        let policy = self.proxy.config.session_state;
+        match policy {
             SessionStatePolicy::Pin => {
                 tracing::debug!(reason = state.describe(), "client pinned to its server");
                 self.pinned = Some(state);
                 true
             }
-            SessionStatePolicy::Refuse
-                if !extended
-                    && self
-                        .server
-                        .as_ref()
-                        .is_some_and(|a| a.conn.tx_status != b'I') =>
-            {
-                // Inside a transaction the server must raise the error itself, so that its transaction
-                // aborts exactly as PostgreSQL would abort it.
-                let e = refusal(state);
-                let sql = format!(
-                    "DO $shardgate$BEGIN RAISE EXCEPTION USING ERRCODE = '{}', MESSAGE = {}, HINT = {}; END$shardgate$",
-                    e.code,
-                    quote(&e.message),
-                    quote(e.hint.as_deref().unwrap_or_default())
-                );
-                let a = self.server.as_mut().expect("checked above");
-                msg::write_query(&mut a.to_server, &sql);
-                a.tracker.push(Pending::Query);
-                a.query_starts.push_back(std::time::Instant::now());
+            SessionStatePolicy::Refuse if !extended && self.raise_on_server(&refusal(state)) => {
                 false
             }
             SessionStatePolicy::Refuse => {
@@ -209,11 +353,6 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             }
         }
     }
-}
-
-/// A SQL string literal.
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 fn refusal(state: SessionState) -> ErrorFields {

@@ -6,6 +6,7 @@
 //! holds no unread bytes, and is idle outside a transaction; anything less and it is closed.
 
 mod client;
+mod route;
 mod server;
 
 use std::collections::VecDeque;
@@ -22,9 +23,12 @@ use super::clients::ClientInfo;
 use super::error::SessionError;
 use super::pending::{Synthetic, Tracker};
 use super::statements::ClientStatements;
+use super::statements::Statement;
 use crate::backend::pool::Pooled;
+use crate::execute::fanout::Part;
 use crate::protocol::backend;
-use crate::proxy::Proxy;
+use crate::proxy::{Proxy, Topology};
+use crate::sharding::ShardId;
 
 /// Stop reading a peer while this much is buffered for the other side.
 const HIGH_WATER: usize = 1 << 20;
@@ -32,6 +36,9 @@ const HIGH_WATER: usize = 1 << 20;
 /// The server connection a client holds, with what it still owes.
 struct Attached {
     conn: Pooled,
+    shard: ShardId,
+    /// The map the server was taken under: a transaction finishes on it even if the map is reloaded.
+    topology: Arc<Topology>,
     tracker: Tracker,
     to_server: BytesMut,
     since: Instant,
@@ -55,8 +62,39 @@ pub(crate) struct Session<S> {
     /// After shardgate refused an extended-protocol message, the rest up to Sync is ignored, as a
     /// server would after an error.
     discard_until_sync: bool,
+    /// The shard `SET shardgate.shard` chose for every later statement.
+    session_shard: Option<String>,
+    /// Parse and Describe messages held until a Bind says which shard the batch goes to.
+    deferred: Vec<Deferred>,
+    /// An extended-protocol statement bound to several shards, run at its Sync.
+    fanout: Option<FanoutBatch>,
+    /// A BEGIN held until the transaction's first statement says which shard it runs on; the client
+    /// was told BEGIN and sees status 'T' meanwhile.
+    begin: Option<BytesMut>,
+    /// Client input waits until the held server has answered everything (the next statement goes to
+    /// another shard).
+    blocked: bool,
     shutdown: watch::Receiver<bool>,
     info: Arc<ClientInfo>,
+}
+
+/// A client message that waits for the shard of its batch.
+enum Deferred {
+    Parse(Arc<Statement>),
+    Describe(Arc<Statement>),
+}
+
+/// The parts of an extended-protocol statement on several shards, completed by Describe/Execute/Sync.
+struct FanoutBatch {
+    topology: Arc<Topology>,
+    parts: Vec<Part>,
+}
+
+/// Whether a message could be handled now or must wait for the held server to finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Go,
+    Wait,
 }
 
 enum Event {
@@ -72,6 +110,8 @@ enum Event {
 #[derive(PartialEq, Eq)]
 enum Flow {
     Continue,
+    /// Put the message back and read no further until the held server is done.
+    Wait,
     Terminate,
 }
 
@@ -98,6 +138,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             server: None,
             pinned: None,
             discard_until_sync: false,
+            session_shard: None,
+            deferred: Vec::new(),
+            fanout: None,
+            begin: None,
+            blocked: false,
             shutdown,
             info,
         }
@@ -153,6 +198,12 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 Event::IdleTimeout => return Err(SessionError::IdleTimeout),
                 Event::Shutdown => return Err(SessionError::Shutdown),
             }
+            if self.blocked && self.server.as_ref().is_none_or(|a| a.tracker.idle()) {
+                self.blocked = false;
+                if self.on_client_input().await? == Flow::Terminate {
+                    return Ok(());
+                }
+            }
             let idle = self.server.as_ref().is_none_or(Attached::quiet);
             if idle && *self.shutdown.borrow() && self.out.is_empty() {
                 return Err(SessionError::Shutdown);
@@ -169,14 +220,18 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             server,
             shutdown,
             proxy,
+            blocked,
+            begin,
             ..
         } = self;
         let read_client = out.len() < HIGH_WATER
+            && (!*blocked || in_buf.len() < HIGH_WATER)
             && server
                 .as_ref()
                 .is_none_or(|a| a.to_server.len() < HIGH_WATER);
         // Idle timeout and shutdown apply between transactions, also to a client that keeps its server.
-        let between = out.is_empty() && server.as_ref().is_none_or(Attached::quiet);
+        let between =
+            out.is_empty() && begin.is_none() && server.as_ref().is_none_or(Attached::quiet);
         let idle = proxy.config.client_idle_timeout_ms;
         let idle_wait = async move {
             if idle == 0 || !between {
@@ -222,7 +277,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         match &mut self.server {
             Some(a) if !a.tracker.idle() => a.tracker.push(super::pending::Pending::Synthetic(s)),
             Some(a) => emit(&mut self.out, s, a.conn.tx_status),
-            None => emit(&mut self.out, s, b'I'),
+            None => {
+                let status = if self.begin.is_some() { b'T' } else { b'I' };
+                emit(&mut self.out, s, status)
+            }
         }
     }
 }
@@ -231,6 +289,7 @@ fn emit(out: &mut BytesMut, s: Synthetic, tx_status: u8) {
     match s {
         Synthetic::ParseComplete => backend::parse_complete(out),
         Synthetic::CloseComplete => backend::close_complete(out),
+        Synthetic::CommandComplete(tag) => backend::command_complete(out, tag),
         Synthetic::Error(e) => backend::error_response(out, &e),
         Synthetic::ReadyForQuery => backend::ready_for_query(out, tx_status),
     }

@@ -6,16 +6,21 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::{Attached, Session, emit};
+use std::sync::Arc;
+
+use super::{Attached, Deferred, Session, emit};
 use crate::backend::BackendError;
 use crate::config::PoolMode;
 use crate::frontend::cancel::ServerKey;
 use crate::frontend::clients::ClientState;
 use crate::frontend::error::SessionError;
+use crate::frontend::pending::Synthetic;
 use crate::frontend::pending::{Pending, Tracker, Verdict};
 use crate::frontend::statements::Statement;
 use crate::protocol::frame::{self, Cursor};
 use crate::protocol::frontend as msg;
+use crate::proxy::Topology;
+use crate::sharding::ShardId;
 
 impl Attached {
     /// Makes sure the server has the global statement, preparing it ahead of the message that uses it.
@@ -45,12 +50,28 @@ impl Attached {
 }
 
 impl<S: AsyncRead + AsyncWrite> Session<S> {
-    /// Holds a server for the client, if it holds none yet.
+    /// Holds a server for the client, if it holds none yet: on the shard `SET shardgate.shard` chose,
+    /// or the next shard in turn (for statements any shard can answer).
     pub(super) async fn attach(&mut self) -> Result<(), SessionError> {
         if self.server.is_some() {
             return Ok(());
         }
-        let (shard, pool) = self.proxy.default_pool();
+        let topo = self.proxy.topology.load_full();
+        let shard = self
+            .session_shard(&topo)
+            .unwrap_or_else(|| self.proxy.next_any_shard(topo.map.shards.len()));
+        self.attach_to(shard, topo, false).await
+    }
+
+    /// Takes a server of `shard` (the client holds none), then sends what was held for it: the held
+    /// BEGIN when `begin` (a statement of the transaction chose this shard), then held Parse/Describe.
+    pub(super) async fn attach_to(
+        &mut self,
+        shard: ShardId,
+        topology: Arc<Topology>,
+        begin: bool,
+    ) -> Result<(), SessionError> {
+        let pool = topology.pools[shard.0].clone();
         self.info.set(ClientState::Waiting);
         let started = Instant::now();
         let conn = pool.checkout(self.proxy.config.checkout_timeout()).await;
@@ -58,7 +79,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         pool.metrics.checkout_wait.record(now - started);
         let conn = conn.inspect_err(|_| self.info.set(ClientState::Idle))?;
         self.info.set(ClientState::Active);
-        self.info.set_server(shard, conn.key.pid);
+        self.info.set_server(shard.0, conn.key.pid);
         self.cancel
             .attach(ServerKey {
                 addr: conn.addr,
@@ -67,12 +88,40 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             .await;
         let mut a = Attached {
             conn,
+            shard,
+            topology,
             tracker: Tracker::default(),
             to_server: bytes::BytesMut::new(),
             since: now,
             query_starts: VecDeque::new(),
         };
         self.align_parameters(&mut a);
+        if let Some(held) = self.begin.take_if(|_| begin) {
+            a.to_server.extend_from_slice(&held);
+            a.tracker.push(Pending::InjectedQuery);
+        }
+        for d in self.deferred.drain(..) {
+            match d {
+                Deferred::Parse(stmt) if a.conn.prepared.contains(&stmt.id) => {
+                    a.tracker.push(Pending::Synthetic(Synthetic::ParseComplete));
+                }
+                Deferred::Parse(stmt) => {
+                    msg::write_parse(
+                        &mut a.to_server,
+                        &stmt.server_name,
+                        &stmt.query,
+                        &stmt.param_types,
+                    );
+                    a.conn.prepared.insert(stmt.id);
+                    a.tracker.push(Pending::Parse { id: Some(stmt.id) });
+                }
+                Deferred::Describe(stmt) => {
+                    a.ensure_prepared(&stmt);
+                    msg::write_describe_statement(&mut a.to_server, &stmt.server_name);
+                    a.tracker.push(Pending::Describe);
+                }
+            }
+        }
         self.server = Some(a);
         Ok(())
     }
@@ -135,6 +184,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let out = &mut self.out;
         let pool = a.conn.pool().clone();
         let statements = &self.proxy.statements;
+        let held_begin = self.begin.is_some();
         let conn = &mut *a.conn;
         let mut pos = 0;
         // Server messages are trusted in size: the server is ours.
@@ -168,7 +218,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 Verdict::Swallow => {}
                 Verdict::Ready { forward } => {
                     conn.tx_status = m.get(frame::HEADER_LEN).copied().unwrap_or(b'E');
-                    if forward {
+                    if forward && held_begin {
+                        // The client is inside the BEGIN shardgate holds; this server is not.
+                        out.extend_from_slice(&m[..frame::HEADER_LEN]);
+                        out.extend_from_slice(b"T");
+                    } else if forward {
                         out.extend_from_slice(m);
                         if let Some(sent) = a.query_starts.pop_front() {
                             let took = sent.elapsed();

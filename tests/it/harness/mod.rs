@@ -3,6 +3,7 @@
 pub mod cluster;
 pub mod proxy;
 pub mod raw;
+pub mod sharded;
 pub mod sql;
 pub mod tools;
 

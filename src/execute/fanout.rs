@@ -1,0 +1,208 @@
+//! Runs one statement on several shards at once, outside any transaction: a write or DDL on every shard,
+//! a reference-table write, the parts of a split INSERT. Each shard's server is checked out (in shard
+//! order, so two fan-outs never wait on each other's pools in a cycle), gets its messages, and is read
+//! through its ReadyForQuery; the replies are combined (`combine`). A server goes back to its pool only
+//! when it answered cleanly and is idle; after an error it is closed.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+
+use super::combine::{ShardReply, combine, messages};
+use crate::admin::metrics::{self, RouteKind};
+use crate::backend::BackendError;
+use crate::backend::pool::Pooled;
+use crate::backend::server::ServerConn;
+use crate::frontend::statements::Statement;
+use crate::protocol::frontend as msg;
+use crate::proxy::Topology;
+use crate::sharding::ShardId;
+
+/// What one shard runs.
+pub(crate) struct Part {
+    pub shard: ShardId,
+    pub work: Work,
+}
+
+pub(crate) enum Work {
+    /// A simple Query.
+    Query(String),
+    /// Bind (+ Describe portal) + Execute + Sync of a prepared statement, prepared first if this server
+    /// lacks it. `client_parse`: the client's own Parse of it was deferred here and is owed its
+    /// ParseComplete.
+    Execute {
+        stmt: Arc<Statement>,
+        client_parse: bool,
+        bind_rest: Vec<u8>,
+        describe: bool,
+        max_rows: i32,
+    },
+}
+
+/// Runs every part and writes the combined replies (through ReadyForQuery) to `out`.
+pub(crate) async fn run(
+    topology: &Topology,
+    checkout_timeout: std::time::Duration,
+    desired: &[(String, String)],
+    mut parts: Vec<Part>,
+    out: &mut BytesMut,
+) -> Result<(), BackendError> {
+    parts.sort_by_key(|p| p.shard);
+    let started = std::time::Instant::now();
+    let kind = if parts.len() == topology.map.shards.len() {
+        RouteKind::All
+    } else {
+        RouteKind::Multi
+    };
+    let mut held = Vec::with_capacity(parts.len());
+    for part in parts {
+        let pool = &topology.pools[part.shard.0];
+        let conn = pool.checkout(checkout_timeout).await?;
+        held.push((conn, part));
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, (conn, part)) in held.into_iter().enumerate() {
+        let desired = desired.to_vec();
+        tasks.spawn(async move { (i, run_one(conn, part, &desired).await) });
+    }
+    let mut results = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (i, r) = joined.map_err(|e| BackendError::Io {
+            shard: "?".into(),
+            source: std::io::Error::other(e),
+        })?;
+        results.push((i, r?));
+    }
+    results.sort_by_key(|(i, _)| *i);
+    for (_, (shard, _)) in &results {
+        metrics::fanout_query(shard, kind, started.elapsed());
+    }
+    let replies: Vec<ShardReply> = results
+        .iter()
+        .map(|(_, (shard, bytes))| ShardReply {
+            shard,
+            messages: messages(bytes),
+        })
+        .collect();
+    combine(&replies, out);
+    Ok(())
+}
+
+/// Sends one part and collects the replies the client is owed (injected Parse replies removed).
+async fn run_one(
+    mut conn: Pooled,
+    part: Part,
+    desired: &[(String, String)],
+) -> Result<(String, BytesMut), BackendError> {
+    let shard = conn.pool().target.shard.clone();
+    align(&mut conn, &shard, desired).await?;
+    let mut buf = BytesMut::new();
+    // Replies the client is owed that the server will not send, and server replies it is not owed.
+    let mut owed_parse = false;
+    let mut skip_parse = 0;
+    let mut prepared = None;
+    match &part.work {
+        Work::Query(sql) => msg::write_query(&mut buf, sql),
+        Work::Execute {
+            stmt,
+            client_parse,
+            bind_rest,
+            describe,
+            max_rows,
+        } => {
+            if conn.prepared.contains(&stmt.id) {
+                owed_parse = *client_parse;
+            } else {
+                msg::write_parse(&mut buf, &stmt.server_name, &stmt.query, &stmt.param_types);
+                prepared = Some(stmt.id);
+                skip_parse = usize::from(!client_parse);
+            }
+            msg::write_bind(&mut buf, "", &stmt.server_name, bind_rest);
+            if *describe {
+                msg::write_describe_portal(&mut buf, "");
+            }
+            msg::write_execute(&mut buf, "", *max_rows);
+            msg::write_sync(&mut buf);
+        }
+    }
+    conn.send(&shard, &buf).await?;
+    let mut replies = BytesMut::new();
+    if owed_parse {
+        crate::protocol::backend::parse_complete(&mut replies);
+    }
+    let mut failed = false;
+    loop {
+        let frame = recv_frame(&mut conn, &shard).await?;
+        let tag = frame[0];
+        match tag {
+            b'1' if skip_parse > 0 => skip_parse -= 1,
+            b'S' | b'N' | b'A' => {}
+            _ => replies.extend_from_slice(&frame),
+        }
+        if tag == b'E' {
+            failed = true;
+        }
+        if tag == b'Z' {
+            conn.tx_status = frame.get(5).copied().unwrap_or(b'E');
+            break;
+        }
+    }
+    if let Some(id) = prepared
+        && !failed
+    {
+        conn.prepared.insert(id);
+    }
+    if !failed && conn.tx_status == b'I' && conn.read_buf.is_empty() {
+        conn.release();
+    }
+    Ok((shard, replies))
+}
+
+/// Sets the client's startup parameters where this server differs, as a session would.
+async fn align(
+    conn: &mut ServerConn,
+    shard: &str,
+    desired: &[(String, String)],
+) -> Result<(), BackendError> {
+    let mut sql = String::new();
+    for (name, value) in desired {
+        if conn.applied.get(name) != Some(value) && conn.reported.get(name) != Some(value) {
+            sql.push_str(&format!("SET {name} TO '{}';", value.replace('\'', "''")));
+        }
+    }
+    if sql.is_empty() {
+        return Ok(());
+    }
+    conn.simple(shard, &sql).await?;
+    for (name, value) in desired {
+        conn.applied.insert(name.clone(), value.clone());
+    }
+    Ok(())
+}
+
+/// One whole backend message, as raw bytes.
+pub(crate) async fn recv_frame(
+    conn: &mut ServerConn,
+    shard: &str,
+) -> Result<Vec<u8>, BackendError> {
+    use tokio::io::AsyncReadExt;
+    loop {
+        if let Ok(Some(n)) = crate::protocol::frame::tagged_len(&conn.read_buf, usize::MAX) {
+            return Ok(conn.read_buf.split_to(n).to_vec());
+        }
+        let n = conn
+            .stream
+            .read_buf(&mut conn.read_buf)
+            .await
+            .map_err(|source| BackendError::Io {
+                shard: shard.into(),
+                source,
+            })?;
+        if n == 0 {
+            return Err(BackendError::Io {
+                shard: shard.into(),
+                source: std::io::ErrorKind::UnexpectedEof.into(),
+            });
+        }
+    }
+}

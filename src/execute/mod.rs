@@ -1,0 +1,6 @@
+//! Runs routes that need more than one server: fan-out of one statement to several shards, and
+//! combining their replies. Never parses SQL: the router decided what runs where.
+
+pub(crate) mod combine;
+pub(crate) mod directory;
+pub(crate) mod fanout;

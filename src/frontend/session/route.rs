@@ -1,0 +1,311 @@
+//! Carrying out the router's decision for one statement: hold the server of its shard (waiting for the
+//! current one to finish, or refusing a second shard inside a transaction), fan out to several shards,
+//! or refuse with the router's reason. The decision itself is the router's; nothing here reads SQL.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use bytes::BytesMut;
+
+use super::{Deferred, FanoutBatch, Session, Step};
+use crate::execute::fanout::{self, Part, Work};
+use crate::frontend::error::SessionError;
+use crate::frontend::pending::{Pending, Synthetic};
+use crate::frontend::statements::Statement;
+use crate::protocol::backend::{ErrorFields, Severity};
+use crate::protocol::frontend as msg;
+use crate::protocol::frontend::BindParams;
+use crate::protocol::sqlstate;
+use crate::proxy::Topology;
+use crate::router::{Refusal, Route, SplitPart};
+use crate::sharding::ShardId;
+
+/// How a route is carried out in a session.
+pub(super) enum Placement {
+    /// On one server of this shard.
+    Shard(ShardId),
+    /// On several shards at once, outside a transaction.
+    Fanout,
+    Refuse(Refusal),
+}
+
+impl<S: AsyncRead + AsyncWrite> Session<S> {
+    /// The map routing uses: a transaction finishes on the map it started with; otherwise the current.
+    pub(super) fn topology(&self) -> Arc<Topology> {
+        match &self.server {
+            Some(a) => a.topology.clone(),
+            None => self.proxy.topology.load_full(),
+        }
+    }
+
+    /// The shard `SET shardgate.shard` chose, if it still exists in this map.
+    pub(super) fn session_shard(&self, topo: &Topology) -> Option<ShardId> {
+        self.session_shard
+            .as_deref()
+            .and_then(|name| topo.map.shard_named(name))
+    }
+
+    /// Where a route runs. `Any` stays on the server the client holds, or takes the next shard in turn.
+    pub(super) fn place(&self, route: Route, topo: &Topology) -> Placement {
+        let shards = topo.map.shards.len();
+        match route {
+            Route::Shard(s) => Placement::Shard(s),
+            Route::Any => Placement::Shard(match &self.server {
+                Some(a) => a.shard,
+                None => self
+                    .session_shard(topo)
+                    .unwrap_or_else(|| self.proxy.next_any_shard(shards)),
+            }),
+            // On one shard, "every shard" is a plain statement on it (also inside a transaction).
+            Route::All if shards == 1 => Placement::Shard(ShardId(0)),
+            Route::Multi(list) if list.len() == 1 => Placement::Shard(list[0]),
+            Route::All => Placement::Fanout,
+            Route::Multi(_) => Placement::Fanout,
+            Route::Split(_) => Placement::Fanout,
+            Route::Scatter(list) if list.len() == 1 => Placement::Shard(list[0]),
+            Route::Scatter(list) => Placement::Refuse(Refusal {
+                code: sqlstate::FEATURE_NOT_SUPPORTED,
+                message: format!(
+                    "this read needs rows from {} shards; merging results across shards is not supported yet",
+                    list.len()
+                ),
+                hint: Some(
+                    "add a condition on the shard key, or a /* shardgate: shard=NAME */ hint"
+                        .into(),
+                ),
+            }),
+            Route::Lookup { .. } => Placement::Refuse(Refusal {
+                code: sqlstate::FEATURE_NOT_SUPPORTED,
+                message: "directory lookups in PostgreSQL are resolved before placement".into(),
+                hint: None,
+            }),
+            Route::Refused(r) => Placement::Refuse(r),
+        }
+    }
+
+    /// Holds a server of `shard`. `Wait` when the server the client holds still owes replies (client
+    /// input pauses until it is done); a refusal when the client is inside a transaction (or pinned) on
+    /// another shard.
+    pub(super) async fn hold(
+        &mut self,
+        shard: ShardId,
+        topo: &Arc<Topology>,
+    ) -> Result<Result<Step, Refusal>, SessionError> {
+        if let Some(a) = &mut self.server {
+            if a.shard == shard {
+                return Ok(Ok(Step::Go));
+            }
+            if !a.tracker.idle() || !a.to_server.is_empty() {
+                // The server may hold replies back until a Sync or Flush; ask for them.
+                msg::write_flush(&mut a.to_server);
+                return Ok(Ok(Step::Wait));
+            }
+            self.maybe_release().await;
+        }
+        if let Some(a) = &self.server {
+            let from = topo.map.shard(a.shard).name.clone();
+            let why = match &self.pinned {
+                Some(state) => format!(
+                    "the session is pinned to shard {from} by {}",
+                    state.describe()
+                ),
+                None => format!("the transaction is on shard {from}"),
+            };
+            return Ok(Err(Refusal {
+                code: sqlstate::FEATURE_NOT_SUPPORTED,
+                message: format!(
+                    "statement routes to shard {} but {why}; cross-shard transactions are not supported yet",
+                    topo.map.shard(shard).name
+                ),
+                hint: Some(
+                    "keep a transaction on one shard key, or run the statement outside it".into(),
+                ),
+            }));
+        }
+        self.attach_to(shard, topo.clone(), true).await?;
+        Ok(Ok(Step::Go))
+    }
+
+    /// Makes sure no server is held before a fan-out: `Wait` while one still owes replies, a refusal
+    /// inside a transaction.
+    pub(super) async fn before_fanout(&mut self) -> Result<Step, Refusal> {
+        if let Some(a) = &mut self.server
+            && (!a.tracker.idle() || !a.to_server.is_empty())
+        {
+            msg::write_flush(&mut a.to_server);
+            return Ok(Step::Wait);
+        }
+        self.maybe_release().await;
+        if self.server.is_some() || self.begin.is_some() {
+            return Err(Refusal {
+                code: sqlstate::FEATURE_NOT_SUPPORTED,
+                message: "statement touches several shards inside a transaction (or a pinned session); cross-shard transactions are not supported yet".into(),
+                hint: Some("run it outside the transaction".into()),
+            });
+        }
+        Ok(Step::Go)
+    }
+
+    /// Starts an extended-protocol statement on several shards: its Describe and Execute complete the
+    /// parts, its Sync runs them. The client's own held Parse of the statement is answered by the run.
+    pub(super) async fn start_fanout(
+        &mut self,
+        route: Route,
+        stmt: &Arc<Statement>,
+        params: &BindParams<'_>,
+        topo: Arc<Topology>,
+    ) -> Result<(), SessionError> {
+        let client_parse = match self.deferred.as_slice() {
+            [] => false,
+            [Deferred::Parse(s)] if s.id == stmt.id => true,
+            _ => {
+                let r = Refusal {
+                    code: sqlstate::FEATURE_NOT_SUPPORTED,
+                    message: "a statement on several shards must come in its own Parse/Bind/Execute/Sync batch".into(),
+                    hint: Some("sync before it".into()),
+                };
+                return self.refuse(r, true).await;
+            }
+        };
+        self.deferred.clear();
+        let parts = fanout_targets(&route, &stmt.query, &topo)
+            .into_iter()
+            .map(|(shard, sql, split)| {
+                let (stmt, bind_rest) = match split {
+                    None => {
+                        let mut rest = BytesMut::new();
+                        let all: Vec<usize> = (0..params.values.len()).collect();
+                        msg::write_bind_rest(&mut rest, params, &all);
+                        (stmt.clone(), rest.to_vec())
+                    }
+                    Some(p) => {
+                        let types = pick_param_types(&stmt.param_types, &p.params);
+                        let mut rest = BytesMut::new();
+                        msg::write_bind_rest(&mut rest, params, &p.params);
+                        (self.proxy.statements.intern(sql, &types), rest.to_vec())
+                    }
+                };
+                Part {
+                    shard,
+                    work: Work::Execute {
+                        stmt,
+                        client_parse,
+                        bind_rest,
+                        describe: false,
+                        max_rows: 0,
+                    },
+                }
+            })
+            .collect();
+        self.fanout = Some(FanoutBatch {
+            topology: topo,
+            parts,
+        });
+        Ok(())
+    }
+
+    /// Resolves a directory key through its lookup table.
+    pub(super) async fn look_up(
+        &mut self,
+        route: Route,
+        topo: &Arc<Topology>,
+    ) -> Result<Route, SessionError> {
+        let Route::Lookup { table, key } = route else {
+            return Ok(route);
+        };
+        Ok(self.proxy.directory.resolve(topo, table, &key).await)
+    }
+
+    /// Runs parts on several shards and writes the combined replies.
+    pub(super) async fn fan_out(
+        &mut self,
+        topo: &Topology,
+        parts: Vec<Part>,
+    ) -> Result<(), SessionError> {
+        let timeout = self.proxy.config.checkout_timeout();
+        fanout::run(topo, timeout, &self.desired, parts, &mut self.out).await?;
+        Ok(())
+    }
+
+    /// Answers a refused statement. Simple protocol inside a transaction: the server raises it, so its
+    /// transaction aborts as PostgreSQL's would; extended protocol: the rest up to Sync is skipped.
+    pub(super) async fn refuse(&mut self, r: Refusal, extended: bool) -> Result<(), SessionError> {
+        let mut e = ErrorFields::new(Severity::Error, r.code, r.message);
+        e.hint = r.hint;
+        if extended {
+            if !self.deferred.is_empty() {
+                // Held Parse/Describe messages are answered first, by a server, in their order.
+                self.attach().await?;
+            }
+            self.reply(Synthetic::Error(e));
+            self.discard_until_sync = true;
+        } else if !self.raise_on_server(&e) {
+            self.reply(Synthetic::Error(e));
+            self.reply(Synthetic::ReadyForQuery);
+        }
+        Ok(())
+    }
+
+    /// Inside a transaction the server must raise a refusal itself, so that its transaction aborts
+    /// exactly as PostgreSQL would abort it. False when the client holds no server in a transaction.
+    pub(super) fn raise_on_server(&mut self, e: &ErrorFields) -> bool {
+        let Some(a) = self.server.as_mut().filter(|a| a.conn.tx_status != b'I') else {
+            return false;
+        };
+        let sql = format!(
+            "DO $shardgate$BEGIN RAISE EXCEPTION USING ERRCODE = '{}', MESSAGE = {}, HINT = {}; END$shardgate$",
+            e.code,
+            quote(&e.message),
+            quote(e.hint.as_deref().unwrap_or_default())
+        );
+        msg::write_query(&mut a.to_server, &sql);
+        a.tracker.push(Pending::Query);
+        a.query_starts.push_back(std::time::Instant::now());
+        true
+    }
+}
+
+/// A SQL string literal.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// The shards a fan-out route runs on, with the statement each runs.
+fn fanout_targets<'r>(
+    route: &'r Route,
+    sql: &'r str,
+    topo: &Topology,
+) -> Vec<(ShardId, &'r str, Option<&'r SplitPart>)> {
+    match route {
+        Route::Split(parts) => parts
+            .iter()
+            .map(|p| (p.shard, p.sql.as_str(), Some(p)))
+            .collect(),
+        Route::All => topo.map.all_shards().map(|s| (s, sql, None)).collect(),
+        Route::Multi(list) => list.iter().map(|&s| (s, sql, None)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The per-shard statements of a simple Query on several shards.
+pub(super) fn query_parts(route: &Route, sql: &str, topo: &Topology) -> Vec<Part> {
+    fanout_targets(route, sql, topo)
+        .into_iter()
+        .map(|(shard, sql, _)| Part {
+            shard,
+            work: Work::Query(sql.to_owned()),
+        })
+        .collect()
+}
+
+/// A Parse's parameter-type section for a subset of the parameters (`pick[j]` = original index).
+fn pick_param_types(raw: &[u8], pick: &[usize]) -> Vec<u8> {
+    let oid = |i: usize| raw.get(2 + 4 * i..6 + 4 * i).unwrap_or(&[0, 0, 0, 0]);
+    let mut out = Vec::with_capacity(2 + 4 * pick.len());
+    out.extend_from_slice(&(pick.len() as i16).to_be_bytes());
+    for &i in pick {
+        out.extend_from_slice(oid(i));
+    }
+    out
+}

@@ -1,0 +1,101 @@
+//! A shardgate in front of several shards: one database per shard on the shared cluster, the same
+//! schema on each, the shard map in a file (so reloads and the file watch can be tested).
+
+use std::path::PathBuf;
+
+use shardgate::ShardMap;
+use tokio_postgres::Client;
+
+use super::cluster::Cluster;
+use super::proxy::{TestProxy, base_config, client};
+
+/// The demo schema the sharding tests use, applied to every shard.
+pub const SCHEMA: &str = "
+CREATE TABLE countries (code text PRIMARY KEY, name text NOT NULL);
+CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);
+CREATE TABLE orders (id bigint NOT NULL, user_id bigint NOT NULL, amount numeric NOT NULL, PRIMARY KEY (user_id, id));
+CREATE TABLE accounts (id uuid PRIMARY KEY, name text);
+CREATE TABLE events (day int4 NOT NULL, what text);
+CREATE TABLE tenant_data (tenant text NOT NULL, v int4);
+CREATE TABLE tenant_directory (tenant text PRIMARY KEY, shard text NOT NULL);
+";
+
+pub struct Sharded {
+    pub proxy: TestProxy,
+    pub dbs: Vec<String>,
+    pub map_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// The tables of the test map, after `shards:`.
+pub const TABLES: &str = "tables:
+  - {name: users, key: id, type: int8, strategy: hash}
+  - {name: orders, key: user_id, colocate_with: users}
+  - {name: accounts, key: id, type: uuid, strategy: hash}
+  - name: events
+    key: day
+    type: int4
+    strategy: range
+    ranges:
+      - {to: 100, shard: s0}
+      - {from: 100, to: 200, shard: s1}
+  - name: tenant_data
+    key: tenant
+    type: text
+    strategy: directory
+    entries: {acme: s0, globex: s1}
+    lookup: {shard: s0, query: 'SELECT shard FROM tenant_directory WHERE tenant = $1', ttl_ms: 100}
+  - {name: countries, strategy: reference}
+";
+
+impl Sharded {
+    /// Two shards with 16 buckets split in halves, the test tables, `extra` appended at the top level.
+    pub async fn start(cluster: &Cluster, extra: &str) -> Sharded {
+        let dbs: Vec<String> = (0..2).map(|_| cluster.create_db("shard")).collect();
+        for db in &dbs {
+            client(cluster, db)
+                .await
+                .batch_execute(SCHEMA)
+                .await
+                .unwrap();
+        }
+        let yaml = Sharded::map_yaml(cluster, &dbs, extra);
+        let dir = tempfile::tempdir().unwrap();
+        let map_path = dir.path().join("shardmap.yaml");
+        std::fs::write(&map_path, &yaml).unwrap();
+        let map = ShardMap::load(&map_path).expect("test map");
+        let mut config = base_config("app");
+        config.shardmap = map_path.clone();
+        config.shardmap_watch_ms = 100;
+        let running = shardgate::start(config, map).await.expect("proxy starts");
+        let proxy = TestProxy {
+            addr: running.local_addr(),
+            running: Some(running),
+            db: "app".into(),
+        };
+        Sharded {
+            proxy,
+            dbs,
+            map_path,
+            _dir: dir,
+        }
+    }
+
+    pub fn map_yaml(cluster: &Cluster, dbs: &[String], extra: &str) -> String {
+        format!(
+            "version: 1\nbuckets: 16\n{extra}shards:\n  - {{name: s0, host: 127.0.0.1, port: {p}, database: {a}, buckets: [0-7]}}\n  - {{name: s1, host: 127.0.0.1, port: {p}, database: {b}, buckets: [8-15]}}\n{TABLES}",
+            p = cluster.port,
+            a = dbs[0],
+            b = dbs[1],
+        )
+    }
+
+    pub fn map(&self) -> ShardMap {
+        ShardMap::load(&self.map_path).unwrap()
+    }
+
+    /// A client straight to shard `i`.
+    pub async fn direct(&self, cluster: &Cluster, i: usize) -> Client {
+        client(cluster, &self.dbs[i]).await
+    }
+}

@@ -1,0 +1,419 @@
+//! Routing end to end over two shards: rows land on the shard that owns their key (checked on each
+//! shard directly), multi-row inserts split, reference tables are written everywhere, hints and
+//! `SET shardgate.shard` steer, and what cannot be routed is refused with 0A000 while the session goes on.
+
+use shardgate::sharding::{KeyValue, Placement, ShardId, ShardMap, TableKind};
+use tokio_postgres::SimpleQueryMessage;
+
+use crate::harness::sharded::Sharded;
+use crate::harness::{shared, sqlstate};
+
+fn owner(map: &ShardMap, table: &str, key: KeyValue) -> usize {
+    let Some(TableKind::Sharded(t)) = map.table(table).map(|t| &t.kind) else {
+        panic!("{table} is sharded");
+    };
+    match map.place(t, &key) {
+        Placement::Shard(ShardId(i)) => i,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn ids_on(s: &Sharded, shard: usize, sql: &str) -> Vec<i64> {
+    let c = s.direct(shared(), shard).await;
+    c.query(sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+fn rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_owned)).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn rows_land_on_the_shard_that_owns_their_key() {
+    let s = Sharded::start(shared(), "").await;
+    let map = s.map();
+    let c = s.proxy.client().await;
+    // Extended protocol, binary parameters.
+    let insert = c
+        .prepare("INSERT INTO users (id, email) VALUES ($1, $2)")
+        .await
+        .unwrap();
+    for id in 1..=40i64 {
+        c.execute(&insert, &[&id, &format!("u{id}@x")])
+            .await
+            .unwrap();
+    }
+    // Simple protocol, literal keys.
+    for id in 41..=60i64 {
+        c.batch_execute(&format!(
+            "INSERT INTO users (id, email) VALUES ({id}, 'u{id}@x')"
+        ))
+        .await
+        .unwrap();
+    }
+    let (mut want0, mut want1) = (Vec::new(), Vec::new());
+    for id in 1..=60i64 {
+        match owner(&map, "users", KeyValue::Int(id)) {
+            0 => want0.push(id),
+            _ => want1.push(id),
+        }
+    }
+    assert!(!want0.is_empty() && !want1.is_empty());
+    assert_eq!(
+        ids_on(&s, 0, "SELECT id FROM users ORDER BY id").await,
+        want0
+    );
+    assert_eq!(
+        ids_on(&s, 1, "SELECT id FROM users ORDER BY id").await,
+        want1
+    );
+    // Reads by key find every row, through both protocols.
+    let select = c
+        .prepare("SELECT email FROM users WHERE id = $1")
+        .await
+        .unwrap();
+    for id in 1..=60i64 {
+        let row = c.query_one(&select, &[&id]).await.unwrap();
+        assert_eq!(row.get::<_, String>(0), format!("u{id}@x"));
+        let m = c
+            .simple_query(&format!("SELECT email FROM users WHERE id = {id}"))
+            .await
+            .unwrap();
+        assert_eq!(rows(&m), vec![vec![Some(format!("u{id}@x"))]]);
+    }
+}
+
+#[tokio::test]
+async fn multi_row_inserts_split_per_shard_and_return_every_row() {
+    let s = Sharded::start(shared(), "").await;
+    let map = s.map();
+    let c = s.proxy.client().await;
+    let values: Vec<String> = (100..120).map(|id| format!("({id}, 'm{id}')")).collect();
+    let m = c
+        .simple_query(&format!(
+            "INSERT INTO users (id, email) VALUES {} RETURNING id",
+            values.join(", ")
+        ))
+        .await
+        .unwrap();
+    let mut returned: Vec<i64> = rows(&m)
+        .into_iter()
+        .map(|r| r[0].as_deref().unwrap().parse().unwrap())
+        .collect();
+    returned.sort();
+    assert_eq!(returned, (100..120).collect::<Vec<i64>>());
+    let tag = m.iter().find_map(|m| match m {
+        SimpleQueryMessage::CommandComplete(n) => Some(*n),
+        _ => None,
+    });
+    assert_eq!(tag, Some(20));
+    // Extended protocol with parameters: rows split, parameters renumbered per shard.
+    let n = c
+        .execute(
+            "INSERT INTO users (id, email) VALUES ($1, $2), ($3, $4), ($5, $6), ($7, $8)",
+            &[&200i64, &"a", &201i64, &"b", &202i64, &"c", &203i64, &"d"],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 4);
+    for id in (100..120).chain(200..204) {
+        let shard = owner(&map, "users", KeyValue::Int(id));
+        let on = ids_on(&s, shard, &format!("SELECT id FROM users WHERE id = {id}")).await;
+        assert_eq!(on, vec![id], "id {id} on shard {shard}");
+        let other = ids_on(
+            &s,
+            1 - shard,
+            &format!("SELECT id FROM users WHERE id = {id}"),
+        )
+        .await;
+        assert!(other.is_empty(), "id {id} also on shard {}", 1 - shard);
+    }
+}
+
+#[tokio::test]
+async fn reference_tables_are_written_everywhere_and_read_from_one() {
+    let s = Sharded::start(shared(), "").await;
+    let c = s.proxy.client().await;
+    c.execute(
+        "INSERT INTO countries (code, name) VALUES ($1, $2)",
+        &[&"fr", &"France"],
+    )
+    .await
+    .unwrap();
+    c.batch_execute("INSERT INTO countries VALUES ('de', 'Germany')")
+        .await
+        .unwrap();
+    for shard in 0..2 {
+        let direct = s.direct(shared(), shard).await;
+        let n: i64 = direct
+            .query_one("SELECT count(*) FROM countries", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 2, "shard {shard}");
+    }
+    for _ in 0..4 {
+        let row = c
+            .query_one("SELECT name FROM countries WHERE code = $1", &[&"de"])
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), "Germany");
+    }
+}
+
+#[tokio::test]
+async fn ddl_runs_on_every_shard() {
+    let s = Sharded::start(shared(), "").await;
+    let c = s.proxy.client().await;
+    c.batch_execute("CREATE INDEX users_email ON users (email)")
+        .await
+        .unwrap();
+    for shard in 0..2 {
+        let direct = s.direct(shared(), shard).await;
+        let n: i64 = direct
+            .query_one(
+                "SELECT count(*) FROM pg_indexes WHERE indexname = 'users_email'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 1, "shard {shard}");
+    }
+    // A failure names the shard and says what the other shard did.
+    s.direct(shared(), 1)
+        .await
+        .batch_execute("CREATE TABLE only_on_s1 (x int)")
+        .await
+        .unwrap();
+    let e = c
+        .batch_execute("CREATE TABLE only_on_s1 (x int)")
+        .await
+        .unwrap_err();
+    let db = e.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "42P07");
+    assert!(db.message().contains("on shard s1"), "{}", db.message());
+    assert!(
+        db.detail()
+            .unwrap_or_default()
+            .contains("shard s0: completed"),
+        "{:?}",
+        db.detail()
+    );
+}
+
+#[tokio::test]
+async fn hints_and_set_shardgate_shard_steer_statements() {
+    let s = Sharded::start(shared(), "").await;
+    let c = s.proxy.client().await;
+    let db = |m: Vec<SimpleQueryMessage>| rows(&m)[0][0].clone().unwrap();
+    let on = db(c
+        .simple_query("/* shardgate: shard=s1 */ SELECT current_database()")
+        .await
+        .unwrap());
+    assert_eq!(on, s.dbs[1]);
+    c.batch_execute("SET shardgate.shard = 's0'").await.unwrap();
+    for _ in 0..3 {
+        let on = db(c.simple_query("SELECT current_database()").await.unwrap());
+        assert_eq!(on, s.dbs[0]);
+    }
+    // A hint wins over the session's shard.
+    let on = db(c
+        .simple_query("/* shardgate: shard=s1 */ SELECT current_database()")
+        .await
+        .unwrap());
+    assert_eq!(on, s.dbs[1]);
+    let e = c
+        .batch_execute("SET shardgate.shard = 'nope'")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), Some("22023"));
+    c.batch_execute("RESET shardgate.shard").await.unwrap();
+    // Key hints route statements that carry no key.
+    c.batch_execute("INSERT INTO users (id, email) VALUES (7, 'seven')")
+        .await
+        .unwrap();
+    let shard = owner(&s.map(), "users", KeyValue::Int(7));
+    let on = db(c
+        .simple_query("/* shardgate: key=7 */ SELECT current_database() FROM users LIMIT 1")
+        .await
+        .unwrap());
+    assert_eq!(on, s.dbs[shard]);
+}
+
+#[tokio::test]
+async fn unroutable_statements_are_refused_and_the_session_goes_on() {
+    let s = Sharded::start(shared(), "").await;
+    let c = s.proxy.client().await;
+    for sql in [
+        "SELECT * FROM users",
+        "UPDATE users SET email = 'x'",
+        "DELETE FROM users",
+        // Unlisted (exists on the shards, but the map does not say where it lives).
+        "SELECT * FROM tenant_directory",
+        "UPDATE users SET id = 5 WHERE id = 4",
+    ] {
+        let e = c.simple_query(sql).await.unwrap_err();
+        assert_eq!(sqlstate(&e), Some("0A000"), "{sql}: {e}");
+        let e = c.query(sql, &[]).await.unwrap_err();
+        assert_eq!(sqlstate(&e), Some("0A000"), "{sql} (extended): {e}");
+        let row = c.query_one("SELECT 1::int4", &[]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), 1);
+    }
+}
+
+#[tokio::test]
+async fn a_transaction_stays_on_one_shard() {
+    let s = Sharded::start(shared(), "").await;
+    let map = s.map();
+    let c = s.proxy.client().await;
+    let a = (1..100i64)
+        .find(|&k| owner(&map, "users", KeyValue::Int(k)) == 0)
+        .unwrap();
+    let b = (1..100i64)
+        .find(|&k| owner(&map, "users", KeyValue::Int(k)) == 1)
+        .unwrap();
+    c.batch_execute("BEGIN").await.unwrap();
+    c.execute("INSERT INTO users (id, email) VALUES ($1, 'a')", &[&a])
+        .await
+        .unwrap();
+    let e = c
+        .execute("INSERT INTO users (id, email) VALUES ($1, 'b')", &[&b])
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), Some("0A000"), "{e}");
+    c.batch_execute("ROLLBACK").await.unwrap();
+    // Simple protocol: the refusal aborts the transaction as PostgreSQL would.
+    c.batch_execute("BEGIN").await.unwrap();
+    c.batch_execute(&format!("INSERT INTO users (id, email) VALUES ({a}, 'a')"))
+        .await
+        .unwrap();
+    let e = c
+        .batch_execute(&format!("INSERT INTO users (id, email) VALUES ({b}, 'b')"))
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), Some("0A000"), "{e}");
+    let e = c.batch_execute("SELECT 1").await.unwrap_err();
+    assert_eq!(sqlstate(&e), Some("25P02"), "{e}");
+    c.batch_execute("ROLLBACK").await.unwrap();
+    assert!(ids_on(&s, 0, "SELECT id FROM users").await.is_empty());
+    // Statements on one key in one transaction commit together.
+    c.batch_execute(&format!(
+        "BEGIN; INSERT INTO users (id, email) VALUES ({a}, 'a'); INSERT INTO orders (id, user_id, amount) VALUES (1, {a}, 10); COMMIT"
+    ))
+    .await
+    .unwrap();
+    let n: i64 = c
+        .query_one(
+            "SELECT count(*) FROM users u JOIN orders o ON o.user_id = u.id WHERE u.id = $1",
+            &[&a],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+}
+
+#[tokio::test]
+async fn range_directory_and_uuid_keys_route() {
+    let s = Sharded::start(shared(), "").await;
+    let map = s.map();
+    let c = s.proxy.client().await;
+    c.execute("INSERT INTO events (day, what) VALUES ($1, 'x')", &[&5i32])
+        .await
+        .unwrap();
+    c.execute(
+        "INSERT INTO events (day, what) VALUES ($1, 'y')",
+        &[&150i32],
+    )
+    .await
+    .unwrap();
+    let e = c
+        .execute(
+            "INSERT INTO events (day, what) VALUES ($1, 'z')",
+            &[&500i32],
+        )
+        .await
+        .unwrap_err();
+    assert!(sqlstate(&e).is_some(), "{e}");
+    assert_eq!(ids_on(&s, 0, "SELECT day::int8 FROM events").await, vec![5]);
+    assert_eq!(
+        ids_on(&s, 1, "SELECT day::int8 FROM events").await,
+        vec![150]
+    );
+    // Directory: inline entries, then the lookup table on s0.
+    s.direct(shared(), 0)
+        .await
+        .batch_execute("INSERT INTO tenant_directory VALUES ('initech', 's1')")
+        .await
+        .unwrap();
+    for (tenant, shard) in [("acme", 0), ("globex", 1), ("initech", 1)] {
+        c.execute(
+            "INSERT INTO tenant_data (tenant, v) VALUES ($1, 1)",
+            &[&tenant],
+        )
+        .await
+        .unwrap();
+        let n: i64 = s
+            .direct(shared(), shard)
+            .await
+            .query_one(
+                "SELECT count(*) FROM tenant_data WHERE tenant = $1",
+                &[&tenant],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 1, "{tenant} on s{shard}");
+    }
+    let e = c
+        .execute(
+            "INSERT INTO tenant_data (tenant, v) VALUES ($1, 1)",
+            &[&"unknown"],
+        )
+        .await
+        .unwrap_err();
+    assert!(sqlstate(&e).is_some(), "{e}");
+    // uuid keys, text and binary.
+    let id = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
+    c.batch_execute(&format!(
+        "INSERT INTO accounts (id, name) VALUES ('{id}', 'n')"
+    ))
+    .await
+    .unwrap();
+    let key = KeyValue::Uuid(
+        shardgate::sharding::KeyType::Uuid
+            .parse_text(id)
+            .map(|k| match k {
+                KeyValue::Uuid(u) => u,
+                _ => unreachable!(),
+            })
+            .unwrap(),
+    );
+    let shard = owner(&map, "accounts", key);
+    let n: i64 = s
+        .direct(shared(), shard)
+        .await
+        .query_one("SELECT count(*) FROM accounts", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 1);
+    let row = c
+        .query_one(&format!("SELECT name FROM accounts WHERE id = '{id}'"), &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "n");
+}
