@@ -14,6 +14,12 @@ pub enum MapCommand {
         #[arg(default_value = "shardmap.yaml")]
         file: PathBuf,
     },
+    /// Prints where a statement goes and why: `route [FILE] "SQL" [PARAM...]` (parameters as text).
+    Route {
+        /// An optional map file (default shardmap.yaml), then the SQL, then its parameters.
+        #[arg(required = true, num_args = 1..)]
+        args: Vec<String>,
+    },
     /// Prints the new map after adding a shard with the fewest bucket moves, and the share of keys that move.
     PlanAddShard {
         name: String,
@@ -32,6 +38,7 @@ pub enum MapCommand {
 pub fn run(cmd: MapCommand) -> anyhow::Result<()> {
     match cmd {
         MapCommand::Check { file } => check(&file),
+        MapCommand::Route { args } => route(&args),
         MapCommand::PlanAddShard {
             name,
             file,
@@ -82,4 +89,101 @@ fn check(file: &Path) -> anyhow::Result<()> {
             .unwrap_or_default()
     );
     Ok(())
+}
+
+fn route(args: &[String]) -> anyhow::Result<()> {
+    use shardgate::router::{Params, Route, Router, resolve};
+    // A first argument naming an existing file is the map; otherwise the default map and the SQL.
+    let (file, rest) = match args {
+        [first, rest @ ..] if !rest.is_empty() && Path::new(first).is_file() => {
+            (PathBuf::from(first), rest)
+        }
+        _ => (PathBuf::from("shardmap.yaml"), args),
+    };
+    let [sql, params @ ..] = rest else {
+        bail!("usage: shardgate map route [FILE] \"SQL\" [PARAM...]");
+    };
+    let map = shardgate::ShardMap::load(&file)?;
+    let plan = Router::new(1).plan(sql, &map);
+    let values: Vec<Option<&[u8]>> = params.iter().map(|p| Some(p.as_bytes())).collect();
+    let route = resolve(&plan, &map, &Params::new(&[], &values), None);
+    let name = |s: &shardgate::sharding::ShardId| map.shard(*s).name.clone();
+    let names = |list: &[shardgate::sharding::ShardId]| {
+        list.iter().map(name).collect::<Vec<_>>().join(", ")
+    };
+    let shown = match &route {
+        Route::Shard(s) => format!("shard {}", name(s)),
+        Route::Any => "any one shard".into(),
+        Route::All => format!(
+            "every shard ({})",
+            names(&map.all_shards().collect::<Vec<_>>())
+        ),
+        Route::Multi(list) => format!("several shards: {}", names(list)),
+        Route::Scatter(list) => format!(
+            "a read over several shards: {} (refused until cross-shard merging lands)",
+            names(list)
+        ),
+        Route::Split(parts) => {
+            let parts: Vec<String> = parts
+                .iter()
+                .map(|p| format!("{} ({} rows): {}", name(&p.shard), p.rows, p.sql))
+                .collect();
+            format!("split:\n  {}", parts.join("\n  "))
+        }
+        Route::Lookup { key, .. } => format!("the directory's lookup table decides ({key})"),
+        Route::Refused(r) => format!("refused: {r}"),
+    };
+    println!("route: {shown}");
+    println!("why: {}", plan.reason);
+    for line in key_lines(&plan, &map, params) {
+        println!("  {line}");
+    }
+    println!("command: {:?}", plan.command);
+    Ok(())
+}
+
+/// For a keyed plan, each key with its bucket (hash tables) and owner: what a DBA checks by hand.
+fn key_lines(
+    plan: &shardgate::router::Plan,
+    map: &shardgate::ShardMap,
+    params: &[String],
+) -> Vec<String> {
+    use shardgate::router::{KeySource, Target};
+    use shardgate::sharding::{Placement, Strategy, TableKind};
+    let (table, keys) = match &plan.target {
+        Target::Keys { table, keys, .. } => (*table, keys),
+        Target::Insert { table, rows, .. } => (*table, rows),
+        _ => return Vec::new(),
+    };
+    let spec = &map.tables[table];
+    let TableKind::Sharded(sharded) = &spec.kind else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for k in keys {
+        let value = match k {
+            KeySource::Value(v) => Some(v.clone()),
+            KeySource::Param(i) => params
+                .get(*i)
+                .and_then(|p| sharded.key_type.parse_text(p).ok()),
+            KeySource::ParamArray(_) => None,
+        };
+        let Some(v) = value else { continue };
+        let bucket = match (&sharded.strategy, &map.buckets) {
+            (Strategy::Hash, Some(b)) => {
+                format!(" -> bucket {}", b.bucket_of(v.partition_hash()).0)
+            }
+            _ => String::new(),
+        };
+        let owner = match map.place(sharded, &v) {
+            Placement::Shard(s) => map.shard(s).name.clone(),
+            Placement::Lookup => "the lookup table".into(),
+            Placement::Nowhere(why) => format!("nowhere ({why})"),
+        };
+        out.push(format!(
+            "{}.{} = {v}{bucket} -> {owner}",
+            spec.name, sharded.key
+        ));
+    }
+    out
 }

@@ -1,7 +1,6 @@
 //! `shardgate map plan-add-shard NAME`: the shard map after adding a shard with the fewest bucket moves,
 //! written as an edit of the DBA's own file (comments and layout stay), and the share of keys that move.
 
-use std::fmt::Write;
 use std::path::Path;
 
 use super::buckets::format_range;
@@ -62,17 +61,22 @@ pub fn plan_add_shard(text: &str, path: &Path, new: &NewShard) -> Result<AddShar
         vec![format!("version: {}", map.version + 1)],
     ));
     for (i, _) in map.shards.iter().enumerate() {
+        let ranges = ranges(&after.ranges_of(ShardId(i)));
+        let item = lines
+            .span(&["shards", &i.to_string()])
+            .expect("parsed maps have their shards");
+        if let Some(line) = flow_item(&out[item.0], &ranges) {
+            // `- {name: a, ..., buckets: [0-511]}` on one line.
+            edits.push((item.0, item.0 + 1, vec![line]));
+            continue;
+        }
         let (start, end) = lines
             .span(&["shards", &i.to_string(), "buckets"])
             .expect("a map with buckets lists them on every shard");
         let indent = out[start].len() - out[start].trim_start().len();
         let first = out[start].trim_start();
         let prefix = if first.starts_with("- ") { "- " } else { "" };
-        let line = format!(
-            "{}{prefix}buckets: [{}]",
-            " ".repeat(indent),
-            ranges(&after.ranges_of(ShardId(i)))
-        );
+        let line = format!("{}{prefix}buckets: [{ranges}]", " ".repeat(indent));
         edits.push((start, end, vec![line]));
     }
     let last = lines
@@ -80,15 +84,18 @@ pub fn plan_add_shard(text: &str, path: &Path, new: &NewShard) -> Result<AddShar
         .expect("parsed maps have shards");
     let item_indent = out[last.0].len() - out[last.0].trim_start().len();
     let pad = " ".repeat(item_indent);
-    let mut item = format!(
-        "{pad}- name: {}\n{pad}  host: {}\n{pad}  port: {}\n{pad}  database: {}\n",
-        new.name, new.host, new.port, new.database
-    );
-    let _ = write!(
-        item,
-        "{pad}  buckets: [{}]",
-        ranges(&after.ranges_of(ShardId(map.shards.len())))
-    );
+    let new_ranges = ranges(&after.ranges_of(ShardId(map.shards.len())));
+    let item = if out[last.0].contains('{') {
+        format!(
+            "{pad}- {{name: {}, host: {}, port: {}, database: {}, buckets: [{new_ranges}]}}",
+            new.name, new.host, new.port, new.database
+        )
+    } else {
+        format!(
+            "{pad}- name: {}\n{pad}  host: {}\n{pad}  port: {}\n{pad}  database: {}\n{pad}  buckets: [{new_ranges}]",
+            new.name, new.host, new.port, new.database
+        )
+    };
     edits.push((last.1, last.1, item.lines().map(str::to_owned).collect()));
     edits.sort_by_key(|e| std::cmp::Reverse(e.0));
     for (start, end, with) in edits {
@@ -102,6 +109,17 @@ pub fn plan_add_shard(text: &str, path: &Path, new: &NewShard) -> Result<AddShar
         moved_buckets: moved.len(),
         total_buckets: buckets.count(),
     })
+}
+
+/// A flow-style shard line with its `buckets: [...]` replaced; `None` for block style.
+fn flow_item(line: &str, ranges: &str) -> Option<String> {
+    if !line.trim_start().starts_with("- {") {
+        return None;
+    }
+    let at = line.find("buckets:")?;
+    let open = at + line[at..].find('[')?;
+    let close = open + line[open..].find(']')?;
+    Some(format!("{}[{ranges}]{}", &line[..open], &line[close + 1..]))
 }
 
 fn ranges(rs: &[std::ops::RangeInclusive<u32>]) -> String {

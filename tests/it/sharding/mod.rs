@@ -1,5 +1,6 @@
 //! Sharding against real PostgreSQL: hash compatibility, routing end to end, map reloads.
 
+mod cli;
 mod hash;
 mod reload;
 mod routing;
