@@ -103,6 +103,9 @@ async fn counters_move_and_histograms_fill() {
             .any(|k| k.starts_with("shardgate_pool_idle_connections{"))
     );
     assert!(after.contains_key("shardgate_map_version"));
+    // 50 executions of one statement: one parse, the rest from the parse cache.
+    assert!(sum(&after, "shardgate_router_parse_cache_hits_total") >= 49.0);
+    assert!(sum(&after, "shardgate_router_parse_cache_misses_total") >= 1.0);
     let (status, body) = get(addr, "/healthz").await;
     assert!(
         status.contains("200") && body.starts_with("ok"),
