@@ -6,4 +6,9 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 pg_bin >/dev/null
 command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; } >/dev/null
+# A real Prometheus scrapes shardgate in tests/it/ops/prometheus.rs (promtool checks the exposition).
+command -v prometheus >/dev/null || {
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
+    (service prometheus stop || true) 2>/dev/null
+} >/dev/null
 cargo test --locked "$@"

@@ -3,3 +3,4 @@
 mod admin;
 mod compose;
 mod metrics;
+mod prometheus;
