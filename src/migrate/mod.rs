@@ -9,5 +9,4 @@ mod run;
 
 pub use error::{Disagreement, Drift, MigrateError};
 pub use files::{Migration, load_dir};
-pub use plan::{Applied, Plan, ShardApplied, Step, plan};
 pub use run::{Options, Outcome, Summary, migrate};

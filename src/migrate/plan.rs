@@ -11,36 +11,36 @@ use super::files::Migration;
 
 /// A row of `shardgate_migrations`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Applied {
-    pub name: String,
+pub(crate) struct Applied {
+    pub(crate) name: String,
     /// `None` for rows recorded before the table had a checksum (the old `scripts/dev.sh`).
-    pub checksum: Option<String>,
+    pub(crate) checksum: Option<String>,
 }
 
 /// What one shard of the map records.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShardApplied {
-    pub shard: String,
-    pub applied: Vec<Applied>,
+pub(crate) struct ShardApplied {
+    pub(crate) shard: String,
+    pub(crate) applied: Vec<Applied>,
 }
 
 /// Migration `migration` (an index into the files) on shard `shard` (an index into the shards).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Step {
-    pub shard: usize,
-    pub migration: usize,
+pub(crate) struct Step {
+    pub(crate) shard: usize,
+    pub(crate) migration: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// In file order, and within one migration in shard order: a migration that fails somewhere is found
     /// before any shard runs a later one.
-    pub steps: Vec<Step>,
+    pub(crate) steps: Vec<Step>,
     /// Applied without a recorded checksum: the run records the file's.
-    pub unverified: Vec<Step>,
+    pub(crate) unverified: Vec<Step>,
 }
 
-pub fn plan(files: &[Migration], shards: &[ShardApplied]) -> Result<Plan, Drift> {
+pub(crate) fn plan(files: &[Migration], shards: &[ShardApplied]) -> Result<Plan, Drift> {
     let applied: Vec<HashMap<&str, Option<&str>>> = shards
         .iter()
         .map(|s| {
