@@ -34,20 +34,6 @@ CONF
     echo "shard$i: postgres://postgres@127.0.0.1:$port/app"
 }
 
-migrate() {
-    local port=$1 f
-    psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d app -c \
-        "CREATE TABLE IF NOT EXISTS shardgate_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())" >/dev/null
-    for f in migrations/*.sql; do
-        local name
-        name=$(basename "$f")
-        if ! psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d app -tAc "select 1 from shardgate_migrations where name = '$name'" | grep -q 1; then
-            psql -X -q -h 127.0.0.1 -p "$port" -U postgres -d app -v ON_ERROR_STOP=1 --single-transaction \
-                -f "$f" -c "INSERT INTO shardgate_migrations (name) VALUES ('$name')" >/dev/null
-        fi
-    done
-}
-
 write_map() {
     local n=$1 i per=$((1024 / $1))
     if [ "$n" = 2 ]; then echo "$REPO/shardmap.yaml"; return; fi
@@ -75,11 +61,12 @@ up() {
     mkdir -p "$DEV"
     for ((i = 0; i < n; i++)); do
         pg_up "$bin" "$i"
-        migrate $((BASE_PORT + i))
     done
     map=$(write_map "$n")
+    cargo build --release --quiet
+    # Every shard of the map, each migration in its own transaction, recorded in shardgate_migrations.
+    target/release/shardgate migrate --config scripts/dev/shardgate.yaml --shardmap "$map"
     if ! proxy_running; then
-        cargo build --release --quiet
         nohup target/release/shardgate --config scripts/dev/shardgate.yaml --shardmap "$map" >"$DEV/shardgate.log" 2>&1 &
         echo $! >"$DEV/shardgate.pid"
         for _ in $(seq 1 100); do

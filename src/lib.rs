@@ -11,6 +11,8 @@
 //!   pooling), `pending` (what a server still owes, pure), `statements` (prepared statement renaming),
 //!   `classify` (statements that create session state, pure), `cancel` (cancel keys).
 //! - `proxy`: shared state, accept loop, graceful shutdown.
+//! - `migrate/`: `shardgate migrate`. `files` (the migrations directory), `plan` (what runs where, or the
+//!   drift that stops it; pure), `run` (tokio-postgres to every shard, one transaction per migration).
 //! - `lsm/`: the embedded storage engine; std only, knows nothing of PostgreSQL or tokio.
 //!
 //! # Invariants
@@ -25,6 +27,7 @@ pub mod config;
 pub(crate) mod execute;
 pub(crate) mod frontend;
 pub mod lsm;
+pub mod migrate;
 pub(crate) mod protocol;
 pub mod proxy;
 pub mod router;

@@ -6,15 +6,16 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod map_cmd;
+mod migrate_cmd;
 
 #[derive(Parser)]
 #[command(name = "shardgate", about = "A PostgreSQL sharding proxy")]
 struct Cli {
     /// The proxy configuration file.
-    #[arg(long, short, default_value = "shardgate.yaml")]
+    #[arg(long, short, global = true, default_value = "shardgate.yaml")]
     config: PathBuf,
     /// Overrides the shard map path from the config.
-    #[arg(long)]
+    #[arg(long, global = true)]
     shardmap: Option<PathBuf>,
     /// Log as JSON lines.
     #[arg(long)]
@@ -28,12 +29,16 @@ enum Command {
     /// Shard map tools: check, route, plan-add-shard.
     #[command(subcommand)]
     Map(map_cmd::MapCommand),
+    /// Applies migrations/NNNN_name.sql to every shard, each in its own transaction.
+    Migrate(migrate_cmd::MigrateArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Some(Command::Map(cmd)) = cli.command {
-        return map_cmd::run(cmd);
+    match cli.command {
+        Some(Command::Map(cmd)) => return map_cmd::run(cmd),
+        Some(Command::Migrate(args)) => return migrate_cmd::run(args, &cli.config, cli.shardmap),
+        None => {}
     }
     let filter =
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());

@@ -60,7 +60,8 @@ pub struct Proxy {
     shutdown_requested: Notify,
 }
 
-fn target(config: &Config, s: &ShardSpec) -> ServerTarget {
+/// Where and as whom shardgate reaches a shard: its own user/password, else `server_auth`.
+pub(crate) fn target(config: &Config, s: &ShardSpec) -> ServerTarget {
     ServerTarget {
         shard: s.name.clone(),
         host: s.host.clone(),

@@ -2,6 +2,7 @@
 //! its own database and its own in-process shardgate on 127.0.0.1:0.
 
 mod harness;
+mod migrate;
 mod ops;
 mod sharding;
 mod wire;
