@@ -7,9 +7,10 @@ use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::plan::Plan;
+use super::literals;
+use super::plan::{KeySource, Plan, Target};
 use super::planner;
-use crate::sharding::ShardMap;
+use crate::sharding::{KeyType, ShardMap, TableKind};
 
 const STRIPES: usize = 16;
 
@@ -68,6 +69,24 @@ impl Router {
         plan
     }
 
+    /// The plan of a simple-protocol statement and the parameters it reads: planned on the text with
+    /// its literals as placeholders (one cache entry per statement shape), unless that plan needs the
+    /// literal text itself (a split INSERT rewrites it) or was refused (the placeholders may be what
+    /// the parser did not like); then planned on the text as sent, without parameters.
+    pub fn plan_simple(&self, sql: &str, map: &ShardMap) -> (Arc<Plan>, Vec<String>) {
+        if let Some(n) = literals::normalize(sql)
+            && !n.literals.is_empty()
+        {
+            let plan = self.plan(&n.text, map);
+            if !matches!(plan.target, Target::Insert { .. } | Target::Refuse(_))
+                && !numbers_as_text_keys(&plan, &n.numeric, map)
+            {
+                return (plan, n.literals);
+            }
+        }
+        (self.plan(sql, map), Vec::new())
+    }
+
     pub fn hits(&self) -> u64 {
         self.hits.load(Ordering::Relaxed)
     }
@@ -87,4 +106,22 @@ impl Router {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// A number literal where a text or uuid key is read: as sent, it is no key (PostgreSQL would not
+/// compare them); as a placeholder it would read as one. Such statements are planned as sent.
+fn numbers_as_text_keys(plan: &Plan, numeric: &[bool], map: &ShardMap) -> bool {
+    let Target::Keys { table, keys, .. } = &plan.target else {
+        return false;
+    };
+    let Some(TableKind::Sharded(t)) = map.tables.get(*table).map(|t| &t.kind) else {
+        return false;
+    };
+    if !matches!(t.key_type, KeyType::Text | KeyType::Uuid) {
+        return false;
+    }
+    keys.iter().any(|k| match k {
+        KeySource::Param(i) | KeySource::ParamArray(i) => numeric.get(*i).copied().unwrap_or(false),
+        KeySource::Value(_) => false,
+    })
 }

@@ -66,6 +66,17 @@ fn check_in(map: &ShardMap, sql: &str, params: &[Option<&str>], want: &str) {
     let values: Vec<Option<&[u8]>> = params.iter().map(|p| p.map(str::as_bytes)).collect();
     let got = route(map, sql, &Params::new(&[], &values));
     matches(sql, &got, want);
+    if params.is_empty() {
+        matches(sql, &simple_route(map, sql), want);
+    }
+}
+
+/// The route the simple protocol takes: planned with literals as placeholders (one plan per statement
+/// shape), the literals read back as parameters. Must agree with planning the text as sent.
+fn simple_route(map: &ShardMap, sql: &str) -> String {
+    let (plan, literals) = super::Router::new(16).plan_simple(sql, map);
+    let values: Vec<Option<&[u8]>> = literals.iter().map(|l| Some(l.as_bytes())).collect();
+    super::resolve(&plan, map, &Params::new(&[], &values), None).to_string()
 }
 
 #[track_caller]
@@ -94,6 +105,12 @@ fn table(map: &ShardMap, rows: &[(&str, &[Option<&str>], &str)]) {
         let values: Vec<Option<&[u8]>> = params.iter().map(|p| p.map(str::as_bytes)).collect();
         let got = route(map, sql, &Params::new(&[], &values));
         bad.extend(differs(sql, &got, want));
+        if params.is_empty() {
+            bad.extend(
+                differs(sql, &simple_route(map, sql), want)
+                    .map(|d| format!("{d} (simple protocol)")),
+            );
+        }
     }
     assert!(bad.is_empty(), "{bad}");
 }

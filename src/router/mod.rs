@@ -16,6 +16,7 @@ mod insert;
 mod keys;
 mod keyword;
 mod lex;
+mod literals;
 mod params;
 mod plan;
 mod planner;

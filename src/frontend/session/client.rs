@@ -178,7 +178,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     async fn on_query(&mut self, raw: &[u8]) -> Result<Flow, SessionError> {
         let sql = msg::query(&raw[frame::HEADER_LEN..])?;
         let topo = self.topology();
-        let plan = self.proxy.router.plan(sql, &topo.map);
+        let (plan, literals) = self.proxy.router.plan_simple(sql, &topo.map);
         if let Command::SetShard(name) = &plan.command {
             self.set_shard(name.clone(), &topo);
             return Ok(Flow::Continue);
@@ -186,7 +186,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         if self.server.is_none() && self.hold_begin(&plan.command, raw) {
             return Ok(Flow::Continue);
         }
-        let route = resolve(&plan, &topo.map, &Params::none(), self.session_shard(&topo));
+        let values: Vec<Option<&[u8]>> = literals.iter().map(|l| Some(l.as_bytes())).collect();
+        let params = Params::new(&[], &values);
+        let route = resolve(&plan, &topo.map, &params, self.session_shard(&topo));
         let route = self.look_up(route, &topo).await?;
         match self.place(route.clone(), &topo) {
             Placement::Shard(s) => match self.hold(s, &topo).await? {

@@ -80,7 +80,10 @@ async fn prometheus_scrapes_and_queries_a_metric() {
     let _prometheus = Running(
         Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
             .arg(format!("--web.listen-address={web}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -97,7 +100,10 @@ async fn prometheus_scrapes_and_queries_a_metric() {
             assert!(body.contains("\"job\":\"shardgate\""), "{body}");
             break;
         }
-        assert!(Instant::now() < deadline, "Prometheus never returned the metric");
+        assert!(
+            Instant::now() < deadline,
+            "Prometheus never returned the metric"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     // A few scrapes happened: the up series has samples over a range.
