@@ -76,22 +76,27 @@ for clients in 16 1; do
 done
 
 # Sharded lookup: a random key, SELECT by key, users spread over the 2 shards by hash. Through shardgate
-# (routed per key) against direct to shard 0 (the same statement; about half the keys live there).
+# (routed per key) against direct to one server holding every row.
 awk 'BEGIN { for (b = 0; b < 100; b++) { printf "INSERT INTO users (id, email) VALUES ";
     for (i = 1; i <= 1000; i++) { id = b * 1000 + i; printf "%s(%d, \047u%d@example.com\047)", (i > 1 ? ", " : ""), id, id }
     print " ON CONFLICT DO NOTHING;" } }' | PGPASSWORD=app psql -X -q -h 127.0.0.1 -p 6432 -U app app >/dev/null
-LOOKUP="$DEV/lookup.sql"
-printf '\\set id random(1, 100000)\nSELECT id, email FROM users WHERE id = :id;\n' >"$LOOKUP"
+# The direct baseline reads a copy of all 100,000 users on shard 0, so every lookup finds its row there
+# as it does through shardgate.
+psql -X -q -h 127.0.0.1 -p $SHARD_PORT -U postgres app -c "DROP TABLE IF EXISTS users_all;
+    CREATE TABLE users_all (id bigint PRIMARY KEY, email text NOT NULL);
+    INSERT INTO users_all SELECT g, 'u' || g || '@example.com' FROM generate_series(1, 100000) g" >/dev/null
+printf '\\set id random(1, 100000)\nSELECT id, email FROM users WHERE id = :id;\n' >"$DEV/lookup.sql"
+printf '\\set id random(1, 100000)\nSELECT id, email FROM users_all WHERE id = :id;\n' >"$DEV/lookup-direct.sql"
 lookup() {
-    local port=$1 user=$2 mode=$3 clients=$4 out
-    out=$(PGPASSWORD=app pgbench -h 127.0.0.1 -p "$port" -U "$user" -f "$LOOKUP" -M "$mode" -c "$clients" \
+    local port=$1 user=$2 mode=$3 clients=$4 script=$5 out
+    out=$(PGPASSWORD=app pgbench -h 127.0.0.1 -p "$port" -U "$user" -f "$script" -M "$mode" -c "$clients" \
         -j "$(( clients < 2 ? 1 : 2 ))" -T "$SECS" -n app 2>&1) || true
     echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n 1
 }
 printf '\n%-9s %7s | %10s | %10s %6s   (sharded lookup, 2 shards)\n' mode clients direct shardgate ratio
-for mode in extended prepared; do
-    d=$(lookup $SHARD_PORT postgres "$mode" 16)
-    g=$(lookup 6432 app "$mode" 16)
+for mode in simple extended prepared; do
+    d=$(lookup $SHARD_PORT postgres "$mode" 16 "$DEV/lookup-direct.sql")
+    g=$(lookup 6432 app "$mode" 16 "$DEV/lookup.sql")
     printf '%-9s %7s | %10s | %10s %6s\n' "$mode" 16 "$d" "$g" "$(awk -v a="$g" -v b="$d" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2f", a/b; else print "-" }')"
 done
 echo "(pgbench -S, ${SECS}s per run, scale 10; pgbouncer $(pgbouncer --version 2>/dev/null | head -n 1 | awk '{print $2}'); 'failed' = pgbench could not run that mode)"

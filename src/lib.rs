@@ -4,11 +4,14 @@
 //! - `protocol/`: the wire codec. Pure: no tokio, no I/O. Framing, the startup packet, the backend
 //!   messages shardgate builds, the frontend messages it inspects.
 //! - `config/`: `shardgate.yaml` (listen address, users, pools, timeouts, TLS), validated at load.
-//! - `sharding/`: the shard map (`shardmap.yaml`). Pure.
+//! - `sharding/`: the shard map (`shardmap.yaml`): tables and strategies, validation with file:line
+//!   (`load`, `lines`), PostgreSQL's partition hash (`hash`), buckets, `plan_add` (plan-add-shard). Pure.
 //! - `router/`: SQL + shard map -> `Plan` (parse cache `Router`), Plan + Bind params -> `Route`. Pure.
+//! - `execute/`: what needs more than one server: `fanout` (one statement on several shards) and
+//!   `combine` (their replies as one; pure), `directory` (lookup tables in PostgreSQL, cached).
 //! - `backend/`: server connections (connect, authenticate) and a pool per shard.
 //! - `frontend/`: client side. `login` (TLS, startup, auth), `session/` (the relay under transaction
-//!   pooling), `pending` (what a server still owes, pure), `statements` (prepared statement renaming),
+//!   pooling; `route` carries out the router's decision), `pending` (what a server still owes, pure), `statements` (prepared statement renaming),
 //!   `classify` (statements that create session state, pure), `cancel` (cancel keys).
 //! - `proxy`: shared state, accept loop, graceful shutdown.
 //! - `migrate/`: `shardgate migrate`. `files` (the migrations directory), `plan` (what runs where, or the
@@ -20,6 +23,8 @@
 //!   is idle outside a transaction; in any doubt it is closed (`Pooled` closes on drop).
 //! - Every error that reaches a client goes through `frontend::error::SessionError::to_client`.
 //! - A cancel reaches only the server the cancelling client holds (`frontend::cancel`).
+//! - Only the router decides where a statement goes; execution never parses SQL. A transaction stays on
+//!   the server (and map version) it started with; the shard map is the only thing swapped live.
 
 pub(crate) mod admin;
 pub mod backend;
