@@ -121,6 +121,14 @@ fn first_error(replies: &[ShardReply]) -> Option<BytesMut> {
         .filter(|r| r.shard != failed.shard)
         .map(|r| format!("shard {}: {}", r.shard, outcome(r)))
         .collect();
+    let detail = (!others.is_empty())
+        .then(|| format!("other shards (not rolled back): {}", others.join("; ")));
+    Some(rename_error(m, failed.shard, detail))
+}
+
+/// A shard's ErrorResponse with its message naming the shard (and `detail` added); every other field
+/// as the server sent it.
+pub(crate) fn rename_error(m: &[u8], shard: &str, detail: Option<String>) -> BytesMut {
     let mut fields: Vec<(u8, String)> = m[frame::HEADER_LEN..]
         .split(|&b| b == 0)
         .filter(|f| !f.is_empty())
@@ -128,11 +136,10 @@ fn first_error(replies: &[ShardReply]) -> Option<BytesMut> {
         .collect();
     for (code, value) in fields.iter_mut() {
         if *code == b'M' {
-            *value = format!("on shard {}: {value}", failed.shard);
+            *value = format!("on shard {shard}: {value}");
         }
     }
-    if !others.is_empty() {
-        let detail = format!("other shards (not rolled back): {}", others.join("; "));
+    if let Some(detail) = detail {
         match fields.iter_mut().find(|(c, _)| *c == b'D') {
             Some((_, d)) => *d = format!("{d}\n{detail}"),
             None => fields.push((b'D', detail)),
@@ -146,7 +153,7 @@ fn first_error(replies: &[ShardReply]) -> Option<BytesMut> {
         }
         b.extend_from_slice(&[0]);
     });
-    Some(out)
+    out
 }
 
 fn outcome(r: &ShardReply) -> String {

@@ -88,20 +88,44 @@ pub(crate) async fn run(
     Ok(())
 }
 
-/// Sends one part and collects the replies the client is owed (injected Parse replies removed).
-async fn run_one(
-    mut conn: Pooled,
-    part: Part,
+/// What was sent to one server, to sort its replies: the client may be owed a ParseComplete the server
+/// will not send (it had the statement), or not owed one it will send (shardgate prepared it).
+pub(super) struct Sent {
+    pub owed_parse: bool,
+    pub skip_parse: usize,
+    pub prepared: Option<u64>,
+}
+
+impl Sent {
+    /// Whether a server message is one the client is owed.
+    pub(super) fn keep(&mut self, tag: u8) -> bool {
+        match tag {
+            b'1' if self.skip_parse > 0 => {
+                self.skip_parse -= 1;
+                false
+            }
+            // Parameter changes, notices and notifications of a shared server are not the client's.
+            b'S' | b'N' | b'A' => false,
+            _ => true,
+        }
+    }
+}
+
+/// Aligns the session parameters, then sends one part's messages.
+pub(super) async fn send(
+    conn: &mut Pooled,
+    shard: &str,
+    work: &Work,
     desired: &[(String, String)],
-) -> Result<(String, BytesMut), BackendError> {
-    let shard = conn.pool().target.shard.clone();
-    align(&mut conn, &shard, desired).await?;
+) -> Result<Sent, BackendError> {
+    align(conn, shard, desired).await?;
     let mut buf = BytesMut::new();
-    // Replies the client is owed that the server will not send, and server replies it is not owed.
-    let mut owed_parse = false;
-    let mut skip_parse = 0;
-    let mut prepared = None;
-    match &part.work {
+    let mut sent = Sent {
+        owed_parse: false,
+        skip_parse: 0,
+        prepared: None,
+    };
+    match work {
         Work::Query(sql) => msg::write_query(&mut buf, sql),
         Work::Execute {
             stmt,
@@ -111,11 +135,11 @@ async fn run_one(
             max_rows,
         } => {
             if conn.prepared.contains(&stmt.id) {
-                owed_parse = *client_parse;
+                sent.owed_parse = *client_parse;
             } else {
                 msg::write_parse(&mut buf, &stmt.server_name, &stmt.query, &stmt.param_types);
-                prepared = Some(stmt.id);
-                skip_parse = usize::from(!client_parse);
+                sent.prepared = Some(stmt.id);
+                sent.skip_parse = usize::from(!client_parse);
             }
             msg::write_bind(&mut buf, "", &stmt.server_name, bind_rest);
             if *describe {
@@ -125,29 +149,13 @@ async fn run_one(
             msg::write_sync(&mut buf);
         }
     }
-    conn.send(&shard, &buf).await?;
-    let mut replies = BytesMut::new();
-    if owed_parse {
-        crate::protocol::backend::parse_complete(&mut replies);
-    }
-    let mut failed = false;
-    loop {
-        let frame = recv_frame(&mut conn, &shard).await?;
-        let tag = frame[0];
-        match tag {
-            b'1' if skip_parse > 0 => skip_parse -= 1,
-            b'S' | b'N' | b'A' => {}
-            _ => replies.extend_from_slice(&frame),
-        }
-        if tag == b'E' {
-            failed = true;
-        }
-        if tag == b'Z' {
-            conn.tx_status = frame.get(5).copied().unwrap_or(b'E');
-            break;
-        }
-    }
-    if let Some(id) = prepared
+    conn.send(shard, &buf).await?;
+    Ok(sent)
+}
+
+/// After a server's ReadyForQuery: back to the pool when it answered cleanly and is idle; else closed.
+pub(super) fn finish(mut conn: Pooled, sent: &Sent, failed: bool) {
+    if let Some(id) = sent.prepared
         && !failed
     {
         conn.prepared.insert(id);
@@ -155,6 +163,34 @@ async fn run_one(
     if !failed && conn.tx_status == b'I' && conn.read_buf.is_empty() {
         conn.release();
     }
+}
+
+/// Sends one part and collects the replies the client is owed.
+async fn run_one(
+    mut conn: Pooled,
+    part: Part,
+    desired: &[(String, String)],
+) -> Result<(String, BytesMut), BackendError> {
+    let shard = conn.pool().target.shard.clone();
+    let mut sent = send(&mut conn, &shard, &part.work, desired).await?;
+    let mut replies = BytesMut::new();
+    if sent.owed_parse {
+        crate::protocol::backend::parse_complete(&mut replies);
+    }
+    let mut failed = false;
+    loop {
+        let frame = recv_frame(&mut conn, &shard).await?;
+        let tag = frame[0];
+        if sent.keep(tag) {
+            replies.extend_from_slice(&frame);
+        }
+        failed |= tag == b'E';
+        if tag == b'Z' {
+            conn.tx_status = frame.get(5).copied().unwrap_or(b'E');
+            break;
+        }
+    }
+    finish(conn, &sent, failed);
     Ok((shard, replies))
 }
 

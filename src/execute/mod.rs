@@ -4,3 +4,6 @@
 pub(crate) mod combine;
 pub(crate) mod directory;
 pub(crate) mod fanout;
+pub(crate) mod rows;
+pub(crate) mod scatter;
+pub(crate) mod value;

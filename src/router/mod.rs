@@ -17,6 +17,7 @@ mod keys;
 mod keyword;
 mod lex;
 mod literals;
+mod merge;
 mod params;
 mod plan;
 mod planner;
@@ -28,6 +29,7 @@ mod walk;
 mod golden;
 
 pub use cache::Router;
+pub use merge::{Agg, Count, MergePlan, SortColumn, SortRef};
 pub use params::Params;
 pub use plan::{Command, InsertTemplate, KeySource, Plan, Refusal, Target, TxControl};
 pub use planner::plan;

@@ -2,9 +2,11 @@
 //! goes, with the shard keys still to be read from Bind parameters.
 
 use std::fmt;
+use std::sync::Arc;
 
 use sqlparser::ast::Statement;
 
+use super::merge::MergePlan;
 use crate::protocol::sqlstate;
 use crate::sharding::{KeyValue, ShardId};
 
@@ -18,6 +20,8 @@ pub struct Plan {
     /// The target came from a `/* shardgate: ... */` hint, which wins over a session's
     /// `SET shardgate.shard`.
     pub hinted: bool,
+    /// For a read that may run on several shards: how their rows merge, or why they cannot.
+    pub merge: Option<Result<Arc<MergePlan>, Refusal>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,6 +137,7 @@ impl Plan {
             target,
             reason: reason.into(),
             hinted: false,
+            merge: None,
         }
     }
 

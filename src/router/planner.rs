@@ -1,6 +1,8 @@
 //! SQL text -> Plan: hints first, then each statement through the parser (or the keyword classifier
 //! when it cannot read it), combined into one target for a multi-statement query string.
 
+use std::sync::Arc;
+
 use sqlparser::ast::{CopySource, CopyTarget, Expr, Reset, Set, Statement, Value};
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -11,6 +13,7 @@ use super::hint::{self, Hint};
 use super::insert::{self, Source};
 use super::keyword::{self, HINT};
 use super::lex::{self, Lexed};
+use super::merge;
 use super::plan::{Command, InsertTemplate, KeySource, Plan, Refusal, Target, TxControl};
 use super::walk::{Walker, name_of};
 use crate::protocol::sqlstate;
@@ -97,7 +100,15 @@ fn plan_one(stmt: Option<&Statement>, lexed: &Lexed, map: &ShardMap) -> Plan {
             } else {
                 (Command::Read, Shape::Read)
             };
-            routed(command, decide(&facts, map, shape), "query")
+            let mut plan = routed(command, decide(&facts, map, shape), "query");
+            let may_scatter = matches!(
+                plan.target,
+                Target::Scatter | Target::Keys { write: false, .. }
+            );
+            if plan.command == Command::Read && may_scatter {
+                plan.merge = Some(merge::merge_plan(q).map(Arc::new));
+            }
+            plan
         }
         Statement::Insert(_) => plan_insert(stmt, map),
         Statement::Update(_) | Statement::Delete(_) => {

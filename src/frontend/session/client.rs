@@ -3,10 +3,11 @@
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::route::{Placement, query_parts};
+use super::route::{Placement, merge_of, query_parts};
 use super::{Deferred, Flow, Session, Step};
 use crate::config::SessionStatePolicy;
-use crate::execute::fanout::Work;
+use crate::execute::fanout::{Part, Work};
+use crate::execute::scatter::Scatter;
 use crate::frontend::classify::{self, SessionState};
 use crate::frontend::error::SessionError;
 use crate::frontend::pending::{Pending, Synthetic};
@@ -70,7 +71,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                     }
                 }
                 Target::Portal(_) if self.fanout.is_some() => {
-                    for part in &mut self.fanout.as_mut().expect("checked above").parts {
+                    let batch = self.fanout.as_mut().expect("checked above");
+                    batch.describe = true;
+                    for part in &mut batch.parts {
                         if let Work::Execute { describe, .. } = &mut part.work {
                             *describe = true;
                         }
@@ -99,7 +102,19 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             b'S' => {
                 self.discard_until_sync = false;
                 if let Some(batch) = self.fanout.take() {
-                    self.fan_out(&batch.topology, batch.parts).await?;
+                    match batch.merge {
+                        None => self.fan_out(&batch.topology, batch.parts).await?,
+                        Some((plan, limit, offset)) => {
+                            let job = Scatter {
+                                parts: batch.parts,
+                                plan,
+                                limit,
+                                offset,
+                                describe: batch.describe,
+                            };
+                            self.scatter(&batch.topology, job).await?;
+                        }
+                    }
                     return Ok(Flow::Continue);
                 }
                 if !self.deferred.is_empty() {
@@ -188,7 +203,13 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         }
         let values: Vec<Option<&[u8]>> = literals.iter().map(|l| Some(l.as_bytes())).collect();
         let params = Params::new(&[], &values);
-        let route = resolve(&plan, &topo.map, &params, self.session_shard(&topo));
+        let mut route = resolve(&plan, &topo.map, &params, self.session_shard(&topo));
+        let mut plan = plan;
+        if matches!(route, Route::Scatter(_)) && !literals.is_empty() {
+            // The shards run the statement as sent, so its merge plan comes from the text as sent.
+            plan = self.proxy.router.plan(sql, &topo.map);
+            route = resolve(&plan, &topo.map, &Params::none(), self.session_shard(&topo));
+        }
         let route = self.look_up(route, &topo).await?;
         match self.place(route.clone(), &topo) {
             Placement::Shard(s) => match self.hold(s, &topo).await? {
@@ -204,6 +225,29 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 Ok(Step::Wait) => return Ok(Flow::Wait),
                 Err(r) => self.refuse(r, false).await?,
             },
+            Placement::Scatter(shards) => {
+                match (self.before_fanout().await, merge_of(&plan, &Params::none())) {
+                    (Ok(Step::Wait), _) => return Ok(Flow::Wait),
+                    (Err(r), _) | (_, Err(r)) => self.refuse(r, false).await?,
+                    (Ok(Step::Go), Ok((merge, limit, offset))) => {
+                        let parts = shards
+                            .into_iter()
+                            .map(|shard| Part {
+                                shard,
+                                work: Work::Query(merge.shard_sql.clone()),
+                            })
+                            .collect();
+                        let job = Scatter {
+                            parts,
+                            plan: merge,
+                            limit,
+                            offset,
+                            describe: true,
+                        };
+                        self.scatter(&topo, job).await?;
+                    }
+                }
+            }
             Placement::Refuse(r) => self.refuse(r, false).await?,
         }
         Ok(Flow::Continue)
@@ -247,6 +291,18 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                     Ok(Step::Go) => self.start_fanout(route, &stmt, &params, topo).await?,
                     Ok(Step::Wait) => return Ok(Flow::Wait),
                     Err(r) => self.refuse(r, true).await?,
+                }
+                return Ok(Flow::Continue);
+            }
+            Placement::Scatter(shards) => {
+                let router_params = Params::new(&params.formats, &params.values);
+                match (self.before_fanout().await, merge_of(&plan, &router_params)) {
+                    (Ok(Step::Wait), _) => return Ok(Flow::Wait),
+                    (Err(r), _) | (_, Err(r)) => self.refuse(r, true).await?,
+                    (Ok(Step::Go), Ok(merge)) => {
+                        self.start_scatter(shards, merge, &stmt, b.rest, topo)
+                            .await?
+                    }
                 }
                 return Ok(Flow::Continue);
             }

@@ -88,6 +88,10 @@ enum Deferred {
 struct FanoutBatch {
     topology: Arc<Topology>,
     parts: Vec<Part>,
+    /// A read merged across the shards (with LIMIT and OFFSET resolved), rather than a write.
+    merge: Option<(Arc<crate::router::MergePlan>, Option<u64>, u64)>,
+    /// The client sent Describe for the portal: it gets the RowDescription.
+    describe: bool,
 }
 
 /// Whether a message could be handled now or must wait for the held server to finish.

@@ -10,6 +10,7 @@ use bytes::BytesMut;
 
 use super::{Deferred, FanoutBatch, Session, Step};
 use crate::execute::fanout::{self, Part, Work};
+use crate::execute::scatter::{self, Scatter, ScatterError};
 use crate::frontend::error::SessionError;
 use crate::frontend::pending::{Pending, Synthetic};
 use crate::frontend::statements::Statement;
@@ -18,8 +19,9 @@ use crate::protocol::frontend as msg;
 use crate::protocol::frontend::BindParams;
 use crate::protocol::sqlstate;
 use crate::proxy::Topology;
-use crate::router::{Refusal, Route, SplitPart};
+use crate::router::{Count, MergePlan, Params, Plan, Refusal, Route, SplitPart};
 use crate::sharding::ShardId;
+use crate::sharding::{KeyType, KeyValue};
 
 /// How a route is carried out in a session.
 pub(super) enum Placement {
@@ -27,6 +29,8 @@ pub(super) enum Placement {
     Shard(ShardId),
     /// On several shards at once, outside a transaction.
     Fanout,
+    /// A read on several shards, merged into one result.
+    Scatter(Vec<ShardId>),
     Refuse(Refusal),
 }
 
@@ -64,17 +68,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             Route::Multi(_) => Placement::Fanout,
             Route::Split(_) => Placement::Fanout,
             Route::Scatter(list) if list.len() == 1 => Placement::Shard(list[0]),
-            Route::Scatter(list) => Placement::Refuse(Refusal {
-                code: sqlstate::FEATURE_NOT_SUPPORTED,
-                message: format!(
-                    "this read needs rows from {} shards; merging results across shards is not supported yet",
-                    list.len()
-                ),
-                hint: Some(
-                    "add a condition on the shard key, or a /* shardgate: shard=NAME */ hint"
-                        .into(),
-                ),
-            }),
+            Route::Scatter(list) => Placement::Scatter(list),
             Route::Lookup { .. } => Placement::Refuse(Refusal {
                 code: sqlstate::FEATURE_NOT_SUPPORTED,
                 message: "directory lookups in PostgreSQL are resolved before placement".into(),
@@ -201,8 +195,83 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         self.fanout = Some(FanoutBatch {
             topology: topo,
             parts,
+            merge: None,
+            describe: false,
         });
         Ok(())
+    }
+
+    /// Starts an extended-protocol read on several shards: every shard runs the merge plan's statement
+    /// with the client's parameters; Describe says whether the client gets the RowDescription; Sync runs it.
+    pub(super) async fn start_scatter(
+        &mut self,
+        shards: Vec<ShardId>,
+        merge: (Arc<MergePlan>, Option<u64>, u64),
+        stmt: &Arc<Statement>,
+        bind_rest: &[u8],
+        topo: Arc<Topology>,
+    ) -> Result<(), SessionError> {
+        let client_parse = match self.deferred.as_slice() {
+            [] => false,
+            [Deferred::Parse(s)] if s.id == stmt.id => true,
+            _ => {
+                let r = Refusal {
+                    code: sqlstate::FEATURE_NOT_SUPPORTED,
+                    message: "a read on several shards must come in its own Parse/Bind/Execute/Sync batch".into(),
+                    hint: Some("sync before it".into()),
+                };
+                return self.refuse(r, true).await;
+            }
+        };
+        self.deferred.clear();
+        let shard_stmt = self
+            .proxy
+            .statements
+            .intern(&merge.0.shard_sql, &stmt.param_types);
+        let bind_rest = widen_result_formats(bind_rest, merge.0.hidden)?;
+        let parts = shards
+            .into_iter()
+            .map(|shard| Part {
+                shard,
+                work: Work::Execute {
+                    stmt: shard_stmt.clone(),
+                    client_parse,
+                    bind_rest: bind_rest.clone(),
+                    // The merge needs every shard's RowDescription, asked for or not.
+                    describe: true,
+                    max_rows: 0,
+                },
+            })
+            .collect();
+        self.fanout = Some(FanoutBatch {
+            topology: topo,
+            parts,
+            merge: Some(merge),
+            describe: false,
+        });
+        Ok(())
+    }
+
+    /// Runs a read on several shards, streaming the merged result to the client.
+    pub(super) async fn scatter(
+        &mut self,
+        topo: &Topology,
+        job: Scatter,
+    ) -> Result<(), SessionError> {
+        let timeout = self.proxy.config.checkout_timeout();
+        let run = scatter::run(
+            topo,
+            timeout,
+            &self.desired,
+            job,
+            &mut self.out,
+            &mut self.client_w,
+        );
+        match run.await {
+            Ok(()) => Ok(()),
+            Err(ScatterError::Backend(e)) => Err(e.into()),
+            Err(ScatterError::Client(e)) => Err(SessionError::ClientIo(e)),
+        }
     }
 
     /// Resolves a directory key through its lookup table.
@@ -308,4 +377,61 @@ fn pick_param_types(raw: &[u8], pick: &[usize]) -> Vec<u8> {
         out.extend_from_slice(oid(i));
     }
     out
+}
+
+/// The merge plan of a read and its LIMIT and OFFSET read from the parameters, or why it cannot merge.
+pub(super) fn merge_of(
+    plan: &Plan,
+    params: &Params,
+) -> Result<(Arc<MergePlan>, Option<u64>, u64), Refusal> {
+    let merge = match &plan.merge {
+        Some(Ok(m)) => m.clone(),
+        Some(Err(r)) => return Err(r.clone()),
+        None => {
+            return Err(Refusal {
+                code: sqlstate::FEATURE_NOT_SUPPORTED,
+                message: "this statement cannot run on several shards".into(),
+                hint: Some(
+                    "add a condition on the shard key, or a /* shardgate: shard=NAME */ hint"
+                        .into(),
+                ),
+            });
+        }
+    };
+    let count = |c: Option<Count>| -> Result<Option<u64>, Refusal> {
+        match c {
+            None => Ok(None),
+            Some(Count::Value(v)) => Ok(Some(v)),
+            Some(Count::Param(i)) => match params.key(i, KeyType::Int8) {
+                Ok(KeyValue::Int(v)) if v >= 0 => Ok(Some(v as u64)),
+                _ => Err(Refusal {
+                    code: sqlstate::INVALID_PARAMETER_VALUE,
+                    message: format!(
+                        "LIMIT/OFFSET parameter ${} is not a non-negative integer",
+                        i + 1
+                    ),
+                    hint: None,
+                }),
+            },
+        }
+    };
+    let limit = count(merge.limit)?;
+    let offset = count(merge.offset)?.unwrap_or(0);
+    Ok((merge, limit, offset))
+}
+
+/// A Bind's parameters and result formats for the shard statement, which has `hidden` sort columns
+/// after the client's: one format code per column is widened with text codes for them.
+fn widen_result_formats(bind_rest: &[u8], hidden: usize) -> Result<Vec<u8>, SessionError> {
+    let p = msg::bind_params(bind_rest)?;
+    let mut c = crate::protocol::frame::Cursor::new(p.tail, "Bind");
+    let n = c.i16()?;
+    if hidden == 0 || n <= 1 {
+        return Ok(bind_rest.to_vec());
+    }
+    let mut out = BytesMut::from(&bind_rest[..bind_rest.len() - p.tail.len()]);
+    out.extend_from_slice(&(n + hidden as i16).to_be_bytes());
+    out.extend_from_slice(&p.tail[2..]);
+    out.extend_from_slice(&vec![0u8; 2 * hidden]);
+    Ok(out.to_vec())
 }

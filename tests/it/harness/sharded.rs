@@ -18,6 +18,8 @@ CREATE TABLE accounts (id uuid PRIMARY KEY, name text);
 CREATE TABLE events (day int4 NOT NULL, what text);
 CREATE TABLE tenant_data (tenant text NOT NULL, v int4);
 CREATE TABLE tenant_directory (tenant text PRIMARY KEY, shard text NOT NULL);
+CREATE TABLE items (id bigint PRIMARY KEY, grp int4, price numeric(10, 2), score float8, name text,
+    flag bool, day date, at timestamptz, uid uuid, qty int2);
 ";
 
 pub struct Sharded {
@@ -46,12 +48,18 @@ pub const TABLES: &str = "tables:
     entries: {acme: s0, globex: s1}
     lookup: {shard: s0, query: 'SELECT shard FROM tenant_directory WHERE tenant = $1', ttl_ms: 100}
   - {name: countries, strategy: reference}
+  - {name: items, key: id, type: int8, strategy: hash}
 ";
 
 impl Sharded {
     /// Two shards with 16 buckets split in halves, the test tables, `extra` appended at the top level.
     pub async fn start(cluster: &Cluster, extra: &str) -> Sharded {
-        let dbs: Vec<String> = (0..2).map(|_| cluster.create_db("shard")).collect();
+        Sharded::start_n(cluster, 2, extra).await
+    }
+
+    /// `n` shards (2 to 4) sharing 16 buckets.
+    pub async fn start_n(cluster: &Cluster, n: usize, extra: &str) -> Sharded {
+        let dbs: Vec<String> = (0..n).map(|_| cluster.create_db("shard")).collect();
         for db in &dbs {
             client(cluster, db)
                 .await
@@ -82,12 +90,16 @@ impl Sharded {
     }
 
     pub fn map_yaml(cluster: &Cluster, dbs: &[String], extra: &str) -> String {
-        format!(
-            "version: 1\nbuckets: 16\n{extra}shards:\n  - {{name: s0, host: 127.0.0.1, port: {p}, database: {a}, buckets: [0-7]}}\n  - {{name: s1, host: 127.0.0.1, port: {p}, database: {b}, buckets: [8-15]}}\n{TABLES}",
-            p = cluster.port,
-            a = dbs[0],
-            b = dbs[1],
-        )
+        let n = dbs.len();
+        let mut shards = String::new();
+        for (i, db) in dbs.iter().enumerate() {
+            let (from, to) = (i * 16 / n, (i + 1) * 16 / n - 1);
+            shards.push_str(&format!(
+                "  - {{name: s{i}, host: 127.0.0.1, port: {}, database: {db}, buckets: [{from}-{to}]}}\n",
+                cluster.port
+            ));
+        }
+        format!("version: 1\nbuckets: 16\n{extra}shards:\n{shards}{TABLES}")
     }
 
     pub fn map(&self) -> ShardMap {

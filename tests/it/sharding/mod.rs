@@ -4,3 +4,4 @@ mod cli;
 mod hash;
 mod reload;
 mod routing;
+mod scatter;

@@ -1,0 +1,139 @@
+//! RowDescription and DataRow as the merge reads and rewrites them (55.7): the type and format of each
+//! field, a row's column values, and both without the hidden sort columns. Pure.
+
+use bytes::{BufMut, BytesMut};
+
+use crate::protocol::frame::{self, Cursor};
+
+/// One field of a RowDescription: what a merge needs to compare its values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Field {
+    pub name: Vec<u8>,
+    pub type_oid: u32,
+    pub typmod: i32,
+    pub format: i16,
+}
+
+/// The fields of a RowDescription frame (tag and length included); `None` if malformed.
+pub(crate) fn fields(frame_bytes: &[u8]) -> Option<Vec<Field>> {
+    let mut c = Cursor::new(frame_bytes.get(frame::HEADER_LEN..)?, "RowDescription");
+    let n = c.i16().ok()?;
+    let mut out = Vec::with_capacity(n.max(0) as usize);
+    for _ in 0..n {
+        let name = c.cstr().ok()?.as_bytes().to_vec();
+        let _table = c.i32().ok()?;
+        let _attnum = c.i16().ok()?;
+        let type_oid = c.i32().ok()? as u32;
+        let _typlen = c.i16().ok()?;
+        let typmod = c.i32().ok()?;
+        let format = c.i16().ok()?;
+        out.push(Field {
+            name,
+            type_oid,
+            typmod,
+            format,
+        });
+    }
+    Some(out)
+}
+
+/// The RowDescription frame with only its first `keep` fields.
+pub(crate) fn strip_description(frame_bytes: &[u8], keep: usize) -> Option<BytesMut> {
+    let mut c = Cursor::new(frame_bytes.get(frame::HEADER_LEN..)?, "RowDescription");
+    let n = c.i16().ok()? as usize;
+    let body_start = frame::HEADER_LEN + 2;
+    let mut end = body_start;
+    for _ in 0..keep.min(n) {
+        let name = c.cstr().ok()?;
+        c.take(18).ok()?;
+        end += name.len() + 1 + 18;
+    }
+    let mut out = BytesMut::new();
+    frame::write_message(&mut out, b'T', |b| {
+        b.put_i16(keep.min(n) as i16);
+        b.put_slice(&frame_bytes[body_start..end]);
+    });
+    Some(out)
+}
+
+/// The column values of a DataRow frame (`None` for NULL); `None` if malformed.
+pub(crate) fn columns(frame_bytes: &[u8]) -> Option<Vec<Option<&[u8]>>> {
+    let mut c = Cursor::new(frame_bytes.get(frame::HEADER_LEN..)?, "DataRow");
+    let n = c.i16().ok()?;
+    let mut out = Vec::with_capacity(n.max(0) as usize);
+    for _ in 0..n {
+        let len = c.i32().ok()?;
+        out.push(if len < 0 {
+            None
+        } else {
+            Some(c.take(len as usize).ok()?)
+        });
+    }
+    Some(out)
+}
+
+/// Writes a DataRow of these values.
+pub(crate) fn write_row<'a>(
+    out: &mut BytesMut,
+    values: impl ExactSizeIterator<Item = Option<&'a [u8]>>,
+) {
+    frame::write_message(out, b'D', |b| {
+        b.put_i16(values.len() as i16);
+        for v in values {
+            match v {
+                Some(v) => {
+                    b.put_i32(v.len() as i32);
+                    b.put_slice(v);
+                }
+                None => b.put_i32(-1),
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn description(fields: &[(&str, u32)]) -> BytesMut {
+        let mut out = BytesMut::new();
+        frame::write_message(&mut out, b'T', |b| {
+            b.put_i16(fields.len() as i16);
+            for (name, oid) in fields {
+                frame::put_cstr(b, name);
+                b.put_i32(16384);
+                b.put_i16(1);
+                b.put_i32(*oid as i32);
+                b.put_i16(8);
+                b.put_i32(-1);
+                b.put_i16(0);
+            }
+        });
+        out
+    }
+
+    #[test]
+    fn descriptions_and_rows() {
+        let t = description(&[("id", 20), ("name", 25), ("__shardgate_sort_0", 23)]);
+        let f = fields(&t).unwrap();
+        assert_eq!(f.len(), 3);
+        assert_eq!(
+            (f[1].name.as_slice(), f[1].type_oid, f[1].format),
+            (&b"name"[..], 25, 0)
+        );
+        let stripped = strip_description(&t, 2).unwrap();
+        assert_eq!(fields(&stripped).unwrap(), f[..2].to_vec());
+        let mut row = BytesMut::new();
+        write_row(
+            &mut row,
+            [Some(&b"7"[..]), None, Some(&b"x"[..])].into_iter(),
+        );
+        assert_eq!(
+            &row[..],
+            b"D\0\0\0\x14\0\x03\0\0\0\x017\xff\xff\xff\xff\0\0\0\x01x"
+        );
+        let cols = columns(&row).unwrap();
+        assert_eq!(cols, vec![Some(&b"7"[..]), None, Some(&b"x"[..])]);
+        assert!(columns(b"D\0\0\0\x08\0\x01\0\0").is_none());
+    }
+}

@@ -1,0 +1,456 @@
+//! Runs a read on several shards and streams one result to the client, as one PostgreSQL holding every
+//! row would return it: a k-way merge of the shards' sorted streams (memory bounded by one row per
+//! shard), LIMIT and OFFSET applied after the merge, aggregates combined (per group with GROUP BY, which
+//! holds one row per group). Replies are flushed to the client as they are made.
+//!
+//! A server goes back to its pool only after its ReadyForQuery with no error; after an error, or when
+//! the merge stops early, the other servers are drained or closed, never returned with rows pending.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use super::combine::rename_error;
+use super::fanout::{Part, Sent, finish, recv_frame, send};
+use super::rows::{self, Field};
+use super::value::{self, SortKey, Value};
+use crate::backend::BackendError;
+use crate::backend::pool::Pooled;
+use crate::protocol::backend;
+use crate::proxy::Topology;
+use crate::router::{Agg, MergePlan, SortRef};
+
+/// Flush replies to the client past this much.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// One scatter: the parts to run, how their rows merge, and what the client asked for.
+pub(crate) struct Scatter {
+    pub parts: Vec<Part>,
+    pub plan: Arc<MergePlan>,
+    pub limit: Option<u64>,
+    pub offset: u64,
+    /// Send the RowDescription (a simple Query, or an extended one with Describe portal).
+    pub describe: bool,
+}
+
+/// One shard's stream of replies.
+struct Stream {
+    shard: String,
+    conn: Pooled,
+    sent: Sent,
+    /// The DataRow at the head of the stream, waiting for its turn in the merge.
+    head: Option<(Vec<Option<Value>>, Vec<u8>)>,
+    /// CommandComplete (or an error) seen: no more rows.
+    done: bool,
+    failed: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ScatterError {
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    #[error("client connection: {0}")]
+    Client(#[from] std::io::Error),
+}
+
+/// Runs the scatter and writes the whole reply, through ReadyForQuery, to the client.
+pub(crate) async fn run<W: AsyncWrite + Unpin>(
+    topology: &Topology,
+    checkout_timeout: std::time::Duration,
+    desired: &[(String, String)],
+    mut job: Scatter,
+    out: &mut BytesMut,
+    client: &mut W,
+) -> Result<(), ScatterError> {
+    job.parts.sort_by_key(|p| p.shard);
+    let mut conns = Vec::with_capacity(job.parts.len());
+    for part in &job.parts {
+        conns.push(
+            topology.pools[part.shard.0]
+                .checkout(checkout_timeout)
+                .await?,
+        );
+    }
+    let mut streams = Vec::with_capacity(conns.len());
+    for (mut conn, part) in conns.into_iter().zip(&job.parts) {
+        let shard = conn.pool().target.shard.clone();
+        let sent = send(&mut conn, &shard, &part.work, desired).await?;
+        streams.push(Stream {
+            shard,
+            conn,
+            sent,
+            head: None,
+            done: false,
+            failed: false,
+        });
+    }
+    // Up to each shard's RowDescription: the replies before it are the first shard's to give.
+    let mut description: Option<Vec<u8>> = None;
+    for (i, s) in streams.iter_mut().enumerate() {
+        if i == 0 && s.sent.owed_parse {
+            backend::parse_complete(out);
+        }
+        loop {
+            let m = recv_frame(&mut s.conn, &s.shard).await?;
+            if !s.sent.keep(m[0]) {
+                continue;
+            }
+            match m[0] {
+                b'T' => {
+                    if i == 0 {
+                        description = Some(m);
+                    } else if description.as_deref().and_then(rows::fields) != rows::fields(&m) {
+                        return fail(streams, out, client, disagree()).await;
+                    }
+                    break;
+                }
+                b'E' => {
+                    let e = rename_error(&m, &s.shard, None);
+                    s.failed = true;
+                    return fail(streams, out, client, e).await;
+                }
+                b'1' | b'2' if i == 0 => out.extend_from_slice(&m),
+                b'1' | b'2' => {}
+                // A statement without a result set has no place in a merged read.
+                _ => return fail(streams, out, client, disagree()).await,
+            }
+        }
+    }
+    let Some(description) = description else {
+        return fail(streams, out, client, disagree()).await;
+    };
+    let fields = rows::fields(&description).unwrap_or_default();
+    let visible = fields.len().saturating_sub(job.plan.hidden);
+    if job.describe {
+        match rows::strip_description(&description, visible) {
+            Some(t) => out.extend_from_slice(&t),
+            None => return fail(streams, out, client, disagree()).await,
+        }
+    }
+    let mut emitted = Emitter {
+        skip: job.offset,
+        left: job.limit,
+        count: 0,
+        visible,
+    };
+    let result = if job.plan.aggregates.is_empty() {
+        merge_rows(&mut streams, &job.plan, &fields, &mut emitted, out, client).await
+    } else {
+        combine_groups(&mut streams, &job.plan, &fields, &mut emitted, out, client).await
+    };
+    if let Err(e) = result {
+        return match e {
+            Stop::Error(frame) => fail(streams, out, client, frame).await,
+            Stop::Io(e) => Err(e),
+        };
+    }
+    // The rest of every stream (rows past the LIMIT, CommandComplete) through ReadyForQuery.
+    for s in streams {
+        drain(s).await?;
+    }
+    backend::command_complete(out, &format!("SELECT {}", emitted.count));
+    backend::ready_for_query(out, b'I');
+    Ok(())
+}
+
+/// Offset, limit and the visible columns of the rows the client gets.
+struct Emitter {
+    skip: u64,
+    left: Option<u64>,
+    count: u64,
+    visible: usize,
+}
+
+impl Emitter {
+    fn full(&self) -> bool {
+        self.left == Some(0)
+    }
+
+    /// Emits one merged row (a DataRow frame), unless OFFSET still skips it.
+    fn row(&mut self, frame_bytes: &[u8], out: &mut BytesMut) {
+        if self.full() {
+            return;
+        }
+        if self.skip > 0 {
+            self.skip -= 1;
+            return;
+        }
+        match rows::columns(frame_bytes) {
+            Some(cols) if cols.len() > self.visible => {
+                rows::write_row(out, cols[..self.visible].iter().copied());
+            }
+            _ => out.extend_from_slice(frame_bytes),
+        }
+        self.count += 1;
+        if let Some(n) = &mut self.left {
+            *n -= 1;
+        }
+    }
+}
+
+enum Stop {
+    /// An ErrorResponse for the client (a shard's, renamed).
+    Error(BytesMut),
+    Io(ScatterError),
+}
+
+impl From<BackendError> for Stop {
+    fn from(e: BackendError) -> Self {
+        Stop::Io(e.into())
+    }
+}
+
+/// The sort keys of a row, decoded by column type and format, in ORDER BY order.
+fn sort_values(
+    plan: &MergePlan,
+    fields: &[Field],
+    cols: &[Option<&[u8]>],
+) -> Result<Vec<Option<Value>>, String> {
+    let visible = fields.len().saturating_sub(plan.hidden);
+    plan.order_by
+        .iter()
+        .map(|k| {
+            let i = match k.column {
+                SortRef::Output(i) => i,
+                SortRef::Hidden(j) => visible + j,
+            };
+            let (Some(f), Some(raw)) = (fields.get(i), cols.get(i)) else {
+                return Err(format!("ORDER BY column {} is not in the result", i + 1));
+            };
+            value::decode_column(f.type_oid, f.format, *raw)
+                .map_err(|e| format!("ORDER BY over several shards: {e}"))
+        })
+        .collect()
+}
+
+/// The sort keys as `value` compares them: the k-th decoded value is the k-th key.
+fn sort_keys(plan: &MergePlan) -> Vec<SortKey> {
+    plan.order_by
+        .iter()
+        .enumerate()
+        .map(|(k, o)| SortKey {
+            column: k,
+            descending: o.descending,
+            nulls_first: o.nulls_first,
+        })
+        .collect()
+}
+
+/// Reads the next row of a stream into its head (or marks it done).
+async fn advance(s: &mut Stream, plan: &MergePlan, fields: &[Field]) -> Result<(), Stop> {
+    while !s.done {
+        let m = recv_frame(&mut s.conn, &s.shard).await?;
+        match m[0] {
+            b'D' => {
+                let keys = match rows::columns(&m) {
+                    Some(cols) => sort_values(plan, fields, &cols),
+                    None => Err("a malformed DataRow".into()),
+                };
+                match keys {
+                    Ok(keys) => s.head = Some((keys, m)),
+                    Err(e) => return Err(Stop::Error(error_frame(&e))),
+                }
+                return Ok(());
+            }
+            b'C' | b's' | b'I' => s.done = true,
+            b'E' => {
+                s.done = true;
+                s.failed = true;
+                return Err(Stop::Error(rename_error(&m, &s.shard, None)));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Rows without aggregates: shard after shard, or merged by the sort keys.
+async fn merge_rows<W: AsyncWrite + Unpin>(
+    streams: &mut [Stream],
+    plan: &MergePlan,
+    fields: &[Field],
+    emit: &mut Emitter,
+    out: &mut BytesMut,
+    client: &mut W,
+) -> Result<(), Stop> {
+    for s in streams.iter_mut() {
+        advance(s, plan, fields).await?;
+    }
+    let keys_order = sort_keys(plan);
+    while !emit.full() {
+        // Few shards: a scan for the smallest head costs less than a heap.
+        let mut best: Option<usize> = None;
+        for (i, s) in streams.iter().enumerate() {
+            let Some((keys, _)) = &s.head else { continue };
+            let better = match best.and_then(|b| streams[b].head.as_ref()) {
+                None => true,
+                Some((bk, _)) => value::compare_rows(&keys_order, keys, bk) == Ordering::Less,
+            };
+            if better {
+                best = Some(i);
+            }
+        }
+        let Some(i) = best else { break };
+        let (_, row) = streams[i].head.take().expect("chosen by its head");
+        emit.row(&row, out);
+        flush(out, client).await?;
+        advance(&mut streams[i], plan, fields).await?;
+    }
+    Ok(())
+}
+
+/// Aggregates: every shard's rows, combined per group (one group without GROUP BY), then sorted.
+async fn combine_groups<W: AsyncWrite + Unpin>(
+    streams: &mut [Stream],
+    plan: &MergePlan,
+    fields: &[Field],
+    emit: &mut Emitter,
+    out: &mut BytesMut,
+    client: &mut W,
+) -> Result<(), Stop> {
+    let width = plan.aggregates.len();
+    // Group key (the non-aggregate columns as sent) -> each aggregate column's shard values.
+    let mut groups: HashMap<Vec<Option<Vec<u8>>>, Vec<Vec<Option<Vec<u8>>>>> = HashMap::new();
+    let mut order: Vec<Vec<Option<Vec<u8>>>> = Vec::new();
+    for s in streams.iter_mut() {
+        while !s.done {
+            let m = recv_frame(&mut s.conn, &s.shard).await?;
+            match m[0] {
+                b'D' => {
+                    let Some(cols) = rows::columns(&m).filter(|c| c.len() >= width) else {
+                        return Err(Stop::Error(error_frame("a malformed DataRow")));
+                    };
+                    let key: Vec<Option<Vec<u8>>> = plan
+                        .aggregates
+                        .iter()
+                        .zip(&cols)
+                        .filter(|(a, _)| a.is_none())
+                        .map(|(_, c)| c.map(<[u8]>::to_vec))
+                        .collect();
+                    let entry = groups.entry(key.clone()).or_insert_with(|| {
+                        order.push(key);
+                        vec![Vec::new(); width]
+                    });
+                    for (j, c) in cols.iter().take(width).enumerate() {
+                        entry[j].push(c.map(<[u8]>::to_vec));
+                    }
+                }
+                b'C' => s.done = true,
+                b'E' => {
+                    s.done = true;
+                    s.failed = true;
+                    return Err(Stop::Error(rename_error(&m, &s.shard, None)));
+                }
+                _ => {}
+            }
+        }
+    }
+    if !plan.grouped && groups.is_empty() {
+        // Every shard answers an aggregate without GROUP BY with one row; none means no shard ran it.
+        return Err(Stop::Error(error_frame(
+            "no shard returned the aggregate row",
+        )));
+    }
+    let mut rows_out: Vec<(Vec<Option<Value>>, BytesMut)> = Vec::with_capacity(groups.len());
+    for key in order {
+        let parts = &groups[&key];
+        let mut values: Vec<Option<Vec<u8>>> = Vec::with_capacity(width);
+        let mut keys = key.into_iter();
+        for (j, agg) in plan.aggregates.iter().enumerate() {
+            let f = &fields[j];
+            match agg {
+                None => values.push(keys.next().flatten()),
+                Some(agg) => {
+                    let parts: Vec<Option<&[u8]>> = parts[j].iter().map(|p| p.as_deref()).collect();
+                    match value::merge(value_agg(*agg), f.type_oid, f.format, &parts) {
+                        Ok(v) => values.push(v),
+                        Err(e) => return Err(Stop::Error(error_frame(&e.to_string()))),
+                    }
+                }
+            }
+        }
+        let mut row = BytesMut::new();
+        rows::write_row(&mut row, values.iter().map(|v| v.as_deref()));
+        let cols: Vec<Option<&[u8]>> = values.iter().map(|v| v.as_deref()).collect();
+        let sort = sort_values(plan, fields, &cols).map_err(|e| Stop::Error(error_frame(&e)))?;
+        rows_out.push((sort, row));
+    }
+    if !plan.order_by.is_empty() {
+        let keys = sort_keys(plan);
+        rows_out.sort_by(|a, b| value::compare_rows(&keys, &a.0, &b.0));
+    }
+    for (_, row) in rows_out {
+        emit.row(&row, out);
+        flush(out, client).await?;
+    }
+    Ok(())
+}
+
+fn value_agg(a: Agg) -> value::Agg {
+    match a {
+        Agg::Count => value::Agg::Count,
+        Agg::Sum => value::Agg::Sum,
+        Agg::Min => value::Agg::Min,
+        Agg::Max => value::Agg::Max,
+        Agg::BoolAnd => value::Agg::BoolAnd,
+        Agg::BoolOr => value::Agg::BoolOr,
+    }
+}
+
+async fn flush<W: AsyncWrite + Unpin>(out: &mut BytesMut, client: &mut W) -> Result<(), Stop> {
+    if out.len() >= FLUSH_AT {
+        client
+            .write_all(out)
+            .await
+            .map_err(|e| Stop::Io(ScatterError::Client(e)))?;
+        out.clear();
+    }
+    Ok(())
+}
+
+/// Reads a stream through its ReadyForQuery, discarding rows, then gives the server back.
+async fn drain(mut s: Stream) -> Result<(), BackendError> {
+    loop {
+        let m = recv_frame(&mut s.conn, &s.shard).await?;
+        s.failed |= m[0] == b'E';
+        if m[0] == b'Z' {
+            s.conn.tx_status = m.get(5).copied().unwrap_or(b'E');
+            finish(s.conn, &s.sent, s.failed);
+            return Ok(());
+        }
+    }
+}
+
+/// Ends the reply with an error. The servers still streaming are closed, not drained: they may hold
+/// many rows, and a closed connection cannot be misused.
+async fn fail<W: AsyncWrite + Unpin>(
+    streams: Vec<Stream>,
+    out: &mut BytesMut,
+    _client: &mut W,
+    error: BytesMut,
+) -> Result<(), ScatterError> {
+    drop(streams);
+    out.extend_from_slice(&error);
+    backend::ready_for_query(out, b'I');
+    Ok(())
+}
+
+fn disagree() -> BytesMut {
+    error_frame("the shards returned different result shapes for this query")
+}
+
+fn error_frame(message: &str) -> BytesMut {
+    let mut out = BytesMut::new();
+    backend::error_response(
+        &mut out,
+        &backend::ErrorFields::new(
+            backend::Severity::Error,
+            crate::protocol::sqlstate::FEATURE_NOT_SUPPORTED,
+            message,
+        ),
+    );
+    out
+}

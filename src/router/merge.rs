@@ -1,0 +1,429 @@
+//! How the rows of a read that runs on several shards become the rows one PostgreSQL would return: the
+//! statement every shard runs (LIMIT widened by OFFSET, sort keys added as hidden columns), the sort keys,
+//! LIMIT and OFFSET, and how aggregate columns combine. Made from the syntax tree at plan time; what
+//! cannot be merged exactly is refused with the reason. Pure.
+
+use sqlparser::ast::{
+    Distinct, DuplicateTreatment, Expr, FunctionArguments, GroupByExpr, Ident, LimitClause,
+    OrderByKind, OrderBySort, Query, SelectItem, SetExpr, Value,
+};
+
+use super::plan::Refusal;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergePlan {
+    /// What every shard runs.
+    pub shard_sql: String,
+    pub order_by: Vec<SortColumn>,
+    pub limit: Option<Count>,
+    pub offset: Option<Count>,
+    /// Per visible output column when the query aggregates: how its shard values combine (`None` for a
+    /// group key). Empty for a query without aggregates.
+    pub aggregates: Vec<Option<Agg>>,
+    /// Aggregates with GROUP BY: rows with equal group keys combine into one.
+    pub grouped: bool,
+    /// Columns added at the end of the shard query for sorting; stripped before the client sees rows.
+    pub hidden: usize,
+}
+
+/// A sort key: an output column, counted from the start, or one of the hidden columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortColumn {
+    pub column: SortRef,
+    pub descending: bool,
+    pub nulls_first: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortRef {
+    Output(usize),
+    Hidden(usize),
+}
+
+/// A LIMIT or OFFSET: a number, or a Bind parameter (0-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    Value(u64),
+    Param(usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agg {
+    Count,
+    Sum,
+    Min,
+    Max,
+    BoolAnd,
+    BoolOr,
+}
+
+fn refuse(what: &str) -> Refusal {
+    Refusal::unsupported(
+        format!("{what} over several shards is not supported yet"),
+        "add a condition on the shard key, or a /* shardgate: shard=NAME */ hint",
+    )
+}
+
+/// The merge plan of a read that may run on several shards.
+pub(crate) fn merge_plan(q: &Query) -> Result<MergePlan, Refusal> {
+    if q.with.is_some() {
+        return Err(refuse("a WITH query"));
+    }
+    if q.fetch.is_some() {
+        return Err(refuse("FETCH FIRST"));
+    }
+    let SetExpr::Select(select) = q.body.as_ref() else {
+        return Err(refuse("UNION, INTERSECT, EXCEPT or VALUES"));
+    };
+    match &select.distinct {
+        None | Some(Distinct::All) => {}
+        Some(_) => return Err(refuse("DISTINCT")),
+    }
+    if select.having.is_some() {
+        return Err(refuse("HAVING"));
+    }
+    if !select.named_window.is_empty() || select.qualify.is_some() {
+        return Err(refuse("a window"));
+    }
+    let items: Vec<Option<&Expr>> = select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
+            _ => None,
+        })
+        .collect();
+    let wildcard = items.iter().any(Option::is_none);
+    let aggregates = items
+        .iter()
+        .map(|e| e.map_or(Ok(None), |e| aggregate(e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let group_by = match &select.group_by {
+        GroupByExpr::Expressions(exprs, modifiers) if modifiers.is_empty() => exprs.clone(),
+        GroupByExpr::Expressions(..) | GroupByExpr::All(_) => {
+            return Err(refuse("GROUP BY ROLLUP, CUBE, GROUPING SETS or ALL"));
+        }
+    };
+    let aggregated = aggregates.iter().any(Option::is_some) || !group_by.is_empty();
+    if aggregated && wildcard {
+        return Err(refuse("* with aggregates"));
+    }
+    // Every group key must be an output column, so that shard rows of one group can be recognised.
+    for g in &group_by {
+        if position(select, &items, g).is_none() {
+            return Err(refuse(&format!("GROUP BY {g} not in the select list")));
+        }
+    }
+    let mut shard = q.clone();
+    let mut hidden = Vec::new();
+    let mut order_by = Vec::new();
+    if let Some(ob) = &q.order_by {
+        let OrderByKind::Expressions(exprs) = &ob.kind else {
+            return Err(refuse("ORDER BY ALL"));
+        };
+        for o in exprs {
+            let descending = match o.options.sort {
+                None | Some(OrderBySort::Asc) => false,
+                Some(OrderBySort::Desc) => true,
+                Some(OrderBySort::Using(_)) => return Err(refuse("ORDER BY ... USING")),
+            };
+            let column = match position(select, &items, &o.expr) {
+                Some(i) => SortRef::Output(i),
+                None if aggregated => {
+                    return Err(refuse(&format!(
+                        "ORDER BY {} not in the select list",
+                        o.expr
+                    )));
+                }
+                None => {
+                    hidden.push(o.expr.clone());
+                    SortRef::Hidden(hidden.len() - 1)
+                }
+            };
+            order_by.push(SortColumn {
+                column,
+                descending,
+                nulls_first: o.options.nulls_first.unwrap_or(descending),
+            });
+        }
+    }
+    let (limit, offset) = match &q.limit_clause {
+        None => (None, None),
+        Some(LimitClause::LimitOffset {
+            limit,
+            offset,
+            limit_by,
+        }) if limit_by.is_empty() => (
+            limit.as_ref().map(count).transpose()?.flatten(),
+            offset
+                .as_ref()
+                .map(|o| count(&o.value))
+                .transpose()?
+                .flatten(),
+        ),
+        Some(_) => return Err(refuse("this LIMIT form")),
+    };
+    if let SetExpr::Select(s) = shard.body.as_mut() {
+        for (k, e) in hidden.iter().enumerate() {
+            s.projection.push(SelectItem::ExprWithAlias {
+                expr: e.clone(),
+                alias: Ident::new(format!("__shardgate_sort_{k}")),
+            });
+        }
+    }
+    shard.limit_clause = if aggregated {
+        // Groups combine across shards before LIMIT and OFFSET can apply.
+        None
+    } else {
+        shard_limit(limit, offset)
+    };
+    Ok(MergePlan {
+        shard_sql: shard.to_string(),
+        order_by,
+        limit,
+        offset,
+        aggregates: if aggregated { aggregates } else { Vec::new() },
+        grouped: !group_by.is_empty(),
+        hidden: hidden.len(),
+    })
+}
+
+/// Each shard returns the first LIMIT + OFFSET rows of its own; the merge skips OFFSET of them all.
+fn shard_limit(limit: Option<Count>, offset: Option<Count>) -> Option<LimitClause> {
+    let limit = limit?;
+    let expr = |c: Count| match c {
+        Count::Value(v) => format!("{v}"),
+        Count::Param(i) => format!("${}::int8", i + 1),
+    };
+    let text = match offset {
+        None => expr(limit),
+        Some(o) => format!("({} + {})", expr(limit), expr(o)),
+    };
+    let parsed = sqlparser::parser::Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
+        .try_with_sql(&text)
+        .and_then(|mut p| p.parse_expr())
+        .ok()?;
+    Some(LimitClause::LimitOffset {
+        limit: Some(parsed),
+        offset: None,
+        limit_by: Vec::new(),
+    })
+}
+
+fn count(e: &Expr) -> Result<Option<Count>, Refusal> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n
+                .parse::<u64>()
+                .map(|n| Some(Count::Value(n)))
+                .map_err(|_| refuse("a LIMIT that is not a whole number")),
+            Value::Null => Ok(None),
+            Value::Placeholder(p) => p
+                .strip_prefix('$')
+                .and_then(|n| n.parse::<usize>().ok())
+                .filter(|&n| n > 0)
+                .map(|n| Some(Count::Param(n - 1)))
+                .ok_or_else(|| refuse("this LIMIT parameter")),
+            _ => Err(refuse("this LIMIT")),
+        },
+        Expr::Cast { expr, .. } => count(expr),
+        _ => Err(refuse("a computed LIMIT or OFFSET")),
+    }
+}
+
+/// `ORDER BY 2`: the 1-based output column.
+fn ordinal(e: &Expr) -> Option<usize> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.parse::<usize>().ok().filter(|&n| n > 0),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The output column an ORDER BY / GROUP BY expression names: by ordinal, by alias, or by being the
+/// same expression; only while every column before it is one column (no `*`).
+fn position(select: &sqlparser::ast::Select, items: &[Option<&Expr>], e: &Expr) -> Option<usize> {
+    if let Some(n) = ordinal(e) {
+        // The n-th column of the output as PostgreSQL expands it; hidden columns come after all of them.
+        return Some(n - 1);
+    }
+    let text = e.to_string();
+    let name = match e {
+        Expr::Identifier(i) => Some(i.value.as_str()),
+        _ => None,
+    };
+    for (i, item) in select.projection.iter().enumerate() {
+        if items[..i].iter().any(Option::is_none) {
+            return None;
+        }
+        let hit = match item {
+            SelectItem::ExprWithAlias { alias, expr } => {
+                name.is_some_and(|n| n == alias.value) || expr.to_string() == text
+            }
+            SelectItem::UnnamedExpr(expr) => {
+                expr.to_string() == text || unqualified(expr).is_some_and(|c| Some(c) == name)
+            }
+            _ => false,
+        };
+        if hit {
+            return Some(i);
+        }
+    }
+    None
+}
+
+/// `t.col` answers to `col`.
+fn unqualified(e: &Expr) -> Option<&str> {
+    match e {
+        Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.as_str()),
+        Expr::Identifier(i) => Some(i.value.as_str()),
+        _ => None,
+    }
+}
+
+/// The aggregate an output column is, `None` for a plain expression; refused when an aggregate is
+/// inside another expression or cannot combine across shards.
+fn aggregate(e: &Expr) -> Result<Option<Agg>, Refusal> {
+    let e = match e {
+        Expr::Nested(inner) => inner.as_ref(),
+        other => other,
+    };
+    if let Expr::Function(f) = e {
+        if f.over.is_some() {
+            return Err(refuse("a window function"));
+        }
+        let name = f.name.to_string().to_ascii_lowercase();
+        let agg = match name.as_str() {
+            "count" => Some(Agg::Count),
+            "sum" => Some(Agg::Sum),
+            "min" => Some(Agg::Min),
+            "max" => Some(Agg::Max),
+            "bool_and" | "every" => Some(Agg::BoolAnd),
+            "bool_or" => Some(Agg::BoolOr),
+            "avg" => return Err(refuse("avg()")),
+            _ => None,
+        };
+        if let Some(agg) = agg {
+            if let FunctionArguments::List(list) = &f.args
+                && list.duplicate_treatment == Some(DuplicateTreatment::Distinct)
+            {
+                return Err(refuse(&format!("{name}(DISTINCT ...)")));
+            }
+            return Ok(Some(agg));
+        }
+    }
+    if contains_aggregate(e) {
+        return Err(refuse(&format!("an expression over aggregates ({e})")));
+    }
+    Ok(None)
+}
+
+/// Whether an aggregate or window function appears anywhere inside.
+fn contains_aggregate(e: &Expr) -> bool {
+    let text = e.to_string().to_ascii_lowercase();
+    [
+        "count(",
+        "sum(",
+        "min(",
+        "max(",
+        "avg(",
+        "bool_and(",
+        "bool_or(",
+        "every(",
+        " over ",
+        "array_agg(",
+        "string_agg(",
+        "json_agg(",
+        "jsonb_agg(",
+    ]
+    .iter()
+    .any(|f| text.contains(f))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlparser::ast::Statement;
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::parser::Parser;
+
+    fn check(sql: &str, want: &str) {
+        let stmt = Parser::parse_sql(&PostgreSqlDialect {}, sql)
+            .unwrap()
+            .remove(0);
+        let Statement::Query(q) = stmt else { panic!() };
+        let got = match merge_plan(&q) {
+            Ok(p) => format!(
+                "{} | order {:?} limit {:?} offset {:?} aggs {:?} grouped {} hidden {}",
+                p.shard_sql,
+                p.order_by
+                    .iter()
+                    .map(|k| (k.column, k.descending, k.nulls_first))
+                    .collect::<Vec<_>>(),
+                p.limit,
+                p.offset,
+                p.aggregates,
+                p.grouped,
+                p.hidden
+            ),
+            Err(r) => format!("refused: {}", r.message),
+        };
+        assert!(
+            got.starts_with(want),
+            "{sql}\n  got:  {got}\n  want: {want}"
+        );
+    }
+
+    #[test]
+    fn plans() {
+        check(
+            "SELECT id, email FROM users ORDER BY email DESC LIMIT 10 OFFSET 5",
+            "SELECT id, email FROM users ORDER BY email DESC LIMIT (10 + 5) | order [(Output(1), true, true)] limit Some(Value(10)) offset Some(Value(5)) aggs [] grouped false hidden 0",
+        );
+        check(
+            "SELECT * FROM users ORDER BY id",
+            "SELECT *, id AS __shardgate_sort_0 FROM users ORDER BY id | order [(Hidden(0), false, false)]",
+        );
+        check(
+            "SELECT id FROM users ORDER BY 1 NULLS FIRST LIMIT $1",
+            "SELECT id FROM users ORDER BY 1 NULLS FIRST LIMIT $1::INT8 | order [(Output(0), false, true)] limit Some(Param(0))",
+        );
+        check(
+            "SELECT u.id AS k FROM users u ORDER BY k",
+            "SELECT u.id AS k FROM users u ORDER BY k | order [(Output(0), false, false)]",
+        );
+        check(
+            "SELECT count(*), sum(x), min(y) FROM t",
+            "SELECT count(*), sum(x), min(y) FROM t | order [] limit None offset None aggs [Some(Count), Some(Sum), Some(Min)] grouped false",
+        );
+        check(
+            "SELECT a, count(*) FROM t GROUP BY a ORDER BY 2 DESC LIMIT 3",
+            "SELECT a, count(*) FROM t GROUP BY a ORDER BY 2 DESC | order [(Output(1), true, true)] limit Some(Value(3)) offset None aggs [None, Some(Count)] grouped true",
+        );
+        check(
+            "SELECT a FROM t GROUP BY b",
+            "refused: GROUP BY b not in the select list",
+        );
+        check("SELECT avg(x) FROM t", "refused: avg()");
+        check(
+            "SELECT count(DISTINCT x) FROM t",
+            "refused: count(DISTINCT ...)",
+        );
+        check("SELECT DISTINCT a FROM t", "refused: DISTINCT");
+        check("SELECT a FROM t UNION SELECT a FROM u", "refused: UNION");
+        check(
+            "SELECT count(*) + 1 FROM t",
+            "refused: an expression over aggregates",
+        );
+        check(
+            "SELECT a, count(*) FROM t GROUP BY a HAVING count(*) > 1",
+            "refused: HAVING",
+        );
+        check(
+            "SELECT a, count(*) FROM t GROUP BY a ORDER BY sum(b)",
+            "refused: ORDER BY sum(b) not in the select list",
+        );
+    }
+}
