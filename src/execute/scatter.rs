@@ -19,6 +19,7 @@ use super::rows::{self, Field};
 use super::value::{self, SortKey, Value};
 use crate::backend::BackendError;
 use crate::backend::pool::Pooled;
+use crate::frontend::cancel::{ServerKey, send_cancel};
 use crate::protocol::backend;
 use crate::proxy::Topology;
 use crate::router::{Agg, MergePlan, SortRef};
@@ -424,14 +425,26 @@ async fn drain(mut s: Stream) -> Result<(), BackendError> {
     }
 }
 
-/// Ends the reply with an error. The servers still streaming are closed, not drained: they may hold
-/// many rows, and a closed connection cannot be misused.
+/// Ends the reply with an error. The other shards' queries are cancelled and their connections closed,
+/// not drained: they may hold many rows, and a closed connection cannot be misused.
 async fn fail<W: AsyncWrite + Unpin>(
     streams: Vec<Stream>,
     out: &mut BytesMut,
     _client: &mut W,
     error: BytesMut,
 ) -> Result<(), ScatterError> {
+    for s in &streams {
+        if !s.done {
+            let server = ServerKey {
+                addr: s.conn.addr,
+                key: s.conn.key,
+            };
+            // The backend is closed right after, so the cancel can only reach this query.
+            tokio::spawn(async move {
+                let _ = send_cancel(server).await;
+            });
+        }
+    }
     drop(streams);
     out.extend_from_slice(&error);
     backend::ready_for_query(out, b'I');

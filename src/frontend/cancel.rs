@@ -105,7 +105,7 @@ impl Registry {
 
 /// Sends a CancelRequest (55.7) and waits until the postmaster closes the connection, which it does after
 /// signalling the backend.
-async fn send_cancel(server: ServerKey) -> std::io::Result<()> {
+pub(crate) async fn send_cancel(server: ServerKey) -> std::io::Result<()> {
     let mut stream = TcpStream::connect(server.addr).await?;
     let mut buf = BytesMut::new();
     postgres_protocol::message::frontend::cancel_request(

@@ -344,3 +344,34 @@ async fn what_cannot_merge_is_refused() {
         c.simple_query("SELECT 1").await.unwrap();
     }
 }
+
+/// An error on one shard reaches the client once, naming the shard; the session goes on.
+#[tokio::test]
+async fn an_error_on_one_shard_reaches_the_client_once() {
+    let s = Sharded::start_n(shared(), 3, "").await;
+    let c = s.proxy.client().await;
+    for stmt in dataset().split_inclusive(';') {
+        c.batch_execute(stmt).await.unwrap();
+    }
+    for sql in [
+        "SELECT id, 10 / (id - 5) FROM items ORDER BY id",
+        "SELECT count(10 / (id - 5)) FROM items",
+    ] {
+        let e = c.simple_query(sql).await.unwrap_err();
+        let db = e.as_db_error().unwrap_or_else(|| panic!("{sql}: {e}"));
+        assert_eq!(db.code().code(), "22012", "{sql}");
+        assert!(db.message().starts_with("on shard s"), "{}", db.message());
+        let e = c.query(sql, &[]).await.unwrap_err();
+        assert_eq!(
+            e.as_db_error().map(|d| d.code().code()),
+            Some("22012"),
+            "{sql}"
+        );
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM items", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 300);
+    }
+}
