@@ -100,3 +100,6 @@ for mode in simple extended prepared; do
     printf '%-9s %7s | %10s | %10s %6s\n' "$mode" 16 "$d" "$g" "$(awk -v a="$g" -v b="$d" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2f", a/b; else print "-" }')"
 done
 echo "(pgbench -S, ${SECS}s per run, scale 10; pgbouncer $(pgbouncer --version 2>/dev/null | head -n 1 | awk '{print $2}'); 'failed' = pgbench could not run that mode)"
+
+# Cross-shard reads (4 shards): count(*) and a top-N ORDER BY, and shardgate's memory while it merges.
+scripts/bench-scatter.sh 2000000 "$SECS"

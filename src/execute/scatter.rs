@@ -22,7 +22,7 @@ use crate::backend::pool::Pooled;
 use crate::frontend::cancel::{ServerKey, send_cancel};
 use crate::protocol::backend;
 use crate::proxy::Topology;
-use crate::router::{Agg, MergePlan, SortRef};
+use crate::router::{MergePlan, SortRef};
 
 /// Flush replies to the client past this much.
 const FLUSH_AT: usize = 64 * 1024;
@@ -47,6 +47,15 @@ struct Stream {
     /// CommandComplete (or an error) seen: no more rows.
     done: bool,
     failed: bool,
+}
+
+impl Stream {
+    /// The stream ended with this ErrorResponse: for the client, naming the shard.
+    fn error(&mut self, m: &[u8]) -> Stop {
+        self.done = true;
+        self.failed = true;
+        Stop::Error(rename_error(m, &self.shard, None))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -257,11 +266,7 @@ async fn advance(s: &mut Stream, plan: &MergePlan, fields: &[Field]) -> Result<(
                 return Ok(());
             }
             b'C' | b's' | b'I' => s.done = true,
-            b'E' => {
-                s.done = true;
-                s.failed = true;
-                return Err(Stop::Error(rename_error(&m, &s.shard, None)));
-            }
+            b'E' => return Err(s.error(&m)),
             _ => {}
         }
     }
@@ -340,11 +345,7 @@ async fn combine_groups<W: AsyncWrite + Unpin>(
                     }
                 }
                 b'C' => s.done = true,
-                b'E' => {
-                    s.done = true;
-                    s.failed = true;
-                    return Err(Stop::Error(rename_error(&m, &s.shard, None)));
-                }
+                b'E' => return Err(s.error(&m)),
                 _ => {}
             }
         }
@@ -366,7 +367,7 @@ async fn combine_groups<W: AsyncWrite + Unpin>(
                 None => values.push(keys.next().flatten()),
                 Some(agg) => {
                     let parts: Vec<Option<&[u8]>> = parts[j].iter().map(|p| p.as_deref()).collect();
-                    match value::merge(value_agg(*agg), f.type_oid, f.format, &parts) {
+                    match value::merge(*agg, f.type_oid, f.format, &parts) {
                         Ok(v) => values.push(v),
                         Err(e) => return Err(Stop::Error(error_frame(&e.to_string()))),
                     }
@@ -388,17 +389,6 @@ async fn combine_groups<W: AsyncWrite + Unpin>(
         flush(out, client).await?;
     }
     Ok(())
-}
-
-fn value_agg(a: Agg) -> value::Agg {
-    match a {
-        Agg::Count => value::Agg::Count,
-        Agg::Sum => value::Agg::Sum,
-        Agg::Min => value::Agg::Min,
-        Agg::Max => value::Agg::Max,
-        Agg::BoolAnd => value::Agg::BoolAnd,
-        Agg::BoolOr => value::Agg::BoolOr,
-    }
 }
 
 async fn flush<W: AsyncWrite + Unpin>(out: &mut BytesMut, client: &mut W) -> Result<(), Stop> {

@@ -11,17 +11,9 @@ use super::{
     FORMAT_BINARY, FORMAT_TEXT, Kind, Value, ValueError, compare, decode, encode, kind_of, oid,
 };
 
-/// The aggregates whose partial results combine with themselves (avg must be asked of the shards as
-/// sum and count, and divided after merging).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Agg {
-    Count,
-    Sum,
-    Min,
-    Max,
-    BoolAnd,
-    BoolOr,
-}
+/// The aggregates whose partial results combine with themselves (the router's: avg must be asked of
+/// the shards as sum and count, and divided after merging).
+pub(crate) use crate::router::Agg;
 
 /// Combines the per-shard partial results of one aggregate column (all of the same type oid and
 /// format, which for sum is already the result type: int8 for sum(int2/int4), numeric for

@@ -174,17 +174,8 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             }
             return Ok(());
         };
-        if a.conn.prepared.contains(&stmt.id) {
+        if !a.parse_for_client(&stmt) {
             self.reply(Synthetic::ParseComplete);
-        } else {
-            msg::write_parse(
-                &mut a.to_server,
-                &stmt.server_name,
-                &stmt.query,
-                &stmt.param_types,
-            );
-            a.conn.prepared.insert(stmt.id);
-            a.tracker.push(Pending::Parse { id: Some(stmt.id) });
         }
         Ok(())
     }

@@ -141,6 +141,27 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         Ok(Step::Go)
     }
 
+    /// A statement on several shards runs with its own Parse (held until now) or none: whether the
+    /// client's Parse of it was held (and is answered by the run). `None` when anything else was held:
+    /// refused.
+    async fn own_batch(&mut self, stmt: &Statement) -> Result<Option<bool>, SessionError> {
+        let own = match self.deferred.as_slice() {
+            [] => false,
+            [Deferred::Parse(s)] if s.id == stmt.id => true,
+            _ => {
+                let r = Refusal {
+                    code: sqlstate::FEATURE_NOT_SUPPORTED,
+                    message: "a statement on several shards must come in its own Parse/Bind/Execute/Sync batch".into(),
+                    hint: Some("sync before it".into()),
+                };
+                self.refuse(r, true).await?;
+                return Ok(None);
+            }
+        };
+        self.deferred.clear();
+        Ok(Some(own))
+    }
+
     /// Starts an extended-protocol statement on several shards: its Describe and Execute complete the
     /// parts, its Sync runs them. The client's own held Parse of the statement is answered by the run.
     pub(super) async fn start_fanout(
@@ -150,19 +171,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         params: &BindParams<'_>,
         topo: Arc<Topology>,
     ) -> Result<(), SessionError> {
-        let client_parse = match self.deferred.as_slice() {
-            [] => false,
-            [Deferred::Parse(s)] if s.id == stmt.id => true,
-            _ => {
-                let r = Refusal {
-                    code: sqlstate::FEATURE_NOT_SUPPORTED,
-                    message: "a statement on several shards must come in its own Parse/Bind/Execute/Sync batch".into(),
-                    hint: Some("sync before it".into()),
-                };
-                return self.refuse(r, true).await;
-            }
+        let Some(client_parse) = self.own_batch(stmt).await? else {
+            return Ok(());
         };
-        self.deferred.clear();
         let parts = fanout_targets(&route, &stmt.query, &topo)
             .into_iter()
             .map(|(shard, sql, split)| {
@@ -211,19 +222,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         bind_rest: &[u8],
         topo: Arc<Topology>,
     ) -> Result<(), SessionError> {
-        let client_parse = match self.deferred.as_slice() {
-            [] => false,
-            [Deferred::Parse(s)] if s.id == stmt.id => true,
-            _ => {
-                let r = Refusal {
-                    code: sqlstate::FEATURE_NOT_SUPPORTED,
-                    message: "a read on several shards must come in its own Parse/Bind/Execute/Sync batch".into(),
-                    hint: Some("sync before it".into()),
-                };
-                return self.refuse(r, true).await;
-            }
+        let Some(client_parse) = self.own_batch(stmt).await? else {
+            return Ok(());
         };
-        self.deferred.clear();
         let shard_stmt = self
             .proxy
             .statements

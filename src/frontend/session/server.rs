@@ -36,6 +36,23 @@ impl Attached {
         }
     }
 
+    /// The client's own Parse of a global statement: sent unless this server has it already. False when
+    /// it had it: the client's ParseComplete is then shardgate's to give.
+    pub(super) fn parse_for_client(&mut self, stmt: &Statement) -> bool {
+        if self.conn.prepared.contains(&stmt.id) {
+            return false;
+        }
+        msg::write_parse(
+            &mut self.to_server,
+            &stmt.server_name,
+            &stmt.query,
+            &stmt.param_types,
+        );
+        self.conn.prepared.insert(stmt.id);
+        self.tracker.push(Pending::Parse { id: Some(stmt.id) });
+        true
+    }
+
     /// Owes nothing, has nothing to send, and is idle outside a transaction.
     pub(super) fn quiet(&self) -> bool {
         self.tracker.idle()
@@ -102,18 +119,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         }
         for d in self.deferred.drain(..) {
             match d {
-                Deferred::Parse(stmt) if a.conn.prepared.contains(&stmt.id) => {
-                    a.tracker.push(Pending::Synthetic(Synthetic::ParseComplete));
-                }
                 Deferred::Parse(stmt) => {
-                    msg::write_parse(
-                        &mut a.to_server,
-                        &stmt.server_name,
-                        &stmt.query,
-                        &stmt.param_types,
-                    );
-                    a.conn.prepared.insert(stmt.id);
-                    a.tracker.push(Pending::Parse { id: Some(stmt.id) });
+                    if !a.parse_for_client(&stmt) {
+                        a.tracker.push(Pending::Synthetic(Synthetic::ParseComplete));
+                    }
                 }
                 Deferred::Describe(stmt) => {
                     a.ensure_prepared(&stmt);

@@ -227,6 +227,33 @@ async fn loaded() -> (Sharded, Client, Client) {
     (s, oracle, proxy)
 }
 
+/// Records a difference between the oracle's result and shardgate's (in order, or as multisets).
+fn differs<T: Ord + std::fmt::Debug>(
+    sql: &str,
+    format: &str,
+    want: Result<Vec<T>, String>,
+    got: Result<Vec<T>, String>,
+    ordered: bool,
+    bad: &mut Vec<String>,
+) {
+    let (mut want, mut got) = match (want, got) {
+        (Ok(w), Ok(g)) => (w, g),
+        (w, g) => {
+            bad.push(format!("{sql} ({format}): oracle {w:?}\n  shardgate {g:?}"));
+            return;
+        }
+    };
+    if !ordered {
+        want.sort();
+        got.sort();
+    }
+    if want != got {
+        bad.push(format!(
+            "{sql} ({format}):\n  oracle    {want:?}\n  shardgate {got:?}"
+        ));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn float_sums_agree_closely() {
     let (_s, oracle, proxy) = loaded().await;
@@ -271,39 +298,9 @@ async fn scatter_gather_matches_a_single_postgresql() {
     let mut bad = Vec::new();
     for (sql, ordered) in &queries {
         let (want, got) = (text(&oracle, sql).await, text(&proxy, sql).await);
-        let (mut want, mut got) = match (want, got) {
-            (Ok(w), Ok(g)) => (w, g),
-            (w, g) => {
-                bad.push(format!("{sql} (text): oracle {w:?}\n  shardgate {g:?}"));
-                continue;
-            }
-        };
-        if !ordered {
-            want.sort();
-            got.sort();
-        }
-        if want != got {
-            bad.push(format!(
-                "{sql} (text):\n  oracle    {want:?}\n  shardgate {got:?}"
-            ));
-        }
+        differs(sql, "text", want, got, *ordered, &mut bad);
         let (want, got) = (binary(&oracle, sql).await, binary(&proxy, sql).await);
-        let (mut want, mut got) = match (want, got) {
-            (Ok(w), Ok(g)) => (w, g),
-            (w, g) => {
-                bad.push(format!("{sql} (binary): oracle {w:?}\n  shardgate {g:?}"));
-                continue;
-            }
-        };
-        if !ordered {
-            want.sort();
-            got.sort();
-        }
-        if want != got {
-            bad.push(format!(
-                "{sql} (binary):\n  oracle    {want:?}\n  shardgate {got:?}"
-            ));
-        }
+        differs(sql, "binary", want, got, *ordered, &mut bad);
     }
     assert!(
         bad.is_empty(),
