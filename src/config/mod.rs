@@ -200,10 +200,10 @@ impl Config {
             source,
         })?;
         let mut config = Config::parse(&text, path)?;
-        if config.shardmap.is_relative() {
-            if let Some(dir) = path.parent() {
-                config.shardmap = dir.join(&config.shardmap);
-            }
+        if config.shardmap.is_relative()
+            && let Some(dir) = path.parent()
+        {
+            config.shardmap = dir.join(&config.shardmap);
         }
         Ok(config)
     }

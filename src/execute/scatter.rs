@@ -308,6 +308,9 @@ async fn merge_rows<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
+/// Column values as sent (`None` for NULL): a group key, or one aggregate column's values per shard.
+type Cells = Vec<Option<Vec<u8>>>;
+
 /// Aggregates: every shard's rows, combined per group (one group without GROUP BY), then sorted.
 async fn combine_groups<W: AsyncWrite + Unpin>(
     streams: &mut [Stream],
@@ -319,8 +322,8 @@ async fn combine_groups<W: AsyncWrite + Unpin>(
 ) -> Result<(), Stop> {
     let width = plan.aggregates.len();
     // Group key (the non-aggregate columns as sent) -> each aggregate column's shard values.
-    let mut groups: HashMap<Vec<Option<Vec<u8>>>, Vec<Vec<Option<Vec<u8>>>>> = HashMap::new();
-    let mut order: Vec<Vec<Option<Vec<u8>>>> = Vec::new();
+    let mut groups: HashMap<Cells, Vec<Cells>> = HashMap::new();
+    let mut order: Vec<Cells> = Vec::new();
     for s in streams.iter_mut() {
         while !s.done {
             let m = recv_frame(&mut s.conn, &s.shard).await?;
@@ -329,7 +332,7 @@ async fn combine_groups<W: AsyncWrite + Unpin>(
                     let Some(cols) = rows::columns(&m).filter(|c| c.len() >= width) else {
                         return Err(Stop::Error(error_frame("a malformed DataRow")));
                     };
-                    let key: Vec<Option<Vec<u8>>> = plan
+                    let key: Cells = plan
                         .aggregates
                         .iter()
                         .zip(&cols)
@@ -359,7 +362,7 @@ async fn combine_groups<W: AsyncWrite + Unpin>(
     let mut rows_out: Vec<(Vec<Option<Value>>, BytesMut)> = Vec::with_capacity(groups.len());
     for key in order {
         let parts = &groups[&key];
-        let mut values: Vec<Option<Vec<u8>>> = Vec::with_capacity(width);
+        let mut values: Cells = Vec::with_capacity(width);
         let mut keys = key.into_iter();
         for (j, agg) in plan.aggregates.iter().enumerate() {
             let f = &fields[j];

@@ -67,9 +67,9 @@ impl Registry {
                 pid: rand::random::<i32>() & i32::MAX,
                 secret: rand::random(),
             };
-            if !slots.contains_key(&key) {
+            if let std::collections::hash_map::Entry::Vacant(e) = slots.entry(key) {
                 let slot = Arc::new(Slot::default());
-                slots.insert(key, slot.clone());
+                e.insert(slot.clone());
                 return Registration {
                     registry: self,
                     key,
@@ -87,8 +87,8 @@ impl Registry {
             return;
         };
         let guard = slot.server.lock().await;
-        if let Some(server) = *guard {
-            if let Err(e) = tokio::time::timeout(Duration::from_secs(5), send_cancel(server))
+        if let Some(server) = *guard
+            && let Err(e) = tokio::time::timeout(Duration::from_secs(5), send_cancel(server))
                 .await
                 .unwrap_or_else(|_| {
                     Err(std::io::Error::new(
@@ -96,9 +96,8 @@ impl Registry {
                         "cancel timed out",
                     ))
                 })
-            {
-                tracing::warn!(error = %e, "could not forward a cancel request");
-            }
+        {
+            tracing::warn!(error = %e, "could not forward a cancel request");
         }
     }
 }

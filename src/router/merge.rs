@@ -96,7 +96,7 @@ pub(crate) fn merge_plan(q: &Query) -> Result<MergePlan, Refusal> {
     let wildcard = items.iter().any(Option::is_none);
     let aggregates = items
         .iter()
-        .map(|e| e.map_or(Ok(None), |e| aggregate(e)))
+        .map(|e| e.map_or(Ok(None), aggregate))
         .collect::<Result<Vec<_>, _>>()?;
     let group_by = match &select.group_by {
         GroupByExpr::Expressions(exprs, modifiers) if modifiers.is_empty() => exprs.clone(),

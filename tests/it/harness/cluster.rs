@@ -200,14 +200,6 @@ impl Cluster {
         self.psql("postgres", &format!("CREATE DATABASE {name}"));
         name
     }
-
-    /// Stops the server at once (SIGKILL), as a crash would.
-    pub fn kill(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 impl Drop for Cluster {

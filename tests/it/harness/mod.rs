@@ -9,7 +9,7 @@ pub mod tools;
 
 #[allow(unused_imports)]
 use cluster::free_port;
-pub use cluster::{Cluster, bin, shared};
+pub use cluster::{bin, shared};
 pub use proxy::{TestProxy, client, connect_as};
 #[allow(unused_imports)]
 pub use raw::{RawClient, Reply, first_error};

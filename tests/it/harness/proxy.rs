@@ -85,12 +85,6 @@ impl TestProxy {
             .await
             .expect("connect through shardgate")
     }
-
-    pub async fn shutdown(mut self) {
-        if let Some(r) = self.running.take() {
-            r.shutdown().await;
-        }
-    }
 }
 
 pub async fn connect_as(conn_str: &str) -> Result<Client, tokio_postgres::Error> {
