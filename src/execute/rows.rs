@@ -10,6 +10,7 @@ use crate::protocol::frame::{self, Cursor};
 pub(crate) struct Field {
     pub name: Vec<u8>,
     pub type_oid: u32,
+    pub typlen: i16,
     pub typmod: i32,
     pub format: i16,
 }
@@ -24,12 +25,13 @@ pub(crate) fn fields(frame_bytes: &[u8]) -> Option<Vec<Field>> {
         let _table = c.i32().ok()?;
         let _attnum = c.i16().ok()?;
         let type_oid = c.i32().ok()? as u32;
-        let _typlen = c.i16().ok()?;
+        let typlen = c.i16().ok()?;
         let typmod = c.i32().ok()?;
         let format = c.i16().ok()?;
         out.push(Field {
             name,
             type_oid,
+            typlen,
             typmod,
             format,
         });
@@ -54,6 +56,23 @@ pub(crate) fn strip_description(frame_bytes: &[u8], keep: usize) -> Option<Bytes
         b.put_slice(&frame_bytes[body_start..end]);
     });
     Some(out)
+}
+
+/// A RowDescription of these fields (computed columns: no table, no attribute number).
+pub(crate) fn write_description(out: &mut BytesMut, fields: &[Field]) {
+    frame::write_message(out, b'T', |b| {
+        b.put_i16(fields.len() as i16);
+        for f in fields {
+            b.put_slice(&f.name);
+            b.put_u8(0);
+            b.put_i32(0);
+            b.put_i16(0);
+            b.put_i32(f.type_oid as i32);
+            b.put_i16(f.typlen);
+            b.put_i32(f.typmod);
+            b.put_i16(f.format);
+        }
+    });
 }
 
 /// The column values of a DataRow frame (`None` for NULL); `None` if malformed.
@@ -123,6 +142,9 @@ mod tests {
         );
         let stripped = strip_description(&t, 2).unwrap();
         assert_eq!(fields(&stripped).unwrap(), f[..2].to_vec());
+        let mut rebuilt = BytesMut::new();
+        write_description(&mut rebuilt, &f);
+        assert_eq!(fields(&rebuilt).unwrap(), f);
         let mut row = BytesMut::new();
         write_row(
             &mut row,

@@ -22,7 +22,7 @@ use crate::backend::pool::Pooled;
 use crate::frontend::cancel::{ServerKey, send_cancel};
 use crate::protocol::backend;
 use crate::proxy::Topology;
-use crate::router::{MergePlan, SortRef};
+use crate::router::{Agg, MergePlan, SortRef};
 
 /// Flush replies to the client past this much.
 const FLUSH_AT: usize = 64 * 1024;
@@ -134,10 +134,18 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
     };
     let fields = rows::fields(&description).unwrap_or_default();
     let visible = fields.len().saturating_sub(job.plan.hidden);
+    let shown = match output_fields(&job.plan, &fields) {
+        Ok(shown) => shown,
+        Err(e) => return fail(streams, out, client, error_frame(&e)).await,
+    };
     if job.describe {
-        match rows::strip_description(&description, visible) {
-            Some(t) => out.extend_from_slice(&t),
-            None => return fail(streams, out, client, disagree()).await,
+        if shown != fields {
+            rows::write_description(out, &shown[..visible]);
+        } else {
+            match rows::strip_description(&description, visible) {
+                Some(t) => out.extend_from_slice(&t),
+                None => return fail(streams, out, client, disagree()).await,
+            }
         }
     }
     let mut emitted = Emitter {
@@ -149,7 +157,11 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
     let result = if job.plan.aggregates.is_empty() {
         merge_rows(&mut streams, &job.plan, &fields, &mut emitted, out, client).await
     } else {
-        combine_groups(&mut streams, &job.plan, &fields, &mut emitted, out, client).await
+        let fields = Fields {
+            shard: &fields,
+            shown: &shown,
+        };
+        combine_groups(&mut streams, &job.plan, fields, &mut emitted, out, client).await
     };
     if let Err(e) = result {
         return match e {
@@ -308,6 +320,34 @@ async fn merge_rows<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
+/// The fields of the shards' rows and of the rows the client gets (avg columns change type).
+#[derive(Clone, Copy)]
+struct Fields<'a> {
+    shard: &'a [Field],
+    shown: &'a [Field],
+}
+
+/// The fields the client sees for the shards' fields: an avg column has avg's result type, not the type
+/// of the sum the shards returned in its place.
+fn output_fields(plan: &MergePlan, fields: &[Field]) -> Result<Vec<Field>, String> {
+    let mut out = fields.to_vec();
+    for (j, agg) in plan.aggregates.iter().enumerate() {
+        let (Some(Agg::Avg { .. }), Some(f)) = (agg, out.get_mut(j)) else {
+            continue;
+        };
+        let avg = value::avg_type(f.type_oid).ok_or_else(|| {
+            format!(
+                "avg() of type oid {} over several shards is not supported",
+                f.type_oid
+            )
+        })?;
+        f.typlen = if avg == value::oid::NUMERIC { -1 } else { 8 };
+        f.type_oid = avg;
+        f.typmod = -1;
+    }
+    Ok(out)
+}
+
 /// Column values as sent (`None` for NULL): a group key, or one aggregate column's values per shard.
 type Cells = Vec<Option<Vec<u8>>>;
 
@@ -315,7 +355,7 @@ type Cells = Vec<Option<Vec<u8>>>;
 async fn combine_groups<W: AsyncWrite + Unpin>(
     streams: &mut [Stream],
     plan: &MergePlan,
-    fields: &[Field],
+    fields: Fields<'_>,
     emit: &mut Emitter,
     out: &mut BytesMut,
     client: &mut W,
@@ -329,7 +369,9 @@ async fn combine_groups<W: AsyncWrite + Unpin>(
             let m = recv_frame(&mut s.conn, &s.shard).await?;
             match m[0] {
                 b'D' => {
-                    let Some(cols) = rows::columns(&m).filter(|c| c.len() >= width) else {
+                    let all = fields.shard.len();
+                    let Some(cols) = rows::columns(&m).filter(|c| c.len() == all && all >= width)
+                    else {
                         return Err(Stop::Error(error_frame("a malformed DataRow")));
                     };
                     let key: Cells = plan
@@ -341,9 +383,9 @@ async fn combine_groups<W: AsyncWrite + Unpin>(
                         .collect();
                     let entry = groups.entry(key.clone()).or_insert_with(|| {
                         order.push(key);
-                        vec![Vec::new(); width]
+                        vec![Vec::new(); all]
                     });
-                    for (j, c) in cols.iter().take(width).enumerate() {
+                    for (j, c) in cols.iter().enumerate() {
                         entry[j].push(c.map(<[u8]>::to_vec));
                     }
                 }
@@ -365,22 +407,30 @@ async fn combine_groups<W: AsyncWrite + Unpin>(
         let mut values: Cells = Vec::with_capacity(width);
         let mut keys = key.into_iter();
         for (j, agg) in plan.aggregates.iter().enumerate() {
-            let f = &fields[j];
-            match agg {
-                None => values.push(keys.next().flatten()),
+            let merged = match agg {
+                None => Ok(keys.next().flatten()),
+                Some(Agg::Avg { count }) => average(
+                    &fields.shard[j],
+                    &fields.shard[width + count],
+                    &parts[j],
+                    &parts[width + count],
+                ),
                 Some(agg) => {
+                    let f = &fields.shard[j];
                     let parts: Vec<Option<&[u8]>> = parts[j].iter().map(|p| p.as_deref()).collect();
-                    match value::merge(*agg, f.type_oid, f.format, &parts) {
-                        Ok(v) => values.push(v),
-                        Err(e) => return Err(Stop::Error(error_frame(&e.to_string()))),
-                    }
+                    value::merge(*agg, f.type_oid, f.format, &parts)
                 }
+            };
+            match merged {
+                Ok(v) => values.push(v),
+                Err(e) => return Err(Stop::Error(error_frame(&e.to_string()))),
             }
         }
         let mut row = BytesMut::new();
         rows::write_row(&mut row, values.iter().map(|v| v.as_deref()));
         let cols: Vec<Option<&[u8]>> = values.iter().map(|v| v.as_deref()).collect();
-        let sort = sort_values(plan, fields, &cols).map_err(|e| Stop::Error(error_frame(&e)))?;
+        let sort =
+            sort_values(plan, fields.shown, &cols).map_err(|e| Stop::Error(error_frame(&e)))?;
         rows_out.push((sort, row));
     }
     if !plan.order_by.is_empty() {
@@ -392,6 +442,26 @@ async fn combine_groups<W: AsyncWrite + Unpin>(
         flush(out, client).await?;
     }
     Ok(())
+}
+
+/// avg(): the merged sum (`sum` column) over the merged count (its hidden `count` column).
+fn average(
+    sum_field: &Field,
+    count_field: &Field,
+    sums: &[Option<Vec<u8>>],
+    counts: &[Option<Vec<u8>>],
+) -> Result<Option<Vec<u8>>, value::ValueError> {
+    let sums: Vec<Option<&[u8]>> = sums.iter().map(|p| p.as_deref()).collect();
+    let counts: Vec<Option<&[u8]>> = counts.iter().map(|p| p.as_deref()).collect();
+    let (f, c) = (sum_field, count_field);
+    let sum = value::merge(Agg::Sum, f.type_oid, f.format, &sums)?;
+    let sum = value::decode_column(f.type_oid, f.format, sum.as_deref())?;
+    let count = value::merge(Agg::Count, c.type_oid, c.format, &counts)?;
+    let count = match value::decode_column(c.type_oid, c.format, count.as_deref())? {
+        Some(Value::Int(n)) => n,
+        _ => 0,
+    };
+    value::average(sum, count, f.format)
 }
 
 async fn flush<W: AsyncWrite + Unpin>(out: &mut BytesMut, client: &mut W) -> Result<(), Stop> {

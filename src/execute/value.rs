@@ -7,6 +7,7 @@
 //! C collation for text ordering (other collations are not reproduced).
 
 mod agg;
+mod avg;
 mod datetime;
 mod decimal;
 mod decode;
@@ -16,6 +17,7 @@ mod numeric_binary;
 mod order;
 
 pub(crate) use agg::{Agg, merge};
+pub(crate) use avg::{average, result_type as avg_type};
 pub(crate) use decimal::Decimal;
 pub(crate) use decode::{decode, decode_column};
 pub(crate) use order::{SortKey, compare, compare_rows};

@@ -55,6 +55,10 @@ pub enum Agg {
     Max,
     BoolAnd,
     BoolOr,
+    /// Shards return sum(x) in its place and count(x) as hidden column `count`; merged sum / count.
+    Avg {
+        count: usize,
+    },
 }
 
 fn refuse(what: &str) -> Refusal {
@@ -163,12 +167,35 @@ pub(crate) fn merge_plan(q: &Query) -> Result<MergePlan, Refusal> {
         ),
         Some(_) => return Err(refuse("this LIMIT form")),
     };
+    let mut aggregates = aggregates;
     if let SetExpr::Select(s) = shard.body.as_mut() {
         for (k, e) in hidden.iter().enumerate() {
             s.projection.push(SelectItem::ExprWithAlias {
                 expr: e.clone(),
                 alias: Ident::new(format!("__shardgate_sort_{k}")),
             });
+        }
+        // avg(x) runs as sum(x) in its place, with count(x) after every other column.
+        for (j, agg) in aggregates.iter_mut().enumerate() {
+            let Some(Agg::Avg { count }) = agg else {
+                continue;
+            };
+            let (Some(sum), Some(cnt)) = (
+                renamed(&s.projection[j], "sum"),
+                renamed(&s.projection[j], "count"),
+            ) else {
+                return Err(refuse("this avg()"));
+            };
+            *count = hidden.len();
+            s.projection[j] = sum;
+            s.projection.push(SelectItem::ExprWithAlias {
+                expr: match cnt {
+                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
+                    _ => return Err(refuse("this avg()")),
+                },
+                alias: Ident::new(format!("__shardgate_count_{j}")),
+            });
+            hidden.push(Expr::Identifier(Ident::new("count")));
         }
     }
     shard.limit_clause = if aggregated {
@@ -186,6 +213,34 @@ pub(crate) fn merge_plan(q: &Query) -> Result<MergePlan, Refusal> {
         grouped: !group_by.is_empty(),
         hidden: hidden.len(),
     })
+}
+
+/// An output column `f(args)` as `name(args)` (same alias).
+fn renamed(item: &SelectItem, name: &str) -> Option<SelectItem> {
+    let rename = |e: &Expr| -> Option<Expr> {
+        let inner = match e {
+            Expr::Nested(inner) => inner.as_ref(),
+            other => other,
+        };
+        let Expr::Function(f) = inner else {
+            return None;
+        };
+        let mut f = f.clone();
+        f.name = sqlparser::ast::ObjectName::from(vec![Ident::new(name)]);
+        Some(Expr::Function(f))
+    };
+    match item {
+        SelectItem::UnnamedExpr(e) => Some(SelectItem::ExprWithAlias {
+            expr: rename(e)?,
+            // PostgreSQL names the column after the function: keep the client's `avg`.
+            alias: Ident::new("avg"),
+        }),
+        SelectItem::ExprWithAlias { expr, alias } => Some(SelectItem::ExprWithAlias {
+            expr: rename(expr)?,
+            alias: alias.clone(),
+        }),
+        _ => None,
+    }
 }
 
 /// Each shard returns the first LIMIT + OFFSET rows of its own; the merge skips OFFSET of them all.
@@ -302,7 +357,8 @@ fn aggregate(e: &Expr) -> Result<Option<Agg>, Refusal> {
             "max" => Some(Agg::Max),
             "bool_and" | "every" => Some(Agg::BoolAnd),
             "bool_or" => Some(Agg::BoolOr),
-            "avg" => return Err(refuse("avg()")),
+            // The hidden count column is numbered when the shard statement is built.
+            "avg" => Some(Agg::Avg { count: 0 }),
             _ => None,
         };
         if let Some(agg) = agg {
@@ -406,7 +462,10 @@ mod tests {
             "SELECT a FROM t GROUP BY b",
             "refused: GROUP BY b not in the select list",
         );
-        check("SELECT avg(x) FROM t", "refused: avg()");
+        check(
+            "SELECT g, avg(x) FROM t GROUP BY g",
+            "SELECT g, sum(x) AS avg, count(x) AS __shardgate_count_1 FROM t GROUP BY g | order [] limit None offset None aggs [None, Some(Avg { count: 0 })] grouped true hidden 1",
+        );
         check(
             "SELECT count(DISTINCT x) FROM t",
             "refused: count(DISTINCT ...)",

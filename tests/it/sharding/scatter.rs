@@ -85,6 +85,10 @@ fn queries() -> Vec<(String, bool)> {
         "SELECT day, count(*) FROM items GROUP BY day",
         "SELECT grp FROM items GROUP BY grp",
         "SELECT count(*) FROM items WHERE name LIKE 'n1%'",
+        "SELECT avg(price), avg(grp), avg(qty), avg(id) FROM items",
+        "SELECT avg(price) FROM items WHERE id < 0",
+        "SELECT grp, avg(price), avg(qty) AS q, count(*) FROM items GROUP BY grp",
+        "SELECT flag, avg(id) FROM items GROUP BY flag",
     ]
     .iter()
     .map(|s| (s.to_string(), false))
@@ -96,6 +100,8 @@ fn queries() -> Vec<(String, bool)> {
             "SELECT grp, count(*) FROM items GROUP BY grp ORDER BY grp NULLS FIRST LIMIT 3",
             "SELECT grp, sum(price) FROM items GROUP BY grp ORDER BY 2 DESC NULLS LAST, 1 LIMIT 4 OFFSET 1",
             "SELECT count(*) FROM items LIMIT 1",
+            "SELECT grp, avg(price) AS a FROM items GROUP BY grp ORDER BY a DESC NULLS LAST, grp",
+            "SELECT day, avg(qty) FROM items GROUP BY day ORDER BY 2, 1 NULLS FIRST LIMIT 9",
             "SELECT count(*) FROM items OFFSET 1",
             "SELECT * FROM items ORDER BY id",
             "SELECT * FROM items ORDER BY id DESC LIMIT 7",
@@ -261,6 +267,8 @@ async fn float_sums_agree_closely() {
         "SELECT sum(score) FROM items",
         "SELECT grp, sum(score) FROM items GROUP BY grp ORDER BY grp",
         "SELECT flag, sum(score) FROM items GROUP BY flag ORDER BY flag",
+        "SELECT avg(score) FROM items",
+        "SELECT grp, avg(score) FROM items GROUP BY grp ORDER BY grp",
     ] {
         let (want, got) = (
             text(&oracle, sql).await.unwrap(),
@@ -317,7 +325,7 @@ async fn what_cannot_merge_is_refused() {
     let s = Sharded::start_n(shared(), 3, "").await;
     let c = s.proxy.client().await;
     for (sql, reason) in [
-        ("SELECT avg(price) FROM items", "avg()"),
+        ("SELECT avg(DISTINCT price) FROM items", "avg(DISTINCT"),
         ("SELECT DISTINCT grp FROM items", "DISTINCT"),
         ("SELECT count(DISTINCT grp) FROM items", "count(DISTINCT"),
         (
