@@ -4,8 +4,8 @@
 //! cannot be merged exactly is refused with the reason. Pure.
 
 use sqlparser::ast::{
-    Distinct, DuplicateTreatment, Expr, FunctionArguments, GroupByExpr, Ident, LimitClause,
-    OrderByKind, OrderBySort, Query, SelectItem, SetExpr, Value,
+    Distinct, DuplicateTreatment, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
+    GroupByExpr, Ident, LimitClause, OrderByKind, OrderBySort, Query, SelectItem, SetExpr, Value,
 };
 
 use super::plan::Refusal;
@@ -68,8 +68,9 @@ fn refuse(what: &str) -> Refusal {
     )
 }
 
-/// The merge plan of a read that may run on several shards.
-pub(crate) fn merge_plan(q: &Query) -> Result<MergePlan, Refusal> {
+/// The merge plan of a read that may run on several shards. `keys`: the (alias, column) shard keys of
+/// its sharded tables.
+pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePlan, Refusal> {
     if q.with.is_some() {
         return Err(refuse("a WITH query"));
     }
@@ -79,9 +80,17 @@ pub(crate) fn merge_plan(q: &Query) -> Result<MergePlan, Refusal> {
     let SetExpr::Select(select) = q.body.as_ref() else {
         return Err(refuse("UNION, INTERSECT, EXCEPT or VALUES"));
     };
+    let is_key = |e: &Expr| is_shard_key(e, keys);
     match &select.distinct {
         None | Some(Distinct::All) => {}
-        Some(_) => return Err(refuse("DISTINCT")),
+        // Rows that differ in the shard key live on different shards or on the same one: each shard's
+        // DISTINCT rows are distinct from every other shard's, so they only need concatenating.
+        Some(Distinct::Distinct)
+            if select.projection.iter().any(|i| match i {
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => is_key(e),
+                _ => false,
+            }) => {}
+        Some(_) => return Err(refuse("DISTINCT (except over the shard key)")),
     }
     if select.having.is_some() {
         return Err(refuse("HAVING"));
@@ -100,7 +109,7 @@ pub(crate) fn merge_plan(q: &Query) -> Result<MergePlan, Refusal> {
     let wildcard = items.iter().any(Option::is_none);
     let aggregates = items
         .iter()
-        .map(|e| e.map_or(Ok(None), aggregate))
+        .map(|e| e.map_or(Ok(None), |e| aggregate(e, &is_key)))
         .collect::<Result<Vec<_>, _>>()?;
     let group_by = match &select.group_by {
         GroupByExpr::Expressions(exprs, modifiers) if modifiers.is_empty() => exprs.clone(),
@@ -340,7 +349,7 @@ fn unqualified(e: &Expr) -> Option<&str> {
 
 /// The aggregate an output column is, `None` for a plain expression; refused when an aggregate is
 /// inside another expression or cannot combine across shards.
-fn aggregate(e: &Expr) -> Result<Option<Agg>, Refusal> {
+fn aggregate(e: &Expr, is_key: &dyn Fn(&Expr) -> bool) -> Result<Option<Agg>, Refusal> {
     let e = match e {
         Expr::Nested(inner) => inner.as_ref(),
         other => other,
@@ -365,7 +374,13 @@ fn aggregate(e: &Expr) -> Result<Option<Agg>, Refusal> {
             if let FunctionArguments::List(list) = &f.args
                 && list.duplicate_treatment == Some(DuplicateTreatment::Distinct)
             {
-                return Err(refuse(&format!("{name}(DISTINCT ...)")));
+                // count(DISTINCT key): each key is counted on one shard only, so the counts add up.
+                let on_key = matches!(list.args.as_slice(), [FunctionArg::Unnamed(FunctionArgExpr::Expr(a))] if is_key(a));
+                if !(agg == Agg::Count && on_key) {
+                    return Err(refuse(&format!(
+                        "{name}(DISTINCT ...) (except count(DISTINCT shard key))"
+                    )));
+                }
             }
             return Ok(Some(agg));
         }
@@ -374,6 +389,21 @@ fn aggregate(e: &Expr) -> Result<Option<Agg>, Refusal> {
         return Err(refuse(&format!("an expression over aggregates ({e})")));
     }
     Ok(None)
+}
+
+/// A column reference to one of the shard keys (`key`, or `alias.key`).
+fn is_shard_key(e: &Expr, keys: &[(String, String)]) -> bool {
+    match e {
+        Expr::Identifier(i) => keys.iter().any(|(_, k)| *k == i.value.to_ascii_lowercase()),
+        Expr::CompoundIdentifier(parts) => match parts.as_slice() {
+            [.., alias, col] => keys.iter().any(|(a, k)| {
+                a.eq_ignore_ascii_case(&alias.value) && *k == col.value.to_ascii_lowercase()
+            }),
+            _ => false,
+        },
+        Expr::Nested(inner) => is_shard_key(inner, keys),
+        _ => false,
+    }
 }
 
 /// Whether an aggregate or window function appears anywhere inside.
@@ -410,7 +440,7 @@ mod tests {
             .unwrap()
             .remove(0);
         let Statement::Query(q) = stmt else { panic!() };
-        let got = match merge_plan(&q) {
+        let got = match merge_plan(&q, &[("t".into(), "id".into())]) {
             Ok(p) => format!(
                 "{} | order {:?} limit {:?} offset {:?} aggs {:?} grouped {} hidden {}",
                 p.shard_sql,

@@ -106,7 +106,8 @@ fn plan_one(stmt: Option<&Statement>, lexed: &Lexed, map: &ShardMap) -> Plan {
                 Target::Scatter | Target::Keys { write: false, .. }
             );
             if plan.command == Command::Read && may_scatter {
-                plan.merge = Some(merge::merge_plan(q).map(Arc::new));
+                let keys = shard_keys(&facts, map);
+                plan.merge = Some(merge::merge_plan(q, &keys).map(Arc::new));
             }
             plan
         }
@@ -493,6 +494,23 @@ fn copy_table(name: &str, to: bool, map: &ShardMap) -> Plan {
             ),
         },
     }
+}
+
+/// The shard key columns of the statement's top-level sharded tables, as (alias, column): rows that
+/// agree on one of them live on one shard, so DISTINCT over it needs no merge.
+fn shard_keys(facts: &super::facts::Facts, map: &ShardMap) -> Vec<(String, String)> {
+    facts
+        .bindings
+        .iter()
+        .filter(|b| b.top)
+        .filter_map(|b| match (b.rel,) {
+            (Rel::Sharded(t),) => match &map.tables.get(t)?.kind {
+                TableKind::Sharded(s) => Some((b.alias.clone(), s.key.clone())),
+                TableKind::Reference => None,
+            },
+            _ => None,
+        })
+        .collect()
 }
 
 /// Several statements in one query string go together only when they agree on one target.

@@ -89,6 +89,10 @@ fn queries() -> Vec<(String, bool)> {
         "SELECT avg(price) FROM items WHERE id < 0",
         "SELECT grp, avg(price), avg(qty) AS q, count(*) FROM items GROUP BY grp",
         "SELECT flag, avg(id) FROM items GROUP BY flag",
+        "SELECT DISTINCT id, grp FROM items",
+        "SELECT DISTINCT items.id, flag FROM items WHERE grp > 2",
+        "SELECT count(DISTINCT id) FROM items",
+        "SELECT grp, count(DISTINCT id), count(*) FROM items GROUP BY grp",
     ]
     .iter()
     .map(|s| (s.to_string(), false))
@@ -100,6 +104,7 @@ fn queries() -> Vec<(String, bool)> {
             "SELECT grp, count(*) FROM items GROUP BY grp ORDER BY grp NULLS FIRST LIMIT 3",
             "SELECT grp, sum(price) FROM items GROUP BY grp ORDER BY 2 DESC NULLS LAST, 1 LIMIT 4 OFFSET 1",
             "SELECT count(*) FROM items LIMIT 1",
+            "SELECT DISTINCT id, name FROM items ORDER BY id DESC LIMIT 20",
             "SELECT grp, avg(price) AS a FROM items GROUP BY grp ORDER BY a DESC NULLS LAST, grp",
             "SELECT day, avg(qty) FROM items GROUP BY day ORDER BY 2, 1 NULLS FIRST LIMIT 9",
             "SELECT count(*) FROM items OFFSET 1",
