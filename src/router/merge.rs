@@ -92,9 +92,6 @@ pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePl
             }) => {}
         Some(_) => return Err(refuse("DISTINCT (except over the shard key)")),
     }
-    if select.having.is_some() {
-        return Err(refuse("HAVING"));
-    }
     if !select.named_window.is_empty() || select.qualify.is_some() {
         return Err(refuse("a window"));
     }
@@ -107,24 +104,42 @@ pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePl
         })
         .collect();
     let wildcard = items.iter().any(Option::is_none);
-    let aggregates = items
-        .iter()
-        .map(|e| e.map_or(Ok(None), |e| aggregate(e, &is_key)))
-        .collect::<Result<Vec<_>, _>>()?;
     let group_by = match &select.group_by {
         GroupByExpr::Expressions(exprs, modifiers) if modifiers.is_empty() => exprs.clone(),
         GroupByExpr::Expressions(..) | GroupByExpr::All(_) => {
             return Err(refuse("GROUP BY ROLLUP, CUBE, GROUPING SETS or ALL"));
         }
     };
-    let aggregated = aggregates.iter().any(Option::is_some) || !group_by.is_empty();
+    // Grouped by the shard key, every group lives on one shard: each shard's groups (with their HAVING,
+    // any aggregate) are final, and the rows merge like rows without aggregates.
+    let whole_groups = group_by.iter().any(|g| is_key(g));
+    let aggregates = if whole_groups {
+        for e in items.iter().flatten() {
+            if contains_window(e) {
+                return Err(refuse("a window function"));
+            }
+        }
+        vec![None; items.len()]
+    } else {
+        items
+            .iter()
+            .map(|e| e.map_or(Ok(None), |e| aggregate(e, &is_key)))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    if select.having.is_some() && !whole_groups {
+        return Err(refuse("HAVING (except with GROUP BY the shard key)"));
+    }
+    let aggregated =
+        !whole_groups && (aggregates.iter().any(Option::is_some) || !group_by.is_empty());
     if aggregated && wildcard {
         return Err(refuse("* with aggregates"));
     }
     // Every group key must be an output column, so that shard rows of one group can be recognised.
-    for g in &group_by {
-        if position(select, &items, g).is_none() {
-            return Err(refuse(&format!("GROUP BY {g} not in the select list")));
+    if aggregated {
+        for g in &group_by {
+            if position(select, &items, g).is_none() {
+                return Err(refuse(&format!("GROUP BY {g} not in the select list")));
+            }
         }
     }
     let mut shard = q.clone();
@@ -404,6 +419,10 @@ fn is_shard_key(e: &Expr, keys: &[(String, String)]) -> bool {
         Expr::Nested(inner) => is_shard_key(inner, keys),
         _ => false,
     }
+}
+
+fn contains_window(e: &Expr) -> bool {
+    e.to_string().to_ascii_lowercase().contains(" over ")
 }
 
 /// Whether an aggregate or window function appears anywhere inside.

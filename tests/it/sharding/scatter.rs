@@ -93,6 +93,8 @@ fn queries() -> Vec<(String, bool)> {
         "SELECT DISTINCT items.id, flag FROM items WHERE grp > 2",
         "SELECT count(DISTINCT id) FROM items",
         "SELECT grp, count(DISTINCT id), count(*) FROM items GROUP BY grp",
+        "SELECT id, sum(qty) FROM items GROUP BY id HAVING sum(qty) > 10",
+        "SELECT id, grp, avg(price), count(DISTINCT name) FROM items GROUP BY id, grp HAVING count(*) = 1",
     ]
     .iter()
     .map(|s| (s.to_string(), false))
@@ -105,6 +107,8 @@ fn queries() -> Vec<(String, bool)> {
             "SELECT grp, sum(price) FROM items GROUP BY grp ORDER BY 2 DESC NULLS LAST, 1 LIMIT 4 OFFSET 1",
             "SELECT count(*) FROM items LIMIT 1",
             "SELECT DISTINCT id, name FROM items ORDER BY id DESC LIMIT 20",
+            "SELECT id, avg(price) FROM items GROUP BY id HAVING avg(price) > 100 ORDER BY avg(price) DESC, id LIMIT 15",
+            "SELECT id, count(*) FROM items GROUP BY id ORDER BY id LIMIT 5 OFFSET 100",
             "SELECT grp, avg(price) AS a FROM items GROUP BY grp ORDER BY a DESC NULLS LAST, grp",
             "SELECT day, avg(qty) FROM items GROUP BY day ORDER BY 2, 1 NULLS FIRST LIMIT 9",
             "SELECT count(*) FROM items OFFSET 1",
