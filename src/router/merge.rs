@@ -112,7 +112,7 @@ pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePl
     };
     // Grouped by the shard key, every group lives on one shard: each shard's groups (with their HAVING,
     // any aggregate) are final, and the rows merge like rows without aggregates.
-    let whole_groups = group_by.iter().any(|g| is_key(g));
+    let whole_groups = group_by.iter().any(&is_key);
     let aggregates = if whole_groups {
         for e in items.iter().flatten() {
             if contains_window(e) {
