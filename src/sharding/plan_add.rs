@@ -38,6 +38,11 @@ pub enum PlanError {
     NoBuckets,
     #[error("a shard named {0:?} already exists")]
     Exists(String),
+    /// The file is valid but not laid out in the block style this edit understands.
+    #[error(
+        "cannot find {0} in the file's layout; write the map in block style (one key per line)"
+    )]
+    Layout(String),
 }
 
 /// Plans adding `new` to the map in `text`; the result is validated by parsing it back.
@@ -54,7 +59,7 @@ pub fn plan_add_shard(text: &str, path: &Path, new: &NewShard) -> Result<AddShar
     let mut edits: Vec<(usize, usize, Vec<String>)> = Vec::new();
     let version = lines
         .span(&["version"])
-        .expect("parsed maps have a version");
+        .ok_or_else(|| PlanError::Layout("version".into()))?;
     edits.push((
         version.0,
         version.1,
@@ -64,7 +69,7 @@ pub fn plan_add_shard(text: &str, path: &Path, new: &NewShard) -> Result<AddShar
         let ranges = ranges(&after.ranges_of(ShardId(i)));
         let item = lines
             .span(&["shards", &i.to_string()])
-            .expect("parsed maps have their shards");
+            .ok_or_else(|| PlanError::Layout(format!("shards[{i}]")))?;
         if let Some(line) = flow_item(&out[item.0], &ranges) {
             // `- {name: a, ..., buckets: [0-511]}` on one line.
             edits.push((item.0, item.0 + 1, vec![line]));
@@ -72,7 +77,7 @@ pub fn plan_add_shard(text: &str, path: &Path, new: &NewShard) -> Result<AddShar
         }
         let (start, end) = lines
             .span(&["shards", &i.to_string(), "buckets"])
-            .expect("a map with buckets lists them on every shard");
+            .ok_or_else(|| PlanError::Layout(format!("shards[{i}].buckets")))?;
         let indent = out[start].len() - out[start].trim_start().len();
         let first = out[start].trim_start();
         let prefix = if first.starts_with("- ") { "- " } else { "" };
@@ -81,7 +86,7 @@ pub fn plan_add_shard(text: &str, path: &Path, new: &NewShard) -> Result<AddShar
     }
     let last = lines
         .span(&["shards", &(map.shards.len() - 1).to_string()])
-        .expect("parsed maps have shards");
+        .ok_or_else(|| PlanError::Layout("shards".into()))?;
     let item_indent = out[last.0].len() - out[last.0].trim_start().len();
     let pad = " ".repeat(item_indent);
     let new_ranges = ranges(&after.ranges_of(ShardId(map.shards.len())));
@@ -194,5 +199,8 @@ tables:
         let plain = "version: 1\nshards:\n  - {name: a, host: h, port: 1, database: d}\n";
         let e = plan_add_shard(plain, Path::new("m.yaml"), &NewShard { name: "b", ..new });
         assert!(matches!(e, Err(PlanError::NoBuckets)));
+        let flow = "{version: 1, buckets: 2, shards: [{name: a, host: h, port: 1, database: d, buckets: [0-1]}]}\n";
+        let e = plan_add_shard(flow, Path::new("m.yaml"), &NewShard { name: "b", ..new });
+        assert!(matches!(e, Err(PlanError::Layout(_))), "{:?}", e.err());
     }
 }
