@@ -53,6 +53,15 @@ impl Pooled {
         &self.pool
     }
 
+    /// The connection and its pool at once, for code that updates the one while counting in the other.
+    pub(crate) fn with_pool(&mut self) -> (&mut ServerConn, &Pool) {
+        let conn = self
+            .conn
+            .as_mut()
+            .expect("a Pooled holds its connection until released");
+        (conn, &self.pool)
+    }
+
     /// Returns the connection for reuse. The caller vouches that every Sync it sent was answered and the
     /// server is idle outside a transaction.
     pub(crate) fn release(mut self) {

@@ -96,6 +96,36 @@ impl ServerConn {
             .map_err(|e| self.io_err(shard, e))
     }
 
+    /// Reads one whole backend message as its raw frame (tag, length, body).
+    pub(crate) async fn recv_frame(&mut self, shard: &str) -> Result<BytesMut, BackendError> {
+        loop {
+            if let Ok(Some(n)) = crate::protocol::frame::tagged_len(&self.read_buf, usize::MAX) {
+                return Ok(self.read_buf.split_to(n));
+            }
+            let n = self
+                .stream
+                .read_buf(&mut self.read_buf)
+                .await
+                .map_err(|e| self.io_err(shard, e))?;
+            if n == 0 {
+                return Err(self.io_err(shard, std::io::ErrorKind::UnexpectedEof.into()));
+            }
+        }
+    }
+
+    /// The `SET`s that give this server a client's startup parameters where it differs, recorded as
+    /// applied; `None` when it has them all.
+    pub(crate) fn align(&mut self, desired: &[(String, String)]) -> Option<String> {
+        let mut sql = String::new();
+        for (name, value) in desired {
+            if self.applied.get(name) != Some(value) && self.reported.get(name) != Some(value) {
+                sql.push_str(&format!("SET {name} TO '{}';", value.replace('\'', "''")));
+                self.applied.insert(name.clone(), value.clone());
+            }
+        }
+        (!sql.is_empty()).then_some(sql)
+    }
+
     /// Reads one whole backend message.
     pub(crate) async fn recv(&mut self, shard: &str) -> Result<Message, BackendError> {
         loop {

@@ -179,18 +179,26 @@ mod tests {
         out.to_vec()
     }
 
-    fn check(shards: &[(&str, Vec<Vec<u8>>)], want: &[(u8, &[u8])]) {
-        let bufs: Vec<(String, Vec<u8>)> = shards
+    /// Each shard's messages as one buffer, to split into a `ShardReply`.
+    fn buffers(shards: &[(&str, Vec<Vec<u8>>)]) -> Vec<(String, Vec<u8>)> {
+        shards
             .iter()
             .map(|(s, ms)| (s.to_string(), ms.concat()))
-            .collect();
-        let replies: Vec<ShardReply> = bufs
-            .iter()
+            .collect()
+    }
+
+    fn replies(bufs: &[(String, Vec<u8>)]) -> Vec<ShardReply<'_>> {
+        bufs.iter()
             .map(|(s, b)| ShardReply {
                 shard: s,
                 messages: messages(b),
             })
-            .collect();
+            .collect()
+    }
+
+    fn check(shards: &[(&str, Vec<Vec<u8>>)], want: &[(u8, &[u8])]) {
+        let bufs = buffers(shards);
+        let replies = replies(&bufs);
         let mut out = BytesMut::new();
         combine(&replies, &mut out);
         let got: Vec<(u8, Vec<u8>)> = messages(&out)
@@ -259,18 +267,9 @@ mod tests {
             ),
         );
         let ok = [msg(b'C', b"CREATE TABLE\0"), msg(b'Z', b"I")];
-        let bad = [err.to_vec(), msg(b'Z', b"I")];
-        let bufs = [
-            ("s0".to_string(), ok.concat()),
-            ("s1".to_string(), bad.concat()),
-        ];
-        let replies: Vec<ShardReply> = bufs
-            .iter()
-            .map(|(s, b)| ShardReply {
-                shard: s,
-                messages: messages(b),
-            })
-            .collect();
+        let bad = vec![err.to_vec(), msg(b'Z', b"I")];
+        let bufs = buffers(&[("s0", ok.to_vec()), ("s1", bad)]);
+        let replies = replies(&bufs);
         let e = first_error(&replies).expect("an error");
         let text = String::from_utf8_lossy(&e).replace('\0', "|");
         assert!(text.contains("|C42P07|"), "{text}");

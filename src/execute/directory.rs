@@ -118,12 +118,14 @@ async fn query(
     };
     let mut buf = BytesMut::new();
     msg::write_parse(&mut buf, "", sql, &[0, 0]);
+    // One text parameter, text results: the Bind a driver would send.
+    let key = msg::BindParams {
+        formats: Vec::new(),
+        values: vec![Some(text.as_bytes())],
+        tail: &[0, 0],
+    };
     let mut rest = BytesMut::new();
-    rest.extend_from_slice(&0i16.to_be_bytes());
-    rest.extend_from_slice(&1i16.to_be_bytes());
-    rest.extend_from_slice(&(text.len() as i32).to_be_bytes());
-    rest.extend_from_slice(text.as_bytes());
-    rest.extend_from_slice(&0i16.to_be_bytes());
+    msg::write_bind_rest(&mut rest, &key, &[0]);
     msg::write_bind(&mut buf, "", "", &rest);
     msg::write_execute(&mut buf, "", 1);
     msg::write_sync(&mut buf);
@@ -131,7 +133,7 @@ async fn query(
     let mut answer = None;
     let mut failed = None;
     loop {
-        let m = super::fanout::recv_frame(&mut conn, &name).await?;
+        let m = conn.recv_frame(&name).await?;
         match m[0] {
             b'D' if answer.is_none() => answer = first_column(&m[frame::HEADER_LEN..]),
             b'E' => {

@@ -12,7 +12,6 @@ use super::combine::{ShardReply, combine, messages};
 use crate::admin::metrics::{self, RouteKind};
 use crate::backend::BackendError;
 use crate::backend::pool::Pooled;
-use crate::backend::server::ServerConn;
 use crate::frontend::statements::Statement;
 use crate::protocol::frontend as msg;
 use crate::proxy::Topology;
@@ -118,7 +117,9 @@ pub(super) async fn send(
     work: &Work,
     desired: &[(String, String)],
 ) -> Result<Sent, BackendError> {
-    align(conn, shard, desired).await?;
+    if let Some(sql) = conn.align(desired) {
+        conn.simple(shard, &sql).await?;
+    }
     let mut buf = BytesMut::new();
     let mut sent = Sent {
         owed_parse: false,
@@ -179,7 +180,7 @@ async fn run_one(
     }
     let mut failed = false;
     loop {
-        let frame = recv_frame(&mut conn, &shard).await?;
+        let frame = conn.recv_frame(&shard).await?;
         let tag = frame[0];
         if sent.keep(tag) {
             replies.extend_from_slice(&frame);
@@ -192,53 +193,4 @@ async fn run_one(
     }
     finish(conn, &sent, failed);
     Ok((shard, replies))
-}
-
-/// Sets the client's startup parameters where this server differs, as a session would.
-async fn align(
-    conn: &mut ServerConn,
-    shard: &str,
-    desired: &[(String, String)],
-) -> Result<(), BackendError> {
-    let mut sql = String::new();
-    for (name, value) in desired {
-        if conn.applied.get(name) != Some(value) && conn.reported.get(name) != Some(value) {
-            sql.push_str(&format!("SET {name} TO '{}';", value.replace('\'', "''")));
-        }
-    }
-    if sql.is_empty() {
-        return Ok(());
-    }
-    conn.simple(shard, &sql).await?;
-    for (name, value) in desired {
-        conn.applied.insert(name.clone(), value.clone());
-    }
-    Ok(())
-}
-
-/// One whole backend message, as raw bytes.
-pub(crate) async fn recv_frame(
-    conn: &mut ServerConn,
-    shard: &str,
-) -> Result<Vec<u8>, BackendError> {
-    use tokio::io::AsyncReadExt;
-    loop {
-        if let Ok(Some(n)) = crate::protocol::frame::tagged_len(&conn.read_buf, usize::MAX) {
-            return Ok(conn.read_buf.split_to(n).to_vec());
-        }
-        let n = conn
-            .stream
-            .read_buf(&mut conn.read_buf)
-            .await
-            .map_err(|source| BackendError::Io {
-                shard: shard.into(),
-                source,
-            })?;
-        if n == 0 {
-            return Err(BackendError::Io {
-                shard: shard.into(),
-                source: std::io::ErrorKind::UnexpectedEof.into(),
-            });
-        }
-    }
 }

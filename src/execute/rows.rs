@@ -1,5 +1,6 @@
 //! RowDescription and DataRow as the merge reads and rewrites them (55.7): the type and format of each
-//! field, a row's column values, and both without the hidden sort columns. Pure.
+//! field, a row's column values, a description without the hidden sort columns. Pure. (DataRows are
+//! written by `protocol::backend::data_row_bytes`.)
 
 use bytes::{BufMut, BytesMut};
 
@@ -91,25 +92,6 @@ pub(crate) fn columns(frame_bytes: &[u8]) -> Option<Vec<Option<&[u8]>>> {
     Some(out)
 }
 
-/// Writes a DataRow of these values.
-pub(crate) fn write_row<'a>(
-    out: &mut BytesMut,
-    values: impl ExactSizeIterator<Item = Option<&'a [u8]>>,
-) {
-    frame::write_message(out, b'D', |b| {
-        b.put_i16(values.len() as i16);
-        for v in values {
-            match v {
-                Some(v) => {
-                    b.put_i32(v.len() as i32);
-                    b.put_slice(v);
-                }
-                None => b.put_i32(-1),
-            }
-        }
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,7 +128,7 @@ mod tests {
         write_description(&mut rebuilt, &f);
         assert_eq!(fields(&rebuilt).unwrap(), f);
         let mut row = BytesMut::new();
-        write_row(
+        crate::protocol::backend::data_row_bytes(
             &mut row,
             [Some(&b"7"[..]), None, Some(&b"x"[..])].into_iter(),
         );

@@ -14,7 +14,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::combine::rename_error;
-use super::fanout::{Part, Sent, finish, recv_frame, send};
+use super::fanout::{Part, Sent, finish, send};
 use super::rows::{self, Field};
 use super::value::{self, SortKey, Value};
 use crate::backend::BackendError;
@@ -43,7 +43,7 @@ struct Stream {
     conn: Pooled,
     sent: Sent,
     /// The DataRow at the head of the stream, waiting for its turn in the merge.
-    head: Option<(Vec<Option<Value>>, Vec<u8>)>,
+    head: Option<(Vec<Option<Value>>, BytesMut)>,
     /// CommandComplete (or an error) seen: no more rows.
     done: bool,
     failed: bool,
@@ -98,13 +98,13 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
         });
     }
     // Up to each shard's RowDescription: the replies before it are the first shard's to give.
-    let mut description: Option<Vec<u8>> = None;
+    let mut description: Option<BytesMut> = None;
     for (i, s) in streams.iter_mut().enumerate() {
         if i == 0 && s.sent.owed_parse {
             backend::parse_complete(out);
         }
         loop {
-            let m = recv_frame(&mut s.conn, &s.shard).await?;
+            let m = s.conn.recv_frame(&s.shard).await?;
             if !s.sent.keep(m[0]) {
                 continue;
             }
@@ -202,7 +202,7 @@ impl Emitter {
         }
         match rows::columns(frame_bytes) {
             Some(cols) if cols.len() > self.visible => {
-                rows::write_row(out, cols[..self.visible].iter().copied());
+                backend::data_row_bytes(out, cols[..self.visible].iter().copied());
             }
             _ => out.extend_from_slice(frame_bytes),
         }
@@ -264,7 +264,7 @@ fn sort_keys(plan: &MergePlan) -> Vec<SortKey> {
 /// Reads the next row of a stream into its head (or marks it done).
 async fn advance(s: &mut Stream, plan: &MergePlan, fields: &[Field]) -> Result<(), Stop> {
     while !s.done {
-        let m = recv_frame(&mut s.conn, &s.shard).await?;
+        let m = s.conn.recv_frame(&s.shard).await?;
         match m[0] {
             b'D' => {
                 let keys = match rows::columns(&m) {
@@ -366,7 +366,7 @@ async fn combine_groups<W: AsyncWrite + Unpin>(
     let mut order: Vec<Cells> = Vec::new();
     for s in streams.iter_mut() {
         while !s.done {
-            let m = recv_frame(&mut s.conn, &s.shard).await?;
+            let m = s.conn.recv_frame(&s.shard).await?;
             match m[0] {
                 b'D' => {
                     let all = fields.shard.len();
@@ -427,7 +427,7 @@ async fn combine_groups<W: AsyncWrite + Unpin>(
             }
         }
         let mut row = BytesMut::new();
-        rows::write_row(&mut row, values.iter().map(|v| v.as_deref()));
+        backend::data_row_bytes(&mut row, values.iter().map(|v| v.as_deref()));
         let cols: Vec<Option<&[u8]>> = values.iter().map(|v| v.as_deref()).collect();
         let sort =
             sort_values(plan, fields.shown, &cols).map_err(|e| Stop::Error(error_frame(&e)))?;
@@ -478,7 +478,7 @@ async fn flush<W: AsyncWrite + Unpin>(out: &mut BytesMut, client: &mut W) -> Res
 /// Reads a stream through its ReadyForQuery, discarding rows, then gives the server back.
 async fn drain(mut s: Stream) -> Result<(), BackendError> {
     loop {
-        let m = recv_frame(&mut s.conn, &s.shard).await?;
+        let m = s.conn.recv_frame(&s.shard).await?;
         s.failed |= m[0] == b'E';
         if m[0] == b'Z' {
             s.conn.tx_status = m.get(5).copied().unwrap_or(b'E');

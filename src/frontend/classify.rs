@@ -1,7 +1,7 @@
 //! Which statements leave state in the server session that transaction pooling cannot carry to another
-//! server (SET, LISTEN, PREPARE, temp tables, session advisory locks, WITH HOLD cursors, LOAD). A small
-//! lexer splits a query string into statements, skipping strings, quoted names, comments and dollar
-//! quotes, so a keyword inside them never counts. Pure.
+//! server (SET, LISTEN, PREPARE, temp tables, session advisory locks, WITH HOLD cursors, LOAD). The
+//! router's lexer (`router::lex`) splits a query string into statements, skipping strings, comments and
+//! dollar quotes, so a keyword inside them never counts. Pure.
 
 /// Why a statement pins its client to the server it ran on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,9 +53,9 @@ pub(crate) fn session_state(sql: &str) -> Option<SessionState> {
     {
         return None;
     }
-    statements(sql)
-        .into_iter()
-        .find_map(|words| classify(&words))
+    crate::router::lex::statements(sql)
+        .iter()
+        .find_map(|s| classify(&s.words))
 }
 
 fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
@@ -67,9 +67,8 @@ fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
 fn classify(words: &[String]) -> Option<SessionState> {
     let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
     match w(0) {
-        "set" if !matches!(w(1), "local" | "transaction") && !w(1).starts_with("shardgate.") => {
-            Some(SessionState::Set)
-        }
+        // Words split at dots: `SET shardgate.shard` starts `set`, `shardgate`.
+        "set" if !matches!(w(1), "local" | "transaction" | "shardgate") => Some(SessionState::Set),
         "reset" => Some(SessionState::Set),
         "listen" => Some(SessionState::Listen),
         "prepare" if w(1) != "transaction" => Some(SessionState::Prepare),
@@ -106,100 +105,6 @@ fn is_session_lock_or_config(word: &str) -> bool {
             | "pg_try_advisory_lock_shared"
             | "set_config"
     )
-}
-
-/// Lowercased bare words of each statement, outside literals and comments.
-fn statements(sql: &str) -> Vec<Vec<String>> {
-    let b = sql.as_bytes();
-    let mut out = vec![Vec::new()];
-    let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
-        match c {
-            b';' => {
-                out.push(Vec::new());
-                i += 1;
-            }
-            b'\'' | b'"' => i = skip_quoted(b, i, c),
-            b'-' if b.get(i + 1) == Some(&b'-') => {
-                i = b[i..]
-                    .iter()
-                    .position(|&x| x == b'\n')
-                    .map_or(b.len(), |p| i + p)
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => i = skip_block_comment(b, i),
-            b'$' => i = skip_dollar(b, i),
-            _ if c.is_ascii_alphabetic() || c == b'_' => {
-                let start = i;
-                while i < b.len()
-                    && (b[i].is_ascii_alphanumeric()
-                        || b[i] == b'_'
-                        || b[i] == b'.'
-                        || b[i] == b'$')
-                {
-                    i += 1;
-                }
-                out.last_mut()
-                    .expect("never empty")
-                    .push(sql[start..i].to_ascii_lowercase());
-            }
-            _ => i += 1,
-        }
-    }
-    out.retain(|s| !s.is_empty());
-    out
-}
-
-fn skip_quoted(b: &[u8], start: usize, q: u8) -> usize {
-    let mut i = start + 1;
-    while i < b.len() {
-        if b[i] == q {
-            if b.get(i + 1) == Some(&q) {
-                i += 2;
-                continue;
-            }
-            return i + 1;
-        }
-        i += 1;
-    }
-    b.len()
-}
-
-fn skip_block_comment(b: &[u8], start: usize) -> usize {
-    let (mut depth, mut i) = (0usize, start);
-    while i + 1 < b.len() {
-        if b[i] == b'/' && b[i + 1] == b'*' {
-            depth += 1;
-            i += 2;
-        } else if b[i] == b'*' && b[i + 1] == b'/' {
-            depth -= 1;
-            i += 2;
-            if depth == 0 {
-                return i;
-            }
-        } else {
-            i += 1;
-        }
-    }
-    b.len()
-}
-
-/// `$tag$ ... $tag$`; a `$1` parameter is not a quote.
-fn skip_dollar(b: &[u8], start: usize) -> usize {
-    let mut end = start + 1;
-    while end < b.len() && (b[end].is_ascii_alphanumeric() || b[end] == b'_') {
-        end += 1;
-    }
-    if end >= b.len() || b[end] != b'$' || b[start + 1..end].first().is_some_and(u8::is_ascii_digit)
-    {
-        return start + 1;
-    }
-    let tag = &b[start..=end];
-    let body = end + 1;
-    b[body..]
-        .windows(tag.len())
-        .position(|w| w == tag)
-        .map_or(b.len(), |p| body + p + tag.len())
 }
 
 #[cfg(test)]

@@ -5,8 +5,13 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
+use arc_swap::ArcSwapOption;
+
+use crate::router::{Plan, Router};
+use crate::sharding::ShardMap;
+
 /// A statement as servers know it.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct Statement {
     pub id: u64,
     /// The name used on servers; clients never see it.
@@ -14,6 +19,23 @@ pub(crate) struct Statement {
     pub query: String,
     /// Parse's raw parameter-type section.
     pub param_types: Vec<u8>,
+    /// Its routing plan and the map version it was made for: made once, so a Bind only reads keys.
+    plan: ArcSwapOption<(u64, Arc<Plan>)>,
+}
+
+impl Statement {
+    /// The routing plan under `map`: the one already made, unless the map changed since.
+    pub(crate) fn plan(&self, router: &Router, map: &ShardMap) -> Arc<Plan> {
+        if let Some(made) = self.plan.load().as_ref()
+            && made.0 == map.version
+        {
+            router.reused();
+            return made.1.clone();
+        }
+        let plan = router.plan(&self.query, map);
+        self.plan.store(Some(Arc::new((map.version, plan.clone()))));
+        plan
+    }
 }
 
 /// Every distinct statement any client prepared, shared by all sessions.
@@ -46,6 +68,7 @@ impl Registry {
             server_name: format!("__shardgate_{id}"),
             query: query.to_owned(),
             param_types: param_types.to_vec(),
+            plan: ArcSwapOption::empty(),
         });
         map.entry(query.to_owned()).or_default().push(s.clone());
         s

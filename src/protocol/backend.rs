@@ -87,13 +87,21 @@ pub(crate) fn row_description_text(out: &mut BytesMut, columns: &[&str]) {
 }
 
 pub(crate) fn data_row(out: &mut BytesMut, values: &[Option<&str>]) {
+    data_row_bytes(out, values.iter().map(|v| v.map(str::as_bytes)));
+}
+
+/// A DataRow of raw column values (`None` for NULL), in whatever format they were sent.
+pub(crate) fn data_row_bytes<'a>(
+    out: &mut BytesMut,
+    values: impl ExactSizeIterator<Item = Option<&'a [u8]>>,
+) {
     write_message(out, b'D', |b| {
         b.put_i16(values.len() as i16);
         for v in values {
             match v {
                 Some(v) => {
                     b.put_i32(v.len() as i32);
-                    b.put_slice(v.as_bytes());
+                    b.put_slice(v);
                 }
                 None => b.put_i32(-1),
             }

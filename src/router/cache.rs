@@ -87,6 +87,11 @@ impl Router {
         (self.plan(sql, map), Vec::new())
     }
 
+    /// Counts a plan reused without a lookup (a prepared statement keeps the plan it was made with).
+    pub(crate) fn reused(&self) {
+        self.hits.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn hits(&self) -> u64 {
         self.hits.load(Ordering::Relaxed)
     }

@@ -50,24 +50,12 @@ fn lex<'a>(sql: &'a str) -> Vec<Lexed<'a>> {
                 i = end;
             }
             b'/' if b.get(i + 1) == Some(&b'*') => {
-                // Block comments nest in PostgreSQL.
-                let mut depth = 0usize;
                 let open = i;
-                while i < b.len() {
-                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
-                        depth += 1;
-                        i += 2;
-                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
-                        depth -= 1;
-                        i += 2;
-                        if depth == 0 {
-                            break;
-                        }
-                    } else {
-                        i += 1;
-                    }
-                }
-                let close = if depth == 0 { i - 2 } else { b.len() };
+                let (end, close) = match block_comment_end(b, i) {
+                    Some(end) => (end, end - 2),
+                    None => (b.len(), b.len()),
+                };
+                i = end;
                 cur.comments.push(&sql[open + 2..close.max(open + 2)]);
             }
             b'\'' => i = skip_quoted(b, i, b'\''),
@@ -107,8 +95,13 @@ fn lex<'a>(sql: &'a str) -> Vec<Lexed<'a>> {
     out
 }
 
-/// The index after a quoted run starting at `i` (doubled quotes stay inside).
-fn skip_quoted(b: &[u8], mut i: usize, q: u8) -> usize {
+/// The index after a quoted run starting at `i` (doubled quotes stay inside), or the end of the text.
+pub(crate) fn skip_quoted(b: &[u8], i: usize, q: u8) -> usize {
+    quoted_end(b, i, q).unwrap_or(b.len())
+}
+
+/// The index after the closing quote of a run starting at `i`; `None` when it is not closed.
+pub(crate) fn quoted_end(b: &[u8], mut i: usize, q: u8) -> Option<usize> {
     i += 1;
     while i < b.len() {
         if b[i] == q {
@@ -116,11 +109,31 @@ fn skip_quoted(b: &[u8], mut i: usize, q: u8) -> usize {
                 i += 2;
                 continue;
             }
-            return i + 1;
+            return Some(i + 1);
         }
         i += 1;
     }
-    b.len()
+    None
+}
+
+/// The index after a block comment starting at `i` (they nest in PostgreSQL); `None` when unclosed.
+pub(crate) fn block_comment_end(b: &[u8], start: usize) -> Option<usize> {
+    let (mut depth, mut i) = (0usize, start);
+    while i + 1 < b.len() {
+        if b[i] == b'/' && b[i + 1] == b'*' {
+            depth += 1;
+            i += 2;
+        } else if b[i] == b'*' && b[i + 1] == b'/' {
+            depth -= 1;
+            i += 2;
+            if depth == 0 {
+                return Some(i);
+            }
+        } else {
+            i += 1;
+        }
+    }
+    None
 }
 
 /// Like `skip_quoted` for `E'...'`, where a backslash escapes the next byte.

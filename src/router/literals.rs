@@ -5,6 +5,8 @@
 //! Only the plan comes from the normalized text; the server always gets the client's own text. Anything
 //! unusual (escape strings, dollar quotes, placeholders already present) is left alone: `None`.
 
+use super::lex::{block_comment_end, quoted_end};
+
 /// A statement with its literals replaced by `$1..$n`, and the literals as text.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Normalized {
@@ -140,45 +142,6 @@ fn number_end(b: &[u8], mut i: usize) -> usize {
         }
     }
     i
-}
-
-/// The end (exclusive) of a quoted string or name starting at `start`, with doubled quotes inside.
-fn quoted_end(b: &[u8], start: usize, q: u8) -> Option<usize> {
-    let mut i = start + 1;
-    while i < b.len() {
-        if b[i] == q {
-            if b.get(i + 1) == Some(&q) {
-                i += 2;
-                continue;
-            }
-            return Some(i + 1);
-        }
-        i += 1;
-    }
-    None
-}
-
-/// The end of a (nestable) block comment.
-fn block_comment_end(b: &[u8], start: usize) -> Option<usize> {
-    let mut depth = 0;
-    let mut i = start;
-    while i + 1 < b.len() {
-        match (b[i], b[i + 1]) {
-            (b'/', b'*') => {
-                depth += 1;
-                i += 2;
-            }
-            (b'*', b'/') => {
-                depth -= 1;
-                i += 2;
-                if depth == 0 {
-                    return Some(i);
-                }
-            }
-            _ => i += 1,
-        }
-    }
-    None
 }
 
 #[cfg(test)]

@@ -15,7 +15,7 @@ mod hint;
 mod insert;
 mod keys;
 mod keyword;
-mod lex;
+pub(crate) mod lex;
 mod literals;
 mod merge;
 mod params;

@@ -141,6 +141,24 @@ impl Plan {
         }
     }
 
+    /// Whether resolving this plan reads Bind parameters (keys, a LIMIT or OFFSET); when it does not,
+    /// a Bind's values need not even be parsed.
+    pub fn reads_params(&self) -> bool {
+        let param = |k: &KeySource| !matches!(k, KeySource::Value(_));
+        let keyed = match &self.target {
+            Target::Keys { keys, .. } => keys.iter().any(param),
+            Target::Insert { rows, .. } => rows.iter().any(param),
+            _ => false,
+        };
+        let counted = match &self.merge {
+            Some(Ok(m)) => [m.limit, m.offset]
+                .iter()
+                .any(|c| matches!(c, Some(super::merge::Count::Param(_)))),
+            _ => false,
+        };
+        keyed || counted
+    }
+
     pub(crate) fn refuse(command: Command, refusal: Refusal) -> Plan {
         let reason = format!("refused: {}", refusal.message);
         Plan::new(command, Target::Refuse(refusal), reason)

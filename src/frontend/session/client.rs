@@ -252,8 +252,12 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             return Ok(Flow::Continue);
         };
         let topo = self.topology();
-        let plan = self.proxy.router.plan(&stmt.query, &topo.map);
-        let params = msg::bind_params(b.rest)?;
+        let plan = stmt.plan(&self.proxy.router, &topo.map);
+        let params = if plan.reads_params() {
+            msg::bind_params(b.rest)?
+        } else {
+            msg::BindParams::default()
+        };
         let route = match &plan.command {
             Command::SetShard(_) => Route::Refused(Refusal {
                 code: sqlstate::FEATURE_NOT_SUPPORTED,
@@ -279,7 +283,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             },
             Placement::Fanout => {
                 match self.before_fanout().await {
-                    Ok(Step::Go) => self.start_fanout(route, &stmt, &params, topo).await?,
+                    Ok(Step::Go) => self.start_fanout(route, &stmt, b.rest, topo).await?,
                     Ok(Step::Wait) => return Ok(Flow::Wait),
                     Err(r) => self.refuse(r, true).await?,
                 }

@@ -168,26 +168,27 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         &mut self,
         route: Route,
         stmt: &Arc<Statement>,
-        params: &BindParams<'_>,
+        bind_rest: &[u8],
         topo: Arc<Topology>,
     ) -> Result<(), SessionError> {
         let Some(client_parse) = self.own_batch(stmt).await? else {
             return Ok(());
         };
-        let parts = fanout_targets(&route, &stmt.query, &topo)
+        let targets = fanout_targets(&route, &stmt.query, &topo);
+        // Only the parts of a split INSERT take a subset of the parameters.
+        let params = match targets.iter().any(|(_, _, split)| split.is_some()) {
+            true => msg::bind_params(bind_rest)?,
+            false => BindParams::default(),
+        };
+        let parts = targets
             .into_iter()
             .map(|(shard, sql, split)| {
                 let (stmt, bind_rest) = match split {
-                    None => {
-                        let mut rest = BytesMut::new();
-                        let all: Vec<usize> = (0..params.values.len()).collect();
-                        msg::write_bind_rest(&mut rest, params, &all);
-                        (stmt.clone(), rest.to_vec())
-                    }
+                    None => (stmt.clone(), bind_rest.to_vec()),
                     Some(p) => {
                         let types = pick_param_types(&stmt.param_types, &p.params);
                         let mut rest = BytesMut::new();
-                        msg::write_bind_rest(&mut rest, params, &p.params);
+                        msg::write_bind_rest(&mut rest, &params, &p.params);
                         (self.proxy.statements.intern(sql, &types), rest.to_vec())
                     }
                 };

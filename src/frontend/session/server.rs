@@ -138,16 +138,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// Sets the client's startup parameters on the server where they differ, with a query whose
     /// replies the client never sees.
     fn align_parameters(&self, a: &mut Attached) {
-        let mut sql = String::new();
-        for (name, value) in &self.desired {
-            let same =
-                a.conn.applied.get(name) == Some(value) || a.conn.reported.get(name) == Some(value);
-            if !same {
-                sql.push_str(&format!("SET {name} TO '{}';", value.replace('\'', "''")));
-                a.conn.applied.insert(name.clone(), value.clone());
-            }
-        }
-        if !sql.is_empty() {
+        if let Some(sql) = a.conn.align(&self.desired) {
             msg::write_query(&mut a.to_server, &sql);
             a.tracker.push(Pending::InjectedQuery);
         }
@@ -191,10 +182,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             return;
         };
         let out = &mut self.out;
-        let pool = a.conn.pool().clone();
         let statements = &self.proxy.statements;
         let held_begin = self.begin.is_some();
-        let conn = &mut *a.conn;
+        let (conn, pool) = a.conn.with_pool();
         let mut pos = 0;
         // Server messages are trusted in size: the server is ours.
         while let Ok(Some(n)) = frame::tagged_len(&conn.read_buf[pos..], usize::MAX) {
@@ -227,12 +217,14 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 Verdict::Swallow => {}
                 Verdict::Ready { forward } => {
                     conn.tx_status = m.get(frame::HEADER_LEN).copied().unwrap_or(b'E');
-                    if forward && held_begin {
-                        // The client is inside the BEGIN shardgate holds; this server is not.
-                        out.extend_from_slice(&m[..frame::HEADER_LEN]);
-                        out.extend_from_slice(b"T");
-                    } else if forward {
-                        out.extend_from_slice(m);
+                    if forward {
+                        if held_begin {
+                            // The client is inside the BEGIN shardgate holds; this server is not.
+                            out.extend_from_slice(&m[..frame::HEADER_LEN]);
+                            out.extend_from_slice(b"T");
+                        } else {
+                            out.extend_from_slice(m);
+                        }
                         if let Some(sent) = a.query_starts.pop_front() {
                             let took = sent.elapsed();
                             pool.metrics.queries.increment(1);

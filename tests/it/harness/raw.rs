@@ -77,6 +77,22 @@ impl RawClient {
         self.write(&out).await;
     }
 
+    /// Bind (text parameters, text results), Execute and Sync of a prepared statement, in one write.
+    pub async fn execute_prepared(&mut self, statement: &str, params: &[&str]) {
+        self.send(|b| {
+            let text = |v: &&str, buf: &mut BytesMut| {
+                buf.extend_from_slice(v.as_bytes());
+                Ok(postgres_protocol::IsNull::No)
+            };
+            frontend::bind("", statement, [0], params.iter(), text, [0], b)
+                .map_err(|_| "bind")
+                .expect("a Bind message");
+            frontend::execute("", 0, b).expect("an Execute message");
+            frontend::sync(b);
+        })
+        .await
+    }
+
     /// The next message; `None` once the connection is closed (or reset).
     pub async fn recv(&mut self) -> Option<Reply> {
         loop {

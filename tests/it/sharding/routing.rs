@@ -348,7 +348,12 @@ async fn range_directory_and_uuid_keys_route() {
         )
         .await
         .unwrap_err();
-    assert!(sqlstate(&e).is_some(), "{e}");
+    assert_eq!(sqlstate(&e), Some("22023"), "{e}");
+    let message = e.as_db_error().map(|d| d.message()).unwrap_or_default();
+    assert!(
+        message.contains("no shard holds events.day = 500"),
+        "{message}"
+    );
     assert_eq!(ids_on(&s, 0, "SELECT day::int8 FROM events").await, vec![5]);
     assert_eq!(
         ids_on(&s, 1, "SELECT day::int8 FROM events").await,
@@ -386,7 +391,12 @@ async fn range_directory_and_uuid_keys_route() {
         )
         .await
         .unwrap_err();
-    assert!(sqlstate(&e).is_some(), "{e}");
+    assert_eq!(sqlstate(&e), Some("0A000"), "{e}");
+    let message = e.as_db_error().map(|d| d.message()).unwrap_or_default();
+    assert!(
+        message.contains("\"unknown\" is not in the directory of tenant_data"),
+        "{message}"
+    );
     // uuid keys, text and binary.
     let id = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
     c.batch_execute(&format!(

@@ -183,22 +183,7 @@ async fn bad_statement_name_in_a_pipeline() {
     let p = TestProxy::start(shared(), |_| {}).await;
     let before = p.client().await;
     let mut c = RawClient::login(p.addr, "trustuser", &p.db).await;
-    c.send(|b| {
-        frontend::bind(
-            "",
-            "never_prepared",
-            [],
-            [] as [&str; 0],
-            |_, _| Ok(postgres_protocol::IsNull::No),
-            [],
-            b,
-        )
-        .map_err(|_| "bind")
-        .unwrap();
-        frontend::execute("", 0, b).unwrap();
-        frontend::sync(b);
-    })
-    .await;
+    c.execute_prepared("never_prepared", &[]).await;
     let replies = c.until_ready().await;
     assert_eq!(first_error(&replies), Some("26000"), "{replies:?}");
     assert_eq!(

@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 
-use postgres_protocol::IsNull;
 use postgres_protocol::message::frontend;
 
 use crate::harness::{RawClient, Reply, TestProxy, first_error, shared};
@@ -29,18 +28,7 @@ async fn one_client(addr: SocketAddr, db: String, id: usize, rounds: usize) {
     );
     for round in 0..rounds {
         let param = round.to_string();
-        c.send(|b| {
-            let value = |v: &String, buf: &mut bytes::BytesMut| {
-                buf.extend_from_slice(v.as_bytes());
-                Ok(IsNull::No)
-            };
-            frontend::bind("", "stmt", [0], [&param], value, [0], b)
-                .map_err(|_| "bind")
-                .unwrap();
-            frontend::execute("", 0, b).unwrap();
-            frontend::sync(b);
-        })
-        .await;
+        c.execute_prepared("stmt", &[&param]).await;
         let replies = c.until_ready().await;
         let rows: Vec<_> = replies
             .iter()

@@ -1,6 +1,5 @@
 //! tokio-postgres prepared statements and explicit transactions through a small, busy pool.
 
-use postgres_protocol::IsNull;
 use postgres_protocol::message::frontend;
 
 use crate::harness::{RawClient, Reply, TestProxy, first_error, shared, sqlstate};
@@ -135,18 +134,7 @@ async fn parse_of_a_known_statement_needs_no_server() {
     assert_eq!(first_error(&replies), None, "{replies:?}");
     assert_eq!(replies, vec![Reply::Other(b'1'), Reply::Ready(b'I')]);
     holder.batch_execute("commit").await.unwrap();
-    c.send(|b| {
-        let text = |v: &str, buf: &mut bytes::BytesMut| {
-            buf.extend_from_slice(v.as_bytes());
-            Ok(IsNull::No)
-        };
-        frontend::bind("", "mine", [0], ["41"], text, [0], b)
-            .map_err(|_| "bind")
-            .unwrap();
-        frontend::execute("", 0, b).unwrap();
-        frontend::sync(b);
-    })
-    .await;
+    c.execute_prepared("mine", &["41"]).await;
     let replies = c.until_ready().await;
     assert!(
         replies.contains(&Reply::Row(vec![Some("42".into())])),
