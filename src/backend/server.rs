@@ -102,15 +102,22 @@ impl ServerConn {
             if let Ok(Some(n)) = crate::protocol::frame::tagged_len(&self.read_buf, usize::MAX) {
                 return Ok(self.read_buf.split_to(n));
             }
-            let n = self
-                .stream
-                .read_buf(&mut self.read_buf)
-                .await
-                .map_err(|e| self.io_err(shard, e))?;
-            if n == 0 {
-                return Err(self.io_err(shard, std::io::ErrorKind::UnexpectedEof.into()));
-            }
+            self.fill(shard).await?;
         }
+    }
+
+    /// Reads more of the server's bytes; the end of the stream is an error (a server never hangs up
+    /// while it owes replies).
+    async fn fill(&mut self, shard: &str) -> Result<(), BackendError> {
+        let n = self
+            .stream
+            .read_buf(&mut self.read_buf)
+            .await
+            .map_err(|e| self.io_err(shard, e))?;
+        if n == 0 {
+            return Err(self.io_err(shard, std::io::ErrorKind::UnexpectedEof.into()));
+        }
+        Ok(())
     }
 
     /// The `SET`s that give this server a client's startup parameters where it differs, recorded as
@@ -134,14 +141,7 @@ impl ServerConn {
                 Ok(None) => {}
                 Err(e) => return Err(self.io_err(shard, e)),
             }
-            let n = self
-                .stream
-                .read_buf(&mut self.read_buf)
-                .await
-                .map_err(|e| self.io_err(shard, e))?;
-            if n == 0 {
-                return Err(self.io_err(shard, std::io::ErrorKind::UnexpectedEof.into()));
-            }
+            self.fill(shard).await?;
         }
     }
 
