@@ -4,6 +4,7 @@
 pub(crate) mod combine;
 pub(crate) mod directory;
 pub(crate) mod fanout;
+pub(crate) mod having;
 pub(crate) mod rows;
 pub(crate) mod scatter;
 pub(crate) mod value;

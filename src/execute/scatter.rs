@@ -15,6 +15,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::combine::rename_error;
 use super::fanout::{Part, Sent, finish, send};
+use super::having::{self, FilterParams, Group};
 use super::rows::{self, Field};
 use super::value::{self, SortKey, Value};
 use crate::backend::BackendError;
@@ -30,11 +31,18 @@ const FLUSH_AT: usize = 64 * 1024;
 /// One scatter: the parts to run, how their rows merge, and what the client asked for.
 pub(crate) struct Scatter {
     pub parts: Vec<Part>,
+    pub merge: Merge,
+    /// Send the RowDescription (a simple Query, or an extended one with Describe portal).
+    pub describe: bool,
+}
+
+/// A merge plan with what one execution's parameters say: LIMIT, OFFSET, the HAVING filter's values.
+#[derive(Debug, Clone)]
+pub(crate) struct Merge {
     pub plan: Arc<MergePlan>,
     pub limit: Option<u64>,
     pub offset: u64,
-    /// Send the RowDescription (a simple Query, or an extended one with Describe portal).
-    pub describe: bool,
+    pub filter_params: FilterParams,
 }
 
 /// One shard's stream of replies.
@@ -133,8 +141,8 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
         return fail(streams, out, client, disagree()).await;
     };
     let fields = rows::fields(&description).unwrap_or_default();
-    let visible = fields.len().saturating_sub(job.plan.hidden);
-    let shown = match output_fields(&job.plan, &fields) {
+    let visible = fields.len().saturating_sub(job.merge.plan.hidden);
+    let shown = match output_fields(&job.merge.plan, &fields) {
         Ok(shown) => shown,
         Err(e) => return fail(streams, out, client, error_frame(&e)).await,
     };
@@ -149,19 +157,32 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
         }
     }
     let mut emitted = Emitter {
-        skip: job.offset,
-        left: job.limit,
+        skip: job.merge.offset,
+        left: job.merge.limit,
         count: 0,
         visible,
     };
-    let result = if job.plan.aggregates.is_empty() {
-        merge_rows(&mut streams, &job.plan, &fields, &mut emitted, out, client).await
+    let result = if job.merge.plan.aggregates.is_empty() {
+        merge_rows(
+            &mut streams,
+            &job.merge.plan,
+            &fields,
+            &mut emitted,
+            out,
+            client,
+        )
+        .await
     } else {
         let fields = Fields {
             shard: &fields,
             shown: &shown,
         };
-        combine_groups(&mut streams, &job.plan, fields, &mut emitted, out, client).await
+        let job = Groups {
+            plan: &job.merge.plan,
+            fields,
+            params: &job.merge.filter_params,
+        };
+        combine_groups(&mut streams, job, &mut emitted, out, client).await
     };
     if let Err(e) = result {
         return match e {
@@ -351,16 +372,30 @@ fn output_fields(plan: &MergePlan, fields: &[Field]) -> Result<Vec<Field>, Strin
 /// Column values as sent (`None` for NULL): a group key, or one aggregate column's values per shard.
 type Cells = Vec<Option<Vec<u8>>>;
 
-/// Aggregates: every shard's rows, combined per group (one group without GROUP BY), then sorted.
+/// What combining groups needs: the plan, the fields, the HAVING filter's parameters.
+struct Groups<'a> {
+    plan: &'a MergePlan,
+    fields: Fields<'a>,
+    params: &'a FilterParams,
+}
+
+/// Aggregates: every shard's rows, combined per group (one group without GROUP BY), filtered by
+/// HAVING, then sorted.
 async fn combine_groups<W: AsyncWrite + Unpin>(
     streams: &mut [Stream],
-    plan: &MergePlan,
-    fields: Fields<'_>,
+    job: Groups<'_>,
     emit: &mut Emitter,
     out: &mut BytesMut,
     client: &mut W,
 ) -> Result<(), Stop> {
+    let Groups {
+        plan,
+        fields,
+        params,
+    } = job;
+    // Every shard column, visible and hidden, has its entry.
     let width = plan.aggregates.len();
+    let visible = width.saturating_sub(plan.hidden);
     // Group key (the non-aggregate columns as sent) -> each aggregate column's shard values.
     let mut groups: HashMap<Cells, Vec<Cells>> = HashMap::new();
     let mut order: Vec<Cells> = Vec::new();
@@ -411,9 +446,9 @@ async fn combine_groups<W: AsyncWrite + Unpin>(
                 None => Ok(keys.next().flatten()),
                 Some(Agg::Avg { count }) => average(
                     &fields.shard[j],
-                    &fields.shard[width + count],
+                    &fields.shard[visible + count],
                     &parts[j],
-                    &parts[width + count],
+                    &parts[visible + count],
                 ),
                 Some(agg) => {
                     let f = &fields.shard[j];
@@ -426,9 +461,18 @@ async fn combine_groups<W: AsyncWrite + Unpin>(
                 Err(e) => return Err(Stop::Error(error_frame(&e.to_string()))),
             }
         }
-        let mut row = BytesMut::new();
-        backend::data_row_bytes(&mut row, values.iter().map(|v| v.as_deref()));
         let cols: Vec<Option<&[u8]>> = values.iter().map(|v| v.as_deref()).collect();
+        if let Some(filter) = &plan.having {
+            let group = Group {
+                fields: fields.shown,
+                values: &cols,
+            };
+            if !having::keeps(filter, &group, params).map_err(|e| Stop::Error(error_frame(&e)))? {
+                continue;
+            }
+        }
+        let mut row = BytesMut::new();
+        backend::data_row_bytes(&mut row, cols.iter().copied());
         let sort =
             sort_values(plan, fields.shown, &cols).map_err(|e| Stop::Error(error_frame(&e)))?;
         rows_out.push((sort, row));

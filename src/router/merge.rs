@@ -8,6 +8,7 @@ use sqlparser::ast::{
     GroupByExpr, Ident, LimitClause, OrderByKind, OrderBySort, Query, SelectItem, SetExpr, Value,
 };
 
+use super::having::{self, Filter};
 use super::plan::Refusal;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,11 +18,13 @@ pub struct MergePlan {
     pub order_by: Vec<SortColumn>,
     pub limit: Option<Count>,
     pub offset: Option<Count>,
-    /// Per visible output column when the query aggregates: how its shard values combine (`None` for a
-    /// group key). Empty for a query without aggregates.
+    /// Per shard column (visible, then hidden) when the query aggregates: how its shard values combine
+    /// (`None` for a group key). Empty for a query without aggregates.
     pub aggregates: Vec<Option<Agg>>,
     /// Aggregates with GROUP BY: rows with equal group keys combine into one.
     pub grouped: bool,
+    /// HAVING, applied to each combined group (the shards run without it).
+    pub having: Option<Filter>,
     /// Columns added at the end of the shard query for sorting; stripped before the client sees rows.
     pub hidden: usize,
 }
@@ -126,11 +129,10 @@ pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePl
             .map(|e| e.map_or(Ok(None), |e| aggregate(e, &is_key)))
             .collect::<Result<Vec<_>, _>>()?
     };
-    if select.having.is_some() && !whole_groups {
-        return Err(refuse("HAVING (except with GROUP BY the shard key)"));
-    }
-    let aggregated =
-        !whole_groups && (aggregates.iter().any(Option::is_some) || !group_by.is_empty());
+    let aggregated = !whole_groups
+        && (aggregates.iter().any(Option::is_some)
+            || !group_by.is_empty()
+            || select.having.is_some());
     if aggregated && wildcard {
         return Err(refuse("* with aggregates"));
     }
@@ -143,7 +145,46 @@ pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePl
         }
     }
     let mut shard = q.clone();
-    let mut hidden = Vec::new();
+    // Columns after the client's, aliased, with how each combines when the query aggregates.
+    let mut hidden: Vec<SelectItem> = Vec::new();
+    let mut hidden_aggs: Vec<Agg> = Vec::new();
+    let having = match &select.having {
+        Some(h) if aggregated => {
+            let mut column = |e: &Expr| -> Result<Option<usize>, Refusal> {
+                if let Some(i) = position(select, &items, e) {
+                    return Ok(Some(i));
+                }
+                let Some(agg) = aggregate(e, &is_key)? else {
+                    return Ok(None);
+                };
+                let at = items.len() + hidden.len();
+                let alias = |k: usize| Ident::new(format!("__shardgate_having_{k}"));
+                if let Agg::Avg { .. } = agg {
+                    // avg(x) as sum(x) and count(x), divided after merging.
+                    let item = SelectItem::UnnamedExpr(e.clone());
+                    let (Some(sum), Some(cnt)) = (renamed(&item, "sum"), renamed(&item, "count"))
+                    else {
+                        return Err(refuse("this avg()"));
+                    };
+                    hidden.push(realias(sum, alias(hidden.len())));
+                    hidden_aggs.push(Agg::Avg {
+                        count: hidden.len(),
+                    });
+                    hidden.push(realias(cnt, alias(hidden.len())));
+                    hidden_aggs.push(Agg::Count);
+                } else {
+                    hidden.push(SelectItem::ExprWithAlias {
+                        expr: e.clone(),
+                        alias: alias(hidden.len()),
+                    });
+                    hidden_aggs.push(agg);
+                }
+                Ok(Some(at))
+            };
+            Some(having::filter(h, &mut column)?)
+        }
+        _ => None,
+    };
     let mut order_by = Vec::new();
     if let Some(ob) = &q.order_by {
         let OrderByKind::Expressions(exprs) = &ob.kind else {
@@ -164,7 +205,10 @@ pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePl
                     )));
                 }
                 None => {
-                    hidden.push(o.expr.clone());
+                    hidden.push(SelectItem::ExprWithAlias {
+                        expr: o.expr.clone(),
+                        alias: Ident::new(format!("__shardgate_sort_{}", hidden.len())),
+                    });
                     SortRef::Hidden(hidden.len() - 1)
                 }
             };
@@ -193,11 +237,18 @@ pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePl
     };
     let mut aggregates = aggregates;
     if let SetExpr::Select(s) = shard.body.as_mut() {
-        for (k, e) in hidden.iter().enumerate() {
-            s.projection.push(SelectItem::ExprWithAlias {
-                expr: e.clone(),
-                alias: Ident::new(format!("__shardgate_sort_{k}")),
-            });
+        // The shards run without the HAVING; one with parameters stays as `(...) OR true`, which
+        // PostgreSQL folds away, so that the parameters keep the types it infers for them.
+        match (&having, s.having.take()) {
+            (Some(f), Some(h)) if !f.params().is_empty() => {
+                s.having = Some(Expr::BinaryOp {
+                    left: Box::new(Expr::Nested(Box::new(h))),
+                    op: sqlparser::ast::BinaryOperator::Or,
+                    right: Box::new(Expr::value(Value::Boolean(true))),
+                });
+            }
+            (Some(_), _) => {}
+            (None, h) => s.having = h,
         }
         // avg(x) runs as sum(x) in its place, with count(x) after every other column.
         for (j, agg) in aggregates.iter_mut().enumerate() {
@@ -212,15 +263,10 @@ pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePl
             };
             *count = hidden.len();
             s.projection[j] = sum;
-            s.projection.push(SelectItem::ExprWithAlias {
-                expr: match cnt {
-                    SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => e,
-                    _ => return Err(refuse("this avg()")),
-                },
-                alias: Ident::new(format!("__shardgate_count_{j}")),
-            });
-            hidden.push(Expr::Identifier(Ident::new("count")));
+            hidden.push(realias(cnt, Ident::new(format!("__shardgate_count_{j}"))));
+            hidden_aggs.push(Agg::Count);
         }
+        s.projection.extend(hidden.iter().cloned());
     }
     shard.limit_clause = if aggregated {
         // Groups combine across shards before LIMIT and OFFSET can apply.
@@ -233,8 +279,15 @@ pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePl
         order_by,
         limit,
         offset,
-        aggregates: if aggregated { aggregates } else { Vec::new() },
+        aggregates: if aggregated {
+            // Every hidden column of an aggregating query is an aggregate (no hidden sort keys).
+            aggregates.extend(hidden_aggs.into_iter().map(Some));
+            aggregates
+        } else {
+            Vec::new()
+        },
         grouped: !group_by.is_empty(),
+        having,
         hidden: hidden.len(),
     })
 }
@@ -264,6 +317,16 @@ fn renamed(item: &SelectItem, name: &str) -> Option<SelectItem> {
             alias: alias.clone(),
         }),
         _ => None,
+    }
+}
+
+/// The expression of a select item under another alias.
+fn realias(item: SelectItem, alias: Ident) -> SelectItem {
+    match item {
+        SelectItem::UnnamedExpr(expr) | SelectItem::ExprWithAlias { expr, .. } => {
+            SelectItem::ExprWithAlias { expr, alias }
+        }
+        other => other,
     }
 }
 
@@ -461,7 +524,7 @@ mod tests {
         let Statement::Query(q) = stmt else { panic!() };
         let got = match merge_plan(&q, &[("t".into(), "id".into())]) {
             Ok(p) => format!(
-                "{} | order {:?} limit {:?} offset {:?} aggs {:?} grouped {} hidden {}",
+                "{} | order {:?} limit {:?} offset {:?} aggs {:?} grouped {} hidden {} having {:?}",
                 p.shard_sql,
                 p.order_by
                     .iter()
@@ -471,7 +534,8 @@ mod tests {
                 p.offset,
                 p.aggregates,
                 p.grouped,
-                p.hidden
+                p.hidden,
+                p.having
             ),
             Err(r) => format!("refused: {}", r.message),
         };
@@ -513,7 +577,7 @@ mod tests {
         );
         check(
             "SELECT g, avg(x) FROM t GROUP BY g",
-            "SELECT g, sum(x) AS avg, count(x) AS __shardgate_count_1 FROM t GROUP BY g | order [] limit None offset None aggs [None, Some(Avg { count: 0 })] grouped true hidden 1",
+            "SELECT g, sum(x) AS avg, count(x) AS __shardgate_count_1 FROM t GROUP BY g | order [] limit None offset None aggs [None, Some(Avg { count: 0 }), Some(Count)] grouped true hidden 1",
         );
         check(
             "SELECT count(DISTINCT x) FROM t",
@@ -527,7 +591,31 @@ mod tests {
         );
         check(
             "SELECT a, count(*) FROM t GROUP BY a HAVING count(*) > 1",
-            "refused: HAVING",
+            "SELECT a, count(*) FROM t GROUP BY a | order [] limit None offset None aggs [None, Some(Count)] grouped true hidden 0 having Some(Compare(Column(1), Gt, Literal(\"1\")))",
+        );
+        check(
+            "SELECT a FROM t GROUP BY a HAVING avg(x) >= $1 AND NOT max(y) IS NULL",
+            "SELECT a, sum(x) AS __shardgate_having_0, count(x) AS __shardgate_having_1, max(y) AS __shardgate_having_2 FROM t GROUP BY a HAVING (avg(x) >= $1 AND NOT max(y) IS NULL) OR true | order [] limit None offset None aggs [None, Some(Avg { count: 1 }), Some(Count), Some(Max)] grouped true hidden 3 having Some(And(Compare(Column(1), GtEq, Param(0, None)), Not(IsNull(Column(3)))))",
+        );
+        check(
+            "SELECT sum(x) FROM t HAVING count(*) BETWEEN -1 AND 10",
+            "SELECT sum(x), count(*) AS __shardgate_having_0 FROM t | order [] limit None offset None aggs [Some(Sum), Some(Count)] grouped false hidden 1 having Some(And(Compare(Column(1), GtEq, Literal(\"-1\")), Compare(Column(1), LtEq, Literal(\"10\"))))",
+        );
+        check(
+            "SELECT a, count(*) FROM t GROUP BY a HAVING sum(x) / count(*) > 1",
+            "refused: an expression over aggregates (sum(x) / count(*))",
+        );
+        check(
+            "SELECT a, count(*) FROM t GROUP BY a HAVING b > 1",
+            "refused: HAVING b (not an aggregate or a GROUP BY column)",
+        );
+        check(
+            "SELECT a, count(*) FROM t GROUP BY a HAVING 1 = 1",
+            "refused: HAVING 1 = 1 (no aggregate",
+        );
+        check(
+            "SELECT id, count(*) FROM t GROUP BY id HAVING count(*) > 1",
+            "SELECT id, count(*) FROM t GROUP BY id HAVING count(*) > 1 | order [] limit None offset None aggs [] grouped true hidden 0 having None",
         );
         check(
             "SELECT a, count(*) FROM t GROUP BY a ORDER BY sum(b)",

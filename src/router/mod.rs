@@ -11,6 +11,7 @@
 mod cache;
 mod decide;
 mod facts;
+mod having;
 mod hint;
 mod insert;
 mod keys;
@@ -29,6 +30,7 @@ mod walk;
 mod golden;
 
 pub use cache::Router;
+pub use having::{CmpOp, Filter, Operand};
 pub use merge::{Agg, Count, MergePlan, SortColumn, SortRef};
 pub use params::Params;
 pub use plan::{Command, InsertTemplate, KeySource, Plan, Refusal, Target, TxControl};

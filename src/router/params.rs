@@ -50,6 +50,15 @@ impl<'a> Params<'a> {
         }
     }
 
+    /// Parameter `i` as sent: its format code and bytes, `None` for NULL.
+    pub(crate) fn value(&self, i: usize) -> Result<Option<(i16, &'a [u8])>, ParamError> {
+        match self.raw(i) {
+            Ok(raw) => Ok(Some((i16::from(self.binary(i)), raw))),
+            Err(ParamError::Null) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Parameter `i` read as a key of type `ty`.
     pub(crate) fn key(&self, i: usize, ty: KeyType) -> Result<KeyValue, ParamError> {
         let raw = self.raw(i)?;

@@ -151,9 +151,12 @@ impl Plan {
             _ => false,
         };
         let counted = match &self.merge {
-            Some(Ok(m)) => [m.limit, m.offset]
-                .iter()
-                .any(|c| matches!(c, Some(super::merge::Count::Param(_)))),
+            Some(Ok(m)) => {
+                [m.limit, m.offset]
+                    .iter()
+                    .any(|c| matches!(c, Some(super::merge::Count::Param(_))))
+                    || m.having.as_ref().is_some_and(|h| !h.params().is_empty())
+            }
             _ => false,
         };
         keyed || counted

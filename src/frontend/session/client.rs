@@ -104,12 +104,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 if let Some(batch) = self.fanout.take() {
                     match batch.merge {
                         None => self.fan_out(&batch.topology, batch.parts).await?,
-                        Some((plan, limit, offset)) => {
+                        Some(merge) => {
                             let job = Scatter {
                                 parts: batch.parts,
-                                plan,
-                                limit,
-                                offset,
+                                merge,
                                 describe: batch.describe,
                             };
                             self.scatter(&batch.topology, job).await?;
@@ -220,19 +218,17 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 match (self.before_fanout().await, merge_of(&plan, &Params::none())) {
                     (Ok(Step::Wait), _) => return Ok(Flow::Wait),
                     (Err(r), _) | (_, Err(r)) => self.refuse(r, false).await?,
-                    (Ok(Step::Go), Ok((merge, limit, offset))) => {
+                    (Ok(Step::Go), Ok(merge)) => {
                         let parts = shards
                             .into_iter()
                             .map(|shard| Part {
                                 shard,
-                                work: Work::Query(merge.shard_sql.clone()),
+                                work: Work::Query(merge.plan.shard_sql.clone()),
                             })
                             .collect();
                         let job = Scatter {
                             parts,
-                            plan: merge,
-                            limit,
-                            offset,
+                            merge,
                             describe: true,
                         };
                         self.scatter(&topo, job).await?;

@@ -89,7 +89,7 @@ struct FanoutBatch {
     topology: Arc<Topology>,
     parts: Vec<Part>,
     /// A read merged across the shards (with LIMIT and OFFSET resolved), rather than a write.
-    merge: Option<(Arc<crate::router::MergePlan>, Option<u64>, u64)>,
+    merge: Option<crate::execute::scatter::Merge>,
     /// The client sent Describe for the portal: it gets the RowDescription.
     describe: bool,
 }

@@ -10,7 +10,8 @@ use bytes::BytesMut;
 
 use super::{Deferred, FanoutBatch, Session, Step};
 use crate::execute::fanout::{self, Part, Work};
-use crate::execute::scatter::{self, Scatter, ScatterError};
+use crate::execute::having::FilterParams;
+use crate::execute::scatter::{self, Merge, Scatter, ScatterError};
 use crate::frontend::error::SessionError;
 use crate::frontend::pending::{Pending, Synthetic};
 use crate::frontend::statements::Statement;
@@ -19,7 +20,7 @@ use crate::protocol::frontend as msg;
 use crate::protocol::frontend::BindParams;
 use crate::protocol::sqlstate;
 use crate::proxy::Topology;
-use crate::router::{Count, MergePlan, Params, Plan, Refusal, Route, SplitPart};
+use crate::router::{Count, Params, Plan, Refusal, Route, SplitPart};
 use crate::sharding::ShardId;
 use crate::sharding::{KeyType, KeyValue};
 
@@ -218,7 +219,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     pub(super) async fn start_scatter(
         &mut self,
         shards: Vec<ShardId>,
-        merge: (Arc<MergePlan>, Option<u64>, u64),
+        merge: Merge,
         stmt: &Arc<Statement>,
         bind_rest: &[u8],
         topo: Arc<Topology>,
@@ -229,8 +230,8 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let shard_stmt = self
             .proxy
             .statements
-            .intern(&merge.0.shard_sql, &stmt.param_types);
-        let bind_rest = widen_result_formats(bind_rest, merge.0.hidden)?;
+            .intern(&merge.plan.shard_sql, &stmt.param_types);
+        let bind_rest = widen_result_formats(bind_rest, merge.plan.hidden)?;
         let parts = shards
             .into_iter()
             .map(|shard| Part {
@@ -381,11 +382,9 @@ fn pick_param_types(raw: &[u8], pick: &[usize]) -> Vec<u8> {
     out
 }
 
-/// The merge plan of a read and its LIMIT and OFFSET read from the parameters, or why it cannot merge.
-pub(super) fn merge_of(
-    plan: &Plan,
-    params: &Params,
-) -> Result<(Arc<MergePlan>, Option<u64>, u64), Refusal> {
+/// The merge plan of a read with its LIMIT, OFFSET and HAVING values read from the parameters, or
+/// why it cannot merge.
+pub(super) fn merge_of(plan: &Plan, params: &Params) -> Result<Merge, Refusal> {
     let merge = match &plan.merge {
         Some(Ok(m)) => m.clone(),
         Some(Err(r)) => return Err(r.clone()),
@@ -419,7 +418,23 @@ pub(super) fn merge_of(
     };
     let limit = count(merge.limit)?;
     let offset = count(merge.offset)?.unwrap_or(0);
-    Ok((merge, limit, offset))
+    let mut filter_params = FilterParams::default();
+    for i in merge.having.iter().flat_map(|h| h.params()) {
+        let value = params.value(i).map_err(|_| Refusal {
+            code: sqlstate::INVALID_PARAMETER_VALUE,
+            message: format!("HAVING parameter ${} is missing", i + 1),
+            hint: None,
+        })?;
+        filter_params
+            .0
+            .push((i, value.map(|(format, raw)| (format, raw.to_vec()))));
+    }
+    Ok(Merge {
+        plan: merge,
+        limit,
+        offset,
+        filter_params,
+    })
 }
 
 /// A Bind's parameters and result formats for the shard statement, which has `hidden` sort columns

@@ -2,7 +2,7 @@
 //! query must give the same result on both, in text (simple protocol) and binary (extended protocol,
 //! raw result bytes compared). In order when ORDER BY is total, as multisets otherwise.
 
-use tokio_postgres::types::{FromSql, Type};
+use tokio_postgres::types::{FromSql, ToSql, Type};
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::harness::sharded::{SCHEMA, Sharded};
@@ -95,6 +95,23 @@ fn queries() -> Vec<(String, bool)> {
         "SELECT grp, count(DISTINCT id), count(*) FROM items GROUP BY grp",
         "SELECT id, sum(qty) FROM items GROUP BY id HAVING sum(qty) > 10",
         "SELECT id, grp, avg(price), count(DISTINCT name) FROM items GROUP BY id, grp HAVING count(*) = 1",
+        // HAVING after the groups combine: aggregates shown or not, constants of other number types,
+        // NULL logic, BETWEEN, IN, a GROUP BY column, no GROUP BY at all.
+        "SELECT grp, count(*) FROM items GROUP BY grp HAVING count(*) > 40",
+        "SELECT grp FROM items GROUP BY grp HAVING sum(price) >= 6000.5",
+        "SELECT grp, count(*) FROM items GROUP BY grp HAVING avg(qty) < 0",
+        "SELECT grp, avg(price) FROM items GROUP BY grp HAVING avg(price) > 480 OR grp IS NULL",
+        "SELECT flag, max(name) FROM items GROUP BY flag HAVING max(name) > 'n9' AND min(day) <= '2024-01-01'",
+        "SELECT day, count(*) FROM items GROUP BY day HAVING count(*) BETWEEN 4 AND 5",
+        "SELECT day, count(*) FROM items GROUP BY day HAVING count(*) NOT BETWEEN 4 AND 5",
+        "SELECT qty, sum(grp) FROM items GROUP BY qty HAVING sum(grp) IN (0, 7, 12)",
+        "SELECT qty, sum(grp) FROM items GROUP BY qty HAVING sum(grp) IS NULL OR NOT (qty > 0)",
+        "SELECT grp, bool_or(flag) FROM items GROUP BY grp HAVING bool_and(flag) = false",
+        "SELECT grp, count(*) FROM items GROUP BY grp HAVING grp <> 3 AND max(at) > '2024-04-30 00:00:00+00'",
+        "SELECT count(*) FROM items HAVING count(*) > 1",
+        "SELECT count(*), sum(qty) FROM items HAVING count(*) > 1000",
+        "SELECT grp, min(score) FROM items GROUP BY grp HAVING min(score) < -99.5",
+        "SELECT grp, count(*) FROM items GROUP BY grp HAVING min(at) < '2024-04-01 00:00:00+00' AND max(day) >= '2024-02-28'",
     ]
     .iter()
     .map(|s| (s.to_string(), false))
@@ -108,6 +125,8 @@ fn queries() -> Vec<(String, bool)> {
             "SELECT count(*) FROM items LIMIT 1",
             "SELECT DISTINCT id, name FROM items ORDER BY id DESC LIMIT 20",
             "SELECT id, avg(price) FROM items GROUP BY id HAVING avg(price) > 100 ORDER BY avg(price) DESC, id LIMIT 15",
+            "SELECT grp, count(*) AS n FROM items GROUP BY grp HAVING count(*) > 40 ORDER BY n DESC, grp LIMIT 3",
+            "SELECT day, avg(price) FROM items GROUP BY day HAVING avg(price) > 400 ORDER BY 2 DESC, 1 LIMIT 5 OFFSET 2",
             "SELECT id, count(*) FROM items GROUP BY id ORDER BY id LIMIT 5 OFFSET 100",
             "SELECT grp, avg(price) AS a FROM items GROUP BY grp ORDER BY a DESC NULLS LAST, grp",
             "SELECT day, avg(qty) FROM items GROUP BY day ORDER BY 2, 1 NULLS FIRST LIMIT 9",
@@ -179,6 +198,12 @@ fn queries() -> Vec<(String, bool)> {
             ));
         }
         q.push((format!("SELECT {agg} FROM items WHERE grp = 2"), false));
+        q.push((
+            format!(
+                "SELECT grp, {agg} FROM items GROUP BY grp HAVING count(*) > 41 OR {agg} IS NULL"
+            ),
+            false,
+        ));
     }
     for g in 0..7 {
         q.push((
@@ -328,6 +353,37 @@ async fn scatter_gather_matches_a_single_postgresql() {
     );
 }
 
+/// HAVING with Bind parameters (binary, of other types than the aggregate's) filters the combined
+/// groups like a single PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn having_reads_bind_parameters() {
+    let (_s, oracle, proxy) = loaded().await;
+    async fn rows(c: &Client, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Vec<Vec<Raw>> {
+        let rows = c.query(sql, p).await.unwrap();
+        rows.iter()
+            .map(|r| (0..r.len()).map(|i| r.get::<_, Raw>(i)).collect())
+            .collect()
+    }
+    let sql = "SELECT grp, count(*), avg(price) FROM items GROUP BY grp \
+               HAVING count(*) > $1::int4 AND avg(price) < $2::float8 ORDER BY grp";
+    for (n, p) in [(40i32, 600.0f64), (0, 1e9), (41, 0.5)] {
+        let (want, got) = (
+            rows(&oracle, sql, &[&n, &p]).await,
+            rows(&proxy, sql, &[&n, &p]).await,
+        );
+        assert_eq!(got, want, "{n} {p}");
+    }
+    let sql = "SELECT grp, sum(qty) FROM items GROUP BY grp HAVING sum(qty) >= $1 ORDER BY grp";
+    for n in [-100i64, 0, 50] {
+        let (want, got) = (
+            rows(&oracle, sql, &[&n]).await,
+            rows(&proxy, sql, &[&n]).await,
+        );
+        assert_eq!(got, want, "{n}");
+    }
+    assert!(rows(&proxy, sql, &[&Option::<i64>::None]).await.is_empty());
+}
+
 /// What cannot merge exactly is refused with 0A000 and the reason; the session goes on.
 #[tokio::test]
 async fn what_cannot_merge_is_refused() {
@@ -338,8 +394,16 @@ async fn what_cannot_merge_is_refused() {
         ("SELECT DISTINCT grp FROM items", "DISTINCT"),
         ("SELECT count(DISTINCT grp) FROM items", "count(DISTINCT"),
         (
-            "SELECT grp, count(*) FROM items GROUP BY grp HAVING count(*) > 1",
-            "HAVING",
+            "SELECT grp, count(*) FROM items GROUP BY grp HAVING max(name) LIKE 'n9%'",
+            "an expression over aggregates (max(name) LIKE 'n9%')",
+        ),
+        (
+            "SELECT grp, count(*) FROM items GROUP BY grp HAVING max(qty) - min(qty) > 1",
+            "an expression over aggregates",
+        ),
+        (
+            "SELECT grp, count(*) FROM items GROUP BY grp HAVING length(max(name)) > 1",
+            "an expression over aggregates (length(max(name)))",
         ),
         (
             "SELECT id FROM items UNION SELECT id FROM items",
