@@ -12,6 +12,7 @@ use super::combine::{ShardReply, combine, messages};
 use crate::admin::metrics::{self, RouteKind};
 use crate::backend::BackendError;
 use crate::backend::pool::Pooled;
+use crate::frontend::cancel::{ServerKey, Slot};
 use crate::frontend::statements::Statement;
 use crate::protocol::frontend as msg;
 use crate::proxy::Topology;
@@ -38,13 +39,16 @@ pub(crate) enum Work {
     },
 }
 
-/// Runs every part and writes the combined replies (through ReadyForQuery) to `out`.
+/// Runs every part and writes the combined replies (through ReadyForQuery) to `out`. While the parts
+/// run, a client's cancel reaches every server (`cancel`); no server goes back to its pool before that
+/// is over.
 pub(crate) async fn run(
     topology: &Topology,
     checkout_timeout: std::time::Duration,
     desired: &[(String, String)],
     mut parts: Vec<Part>,
     out: &mut BytesMut,
+    cancel: &Slot,
 ) -> Result<(), BackendError> {
     parts.sort_by_key(|p| p.shard);
     let started = std::time::Instant::now();
@@ -59,26 +63,38 @@ pub(crate) async fn run(
         let conn = pool.checkout(checkout_timeout).await?;
         held.push((conn, part));
     }
+    cancel
+        .attach_all(held.iter().map(|(c, _)| server_key(c)).collect())
+        .await;
     let mut tasks = tokio::task::JoinSet::new();
     for (i, (conn, part)) in held.into_iter().enumerate() {
         let desired = desired.to_vec();
         tasks.spawn(async move { (i, run_one(conn, part, &desired).await) });
     }
+    let mut joined = Vec::new();
+    while let Some(j) = tasks.join_next().await {
+        joined.push(j);
+    }
+    // After this no cancel can reach the servers on this client's behalf: they may go back.
+    cancel.detach().await;
     let mut results = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        let (i, r) = joined.map_err(|e| BackendError::Io {
+    for j in joined {
+        let (i, r) = j.map_err(|e| BackendError::Io {
             shard: "?".into(),
             source: std::io::Error::other(e),
         })?;
         results.push((i, r?));
     }
     results.sort_by_key(|(i, _)| *i);
-    for (_, (shard, _)) in &results {
-        metrics::fanout_query(shard, kind, started.elapsed());
+    let mut replies = Vec::with_capacity(results.len());
+    for (_, done) in results {
+        metrics::fanout_query(&done.shard, kind, started.elapsed());
+        finish(done.conn, &done.sent, done.failed);
+        replies.push((done.shard, done.replies));
     }
-    let replies: Vec<ShardReply> = results
+    let replies: Vec<ShardReply> = replies
         .iter()
-        .map(|(_, (shard, bytes))| ShardReply {
+        .map(|(shard, bytes)| ShardReply {
             shard,
             messages: messages(bytes),
         })
@@ -166,12 +182,29 @@ pub(super) fn finish(mut conn: Pooled, sent: &Sent, failed: bool) {
     }
 }
 
+/// Where a client's cancel must go to reach this server.
+pub(super) fn server_key(conn: &Pooled) -> ServerKey {
+    ServerKey {
+        addr: conn.addr,
+        key: conn.key,
+    }
+}
+
+/// One shard's part, answered through ReadyForQuery; the server is not given back yet.
+struct Done {
+    shard: String,
+    replies: BytesMut,
+    conn: Pooled,
+    sent: Sent,
+    failed: bool,
+}
+
 /// Sends one part and collects the replies the client is owed.
 async fn run_one(
     mut conn: Pooled,
     part: Part,
     desired: &[(String, String)],
-) -> Result<(String, BytesMut), BackendError> {
+) -> Result<Done, BackendError> {
     let shard = conn.pool().target.shard.clone();
     let mut sent = send(&mut conn, &shard, &part.work, desired).await?;
     let mut replies = BytesMut::new();
@@ -191,6 +224,11 @@ async fn run_one(
             break;
         }
     }
-    finish(conn, &sent, failed);
-    Ok((shard, replies))
+    Ok(Done {
+        shard,
+        replies,
+        conn,
+        sent,
+        failed,
+    })
 }

@@ -11,16 +11,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use bytes::BytesMut;
+use futures_util::future::try_join_all;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::combine::rename_error;
-use super::fanout::{Part, Sent, finish, send};
+use super::fanout::{Part, Sent, finish, send, server_key};
 use super::having::{self, FilterParams, Group};
 use super::rows::{self, Field};
 use super::value::{self, SortKey, Value};
 use crate::backend::BackendError;
 use crate::backend::pool::Pooled;
-use crate::frontend::cancel::{ServerKey, send_cancel};
+use crate::frontend::cancel::{Slot, send_cancel};
 use crate::protocol::backend;
 use crate::proxy::Topology;
 use crate::router::{Agg, MergePlan, SortRef};
@@ -74,7 +75,10 @@ pub(crate) enum ScatterError {
     Client(#[from] std::io::Error),
 }
 
-/// Runs the scatter and writes the whole reply, through ReadyForQuery, to the client.
+/// Runs the scatter and writes the whole reply, through ReadyForQuery, to the client. While it runs, a
+/// client's cancel reaches every shard's server (`cancel`); none goes back to its pool before that is
+/// over.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run<W: AsyncWrite + Unpin>(
     topology: &Topology,
     checkout_timeout: std::time::Duration,
@@ -82,6 +86,7 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
     mut job: Scatter,
     out: &mut BytesMut,
     client: &mut W,
+    cancel: &Slot,
 ) -> Result<(), ScatterError> {
     job.parts.sort_by_key(|p| p.shard);
     let mut conns = Vec::with_capacity(job.parts.len());
@@ -92,6 +97,34 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
                 .await?,
         );
     }
+    cancel
+        .attach_all(conns.iter().map(server_key).collect())
+        .await;
+    let merged = start(conns, &job, desired).await;
+    let merged = match merged {
+        Ok(streams) => respond(streams, &job, out, client).await,
+        Err(e) => Err(e.into()),
+    };
+    // After this no cancel can reach the servers on this client's behalf: they may go back.
+    cancel.detach().await;
+    let Some((streams, count)) = merged? else {
+        return Ok(());
+    };
+    // The rest of every stream (rows past the LIMIT, CommandComplete) through ReadyForQuery.
+    for s in streams {
+        drain(s).await?;
+    }
+    backend::command_complete(out, &format!("SELECT {count}"));
+    backend::ready_for_query(out, b'I');
+    Ok(())
+}
+
+/// Sends every shard its part.
+async fn start(
+    conns: Vec<Pooled>,
+    job: &Scatter,
+    desired: &[(String, String)],
+) -> Result<Vec<Stream>, BackendError> {
     let mut streams = Vec::with_capacity(conns.len());
     for (mut conn, part) in conns.into_iter().zip(&job.parts) {
         let shard = conn.pool().target.shard.clone();
@@ -105,54 +138,50 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
             failed: false,
         });
     }
-    // Up to each shard's RowDescription: the replies before it are the first shard's to give.
-    let mut description: Option<BytesMut> = None;
-    for (i, s) in streams.iter_mut().enumerate() {
-        if i == 0 && s.sent.owed_parse {
-            backend::parse_complete(out);
-        }
-        loop {
-            let m = s.conn.recv_frame(&s.shard).await?;
-            if !s.sent.keep(m[0]) {
-                continue;
-            }
-            match m[0] {
-                b'T' => {
-                    if i == 0 {
-                        description = Some(m);
-                    } else if description.as_deref().and_then(rows::fields) != rows::fields(&m) {
-                        return fail(streams, out, client, disagree()).await;
-                    }
-                    break;
-                }
-                b'E' => {
-                    let e = rename_error(&m, &s.shard, None);
-                    s.failed = true;
-                    return fail(streams, out, client, e).await;
-                }
-                b'1' | b'2' if i == 0 => out.extend_from_slice(&m),
-                b'1' | b'2' => {}
-                // A statement without a result set has no place in a merged read.
-                _ => return fail(streams, out, client, disagree()).await,
-            }
-        }
-    }
-    let Some(description) = description else {
-        return fail(streams, out, client, disagree()).await;
+    Ok(streams)
+}
+
+/// Writes the merged rows; returns the streams to drain and the rows sent, or None when the reply
+/// ended with an error (already written, through ReadyForQuery).
+async fn respond<W: AsyncWrite + Unpin>(
+    mut streams: Vec<Stream>,
+    job: &Scatter,
+    out: &mut BytesMut,
+    client: &mut W,
+) -> Result<Option<(Vec<Stream>, u64)>, ScatterError> {
+    // Every shard up to its RowDescription, at once: the first error, from any shard, ends the reply.
+    let headers = match try_join_all(streams.iter_mut().map(header)).await {
+        Ok(headers) => headers,
+        Err(Stop::Error(e)) => return fail(streams, out, e),
+        Err(Stop::Io(e)) => return Err(e),
     };
-    let fields = rows::fields(&description).unwrap_or_default();
+    // The replies before the RowDescription are the first shard's to give.
+    if streams[0].sent.owed_parse {
+        backend::parse_complete(out);
+    }
+    let (before, description) = &headers[0];
+    for m in before {
+        out.extend_from_slice(m);
+    }
+    if headers
+        .iter()
+        .any(|(_, d)| rows::fields(d) != rows::fields(description))
+    {
+        return fail(streams, out, disagree());
+    }
+    let fields = rows::fields(description).unwrap_or_default();
     let visible = fields.len().saturating_sub(job.merge.plan.hidden);
     let shown = match output_fields(&job.merge.plan, &fields) {
         Ok(shown) => shown,
-        Err(e) => return fail(streams, out, client, error_frame(&e)).await,
+        Err(e) => return fail(streams, out, error_frame(&e)),
     };
     if job.describe {
         if shown != fields {
             rows::write_description(out, &shown[..visible]);
         } else {
-            match rows::strip_description(&description, visible) {
+            match rows::strip_description(description, visible) {
                 Some(t) => out.extend_from_slice(&t),
-                None => return fail(streams, out, client, disagree()).await,
+                None => return fail(streams, out, disagree()),
             }
         }
     }
@@ -162,41 +191,44 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
         count: 0,
         visible,
     };
-    let result = if job.merge.plan.aggregates.is_empty() {
-        merge_rows(
-            &mut streams,
-            &job.merge.plan,
-            &fields,
-            &mut emitted,
-            out,
-            client,
-        )
-        .await
+    let plan = &job.merge.plan;
+    let result = if plan.aggregates.is_empty() {
+        merge_rows(&mut streams, plan, &fields, &mut emitted, out, client).await
     } else {
-        let fields = Fields {
-            shard: &fields,
-            shown: &shown,
-        };
-        let job = Groups {
-            plan: &job.merge.plan,
-            fields,
+        let groups = Groups {
+            plan,
+            fields: Fields {
+                shard: &fields,
+                shown: &shown,
+            },
             params: &job.merge.filter_params,
         };
-        combine_groups(&mut streams, job, &mut emitted, out, client).await
+        combine_groups(&mut streams, groups, &mut emitted, out, client).await
     };
-    if let Err(e) = result {
-        return match e {
-            Stop::Error(frame) => fail(streams, out, client, frame).await,
-            Stop::Io(e) => Err(e),
-        };
+    match result {
+        Ok(()) => Ok(Some((streams, emitted.count))),
+        Err(Stop::Error(frame)) => fail(streams, out, frame),
+        Err(Stop::Io(e)) => Err(e),
     }
-    // The rest of every stream (rows past the LIMIT, CommandComplete) through ReadyForQuery.
-    for s in streams {
-        drain(s).await?;
+}
+
+/// What a shard sends before its rows: the ParseComplete/BindComplete the client may be owed, and the
+/// RowDescription.
+async fn header(s: &mut Stream) -> Result<(Vec<BytesMut>, BytesMut), Stop> {
+    let mut before = Vec::new();
+    loop {
+        let m = s.conn.recv_frame(&s.shard).await?;
+        if !s.sent.keep(m[0]) {
+            continue;
+        }
+        match m[0] {
+            b'T' => return Ok((before, m)),
+            b'E' => return Err(s.error(&m)),
+            b'1' | b'2' => before.push(m),
+            // A statement without a result set has no place in a merged read.
+            _ => return Err(Stop::Error(disagree())),
+        }
     }
-    backend::command_complete(out, &format!("SELECT {}", emitted.count));
-    backend::ready_for_query(out, b'I');
-    Ok(())
 }
 
 /// Offset, limit and the visible columns of the rows the client gets.
@@ -315,9 +347,7 @@ async fn merge_rows<W: AsyncWrite + Unpin>(
     out: &mut BytesMut,
     client: &mut W,
 ) -> Result<(), Stop> {
-    for s in streams.iter_mut() {
-        advance(s, plan, fields).await?;
-    }
+    try_join_all(streams.iter_mut().map(|s| advance(s, plan, fields))).await?;
     let keys_order = sort_keys(plan);
     while !emit.full() {
         // Few shards: a scan for the smallest head costs less than a heap.
@@ -399,35 +429,26 @@ async fn combine_groups<W: AsyncWrite + Unpin>(
     // Group key (the non-aggregate columns as sent) -> each aggregate column's shard values.
     let mut groups: HashMap<Cells, Vec<Cells>> = HashMap::new();
     let mut order: Vec<Cells> = Vec::new();
-    for s in streams.iter_mut() {
-        while !s.done {
-            let m = s.conn.recv_frame(&s.shard).await?;
-            match m[0] {
-                b'D' => {
-                    let all = fields.shard.len();
-                    let Some(cols) = rows::columns(&m).filter(|c| c.len() == all && all >= width)
-                    else {
-                        return Err(Stop::Error(error_frame("a malformed DataRow")));
-                    };
-                    let key: Cells = plan
-                        .aggregates
-                        .iter()
-                        .zip(&cols)
-                        .filter(|(a, _)| a.is_none())
-                        .map(|(_, c)| c.map(<[u8]>::to_vec))
-                        .collect();
-                    let entry = groups.entry(key.clone()).or_insert_with(|| {
-                        order.push(key);
-                        vec![Vec::new(); all]
-                    });
-                    for (j, c) in cols.iter().enumerate() {
-                        entry[j].push(c.map(<[u8]>::to_vec));
-                    }
-                }
-                b'C' => s.done = true,
-                b'E' => return Err(s.error(&m)),
-                _ => {}
-            }
+    // Every shard's group rows, read at once: the first error, from any shard, ends the reply.
+    let per_shard = try_join_all(streams.iter_mut().map(group_rows)).await?;
+    for m in per_shard.into_iter().flatten() {
+        let all = fields.shard.len();
+        let Some(cols) = rows::columns(&m).filter(|c| c.len() == all && all >= width) else {
+            return Err(Stop::Error(error_frame("a malformed DataRow")));
+        };
+        let key: Cells = plan
+            .aggregates
+            .iter()
+            .zip(&cols)
+            .filter(|(a, _)| a.is_none())
+            .map(|(_, c)| c.map(<[u8]>::to_vec))
+            .collect();
+        let entry = groups.entry(key.clone()).or_insert_with(|| {
+            order.push(key);
+            vec![Vec::new(); all]
+        });
+        for (j, c) in cols.iter().enumerate() {
+            entry[j].push(c.map(<[u8]>::to_vec));
         }
     }
     if !plan.grouped && groups.is_empty() {
@@ -488,6 +509,21 @@ async fn combine_groups<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
+/// A stream's rows (one per group) through its CommandComplete.
+async fn group_rows(s: &mut Stream) -> Result<Vec<BytesMut>, Stop> {
+    let mut rows = Vec::new();
+    while !s.done {
+        let m = s.conn.recv_frame(&s.shard).await?;
+        match m[0] {
+            b'D' => rows.push(m),
+            b'C' => s.done = true,
+            b'E' => return Err(s.error(&m)),
+            _ => {}
+        }
+    }
+    Ok(rows)
+}
+
 /// avg(): the merged sum (`sum` column) over the merged count (its hidden `count` column).
 fn average(
     sum_field: &Field,
@@ -534,18 +570,14 @@ async fn drain(mut s: Stream) -> Result<(), BackendError> {
 
 /// Ends the reply with an error. The other shards' queries are cancelled and their connections closed,
 /// not drained: they may hold many rows, and a closed connection cannot be misused.
-async fn fail<W: AsyncWrite + Unpin>(
+fn fail(
     streams: Vec<Stream>,
     out: &mut BytesMut,
-    _client: &mut W,
     error: BytesMut,
-) -> Result<(), ScatterError> {
+) -> Result<Option<(Vec<Stream>, u64)>, ScatterError> {
     for s in &streams {
         if !s.done {
-            let server = ServerKey {
-                addr: s.conn.addr,
-                key: s.conn.key,
-            };
+            let server = server_key(&s.conn);
             // The backend is closed right after, so the cancel can only reach this query.
             tokio::spawn(async move {
                 let _ = send_cancel(server).await;
@@ -555,7 +587,7 @@ async fn fail<W: AsyncWrite + Unpin>(
     drop(streams);
     out.extend_from_slice(&error);
     backend::ready_for_query(out, b'I');
-    Ok(())
+    Ok(None)
 }
 
 fn disagree() -> BytesMut {

@@ -1,5 +1,5 @@
 //! Cancel keys: shardgate issues each client its own key, and forwards a CancelRequest bearing it to the
-//! server that client holds at that moment. The slot's lock is held while a cancel is being delivered,
+//! servers that client holds at that moment (one, or every shard of a fan-out or scatter-gather). The slot's lock is held while a cancel is being delivered,
 //! and a session takes the same lock before it gives its server back, so a cancel can never land on a
 //! server that already serves another client.
 
@@ -23,17 +23,22 @@ pub(crate) struct ServerKey {
 
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
-    server: tokio::sync::Mutex<Option<ServerKey>>,
+    servers: tokio::sync::Mutex<Vec<ServerKey>>,
 }
 
 impl Slot {
     pub(crate) async fn attach(&self, s: ServerKey) {
-        *self.server.lock().await = Some(s);
+        self.attach_all(vec![s]).await;
     }
 
-    /// Waits for any cancel in flight, then forgets the server.
+    /// The servers of a statement running on several shards.
+    pub(crate) async fn attach_all(&self, servers: Vec<ServerKey>) {
+        *self.servers.lock().await = servers;
+    }
+
+    /// Waits for any cancel in flight, then forgets the servers.
     pub(crate) async fn detach(&self) {
-        *self.server.lock().await = None;
+        self.servers.lock().await.clear();
     }
 }
 
@@ -79,26 +84,26 @@ impl Registry {
         }
     }
 
-    /// Delivers a client's cancel to its server, if it holds one. Unknown keys are ignored silently,
+    /// Delivers a client's cancel to its servers, if it holds any. Unknown keys are ignored silently,
     /// as PostgreSQL does.
     pub(crate) async fn cancel(&self, key: CancelKey) {
         let Some(slot) = self.slots.lock().expect("cancel lock").get(&key).cloned() else {
             tracing::info!("cancel request with an unknown key ignored");
             return;
         };
-        let guard = slot.server.lock().await;
-        if let Some(server) = *guard
-            && let Err(e) = tokio::time::timeout(Duration::from_secs(5), send_cancel(server))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(std::io::Error::new(
-                        std::io::ErrorKind::TimedOut,
-                        "cancel timed out",
-                    ))
-                })
-        {
-            tracing::warn!(error = %e, "could not forward a cancel request");
-        }
+        let guard = slot.servers.lock().await;
+        let sends = guard.iter().map(|&server| async move {
+            let sent = tokio::time::timeout(Duration::from_secs(5), send_cancel(server)).await;
+            if let Err(e) = sent.unwrap_or_else(|_| {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "cancel timed out",
+                ))
+            }) {
+                tracing::warn!(error = %e, "could not forward a cancel request");
+            }
+        });
+        futures_util::future::join_all(sends).await;
     }
 }
 

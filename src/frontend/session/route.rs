@@ -269,6 +269,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             job,
             &mut self.out,
             &mut self.client_w,
+            &self.cancel,
         );
         match run.await {
             Ok(()) => Ok(()),
@@ -296,7 +297,8 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         parts: Vec<Part>,
     ) -> Result<(), SessionError> {
         let timeout = self.proxy.config.checkout_timeout();
-        fanout::run(topo, timeout, &self.desired, parts, &mut self.out).await?;
+        let cancel = &self.cancel;
+        fanout::run(topo, timeout, &self.desired, parts, &mut self.out, cancel).await?;
         Ok(())
     }
 

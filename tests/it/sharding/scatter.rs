@@ -2,11 +2,13 @@
 //! query must give the same result on both, in text (simple protocol) and binary (extended protocol,
 //! raw result bytes compared). In order when ORDER BY is total, as multisets otherwise.
 
+use std::time::Duration;
+
 use tokio_postgres::types::{FromSql, ToSql, Type};
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 use crate::harness::sharded::{SCHEMA, Sharded};
-use crate::harness::{client, shared};
+use crate::harness::{client, shared, sqlstate};
 
 /// A column value's raw binary bytes, whatever its type.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Clone)]
@@ -452,4 +454,87 @@ async fn an_error_on_one_shard_reaches_the_client_once() {
             .get(0);
         assert_eq!(n, 300);
     }
+}
+
+/// The shards are read at once: an error on one reaches the client while another is still busy, and
+/// the busy one is cancelled.
+#[tokio::test]
+async fn an_error_is_not_held_up_by_a_slow_shard() {
+    let s = Sharded::start_n(shared(), 3, "").await;
+    let c = s.proxy.client().await;
+    for stmt in dataset().split_inclusive(';') {
+        c.batch_execute(stmt).await.unwrap();
+    }
+    // The first shard sleeps 60 s on its first row; the others divide by zero.
+    let slow = &s.dbs[0];
+    for sql in [
+        format!(
+            "SELECT count(CASE WHEN current_database() = '{slow}' THEN pg_sleep(60)::text ELSE (1 / 0)::text END) FROM items"
+        ),
+        format!(
+            "SELECT id FROM items WHERE CASE WHEN current_database() = '{slow}' THEN pg_sleep(60) IS NOT NULL ELSE 1 / 0 = 1 END ORDER BY id"
+        ),
+    ] {
+        let e = tokio::time::timeout(Duration::from_secs(30), c.simple_query(&sql))
+            .await
+            .expect("the error arrives long before the slow shard would finish")
+            .unwrap_err();
+        let db = e.as_db_error().unwrap_or_else(|| panic!("{sql}: {e}"));
+        assert_eq!(db.code().code(), "22012", "{sql}");
+        c.simple_query("SELECT 1").await.unwrap();
+    }
+    // The slow shard's query was cancelled, not left sleeping.
+    let direct = s.direct(shared(), 0).await;
+    backends_running(&direct, "pg_sleep(60)", 0).await;
+}
+
+/// A client's cancel reaches every shard a scatter-gather or a fan-out runs on.
+#[tokio::test]
+async fn cancel_reaches_every_shard() {
+    let s = Sharded::start_n(shared(), 3, "multi_shard_writes: true\n").await;
+    let c = s.proxy.client().await;
+    for stmt in dataset().split_inclusive(';') {
+        c.batch_execute(stmt).await.unwrap();
+    }
+    let direct = s.direct(shared(), 2).await;
+    for sql in [
+        "SELECT count(pg_sleep(61)) FROM items",
+        "UPDATE items SET qty = qty WHERE pg_sleep(61) IS NOT NULL",
+    ] {
+        let running = async { c.simple_query(sql).await };
+        let canceller = async {
+            // Every shard is running it.
+            backends_running(&direct, "pg_sleep(61)", 3).await;
+            c.cancel_token().cancel_query(NoTls).await.unwrap();
+        };
+        let (result, ()) = tokio::time::timeout(Duration::from_secs(30), async {
+            tokio::join!(running, canceller)
+        })
+        .await
+        .expect("the cancelled statement ends long before pg_sleep would");
+        let e = result.expect_err("cancelled");
+        assert_eq!(sqlstate(&e), Some("57014"), "{sql}: {e}");
+        backends_running(&direct, "pg_sleep(61)", 0).await;
+        c.simple_query("SELECT 1").await.unwrap();
+    }
+}
+
+/// Waits (up to 10 s) until exactly `n` backends of the cluster run a query containing `text`.
+async fn backends_running(direct: &Client, text: &str, n: i64) {
+    for _ in 0..100 {
+        let running: i64 = direct
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' \
+                 AND strpos(query, $1) > 0 AND pid <> pg_backend_pid()",
+                &[&text],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if running == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("not {n} backends running {text}");
 }
