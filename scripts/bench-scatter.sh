@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Cross-shard reads: shardgate's peak memory while it streams big merged results (ORDER BY ... LIMIT 10 and
-# a full ORDER BY over every row), and the latency of count(*) and a top-N ORDER BY through shardgate
-# against the slowest shard queried directly (pgbench, one client). Starts `scripts/dev.sh up 4`.
+# a full ORDER BY over every row), and the latency of count(*) and top-N ORDER BYs (by the indexed key,
+# and by an unindexed column) through shardgate against the slowest shard queried directly, alone and
+# with every shard queried at once (pgbench, one client each). Starts `scripts/dev.sh up 4`.
 # Usage: scripts/bench-scatter.sh [rows per shard, default 2000000] [seconds per latency run, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,20 +36,33 @@ echo "after a full ORDER BY streamed ($n rows): $(peak)"
 
 # Latency: pgbench's average, one client.
 latency() {
-    local port=$1 user=$2 sql=$3
-    printf '%s\n' "$sql" >"$DEV/scatter.sql"
-    PGPASSWORD=app pgbench -h 127.0.0.1 -p "$port" -U "$user" -f "$DEV/scatter.sql" -c 1 -T "$SECS" -n app 2>&1 |
+    local port=$1 user=$2 sql=$3 tag=${4:-}
+    printf '%s\n' "$sql" >"$DEV/scatter$tag.sql"
+    PGPASSWORD=app pgbench -h 127.0.0.1 -p "$port" -U "$user" -f "$DEV/scatter$tag.sql" -c 1 -T "$SECS" -n app 2>&1 |
         sed -n 's/^latency average = \([0-9.]*\) ms/\1/p'
 }
-printf '\n%-44s %10s %14s %7s\n' workload shardgate slowest_shard ratio
-for sql in "SELECT count(*) FROM users" "SELECT id, email FROM users ORDER BY id DESC LIMIT 10"; do
+max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b) ? a : b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+# Two baselines for the slowest shard queried directly: alone (the other shards idle), and while every
+# shard is queried at once, as a scatter runs them (here the shards share this machine's cores).
+printf '\n%-52s %10s %13s %6s %13s %6s\n' workload shardgate slowest_alone ratio slowest_busy ratio
+for sql in "SELECT count(*) FROM users" \
+    "SELECT id, email FROM users ORDER BY id DESC LIMIT 10" \
+    "SELECT id, email FROM users ORDER BY email DESC LIMIT 10"; do
     g=$(latency 6432 app "$sql")
-    slowest=0
+    alone=0
     for ((i = 0; i < SHARDS; i++)); do
-        d=$(latency $((54320 + i)) postgres "$sql")
-        slowest=$(awk -v a="$d" -v b="$slowest" 'BEGIN { print (a > b) ? a : b }')
+        alone=$(max "$(latency $((54320 + i)) postgres "$sql")" "$alone")
     done
-    printf '%-44s %8s ms %11s ms %7s\n' "$sql" "$g" "$slowest" \
-        "$(awk -v a="$g" -v b="$slowest" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')"
+    busy=0
+    for ((i = 0; i < SHARDS; i++)); do
+        latency $((54320 + i)) postgres "$sql" "$i" >"$DEV/busy$i" &
+    done
+    wait
+    for ((i = 0; i < SHARDS; i++)); do
+        busy=$(max "$(cat "$DEV/busy$i")" "$busy")
+    done
+    printf '%-52s %7s ms %10s ms %6s %10s ms %6s\n' "$sql" "$g" "$alone" "$(ratio "$g" "$alone")" \
+        "$busy" "$(ratio "$g" "$busy")"
 done
-echo "(pgbench, 1 client, ${SECS}s per run; the shards share this machine's cores with each other)"
+echo "(pgbench, 1 client per run, ${SECS}s per run; $(nproc) cores shared by the $SHARDS shards, shardgate and pgbench)"
