@@ -4,7 +4,7 @@
 # Builds the independent bench crate in benches/engine (release) and prints
 # one table. Data goes under target/ (same disk as the repo) unless BENCH_DIR
 # is set. Knobs: BENCH_KEYS (1000000), BENCH_SECS (3), BENCH_WAL_MB (256),
-# BENCH_ONLY (durable,fill,recovery).
+# BENCH_ONLY (durable,fill,recovery), BENCH_WRITERS (1,8,64).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 target="$root/target/bench-engine"

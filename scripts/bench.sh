@@ -88,16 +88,29 @@ psql -X -q -h 127.0.0.1 -p $SHARD_PORT -U postgres app -c "DROP TABLE IF EXISTS 
 printf '\\set id random(1, 100000)\nSELECT id, email FROM users WHERE id = :id;\n' >"$DEV/lookup.sql"
 printf '\\set id random(1, 100000)\nSELECT id, email FROM users_all WHERE id = :id;\n' >"$DEV/lookup-direct.sql"
 lookup() {
-    local port=$1 user=$2 mode=$3 clients=$4 script=$5 out
+    local port=$1 user=$2 mode=$3 clients=$4 script=$5 pid=${6:-} out t0 t1 tps txs cpu=-
+    [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
     out=$(PGPASSWORD=app pgbench -h 127.0.0.1 -p "$port" -U "$user" -f "$script" -M "$mode" -c "$clients" \
         -j "$(( clients < 2 ? 1 : 2 ))" -T "$SECS" -n app 2>&1) || true
-    echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n 1
+    [ -n "$pid" ] && t1=$(cpu_ticks "$pid")
+    tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -n 1)
+    txs=$(echo "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p')
+    if [ -n "$pid" ] && [ -n "$txs" ] && [ "$txs" != 0 ]; then
+        cpu=$(awk -v a="$t0" -v b="$t1" -v n="$txs" -v hz="$TICK" 'BEGIN{printf "%.1f", (b-a)/hz*1e6/n}')
+    fi
+    echo "${tps:-failed} $cpu"
 }
-printf '\n%-9s %7s | %10s | %10s %6s   (sharded lookup, 2 shards)\n' mode clients direct shardgate ratio
+# The last columns run the direct script through shardgate: the same lookup on an unsharded table (routed
+# to the default shard), so the difference in us/tx is what sharding costs per lookup.
+printf '\n%-9s %7s | %10s | %10s %6s %7s | %10s %6s %7s   (sharded lookup, 2 shards)\n' mode clients direct \
+    shardgate ratio us/tx unsharded ratio us/tx
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2f", a/b; else print "-" }'; }
 for mode in simple extended prepared; do
-    d=$(lookup $SHARD_PORT postgres "$mode" 16 "$DEV/lookup-direct.sql")
-    g=$(lookup 6432 app "$mode" 16 "$DEV/lookup.sql")
-    printf '%-9s %7s | %10s | %10s %6s\n' "$mode" 16 "$d" "$g" "$(awk -v a="$g" -v b="$d" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2f", a/b; else print "-" }')"
+    read -r d _ < <(lookup $SHARD_PORT postgres "$mode" 16 "$DEV/lookup-direct.sql")
+    read -r g g_cpu < <(lookup 6432 app "$mode" 16 "$DEV/lookup.sql" "$SG_PID")
+    read -r u u_cpu < <(lookup 6432 app "$mode" 16 "$DEV/lookup-direct.sql" "$SG_PID")
+    printf '%-9s %7s | %10s | %10s %6s %7s | %10s %6s %7s\n' "$mode" 16 "$d" "$g" "$(ratio "$g" "$d")" "$g_cpu" \
+        "$u" "$(ratio "$u" "$d")" "$u_cpu"
 done
 echo "(pgbench -S, ${SECS}s per run, scale 10; pgbouncer $(pgbouncer --version 2>/dev/null | head -n 1 | awk '{print $2}'); 'failed' = pgbench could not run that mode)"
 

@@ -161,7 +161,13 @@ pub fn durable(base: &Path, secs: f64) -> Vec<Row> {
     let raw = (0..ROUNDS).map(|_| raw_loop(&fresh(base, "raw"), secs)).fold(0.0, f64::max);
     eprintln!("raw write+fdatasync: {raw:.0}/s");
     let mut rows = Vec::new();
-    for threads in [1usize, 8, 64] {
+    // BENCH_WRITERS: the writer thread counts to run (default "1,8,64").
+    let writers: Vec<usize> = std::env::var("BENCH_WRITERS")
+        .unwrap_or_else(|_| "1,8,64".into())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    for threads in writers {
         let ((ours_rate, per_sync), (fj_rate, _)) = best(|ours| {
             let e = open_durable(base, ours);
             let (rate, _) = durable_run(e.clone(), threads, secs);
