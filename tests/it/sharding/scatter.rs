@@ -55,14 +55,40 @@ fn dataset() -> String {
             null(41, (id % 50 - 25).to_string()),
         ));
     }
-    rows.chunks(50)
+    let mut sql: String = rows
+        .chunks(50)
         .map(|c| {
             format!(
                 "INSERT INTO items (id, grp, price, score, name, flag, day, at, uid, qty) VALUES {};",
                 c.join(", ")
             )
         })
-        .collect()
+        .collect();
+    // Users and their orders, co-located by user id; users 101 to 120 have no orders.
+    let users: Vec<String> = (1..=120)
+        .map(|id| format!("({id}, 'u{}@example.com')", id * 31 % 120))
+        .collect();
+    sql.push_str(&format!(
+        "INSERT INTO users (id, email) VALUES {};",
+        users.join(", ")
+    ));
+    let orders: Vec<String> = (1..=400)
+        .map(|id| {
+            format!(
+                "({id}, {}, {}.{:02})",
+                id % 100 + 1,
+                id * 13 % 500,
+                id % 100
+            )
+        })
+        .collect();
+    for chunk in orders.chunks(100) {
+        sql.push_str(&format!(
+            "INSERT INTO orders (id, user_id, amount) VALUES {};",
+            chunk.join(", ")
+        ));
+    }
+    sql
 }
 
 /// The queries: hand-written for each feature, and generated ORDER BY / LIMIT / GROUP BY combinations.
@@ -114,6 +140,14 @@ fn queries() -> Vec<(String, bool)> {
         "SELECT count(*), sum(qty) FROM items HAVING count(*) > 1000",
         "SELECT grp, min(score) FROM items GROUP BY grp HAVING min(score) < -99.5",
         "SELECT grp, count(*) FROM items GROUP BY grp HAVING min(at) < '2024-04-01 00:00:00+00' AND max(day) >= '2024-02-28'",
+        // Joins of co-located tables on the shard key: each shard joins its own rows.
+        "SELECT u.id, u.email, o.id, o.amount FROM users u JOIN orders o ON o.user_id = u.id",
+        "SELECT u.email, o.amount FROM orders o JOIN users u ON u.id = o.user_id WHERE o.amount > 400",
+        "SELECT u.id, count(o.id) FROM users u LEFT JOIN orders o ON o.user_id = u.id GROUP BY u.id",
+        "SELECT u.id, sum(o.amount), max(o.id) FROM users u JOIN orders o ON o.user_id = u.id GROUP BY u.id HAVING count(*) > 3",
+        "SELECT count(*), sum(o.amount), avg(o.amount), min(u.email) FROM users u JOIN orders o ON o.user_id = u.id",
+        "SELECT u.email, count(*) FROM users u JOIN orders o ON o.user_id = u.id GROUP BY u.email HAVING sum(o.amount) > 1000",
+        "SELECT u.id FROM users u WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.user_id = u.id)",
     ]
     .iter()
     .map(|s| (s.to_string(), false))
@@ -128,6 +162,9 @@ fn queries() -> Vec<(String, bool)> {
             "SELECT DISTINCT id, name FROM items ORDER BY id DESC LIMIT 20",
             "SELECT id, avg(price) FROM items GROUP BY id HAVING avg(price) > 100 ORDER BY avg(price) DESC, id LIMIT 15",
             "SELECT grp, count(*) AS n FROM items GROUP BY grp HAVING count(*) > 40 ORDER BY n DESC, grp LIMIT 3",
+            "SELECT o.id, o.amount, u.email FROM users u JOIN orders o ON o.user_id = u.id ORDER BY o.amount DESC, o.id LIMIT 10",
+            "SELECT u.id, count(o.id) AS n FROM users u LEFT JOIN orders o ON o.user_id = u.id GROUP BY u.id ORDER BY n, u.id LIMIT 25",
+            "SELECT u.email, sum(o.amount) AS total FROM users u JOIN orders o ON o.user_id = u.id GROUP BY u.email ORDER BY total DESC, u.email LIMIT 5",
             "SELECT day, avg(price) FROM items GROUP BY day HAVING avg(price) > 400 ORDER BY 2 DESC, 1 LIMIT 5 OFFSET 2",
             "SELECT id, count(*) FROM items GROUP BY id ORDER BY id LIMIT 5 OFFSET 100",
             "SELECT grp, avg(price) AS a FROM items GROUP BY grp ORDER BY a DESC NULLS LAST, grp",
@@ -416,6 +453,10 @@ async fn what_cannot_merge_is_refused() {
             "an expression over aggregates",
         ),
         ("SELECT grp, row_number() OVER () FROM items", "window"),
+        (
+            "SELECT u.id, o.id FROM users u JOIN orders o ON o.id = u.id",
+            "orders, users are not joined on their shard keys",
+        ),
     ] {
         let e = c.simple_query(sql).await.unwrap_err();
         let db = e.as_db_error().unwrap_or_else(|| panic!("{sql}: {e}"));
