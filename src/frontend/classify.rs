@@ -47,10 +47,7 @@ const TRIGGERS: &[&[u8]] = &[
 
 /// The first statement in `sql` that creates session state, if any.
 pub(crate) fn session_state(sql: &str) -> Option<SessionState> {
-    if !TRIGGERS
-        .iter()
-        .any(|t| contains_ignore_case(sql.as_bytes(), t))
-    {
+    if !has_trigger(sql.as_bytes()) {
         return None;
     }
     crate::router::lex::statements(sql)
@@ -58,10 +55,18 @@ pub(crate) fn session_state(sql: &str) -> Option<SessionState> {
         .find_map(|s| classify(&s.words))
 }
 
-fn contains_ignore_case(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack
-        .windows(needle.len())
-        .any(|w| w.eq_ignore_ascii_case(needle))
+/// Whether any trigger word occurs anywhere (case-insensitive), in one pass over the text.
+fn has_trigger(sql: &[u8]) -> bool {
+    (0..sql.len()).any(|i| {
+        // ASCII letters lowercased; another byte that maps onto a first letter only costs a compare.
+        let first = sql[i] | 0x20;
+        TRIGGERS.iter().any(|t| {
+            t[0] == first
+                && sql
+                    .get(i..i + t.len())
+                    .is_some_and(|w| w.eq_ignore_ascii_case(t))
+        })
+    })
 }
 
 fn classify(words: &[String]) -> Option<SessionState> {
@@ -127,6 +132,9 @@ mod tests {
         check("RESET ALL", Some(Set));
         check("begin; set x.y = 1; commit", Some(Set));
         check("LISTEN chan", Some(Listen));
+        check("lIsTeN chan", Some(Listen));
+        check("select 'hold'", None);
+        check("select 1 as s", None);
         check("PREPARE p AS SELECT 1", Some(Prepare));
         check("PREPARE TRANSACTION 'x'", None);
         check("CREATE TEMP TABLE t (a int)", Some(TempTable));
