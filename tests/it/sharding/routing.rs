@@ -164,6 +164,24 @@ async fn reference_tables_are_written_everywhere_and_read_from_one() {
             .get(0);
         assert_eq!(n, 2, "shard {shard}");
     }
+    // Read from one shard: a read from both would count every row twice.
+    let n: i64 = c
+        .query_one("SELECT count(*) FROM countries", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+    let n: i64 = c
+        .simple_query("SELECT count(*) FROM countries")
+        .await
+        .unwrap()
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(|v| v.parse().unwrap()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(n, 2);
     for _ in 0..4 {
         let row = c
             .query_one("SELECT name FROM countries WHERE code = $1", &[&"de"])
