@@ -41,6 +41,9 @@ pub(crate) enum Pending {
     Synthetic(Synthetic),
     /// A SET shardgate sent to align session parameters; the client sees none of its replies.
     InjectedQuery,
+    /// A Parse, Bind and Execute shardgate sent to raise a refusal inside the server's transaction (so
+    /// that it aborts as PostgreSQL's would); only the ErrorResponse is the client's.
+    Raise,
 }
 
 /// What to do with one backend message.
@@ -97,6 +100,9 @@ impl Tracker {
                 self.queue.pop_front();
                 return Verdict::Ready { forward: false };
             }
+            return Verdict::Swallow;
+        }
+        if matches!(head, Some(Pending::Raise)) && matches!(tag, b'1' | b'2') {
             return Verdict::Swallow;
         }
         match tag {
@@ -179,6 +185,23 @@ mod tests {
     use Pending::*;
     use Verdict::*;
     const READY: Verdict = Ready { forward: true };
+
+    #[test]
+    fn a_raised_refusal_shows_only_its_error() {
+        check(
+            vec![Parse { id: None }, Raise, Execute, Sync],
+            &[],
+            &[
+                (b'1', Forward),
+                (b'1', Swallow),
+                (b'2', Swallow),
+                (b'E', Forward),
+                (b'Z', READY),
+            ],
+            &[],
+            true,
+        );
+    }
 
     #[test]
     fn extended_roundtrip() {

@@ -388,7 +388,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 self.pinned = Some(state);
                 true
             }
-            SessionStatePolicy::Refuse if !extended && self.raise_on_server(&refusal(state)) => {
+            SessionStatePolicy::Refuse
+                if !extended && self.raise_on_server(&refusal(state), false) =>
+            {
                 false
             }
             SessionStatePolicy::Refuse => {

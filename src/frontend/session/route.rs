@@ -312,9 +312,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 // Held Parse/Describe messages are answered first, by a server, in their order.
                 self.attach().await?;
             }
-            self.reply(Synthetic::Error(e));
+            if !self.raise_on_server(&e, true) {
+                self.reply(Synthetic::Error(e));
+            }
             self.discard_until_sync = true;
-        } else if !self.raise_on_server(&e) {
+        } else if !self.raise_on_server(&e, false) {
             self.reply(Synthetic::Error(e));
             self.reply(Synthetic::ReadyForQuery);
         }
@@ -323,7 +325,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
 
     /// Inside a transaction the server must raise a refusal itself, so that its transaction aborts
     /// exactly as PostgreSQL would abort it. False when the client holds no server in a transaction.
-    pub(super) fn raise_on_server(&mut self, e: &ErrorFields) -> bool {
+    /// `extended`: inside an extended-protocol batch, raised by an unnamed statement (the error makes
+    /// the server skip to the client's Sync); else by a simple Query.
+    pub(super) fn raise_on_server(&mut self, e: &ErrorFields, extended: bool) -> bool {
         let Some(a) = self.server.as_mut().filter(|a| a.conn.tx_status != b'I') else {
             return false;
         };
@@ -333,9 +337,17 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             quote(&e.message),
             quote(e.hint.as_deref().unwrap_or_default())
         );
-        msg::write_query(&mut a.to_server, &sql);
-        a.tracker.push(Pending::Query);
-        a.query_starts.push_back(std::time::Instant::now());
+        if extended {
+            msg::write_parse(&mut a.to_server, "", &sql, &[0, 0]);
+            // No parameter formats, no parameters, no result formats.
+            msg::write_bind(&mut a.to_server, "", "", &[0; 6]);
+            msg::write_execute(&mut a.to_server, "", 0);
+            a.tracker.push(Pending::Raise);
+        } else {
+            msg::write_query(&mut a.to_server, &sql);
+            a.tracker.push(Pending::Query);
+            a.query_starts.push_back(std::time::Instant::now());
+        }
         true
     }
 }

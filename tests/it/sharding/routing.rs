@@ -313,7 +313,11 @@ async fn a_transaction_stays_on_one_shard() {
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&e), Some("0A000"), "{e}");
+    // The refusal aborted the transaction, as an error in PostgreSQL would.
+    let e = c.query("SELECT 1", &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&e), Some("25P02"), "{e}");
     c.batch_execute("ROLLBACK").await.unwrap();
+    assert!(ids_on(&s, 0, "SELECT id FROM users").await.is_empty());
     // Simple protocol: the refusal aborts the transaction as PostgreSQL would.
     c.batch_execute("BEGIN").await.unwrap();
     c.batch_execute(&format!("INSERT INTO users (id, email) VALUES ({a}, 'a')"))
