@@ -1,0 +1,119 @@
+//! ORDER BY over several shards: each sort key an output column, or a hidden column added to the
+//! shard statement; the output column an ORDER BY or GROUP BY expression names.
+
+use sqlparser::ast::{Expr, Ident, OrderByKind, OrderBySort, Query, Select, SelectItem, Value};
+
+use super::refuse;
+use crate::router::plan::Refusal;
+
+/// A sort key: an output column, counted from the start, or one of the hidden columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SortColumn {
+    pub column: SortRef,
+    pub descending: bool,
+    pub nulls_first: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortRef {
+    Output(usize),
+    Hidden(usize),
+}
+
+/// The sort keys of ORDER BY: output columns, or (when the query does not aggregate) expressions
+/// added to `hidden`, columns after the client's.
+pub(super) fn sort_columns(
+    q: &Query,
+    select: &Select,
+    items: &[Option<&Expr>],
+    aggregated: bool,
+    hidden: &mut Vec<SelectItem>,
+) -> Result<Vec<SortColumn>, Refusal> {
+    let mut order_by = Vec::new();
+    if let Some(ob) = &q.order_by {
+        let OrderByKind::Expressions(exprs) = &ob.kind else {
+            return Err(refuse("ORDER BY ALL"));
+        };
+        for o in exprs {
+            let descending = match o.options.sort {
+                None | Some(OrderBySort::Asc) => false,
+                Some(OrderBySort::Desc) => true,
+                Some(OrderBySort::Using(_)) => return Err(refuse("ORDER BY ... USING")),
+            };
+            let column = match position(select, items, &o.expr) {
+                Some(i) => SortRef::Output(i),
+                None if aggregated => {
+                    return Err(refuse(&format!(
+                        "ORDER BY {} not in the select list",
+                        o.expr
+                    )));
+                }
+                None => {
+                    hidden.push(SelectItem::ExprWithAlias {
+                        expr: o.expr.clone(),
+                        alias: Ident::new(format!("__shardgate_sort_{}", hidden.len())),
+                    });
+                    SortRef::Hidden(hidden.len() - 1)
+                }
+            };
+            order_by.push(SortColumn {
+                column,
+                descending,
+                nulls_first: o.options.nulls_first.unwrap_or(descending),
+            });
+        }
+    }
+    Ok(order_by)
+}
+
+/// `ORDER BY 2`: the 1-based output column.
+fn ordinal(e: &Expr) -> Option<usize> {
+    match e {
+        Expr::Value(v) => match &v.value {
+            Value::Number(n, _) => n.parse::<usize>().ok().filter(|&n| n > 0),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The output column an ORDER BY / GROUP BY expression names: by ordinal, by alias, or by being the
+/// same expression; only while every column before it is one column (no `*`).
+pub(super) fn position(select: &Select, items: &[Option<&Expr>], e: &Expr) -> Option<usize> {
+    if let Some(n) = ordinal(e) {
+        // The n-th column of the output as PostgreSQL expands it; hidden columns come after all of them.
+        return Some(n - 1);
+    }
+    let text = e.to_string();
+    let name = match e {
+        Expr::Identifier(i) => Some(i.value.as_str()),
+        _ => None,
+    };
+    for (i, item) in select.projection.iter().enumerate() {
+        if items[..i].iter().any(Option::is_none) {
+            return None;
+        }
+        let hit = match item {
+            SelectItem::ExprWithAlias { alias, expr } => {
+                name.is_some_and(|n| n == alias.value) || expr.to_string() == text
+            }
+            SelectItem::UnnamedExpr(expr) => {
+                expr.to_string() == text || unqualified(expr).is_some_and(|c| Some(c) == name)
+            }
+            _ => false,
+        };
+        if hit {
+            return Some(i);
+        }
+    }
+    None
+}
+
+/// `t.col` answers to `col`.
+fn unqualified(e: &Expr) -> Option<&str> {
+    match e {
+        Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.as_str()),
+        Expr::Identifier(i) => Some(i.value.as_str()),
+        _ => None,
+    }
+}

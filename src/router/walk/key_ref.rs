@@ -1,0 +1,71 @@
+//! Which binding's shard key a column reference names, and that binding's key column, key type and
+//! co-location group.
+
+use sqlparser::ast::Expr;
+
+use super::{KeyRef, Walker, ident};
+use crate::router::facts::Rel;
+use crate::sharding::TableKind;
+
+impl Walker<'_> {
+    pub(super) fn group(&self, b: usize) -> Option<&str> {
+        match self.facts.bindings[b].rel {
+            Rel::Sharded(i) => match &self.map.tables[i].kind {
+                TableKind::Sharded(s) => Some(&s.group),
+                TableKind::Reference => None,
+            },
+            _ => None,
+        }
+    }
+
+    pub(crate) fn key_column(&self, b: usize) -> Option<&str> {
+        match self.facts.bindings[b].rel {
+            Rel::Sharded(i) => match &self.map.tables[i].kind {
+                TableKind::Sharded(s) => Some(&s.key),
+                TableKind::Reference => None,
+            },
+            _ => None,
+        }
+    }
+
+    pub(super) fn key_type(&self, b: usize) -> Option<crate::sharding::KeyType> {
+        match self.facts.bindings[b].rel {
+            Rel::Sharded(i) => match &self.map.tables[i].kind {
+                TableKind::Sharded(s) => Some(s.key_type),
+                TableKind::Reference => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// The binding whose key column `e` names: qualified by alias or table name in any enclosing
+    /// scope, or unqualified when exactly one binding of the innermost scope has that key.
+    pub(crate) fn key_ref(&self, e: &Expr) -> Option<KeyRef> {
+        match e {
+            Expr::Nested(inner) => self.key_ref(inner),
+            Expr::Identifier(col) => {
+                let col = ident(col);
+                let scope = self.scopes.last()?;
+                let mut hits = scope
+                    .iter()
+                    .copied()
+                    .filter(|&b| self.key_column(b) == Some(col.as_str()));
+                let first = hits.next()?;
+                hits.next().is_none().then_some(first)
+            }
+            Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+                let col = ident(&parts[parts.len() - 1]);
+                let qual: Vec<String> = parts[..parts.len() - 1].iter().map(ident).collect();
+                let qual = qual.join(".");
+                let b = self.scopes.iter().rev().find_map(|scope| {
+                    scope.iter().rev().copied().find(|&b| {
+                        let bd = &self.facts.bindings[b];
+                        bd.alias == qual || (qual.contains('.') && bd.name == qual)
+                    })
+                })?;
+                (self.key_column(b) == Some(col.as_str())).then_some(b)
+            }
+            _ => None,
+        }
+    }
+}
