@@ -1,5 +1,6 @@
 //! Server side: connections to PostgreSQL servers and a pool per shard.
 
+mod collation;
 mod error;
 pub(crate) mod pool;
 pub(crate) mod server;

@@ -28,6 +28,8 @@ pub(crate) struct Pool {
     startup_params: Mutex<Option<Vec<(String, String)>>>,
     /// While true, checkouts wait (admin PAUSE); connections in use finish their transactions.
     paused: watch::Sender<bool>,
+    /// Whether the database orders text bytewise (see `collation`), once a merge has asked.
+    bytewise_text: std::sync::OnceLock<bool>,
     pub(crate) metrics: ShardMetrics,
     pub(crate) stats: Counters,
 }
@@ -110,6 +112,7 @@ impl Pool {
             healthy: AtomicBool::new(true),
             startup_params: Mutex::new(None),
             paused: watch::channel(false).0,
+            bytewise_text: std::sync::OnceLock::new(),
             metrics: ShardMetrics::new(&target.shard, RouteKind::Direct),
             stats: Counters::default(),
             target,
@@ -288,6 +291,18 @@ impl Pool {
 
     pub(crate) fn is_healthy(&self) -> bool {
         self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// Whether this shard's database orders text bytewise, asked of `conn` the first time.
+    pub(crate) async fn orders_text_bytewise(
+        &self,
+        conn: &mut ServerConn,
+    ) -> Result<bool, BackendError> {
+        if let Some(b) = self.bytewise_text.get() {
+            return Ok(*b);
+        }
+        let b = conn.orders_text_bytewise(&self.target.shard).await?;
+        Ok(*self.bytewise_text.get_or_init(|| b))
     }
 
     pub(crate) fn set_paused(&self, paused: bool) {

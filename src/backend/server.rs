@@ -82,7 +82,7 @@ impl ServerConn {
         Ok(conn)
     }
 
-    fn io_err(&self, shard: &str, source: std::io::Error) -> BackendError {
+    pub(super) fn io_err(&self, shard: &str, source: std::io::Error) -> BackendError {
         BackendError::Io {
             shard: shard.into(),
             source,

@@ -23,7 +23,7 @@ use crate::backend::pool::Pooled;
 use crate::frontend::cancel::{Slot, send_cancel};
 use crate::protocol::backend;
 use crate::proxy::Topology;
-use crate::router::{MergePlan, SortRef};
+use crate::router::{Agg, MergePlan, SortRef};
 
 mod groups;
 
@@ -103,9 +103,8 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
     cancel
         .attach_all(conns.iter().map(server_key).collect())
         .await;
-    let merged = start(conns, &job, desired).await;
-    let merged = match merged {
-        Ok(streams) => respond(streams, &job, out, client).await,
+    let merged = match start(conns, &job, desired).await {
+        Ok((streams, bytewise)) => respond(streams, &job, bytewise, out, client).await,
         Err(e) => Err(e.into()),
     };
     // After this no cancel can reach the servers on this client's behalf: they may go back.
@@ -122,14 +121,17 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
-/// Sends every shard its part.
+/// Sends every shard its part; true with the streams when every shard's database orders text bytewise.
 async fn start(
     conns: Vec<Pooled>,
     job: &Scatter,
     desired: &[(String, String)],
-) -> Result<Vec<Stream>, BackendError> {
+) -> Result<(Vec<Stream>, bool), BackendError> {
     let mut streams = Vec::with_capacity(conns.len());
+    let mut bytewise = true;
     for (mut conn, part) in conns.into_iter().zip(&job.parts) {
+        let pool = conn.pool().clone();
+        bytewise &= pool.orders_text_bytewise(&mut conn).await?;
         let shard = conn.pool().target.shard.clone();
         let sent = send(&mut conn, &shard, &part.work, desired).await?;
         streams.push(Stream {
@@ -141,7 +143,7 @@ async fn start(
             failed: false,
         });
     }
-    Ok(streams)
+    Ok((streams, bytewise))
 }
 
 /// Writes the merged rows; returns the streams to drain and the rows sent, or None when the reply
@@ -149,6 +151,7 @@ async fn start(
 async fn respond<W: AsyncWrite + Unpin>(
     mut streams: Vec<Stream>,
     job: &Scatter,
+    bytewise: bool,
     out: &mut BytesMut,
     client: &mut W,
 ) -> Result<Option<(Vec<Stream>, u64)>, ScatterError> {
@@ -173,6 +176,9 @@ async fn respond<W: AsyncWrite + Unpin>(
         return fail(streams, out, disagree());
     }
     let fields = rows::fields(description).unwrap_or_default();
+    if !bytewise && let Some(what) = compares_text(&job.merge.plan, &fields) {
+        return fail(streams, out, error_frame(&not_bytewise(&what)));
+    }
     let visible = fields.len().saturating_sub(job.merge.plan.hidden);
     let shown = match output_fields(&job.merge.plan, &fields) {
         Ok(shown) => shown,
@@ -418,6 +424,43 @@ fn fail(
     out.extend_from_slice(&error);
     backend::ready_for_query(out, b'I');
     Ok(None)
+}
+
+/// What of the merge compares text values in the database's collation, if anything: a sort key on a
+/// text column (without COLLATE "C"), or min/max of text. (`name` always has the C collation.)
+fn compares_text(plan: &MergePlan, fields: &[Field]) -> Option<String> {
+    let text = |i: usize| {
+        fields.get(i).filter(|f| {
+            value::kind_of(f.type_oid) == Some(value::Kind::Text) && f.type_oid != value::oid::NAME
+        })
+    };
+    let visible = fields.len().saturating_sub(plan.hidden);
+    for k in plan.order_by.iter().filter(|k| !k.bytewise) {
+        let i = match k.column {
+            SortRef::Output(i) => i,
+            SortRef::Hidden(j) => visible + j,
+        };
+        if let Some(f) = text(i) {
+            return Some(format!(
+                "ORDER BY text column \"{}\"",
+                String::from_utf8_lossy(&f.name)
+            ));
+        }
+    }
+    plan.aggregates.iter().enumerate().find_map(|(i, a)| {
+        let f = text(i).filter(|_| matches!(a, Some(Agg::Min | Agg::Max)))?;
+        Some(format!(
+            "min()/max() of text column \"{}\"",
+            String::from_utf8_lossy(&f.name)
+        ))
+    })
+}
+
+fn not_bytewise(what: &str) -> String {
+    format!(
+        "{what} over several shards: the merge compares text bytewise (the C collation), but a shard's \
+         database collation orders text otherwise; add COLLATE \"C\", or use a C-collated database"
+    )
 }
 
 fn disagree() -> BytesMut {

@@ -12,6 +12,9 @@ pub struct SortColumn {
     pub column: SortRef,
     pub descending: bool,
     pub nulls_first: bool,
+    /// Sorted with COLLATE "C" (or "POSIX", "ucs_basic"): text orders by its bytes whatever the
+    /// database's collation, as the merge compares it.
+    pub bytewise: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,8 +43,11 @@ pub(super) fn sort_columns(
                 Some(OrderBySort::Desc) => true,
                 Some(OrderBySort::Using(_)) => return Err(refuse("ORDER BY ... USING")),
             };
-            let column = match position(select, items, &o.expr) {
-                Some(i) => SortRef::Output(i),
+            let (column, bytewise) = match position(select, items, &o.expr) {
+                Some(i) => (
+                    SortRef::Output(i),
+                    collated_bytewise(&o.expr) || items[i].is_some_and(collated_bytewise),
+                ),
                 None if aggregated => {
                     return Err(refuse(&format!(
                         "ORDER BY {} not in the select list",
@@ -53,17 +59,33 @@ pub(super) fn sort_columns(
                         expr: o.expr.clone(),
                         alias: Ident::new(format!("__shardgate_sort_{}", hidden.len())),
                     });
-                    SortRef::Hidden(hidden.len() - 1)
+                    (
+                        SortRef::Hidden(hidden.len() - 1),
+                        collated_bytewise(&o.expr),
+                    )
                 }
             };
             order_by.push(SortColumn {
                 column,
                 descending,
                 nulls_first: o.options.nulls_first.unwrap_or(descending),
+                bytewise,
             });
         }
     }
     Ok(order_by)
+}
+
+/// `x COLLATE "C"`: a collation that orders text by its bytes (UTF-8 byte order is code point order).
+fn collated_bytewise(e: &Expr) -> bool {
+    match e {
+        Expr::Collate { collation, .. } => {
+            let name = collation.to_string().replace('"', "").to_ascii_lowercase();
+            matches!(name.as_str(), "c" | "posix" | "ucs_basic" | "pg_catalog.c")
+        }
+        Expr::Nested(inner) => collated_bytewise(inner),
+        _ => false,
+    }
 }
 
 /// `ORDER BY 2`: the 1-based output column.
@@ -115,5 +137,29 @@ fn unqualified(e: &Expr) -> Option<&str> {
         Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.as_str()),
         Expr::Identifier(i) => Some(i.value.as_str()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::parser::Parser;
+
+    #[test]
+    fn bytewise_collations() {
+        fn check(expr: &str, want: bool) {
+            let e = Parser::new(&PostgreSqlDialect {})
+                .try_with_sql(expr)
+                .and_then(|mut p| p.parse_expr())
+                .unwrap();
+            assert_eq!(collated_bytewise(&e), want, "{expr}");
+        }
+        check("name COLLATE \"C\"", true);
+        check("(name COLLATE \"POSIX\")", true);
+        check("name COLLATE pg_catalog.\"C\"", true);
+        check("name COLLATE ucs_basic", true);
+        check("name COLLATE \"en-US-x-icu\"", false);
+        check("name", false);
     }
 }

@@ -195,9 +195,14 @@ impl Cluster {
 
     /// A fresh database for one test.
     pub fn create_db(&self, prefix: &str) -> String {
+        self.create_db_with(prefix, "")
+    }
+
+    /// A new database created with `options` (e.g. a locale provider).
+    pub fn create_db_with(&self, prefix: &str, options: &str) -> String {
         static N: AtomicU32 = AtomicU32::new(0);
         let name = format!("{prefix}_{}", N.fetch_add(1, Ordering::Relaxed));
-        self.psql("postgres", &format!("CREATE DATABASE {name}"));
+        self.psql("postgres", &format!("CREATE DATABASE {name} {options}"));
         name
     }
 }

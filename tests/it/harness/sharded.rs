@@ -59,7 +59,14 @@ impl Sharded {
 
     /// `n` shards (2 to 4) sharing 16 buckets.
     pub async fn start_n(cluster: &Cluster, n: usize, extra: &str) -> Sharded {
-        let dbs: Vec<String> = (0..n).map(|_| cluster.create_db("shard")).collect();
+        Sharded::start_with(cluster, n, extra, "").await
+    }
+
+    /// `n` shards whose databases are created with `db_options` (after CREATE DATABASE name).
+    pub async fn start_with(cluster: &Cluster, n: usize, extra: &str, db_options: &str) -> Sharded {
+        let dbs: Vec<String> = (0..n)
+            .map(|_| cluster.create_db_with("shard", db_options))
+            .collect();
         for db in &dbs {
             client(cluster, db)
                 .await

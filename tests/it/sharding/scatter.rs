@@ -579,3 +579,54 @@ async fn backends_running(direct: &Client, text: &str, n: i64) {
     }
     panic!("not {n} backends running {text}");
 }
+
+/// Shards whose databases order text linguistically (ICU, en-US): a merge that would compare text
+/// bytewise is refused with the reason; COLLATE "C" and non-text keys merge as before.
+#[tokio::test]
+async fn text_merges_need_a_bytewise_collation() {
+    let icu = "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'";
+    let s = Sharded::start_with(shared(), 2, "", icu).await;
+    let c = s.proxy.client().await;
+    c.batch_execute(
+        "INSERT INTO items (id, name) VALUES (1, 'a'), (2, 'B'), (3, 'b'), (4, 'A'), (5, '_x')",
+    )
+    .await
+    .unwrap();
+    for sql in [
+        "SELECT id, name FROM items ORDER BY name",
+        "SELECT id FROM items ORDER BY name DESC LIMIT 2",
+        "SELECT min(name) FROM items",
+        "SELECT id % 2, max(name) FROM items GROUP BY 1",
+    ] {
+        let e = c.simple_query(sql).await.unwrap_err();
+        let db = e.as_db_error().unwrap_or_else(|| panic!("{sql}: {e}"));
+        assert_eq!(db.code().code(), "0A000", "{sql}");
+        assert!(
+            db.message().contains("collation"),
+            "{sql}: {}",
+            db.message()
+        );
+    }
+    let names: Vec<String> = c
+        .query("SELECT name FROM items ORDER BY name COLLATE \"C\"", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(names, ["A", "B", "_x", "a", "b"]);
+    let ids: Vec<i64> = c
+        .query("SELECT id FROM items ORDER BY id DESC", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids, [5, 4, 3, 2, 1]);
+    let n: i64 = c
+        .query_one("SELECT count(DISTINCT id) FROM items", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 5);
+}
