@@ -147,11 +147,6 @@ impl ErrorFields {
             hint: None,
         }
     }
-
-    pub(crate) fn with_hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
-        self
-    }
 }
 
 pub(crate) fn error_response(out: &mut BytesMut, e: &ErrorFields) {

@@ -51,7 +51,8 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         match tag {
             b'Q' => {
                 let sql = msg::query(body)?;
-                if !self.admit_session_state(sql, false) {
+                if let Some(r) = self.session_state_refusal(sql) {
+                    self.refuse(r, false).await?;
                     return Ok(Flow::Continue);
                 }
                 return self.on_query(raw).await;
@@ -157,8 +158,8 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
 
     async fn on_parse(&mut self, raw: &mut BytesMut) -> Result<(), SessionError> {
         let p = msg::parse(&raw[frame::HEADER_LEN..])?;
-        if !self.admit_session_state(p.query, true) {
-            return Ok(());
+        if let Some(r) = self.session_state_refusal(p.query) {
+            return self.refuse(r, true).await;
         }
         // Unnamed statements get a global name too: the Bind that follows may go to another server.
         let stmt = self.proxy.statements.intern(p.query, p.param_types);
@@ -372,48 +373,35 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         self.reply(Synthetic::ReadyForQuery);
     }
 
-    /// Applies the session-state policy to a statement; false when it was refused (and answered).
-    fn admit_session_state(&mut self, sql: &str, extended: bool) -> bool {
+    /// Applies the session-state policy to a statement: None when it may run (pinning the client to
+    /// its server if the policy says so), else why it is refused.
+    fn session_state_refusal(&mut self, sql: &str) -> Option<Refusal> {
         if self.pinned.is_some() || self.proxy.config.pool_mode == crate::config::PoolMode::Session
         {
-            return true;
+            return None;
         }
-        let Some(state) = classify::session_state(sql) else {
-            return true;
-        };
-        let policy = self.proxy.config.session_state;
-        match policy {
+        let state = classify::session_state(sql)?;
+        match self.proxy.config.session_state {
             SessionStatePolicy::Pin => {
                 tracing::debug!(reason = state.describe(), "client pinned to its server");
                 self.pinned = Some(state);
-                true
+                None
             }
-            SessionStatePolicy::Refuse
-                if !extended && self.raise_on_server(&refusal(state), false) =>
-            {
-                false
-            }
-            SessionStatePolicy::Refuse => {
-                self.reply(Synthetic::Error(refusal(state)));
-                if extended {
-                    self.discard_until_sync = true;
-                } else {
-                    self.reply(Synthetic::ReadyForQuery);
-                }
-                false
-            }
+            SessionStatePolicy::Refuse => Some(refusal(state)),
         }
     }
 }
 
-fn refusal(state: SessionState) -> ErrorFields {
-    ErrorFields::new(
-        Severity::Error,
-        sqlstate::FEATURE_NOT_SUPPORTED,
-        format!(
+fn refusal(state: SessionState) -> Refusal {
+    Refusal {
+        code: sqlstate::FEATURE_NOT_SUPPORTED,
+        message: format!(
             "{} is not supported under transaction pooling",
             state.describe()
         ),
-    )
-    .with_hint("run it inside a transaction with SET LOCAL / xact locks, or use pool_mode: session")
+        hint: Some(
+            "run it inside a transaction with SET LOCAL / xact locks, or use pool_mode: session"
+                .into(),
+        ),
+    }
 }

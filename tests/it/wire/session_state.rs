@@ -128,6 +128,30 @@ async fn refusal_inside_a_transaction_aborts_it() {
         n, 0,
         "the insert before the refused SET must not be committed"
     );
+    // The same with the extended protocol: the refusal is raised on the transaction's server.
+    let tx = c.transaction().await.unwrap();
+    tx.execute("insert into t values (2)", &[]).await.unwrap();
+    let e = tx
+        .execute("SET statement_timeout = 1234", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), Some("0A000"), "{e}");
+    let after = tx.query("select 1", &[]).await;
+    assert_eq!(
+        after.as_ref().err().and_then(sqlstate),
+        Some("25P02"),
+        "the transaction is aborted (extended): {after:?}"
+    );
+    let _ = tx.commit().await;
+    let n: i64 = c
+        .query_one("select count(*) from t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        n, 0,
+        "the insert before the refused SET must not be committed"
+    );
 }
 
 #[tokio::test]
