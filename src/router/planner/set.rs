@@ -99,7 +99,7 @@ pub(super) fn set_shard(name: &str, value: Option<String>, map: &ShardMap) -> Pl
     Plan::new(Command::SetShard(value), Target::Any, reason)
 }
 
-pub(crate) fn shard_names(map: &ShardMap) -> String {
+fn shard_names(map: &ShardMap) -> String {
     map.shards
         .iter()
         .map(|s| s.name.as_str())

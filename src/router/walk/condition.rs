@@ -7,7 +7,7 @@ use super::Walker;
 
 impl Walker<'_> {
     /// A condition whose every AND-ed part filters the rows of the bindings in `filtered`.
-    pub(crate) fn condition(&mut self, e: &Expr, filtered: &[usize]) {
+    pub(super) fn condition(&mut self, e: &Expr, filtered: &[usize]) {
         match e {
             Expr::Nested(inner) => self.condition(inner, filtered),
             Expr::BinaryOp {

@@ -9,7 +9,7 @@ use super::{Walker, name_of};
 use crate::router::plan::Refusal;
 
 impl Walker<'_> {
-    /// INSERT (targets only; `insert.rs` reads the rows), UPDATE and DELETE inside a statement.
+    /// INSERT (targets only; `router::insert` reads the rows), UPDATE and DELETE inside a statement.
     pub(crate) fn dml(&mut self, stmt: &Statement, top: bool) {
         match stmt {
             Statement::Update(u) => self.update(u, top),

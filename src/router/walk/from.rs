@@ -10,7 +10,7 @@ use crate::router::plan::Refusal;
 
 impl Walker<'_> {
     /// One FROM item with its joins; returns the bindings it made.
-    pub(crate) fn join_tree(
+    pub(super) fn join_tree(
         &mut self,
         twj: &TableWithJoins,
         inherited: &[usize],

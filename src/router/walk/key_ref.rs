@@ -40,7 +40,7 @@ impl Walker<'_> {
 
     /// The binding whose key column `e` names: qualified by alias or table name in any enclosing
     /// scope, or unqualified when exactly one binding of the innermost scope has that key.
-    pub(crate) fn key_ref(&self, e: &Expr) -> Option<KeyRef> {
+    pub(super) fn key_ref(&self, e: &Expr) -> Option<KeyRef> {
         match e {
             Expr::Nested(inner) => self.key_ref(inner),
             Expr::Identifier(col) => {
