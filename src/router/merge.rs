@@ -21,7 +21,7 @@ use aggregate::{aggregate, contains_window, is_shard_key, realias, renamed};
 pub use limit::Count;
 use limit::{limit_and_offset, shard_limit};
 pub use order::{SortColumn, SortRef};
-use order::{position, sort_columns};
+use order::{position, same_expression, sort_columns};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MergePlan {
@@ -128,7 +128,7 @@ pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePl
     let having = match &select.having {
         Some(h) if aggregated => {
             let mut column = |e: &Expr| -> Result<Option<usize>, Refusal> {
-                if let Some(i) = position(select, &items, e) {
+                if let Some(i) = same_expression(select, &items, e) {
                     return Ok(Some(i));
                 }
                 let Some(agg) = aggregate(e, &is_key)? else {

@@ -106,6 +106,16 @@ pub(super) fn position(select: &Select, items: &[Option<&Expr>], e: &Expr) -> Op
         // The n-th column of the output as PostgreSQL expands it; hidden columns come after all of them.
         return Some(n - 1);
     }
+    find(select, items, e, true)
+}
+
+/// The output column that is the same expression as a HAVING operand: HAVING names no output column
+/// by alias or ordinal, so those do not count (PostgreSQL would reject the statement).
+pub(super) fn same_expression(select: &Select, items: &[Option<&Expr>], e: &Expr) -> Option<usize> {
+    find(select, items, e, false)
+}
+
+fn find(select: &Select, items: &[Option<&Expr>], e: &Expr, by_alias: bool) -> Option<usize> {
     let text = e.to_string();
     let name = match e {
         Expr::Identifier(i) => Some(i.value.as_str()),
@@ -117,7 +127,7 @@ pub(super) fn position(select: &Select, items: &[Option<&Expr>], e: &Expr) -> Op
         }
         let hit = match item {
             SelectItem::ExprWithAlias { alias, expr } => {
-                name.is_some_and(|n| n == alias.value) || expr.to_string() == text
+                (by_alias && name.is_some_and(|n| n == alias.value)) || expr.to_string() == text
             }
             SelectItem::UnnamedExpr(expr) => {
                 expr.to_string() == text || unqualified(expr).is_some_and(|c| Some(c) == name)

@@ -97,6 +97,15 @@ fn plans() {
         "SELECT a, count(*) FROM t GROUP BY a HAVING b > 1",
         "refused: HAVING b (not an aggregate or a GROUP BY column)",
     );
+    // An output alias is not a column HAVING can name.
+    check(
+        "SELECT a, count(*) AS n FROM t GROUP BY a HAVING n > 1",
+        "refused: HAVING n (not an aggregate or a GROUP BY column)",
+    );
+    check(
+        "SELECT a AS k, count(*) AS n FROM t GROUP BY a HAVING a > 1 AND count(*) > 2",
+        "SELECT a AS k, count(*) AS n FROM t GROUP BY a | order [] limit None offset None aggs [None, Some(Count)] grouped true hidden 0 having Some(And(Compare(Column(0), Gt, Literal(\"1\")), Compare(Column(1), Gt, Literal(\"2\"))))",
+    );
     check(
         "SELECT a, count(*) FROM t GROUP BY a HAVING 1 = 1",
         "refused: HAVING 1 = 1 (no aggregate",
