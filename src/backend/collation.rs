@@ -18,8 +18,12 @@ const PROBE: &str = "SELECT string_agg(x, ',' ORDER BY x) \
 const BYTEWISE: &str = " z,A,B,_,a,b,\u{e9}";
 
 impl ServerConn {
-    /// True when the database's default collation orders text as its bytes do.
-    pub(crate) async fn orders_text_bytewise(&mut self, shard: &str) -> Result<bool, BackendError> {
+    /// Whether the database's default collation orders text as its bytes do; None when the probe
+    /// failed (cancelled, say), which is no answer.
+    pub(crate) async fn orders_text_bytewise(
+        &mut self,
+        shard: &str,
+    ) -> Result<Option<bool>, BackendError> {
         let mut out = bytes::BytesMut::new();
         postgres_protocol::message::frontend::query(PROBE, &mut out)
             .map_err(|e| self.io_err(shard, e))?;
@@ -37,8 +41,7 @@ impl ServerConn {
                 }
                 Message::ReadyForQuery(r) => {
                     self.tx_status = r.status();
-                    // An error (no row) counts as "not bytewise": refusing is the safe answer.
-                    return Ok(order.as_deref() == Some(BYTEWISE.as_bytes()));
+                    return Ok(order.map(|o| o == BYTEWISE.as_bytes()));
                 }
                 _ => {}
             }

@@ -293,7 +293,8 @@ impl Pool {
         self.healthy.load(Ordering::Relaxed)
     }
 
-    /// Whether this shard's database orders text bytewise, asked of `conn` the first time.
+    /// Whether this shard's database orders text bytewise, asked of `conn` until it answers. A probe
+    /// that failed counts as "no" for this merge (refusing is the safe answer) and is asked again.
     pub(crate) async fn orders_text_bytewise(
         &self,
         conn: &mut ServerConn,
@@ -301,8 +302,10 @@ impl Pool {
         if let Some(b) = self.bytewise_text.get() {
             return Ok(*b);
         }
-        let b = conn.orders_text_bytewise(&self.target.shard).await?;
-        Ok(*self.bytewise_text.get_or_init(|| b))
+        Ok(match conn.orders_text_bytewise(&self.target.shard).await? {
+            Some(b) => *self.bytewise_text.get_or_init(|| b),
+            None => false,
+        })
     }
 
     pub(crate) fn set_paused(&self, paused: bool) {

@@ -64,9 +64,13 @@ struct Stream {
 impl Stream {
     /// The stream ended with this ErrorResponse: for the client, naming the shard.
     fn error(&mut self, m: &[u8]) -> Stop {
+        Stop::Error(self.ended_with(m))
+    }
+
+    fn ended_with(&mut self, m: &[u8]) -> BytesMut {
         self.done = true;
         self.failed = true;
-        Stop::Error(rename_error(m, &self.shard, None))
+        rename_error(m, &self.shard, None)
     }
 }
 
@@ -161,14 +165,9 @@ async fn respond<W: AsyncWrite + Unpin>(
         Err(Stop::Error(e)) => return fail(streams, out, e),
         Err(Stop::Io(e)) => return Err(e),
     };
-    // The replies before the RowDescription are the first shard's to give.
-    if streams[0].sent.owed_parse {
-        backend::parse_complete(out);
-    }
+    // The replies before the RowDescription are the first shard's to give, before any error.
     let (before, description) = &headers[0];
-    for m in before {
-        out.extend_from_slice(m);
-    }
+    owed(&streams[0], before, out);
     if headers
         .iter()
         .any(|(_, d)| rows::fields(d) != rows::fields(description))
@@ -221,8 +220,19 @@ async fn respond<W: AsyncWrite + Unpin>(
     }
 }
 
+/// The ParseComplete/BindComplete the client is owed, as one shard answered them.
+fn owed(s: &Stream, before: &[BytesMut], out: &mut BytesMut) {
+    if s.sent.owed_parse {
+        backend::parse_complete(out);
+    }
+    for m in before {
+        out.extend_from_slice(m);
+    }
+}
+
 /// What a shard sends before its rows: the ParseComplete/BindComplete the client may be owed, and the
-/// RowDescription.
+/// RowDescription. On an error, the error frame carries the owed replies the shard gave before it
+/// (a Bind that failed was still parsed), as one server would have answered.
 async fn header(s: &mut Stream) -> Result<(Vec<BytesMut>, BytesMut), Stop> {
     let mut before = Vec::new();
     loop {
@@ -232,7 +242,12 @@ async fn header(s: &mut Stream) -> Result<(Vec<BytesMut>, BytesMut), Stop> {
         }
         match m[0] {
             b'T' => return Ok((before, m)),
-            b'E' => return Err(s.error(&m)),
+            b'E' => {
+                let mut frames = BytesMut::new();
+                owed(s, &before, &mut frames);
+                frames.extend_from_slice(&s.ended_with(&m));
+                return Err(Stop::Error(frames));
+            }
             b'1' | b'2' => before.push(m),
             // A statement without a result set has no place in a merged read.
             _ => return Err(Stop::Error(disagree())),
@@ -427,7 +442,8 @@ fn fail(
 }
 
 /// What of the merge compares text values in the database's collation, if anything: a sort key on a
-/// text column (without COLLATE "C"), or min/max of text. (`name` always has the C collation.)
+/// text column (without COLLATE "C"), min/max of text, a HAVING comparison of text. (`name` always
+/// has the C collation.)
 fn compares_text(plan: &MergePlan, fields: &[Field]) -> Option<String> {
     let text = |i: usize| {
         fields.get(i).filter(|f| {
@@ -447,13 +463,18 @@ fn compares_text(plan: &MergePlan, fields: &[Field]) -> Option<String> {
             ));
         }
     }
-    plan.aggregates.iter().enumerate().find_map(|(i, a)| {
-        let f = text(i).filter(|_| matches!(a, Some(Agg::Min | Agg::Max)))?;
-        Some(format!(
-            "min()/max() of text column \"{}\"",
-            String::from_utf8_lossy(&f.name)
-        ))
-    })
+    let name = |f: &Field| String::from_utf8_lossy(&f.name).into_owned();
+    if let Some(f) = plan
+        .aggregates
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| text(i).filter(|_| matches!(a, Some(Agg::Min | Agg::Max))))
+    {
+        return Some(format!("min()/max() of text column \"{}\"", name(f)));
+    }
+    let having = plan.having.as_ref().map(|h| h.compared_columns());
+    let f = having.into_iter().flatten().find_map(text)?;
+    Some(format!("HAVING comparing text column \"{}\"", name(f)))
 }
 
 fn not_bytewise(what: &str) -> String {

@@ -56,6 +56,31 @@ impl Filter {
         out
     }
 
+    /// The columns the condition compares (by order, so text among them depends on the collation).
+    pub fn compared_columns(&self) -> Vec<usize> {
+        let mut out = Vec::new();
+        self.visit_compares(&mut |a, b| {
+            for o in [a, b] {
+                if let Operand::Column(i) = o {
+                    out.push(*i);
+                }
+            }
+        });
+        out
+    }
+
+    fn visit_compares(&self, f: &mut dyn FnMut(&Operand, &Operand)) {
+        match self {
+            Filter::And(a, b) | Filter::Or(a, b) => {
+                a.visit_compares(f);
+                b.visit_compares(f);
+            }
+            Filter::Not(a) => a.visit_compares(f),
+            Filter::Compare(a, _, b) => f(a, b),
+            Filter::IsNull(_) | Filter::Truth(_) => {}
+        }
+    }
+
     fn visit(&self, f: &mut dyn FnMut(&Operand)) {
         match self {
             Filter::And(a, b) | Filter::Or(a, b) => {

@@ -84,7 +84,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             },
             b'E' if self.fanout.is_some() => {
                 let (_, max_rows) = msg::execute(body)?;
-                for part in &mut self.fanout.as_mut().expect("checked above").parts {
+                let batch = self.fanout.as_mut().expect("checked above");
+                // A merged read runs to the end on every shard: a shard's PortalSuspended would cut
+                // its stream short of rows the merge needs. The client gets every row at once.
+                let max_rows = if batch.merge.is_some() { 0 } else { max_rows };
+                for part in &mut batch.parts {
                     if let Work::Execute { max_rows: m, .. } = &mut part.work {
                         *m = max_rows;
                     }

@@ -327,8 +327,15 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// exactly as PostgreSQL would abort it. False when the client holds no server in a transaction.
     /// `extended`: inside an extended-protocol batch, raised by an unnamed statement (the error makes
     /// the server skip to the client's Sync); else by a simple Query.
+    /// With the extended protocol the server also raises it while earlier messages of the batch are
+    /// unanswered: they may have begun a transaction (BEGIN, or the implicit one) that the error must
+    /// roll back; the last ReadyForQuery's status does not know of it yet.
     pub(super) fn raise_on_server(&mut self, e: &ErrorFields, extended: bool) -> bool {
-        let Some(a) = self.server.as_mut().filter(|a| a.conn.tx_status != b'I') else {
+        let Some(a) = self
+            .server
+            .as_mut()
+            .filter(|a| a.conn.tx_status != b'I' || (extended && !a.tracker.idle()))
+        else {
             return false;
         };
         let sql = format!(

@@ -46,7 +46,12 @@ pub(super) fn sort_columns(
             let (column, bytewise) = match position(select, items, &o.expr) {
                 Some(i) => (
                     SortRef::Output(i),
-                    collated_bytewise(&o.expr) || items[i].is_some_and(collated_bytewise),
+                    collated_bytewise(&o.expr)
+                        || items
+                            .get(i)
+                            .copied()
+                            .flatten()
+                            .is_some_and(collated_bytewise),
                 ),
                 None if aggregated => {
                     return Err(refuse(&format!(

@@ -97,6 +97,11 @@ fn plans() {
         "SELECT a, count(*) FROM t GROUP BY a HAVING b > 1",
         "refused: HAVING b (not an aggregate or a GROUP BY column)",
     );
+    // An ordinal past the select list (PostgreSQL raises its own error on the shards).
+    check(
+        "SELECT * FROM t ORDER BY 2",
+        "SELECT * FROM t ORDER BY 2 | order [(Output(1), false, false)]",
+    );
     // An output alias is not a column HAVING can name.
     check(
         "SELECT a, count(*) AS n FROM t GROUP BY a HAVING n > 1",

@@ -597,6 +597,7 @@ async fn text_merges_need_a_bytewise_collation() {
         "SELECT id FROM items ORDER BY name DESC LIMIT 2",
         "SELECT min(name) FROM items",
         "SELECT id % 2, max(name) FROM items GROUP BY 1",
+        "SELECT name, count(*) FROM items GROUP BY name HAVING name > 'a'",
     ] {
         let e = c.simple_query(sql).await.unwrap_err();
         let db = e.as_db_error().unwrap_or_else(|| panic!("{sql}: {e}"));

@@ -1,9 +1,11 @@
 //! Session state under transaction pooling: a SET pins its client to its server (and stays there), or is
 //! refused; SET LOCAL neither pins nor leaks; pool_mode session keeps one server per client.
 
+use postgres_protocol::message::frontend;
 use shardgate::config::{PoolMode, SessionStatePolicy};
 use tokio_postgres::Client;
 
+use crate::harness::raw::{RawClient, Reply, first_error};
 use crate::harness::{TestProxy, shared, sqlstate};
 
 async fn show(c: &Client, name: &str) -> String {
@@ -200,4 +202,42 @@ async fn session_pool_mode() {
     }
     drop((pinned, tx_client));
     both_servers_clean(&p, "statement_timeout", "0").await;
+}
+
+/// A refusal in the middle of an extended-protocol batch rolls back the batch's implicit transaction,
+/// as an error there does in PostgreSQL: the INSERT before it is not kept.
+#[tokio::test]
+async fn a_refusal_inside_a_batch_rolls_it_back() {
+    let p = TestProxy::start(shared(), |c| c.session_state = SessionStatePolicy::Refuse).await;
+    let c = p.client().await;
+    c.batch_execute("create table t (a int)").await.unwrap();
+    let mut raw = RawClient::login(p.addr, "trustuser", &p.db).await;
+    raw.send(|b| {
+        for sql in ["insert into t values (1)", "LISTEN x"] {
+            frontend::parse("", sql, [], b).unwrap();
+            frontend::bind(
+                "",
+                "",
+                [],
+                [] as [Option<&[u8]>; 0],
+                |_, _| Ok(postgres_protocol::IsNull::Yes),
+                [],
+                b,
+            )
+            .map_err(|_| "bind")
+            .unwrap();
+            frontend::execute("", 0, b).unwrap();
+        }
+        frontend::sync(b);
+    })
+    .await;
+    let replies = raw.until_ready().await;
+    assert_eq!(first_error(&replies), Some("0A000"), "{replies:?}");
+    assert_eq!(replies.last(), Some(&Reply::Ready(b'I')), "{replies:?}");
+    let n: i64 = c
+        .query_one("select count(*) from t", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "the insert of the failed batch is rolled back");
 }
