@@ -8,8 +8,9 @@ use super::rows::Field;
 use super::value::{self, Decimal, FORMAT_TEXT, Kind, Value, kind_of};
 use crate::router::{CmpOp, Filter, Operand};
 
-/// A Bind parameter the filter reads: its format and bytes, `None` for NULL.
-pub(crate) type ParamValue = Option<(i16, Vec<u8>)>;
+/// A Bind parameter the filter reads: its format, bytes and the type its Parse declared (if not 0),
+/// `None` for NULL.
+pub(crate) type ParamValue = Option<(i16, Vec<u8>, Option<u32>)>;
 
 /// The parameters of one execution, by index.
 #[derive(Debug, Default, Clone)]
@@ -106,13 +107,14 @@ fn typed(
         Operand::Null => return Ok(None),
         Operand::Literal(text) => (FORMAT_TEXT, text.as_bytes(), None),
         Operand::Param(i, cast) => match params.get(*i) {
-            Some(Some((format, raw))) => (*format, raw.as_slice(), *cast),
+            Some(Some((format, raw, declared))) => (*format, raw.as_slice(), cast.or(*declared)),
             Some(None) => return Ok(None),
             None => return Err(format!("HAVING parameter ${} was not bound", i + 1)),
         },
     };
     let ty = ty.ok_or("HAVING over several shards: a comparison without a column")?;
-    // A binary parameter is in its own type: the cast's, else the column's (PostgreSQL's inference).
+    // A binary parameter is in its own type: the cast's or the declared one, else the column's
+    // (PostgreSQL's inference).
     let ty = if format == FORMAT_TEXT {
         ty
     } else {
@@ -234,7 +236,10 @@ mod tests {
             fields: &fields,
             values: &values,
         };
-        let params = FilterParams(vec![(0, Some((1, 4i32.to_be_bytes().to_vec()))), (1, None)]);
+        let params = FilterParams(vec![
+            (0, Some((1, 4i32.to_be_bytes().to_vec(), None))),
+            (1, None),
+        ]);
         let check = |f: Filter, want: Option<bool>| {
             assert_eq!(eval(&f, &g, &params).unwrap(), want, "{f:?}");
         };
@@ -251,9 +256,21 @@ mod tests {
         check(cmp(Column(0), CmpOp::Lt, param(0)), Some(true));
         check(cmp(Column(0), CmpOp::Lt, param(1)), None);
         // A float8 parameter (by its cast) against a numeric column.
-        let params = FilterParams(vec![(2, Some((1, 10.25f64.to_be_bytes().to_vec())))]);
+        let params = FilterParams(vec![(2, Some((1, 10.25f64.to_be_bytes().to_vec(), None)))]);
         let f = cmp(Column(1), CmpOp::Gt, Operand::Param(2, Some(oid::FLOAT8)));
         assert_eq!(eval(&f, &g, &params).unwrap(), Some(true));
+        // The same type declared by the Parse instead of a cast; a count against a float8 2.0.
+        let declared = |v: f64| {
+            FilterParams(vec![(
+                2,
+                Some((1, v.to_be_bytes().to_vec(), Some(oid::FLOAT8))),
+            )])
+        };
+        let f = cmp(Column(1), CmpOp::Gt, Operand::Param(2, None));
+        assert_eq!(eval(&f, &g, &declared(10.25)).unwrap(), Some(true));
+        let f = cmp(Column(0), CmpOp::Gt, Operand::Param(2, None));
+        assert_eq!(eval(&f, &g, &declared(2.0)).unwrap(), Some(true));
+        assert_eq!(eval(&f, &g, &declared(3.5)).unwrap(), Some(false));
         check(cmp(Column(5), CmpOp::Eq, lit("1")), None);
         check(cmp(Column(0), CmpOp::Eq, Null), None);
         check(Filter::Truth(Column(4)), Some(true));

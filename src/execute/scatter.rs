@@ -82,9 +82,9 @@ pub(crate) enum ScatterError {
     Client(#[from] std::io::Error),
 }
 
-/// Runs the scatter and writes the whole reply, through ReadyForQuery, to the client. While it runs, a
-/// client's cancel reaches every shard's server (`cancel`); none goes back to its pool before that is
-/// over.
+/// Runs the scatter and writes the whole reply, through ReadyForQuery, to the client. Until the merge
+/// is done, a client's cancel reaches every shard's server (`cancel`); only after that is over are the
+/// rest of the streams drained and the servers given back.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn run<W: AsyncWrite + Unpin>(
     topology: &Topology,

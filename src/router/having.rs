@@ -245,6 +245,13 @@ fn constant(e: &Expr) -> Option<Operand> {
             expr, data_type, ..
         } => match constant(expr)? {
             Operand::Param(i, _) => Some(Operand::Param(i, type_oid(&data_type.to_string()))),
+            // `2.7::int` is 3: a fraction cast to an integer type is not the number as written.
+            Operand::Literal(n)
+                if matches!(type_oid(&data_type.to_string()), Some(20 | 21 | 23))
+                    && n.contains(['.', 'e', 'E']) =>
+            {
+                None
+            }
             other => Some(other),
         },
         Expr::Nested(inner) => constant(inner),

@@ -37,7 +37,8 @@ pub struct MergePlan {
     pub grouped: bool,
     /// HAVING, applied to each combined group (the shards run without it).
     pub having: Option<Filter>,
-    /// Columns added at the end of the shard query for sorting; stripped before the client sees rows.
+    /// Columns added at the end of the shard query (sort keys, the aggregates HAVING reads, avg's
+    /// counts); stripped before the client sees rows.
     pub hidden: usize,
 }
 

@@ -220,7 +220,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 Err(r) => self.refuse(r, false).await?,
             },
             Placement::Scatter(shards) => {
-                match (self.before_fanout().await, merge_of(&plan, &Params::none())) {
+                match (
+                    self.before_fanout().await,
+                    merge_of(&plan, &Params::none(), &[]),
+                ) {
                     (Ok(Step::Wait), _) => return Ok(Flow::Wait),
                     (Err(r), _) | (_, Err(r)) => self.refuse(r, false).await?,
                     (Ok(Step::Go), Ok(merge)) => {
@@ -292,7 +295,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             }
             Placement::Scatter(shards) => {
                 let router_params = Params::new(&params.formats, &params.values);
-                match (self.before_fanout().await, merge_of(&plan, &router_params)) {
+                match (
+                    self.before_fanout().await,
+                    merge_of(&plan, &router_params, &stmt.param_types),
+                ) {
                     (Ok(Step::Wait), _) => return Ok(Flow::Wait),
                     (Err(r), _) | (_, Err(r)) => self.refuse(r, true).await?,
                     (Ok(Step::Go), Ok(merge)) => {

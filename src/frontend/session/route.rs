@@ -405,7 +405,8 @@ fn pick_param_types(raw: &[u8], pick: &[usize]) -> Vec<u8> {
 
 /// The merge plan of a read with its LIMIT, OFFSET and HAVING values read from the parameters, or
 /// why it cannot merge.
-pub(super) fn merge_of(plan: &Plan, params: &Params) -> Result<Merge, Refusal> {
+/// `param_types`: the Parse's parameter-type section (empty for a simple Query).
+pub(super) fn merge_of(plan: &Plan, params: &Params, param_types: &[u8]) -> Result<Merge, Refusal> {
     let merge = match &plan.merge {
         Some(Ok(m)) => m.clone(),
         Some(Err(r)) => return Err(r.clone()),
@@ -446,9 +447,11 @@ pub(super) fn merge_of(plan: &Plan, params: &Params) -> Result<Merge, Refusal> {
             message: format!("HAVING parameter ${} is missing", i + 1),
             hint: None,
         })?;
-        filter_params
-            .0
-            .push((i, value.map(|(format, raw)| (format, raw.to_vec()))));
+        let declared = declared_type(param_types, i);
+        filter_params.0.push((
+            i,
+            value.map(|(format, raw)| (format, raw.to_vec(), declared)),
+        ));
     }
     Ok(Merge {
         plan: merge,
@@ -456,6 +459,14 @@ pub(super) fn merge_of(plan: &Plan, params: &Params) -> Result<Merge, Refusal> {
         offset,
         filter_params,
     })
+}
+
+/// The type OID a Parse declared for parameter `i` (its section: a count, then one OID each), unless 0
+/// (left to the server to infer).
+fn declared_type(param_types: &[u8], i: usize) -> Option<u32> {
+    let at = 2 + 4 * i;
+    let oid = u32::from_be_bytes(param_types.get(at..at + 4)?.try_into().ok()?);
+    (oid != 0).then_some(oid)
 }
 
 /// A Bind's parameters and result formats for the shard statement, which has `hidden` sort columns

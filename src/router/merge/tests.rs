@@ -102,6 +102,10 @@ fn plans() {
         "SELECT * FROM t ORDER BY 2",
         "SELECT * FROM t ORDER BY 2 | order [(Output(1), false, false)]",
     );
+    check(
+        "SELECT a, count(*) FROM t GROUP BY a HAVING count(*) > 2.7::int",
+        "refused: HAVING 2.7::INT",
+    );
     // An output alias is not a column HAVING can name.
     check(
         "SELECT a, count(*) AS n FROM t GROUP BY a HAVING n > 1",
