@@ -105,55 +105,35 @@ async fn refusal_inside_a_transaction_aborts_it() {
     let p = TestProxy::start(shared(), |c| c.session_state = SessionStatePolicy::Refuse).await;
     let mut c = p.client().await;
     c.batch_execute("create table t (a int)").await.unwrap();
-    let tx = c.transaction().await.unwrap();
-    tx.execute("insert into t values (1)", &[]).await.unwrap();
-    let e = tx
-        .batch_execute("SET statement_timeout = 1234")
-        .await
-        .unwrap_err();
-    assert_eq!(sqlstate(&e), Some("0A000"), "{e}");
-    let after = tx.query("select 1", &[]).await;
-    assert_eq!(
-        after.as_ref().err().and_then(sqlstate),
-        Some("25P02"),
-        "the transaction is aborted: {after:?}"
-    );
-    let _ = tx.commit().await;
-    let n: i64 = p
-        .client()
-        .await
-        .query_one("select count(*) from t", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(
-        n, 0,
-        "the insert before the refused SET must not be committed"
-    );
-    // The same with the extended protocol: the refusal is raised on the transaction's server.
-    let tx = c.transaction().await.unwrap();
-    tx.execute("insert into t values (2)", &[]).await.unwrap();
-    let e = tx
-        .execute("SET statement_timeout = 1234", &[])
-        .await
-        .unwrap_err();
-    assert_eq!(sqlstate(&e), Some("0A000"), "{e}");
-    let after = tx.query("select 1", &[]).await;
-    assert_eq!(
-        after.as_ref().err().and_then(sqlstate),
-        Some("25P02"),
-        "the transaction is aborted (extended): {after:?}"
-    );
-    let _ = tx.commit().await;
-    let n: i64 = c
-        .query_one("select count(*) from t", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(
-        n, 0,
-        "the insert before the refused SET must not be committed"
-    );
+    // Simple protocol, then extended: either way the refusal is raised on the transaction's server.
+    for extended in [false, true] {
+        let tx = c.transaction().await.unwrap();
+        tx.execute("insert into t values (1)", &[]).await.unwrap();
+        let set = "SET statement_timeout = 1234";
+        let refused = if extended {
+            tx.execute(set, &[]).await.map(|_| ())
+        } else {
+            tx.batch_execute(set).await
+        };
+        let e = refused.unwrap_err();
+        assert_eq!(sqlstate(&e), Some("0A000"), "{e}");
+        let after = tx.query("select 1", &[]).await;
+        assert_eq!(
+            after.as_ref().err().and_then(sqlstate),
+            Some("25P02"),
+            "the transaction is aborted (extended: {extended}): {after:?}"
+        );
+        let _ = tx.commit().await;
+        let n: i64 = c
+            .query_one("select count(*) from t", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            n, 0,
+            "the insert before the refused SET must not be committed"
+        );
+    }
 }
 
 #[tokio::test]
