@@ -42,6 +42,8 @@ if [ -f "$PGB_DIR/pgbouncer.pid" ] && kill -0 "$(cat "$PGB_DIR/pgbouncer.pid")" 
     sleep 0.5
 fi
 PGB_PID=$(cat "$PGB_DIR/pgbouncer.pid")
+# pgbouncer is the bench's own: stop it at the end (scripts/dev.sh down does not know of it).
+trap 'kill "$PGB_PID" 2>/dev/null || true' EXIT
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICK=$(getconf CLK_TCK)
