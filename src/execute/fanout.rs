@@ -39,6 +39,20 @@ pub(crate) enum Work {
     },
 }
 
+impl Work {
+    /// Bind + Execute + Sync of `stmt`; whether it is described and its row limit are settled when the
+    /// client's batch ends.
+    pub(crate) fn execute(stmt: Arc<Statement>, client_parse: bool, bind_rest: Vec<u8>) -> Work {
+        Work::Execute {
+            stmt,
+            client_parse,
+            bind_rest,
+            describe: false,
+            max_rows: 0,
+        }
+    }
+}
+
 /// Runs every part and writes the combined replies (through ReadyForQuery) to `out`. While the parts
 /// run, a client's cancel reaches every server (`cancel`); no server goes back to its pool before that
 /// is over.
@@ -64,7 +78,7 @@ pub(crate) async fn run(
         held.push((conn, part));
     }
     cancel
-        .attach_all(held.iter().map(|(c, _)| server_key(c)).collect())
+        .attach_all(held.iter().map(|(c, _)| ServerKey::of(c)).collect())
         .await;
     let mut tasks = tokio::task::JoinSet::new();
     for (i, (conn, part)) in held.into_iter().enumerate() {
@@ -179,14 +193,6 @@ pub(super) fn finish(mut conn: Pooled, sent: &Sent, failed: bool) {
     }
     if !failed && conn.tx_status == b'I' && conn.read_buf.is_empty() {
         conn.release();
-    }
-}
-
-/// Where a client's cancel must go to reach this server.
-pub(super) fn server_key(conn: &Pooled) -> ServerKey {
-    ServerKey {
-        addr: conn.addr,
-        key: conn.key,
     }
 }
 

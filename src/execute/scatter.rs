@@ -14,13 +14,13 @@ use futures_util::future::try_join_all;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::combine::rename_error;
-use super::fanout::{Part, Sent, finish, send, server_key};
+use super::fanout::{Part, Sent, finish, send};
 use super::having::FilterParams;
 use super::rows::{self, Field};
 use super::value::{self, SortKey, Value};
 use crate::backend::BackendError;
 use crate::backend::pool::Pooled;
-use crate::frontend::cancel::{Slot, send_cancel};
+use crate::frontend::cancel::{ServerKey, Slot, send_cancel};
 use crate::protocol::backend;
 use crate::proxy::Topology;
 use crate::router::{Agg, MergePlan, SortRef};
@@ -105,7 +105,7 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
         );
     }
     cancel
-        .attach_all(conns.iter().map(server_key).collect())
+        .attach_all(conns.iter().map(|c| ServerKey::of(c)).collect())
         .await;
     let merged = match start(conns, &job, desired).await {
         Ok((streams, bytewise)) => respond(streams, &job, bytewise, out, client).await,
@@ -428,7 +428,7 @@ fn fail(
 ) -> Result<Option<(Vec<Stream>, u64)>, ScatterError> {
     for s in &streams {
         if !s.done {
-            let server = server_key(&s.conn);
+            let server = ServerKey::of(&s.conn);
             // The backend is closed right after, so the cancel can only reach this query.
             tokio::spawn(async move {
                 let _ = send_cancel(server).await;

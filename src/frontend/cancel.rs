@@ -12,6 +12,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::backend::server::ServerConn;
 use crate::protocol::startup::CancelKey;
 
 /// The server a client is using right now, as a cancel must address it.
@@ -19,6 +20,16 @@ use crate::protocol::startup::CancelKey;
 pub(crate) struct ServerKey {
     pub addr: SocketAddr,
     pub key: CancelKey,
+}
+
+impl ServerKey {
+    /// Where a client's cancel must go to reach this server.
+    pub(crate) fn of(conn: &ServerConn) -> ServerKey {
+        ServerKey {
+            addr: conn.addr,
+            key: conn.key,
+        }
+    }
 }
 
 #[derive(Debug, Default)]

@@ -46,7 +46,6 @@ fn refusing() -> ShardMap {
     .expect("fixture")
 }
 
-#[allow(dead_code)]
 fn lenient() -> ShardMap {
     ShardMap::parse(
         &format!("{SHARDS}default: s0\nmulti_shard_writes: true\n"),

@@ -70,9 +70,10 @@ pub(super) async fn combine_groups<W: AsyncWrite + Unpin>(
     // Every shard column, visible and hidden, has its entry.
     let width = plan.aggregates.len();
     let visible = width.saturating_sub(plan.hidden);
-    // Group key (the non-aggregate columns as sent) -> each aggregate column's shard values.
-    let mut groups: HashMap<Cells, Vec<Cells>> = HashMap::new();
-    let mut order: Vec<Cells> = Vec::new();
+    // The groups in the order first seen: the key (the non-aggregate columns as sent) and each
+    // aggregate column's shard values (empty for a key column); `index` finds a key's group.
+    let mut groups: Vec<(Cells, Vec<Cells>)> = Vec::new();
+    let mut index: HashMap<Cells, usize> = HashMap::new();
     // Every shard's group rows, read at once: the first error, from any shard, ends the reply.
     let per_shard = try_join_all(streams.iter_mut().map(group_rows)).await?;
     for m in per_shard.into_iter().flatten() {
@@ -87,12 +88,20 @@ pub(super) async fn combine_groups<W: AsyncWrite + Unpin>(
             .filter(|(a, _)| a.is_none())
             .map(|(_, c)| c.map(<[u8]>::to_vec))
             .collect();
-        let entry = groups.entry(key.clone()).or_insert_with(|| {
-            order.push(key);
-            vec![Vec::new(); all]
-        });
-        for (j, c) in cols.iter().enumerate() {
-            entry[j].push(c.map(<[u8]>::to_vec));
+        // A key is copied once per group, not once per row.
+        let at = match index.get(&key) {
+            Some(&at) => at,
+            None => {
+                index.insert(key.clone(), groups.len());
+                groups.push((key, vec![Vec::new(); all]));
+                groups.len() - 1
+            }
+        };
+        let parts = &mut groups[at].1;
+        for (j, (c, agg)) in cols.iter().zip(&plan.aggregates).enumerate() {
+            if agg.is_some() {
+                parts[j].push(c.map(<[u8]>::to_vec));
+            }
         }
     }
     if !plan.grouped && groups.is_empty() {
@@ -102,8 +111,7 @@ pub(super) async fn combine_groups<W: AsyncWrite + Unpin>(
         )));
     }
     let mut rows_out: Vec<(Vec<Option<Value>>, BytesMut)> = Vec::with_capacity(groups.len());
-    for key in order {
-        let parts = &groups[&key];
+    for (key, parts) in groups {
         let mut values: Cells = Vec::with_capacity(width);
         let mut keys = key.into_iter();
         for (j, agg) in plan.aggregates.iter().enumerate() {

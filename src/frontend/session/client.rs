@@ -72,27 +72,13 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                     }
                 }
                 Target::Portal(_) if self.fanout.is_some() => {
-                    let batch = self.fanout.as_mut().expect("checked above");
-                    batch.describe = true;
-                    for part in &mut batch.parts {
-                        if let Work::Execute { describe, .. } = &mut part.work {
-                            *describe = true;
-                        }
-                    }
+                    self.fanout.as_mut().expect("checked above").describe = true;
                 }
                 _ => self.forward(raw, Pending::Describe).await?,
             },
             b'E' if self.fanout.is_some() => {
                 let (_, max_rows) = msg::execute(body)?;
-                let batch = self.fanout.as_mut().expect("checked above");
-                // A merged read runs to the end on every shard: a shard's PortalSuspended would cut
-                // its stream short of rows the merge needs. The client gets every row at once.
-                let max_rows = if batch.merge.is_some() { 0 } else { max_rows };
-                for part in &mut batch.parts {
-                    if let Work::Execute { max_rows: m, .. } = &mut part.work {
-                        *m = max_rows;
-                    }
-                }
+                self.fanout.as_mut().expect("checked above").max_rows = max_rows;
             }
             b'E' => self.forward(raw, Pending::Execute).await?,
             b'C' => match msg::target(body, "Close")? {
@@ -106,12 +92,13 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             },
             b'S' => {
                 self.discard_until_sync = false;
-                if let Some(batch) = self.fanout.take() {
+                if let Some(mut batch) = self.fanout.take() {
+                    let parts = batch.settled_parts();
                     match batch.merge {
-                        None => self.fan_out(&batch.topology, batch.parts).await?,
+                        None => self.fan_out(&batch.topology, parts).await?,
                         Some(merge) => {
                             let job = Scatter {
-                                parts: batch.parts,
+                                parts,
                                 merge,
                                 describe: batch.describe,
                             };

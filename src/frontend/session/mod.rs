@@ -25,7 +25,8 @@ use super::pending::{Synthetic, Tracker};
 use super::statements::ClientStatements;
 use super::statements::Statement;
 use crate::backend::pool::Pooled;
-use crate::execute::fanout::Part;
+use crate::execute::fanout::{Part, Work};
+use crate::execute::scatter::Merge;
 use crate::protocol::backend;
 use crate::proxy::{Proxy, Topology};
 use crate::sharding::ShardId;
@@ -89,9 +90,46 @@ struct FanoutBatch {
     topology: Arc<Topology>,
     parts: Vec<Part>,
     /// A read merged across the shards (with LIMIT and OFFSET resolved), rather than a write.
-    merge: Option<crate::execute::scatter::Merge>,
+    merge: Option<Merge>,
     /// The client sent Describe for the portal: it gets the RowDescription.
     describe: bool,
+    /// The client's Execute row limit.
+    max_rows: i32,
+}
+
+impl FanoutBatch {
+    fn new(topology: Arc<Topology>, parts: Vec<Part>, merge: Option<Merge>) -> FanoutBatch {
+        FanoutBatch {
+            topology,
+            parts,
+            merge,
+            describe: false,
+            max_rows: 0,
+        }
+    }
+
+    /// The parts as they run, once the client's Sync ends the batch. A merged read describes every
+    /// shard's rows (the merge needs them) and runs each to the end (a shard's PortalSuspended would
+    /// cut its stream short of rows the merge needs; the client gets every row at once); a write takes
+    /// the client's Describe and row limit.
+    fn settled_parts(&mut self) -> Vec<Part> {
+        let (describe, max_rows) = match self.merge {
+            Some(_) => (true, 0),
+            None => (self.describe, self.max_rows),
+        };
+        let mut parts = std::mem::take(&mut self.parts);
+        for part in &mut parts {
+            if let Work::Execute {
+                describe: d,
+                max_rows: m,
+                ..
+            } = &mut part.work
+            {
+                (*d, *m) = (describe, max_rows);
+            }
+        }
+        parts
+    }
 }
 
 /// Whether a message could be handled now or must wait for the held server to finish.

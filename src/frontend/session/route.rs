@@ -195,22 +195,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 };
                 Part {
                     shard,
-                    work: Work::Execute {
-                        stmt,
-                        client_parse,
-                        bind_rest,
-                        describe: false,
-                        max_rows: 0,
-                    },
+                    work: Work::execute(stmt, client_parse, bind_rest),
                 }
             })
             .collect();
-        self.fanout = Some(FanoutBatch {
-            topology: topo,
-            parts,
-            merge: None,
-            describe: false,
-        });
+        self.fanout = Some(FanoutBatch::new(topo, parts, None));
         Ok(())
     }
 
@@ -236,22 +225,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             .into_iter()
             .map(|shard| Part {
                 shard,
-                work: Work::Execute {
-                    stmt: shard_stmt.clone(),
-                    client_parse,
-                    bind_rest: bind_rest.clone(),
-                    // The merge needs every shard's RowDescription, asked for or not.
-                    describe: true,
-                    max_rows: 0,
-                },
+                work: Work::execute(shard_stmt.clone(), client_parse, bind_rest.clone()),
             })
             .collect();
-        self.fanout = Some(FanoutBatch {
-            topology: topo,
-            parts,
-            merge: Some(merge),
-            describe: false,
-        });
+        self.fanout = Some(FanoutBatch::new(topo, parts, Some(merge)));
         Ok(())
     }
 

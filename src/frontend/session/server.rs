@@ -97,12 +97,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let conn = conn.inspect_err(|_| self.info.set(ClientState::Idle))?;
         self.info.set(ClientState::Active);
         self.info.set_server(shard.0, conn.key.pid);
-        self.cancel
-            .attach(ServerKey {
-                addr: conn.addr,
-                key: conn.key,
-            })
-            .await;
+        self.cancel.attach(ServerKey::of(&conn)).await;
         let mut a = Attached {
             conn,
             shard,
