@@ -126,7 +126,8 @@ impl ServerConn {
         let mut sql = String::new();
         for (name, value) in desired {
             if self.applied.get(name) != Some(value) && self.reported.get(name) != Some(value) {
-                sql.push_str(&format!("SET {name} TO '{}';", value.replace('\'', "''")));
+                let literal = crate::protocol::frontend::quote_literal(value);
+                sql.push_str(&format!("SET {name} TO {literal};"));
                 self.applied.insert(name.clone(), value.clone());
             }
         }

@@ -154,6 +154,12 @@ pub(crate) fn query(body: &[u8]) -> Result<&str, ProtocolError> {
     Ok(sql)
 }
 
+/// A string as an SQL literal in the statements shardgate writes itself (`'it''s'`; with
+/// standard_conforming_strings, PostgreSQL's default, nothing else needs escaping).
+pub(crate) fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
 pub(crate) fn write_parse(out: &mut BytesMut, name: &str, query: &str, param_types: &[u8]) {
     write_message(out, b'P', |b| {
         put_cstr(b, name);
@@ -206,6 +212,13 @@ pub(crate) fn write_query(out: &mut BytesMut, sql: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literals_double_their_quotes() {
+        assert_eq!(quote_literal("it's"), "'it''s'");
+        assert_eq!(quote_literal(""), "''");
+        assert_eq!(quote_literal("a\\b"), "'a\\b'");
+    }
 
     #[test]
     fn parse_roundtrip() {

@@ -318,8 +318,8 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let sql = format!(
             "DO $shardgate$BEGIN RAISE EXCEPTION USING ERRCODE = '{}', MESSAGE = {}, HINT = {}; END$shardgate$",
             e.code,
-            quote(&e.message),
-            quote(e.hint.as_deref().unwrap_or_default())
+            msg::quote_literal(&e.message),
+            msg::quote_literal(e.hint.as_deref().unwrap_or_default())
         );
         if extended {
             msg::write_parse(&mut a.to_server, "", &sql, &[0, 0]);
@@ -334,11 +334,6 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         }
         true
     }
-}
-
-/// A SQL string literal.
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// The shards a fan-out route runs on, with the statement each runs.
