@@ -179,7 +179,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             self.set_shard(name.clone(), &topo);
             return Ok(Flow::Continue);
         }
-        if self.server.is_none() && self.hold_begin(&plan.command, raw) {
+        if self.server.is_none() && self.hold_begin(&plan.command, sql, raw) {
             return Ok(Flow::Continue);
         }
         let values: Vec<Option<&[u8]>> = literals.iter().map(|l| Some(l.as_bytes())).collect();
@@ -317,20 +317,20 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
 
     /// Without a server, a BEGIN is held (and answered) until the transaction's first statement picks
     /// its shard; a COMMIT or ROLLBACK of a transaction that never ran a statement ends it here.
-    fn hold_begin(&mut self, command: &Command, raw: &[u8]) -> bool {
-        let sql = msg::query(&raw[frame::HEADER_LEN..]).unwrap_or_default();
+    fn hold_begin(&mut self, command: &Command, sql: &str, raw: &[u8]) -> bool {
+        let Command::Transaction(tx) = command else {
+            return false;
+        };
         // Only a lone BEGIN: with other statements in the same Query, the others decide the shard.
-        let lone = !sql.trim().trim_end_matches(';').contains(';');
-        match command {
-            Command::Transaction(TxControl::Begin) if lone && self.begin.is_none() => {
+        let lone = || !sql.trim().trim_end_matches(';').contains(';');
+        match tx {
+            TxControl::Begin if self.begin.is_none() && lone() => {
                 self.begin = Some(BytesMut::from(raw));
                 self.reply(Synthetic::CommandComplete("BEGIN"));
                 self.reply(Synthetic::ReadyForQuery);
                 true
             }
-            Command::Transaction(tx @ (TxControl::Commit | TxControl::Rollback))
-                if lone && self.begin.is_some() =>
-            {
+            TxControl::Commit | TxControl::Rollback if self.begin.is_some() && lone() => {
                 self.begin = None;
                 let tag = if *tx == TxControl::Commit {
                     "COMMIT"
