@@ -1,5 +1,6 @@
 //! Parse + route: a statement whose plan is in the parse cache (the hot path: a plan lookup by text,
-//! then reading the key from the Bind parameter), and one that must be parsed (a cache miss).
+//! then reading the key from the Bind parameter), the same for a simple-protocol statement (its
+//! literals become placeholders first), and one that must be parsed (a cache miss).
 //! Run with `cargo bench --bench router`; the goal for a cached statement is under 2 µs.
 
 use std::hint::black_box;
@@ -23,6 +24,10 @@ tables:
 
 const SQL: &str = "SELECT o.id, o.amount FROM orders o JOIN users u ON u.id = o.user_id WHERE u.id = $1 AND o.amount > 10";
 
+/// pgbench -S's statement as the simple protocol sends it: the key is a literal in the text.
+const SIMPLE: &str =
+    "SELECT abalance FROM users WHERE id = 4211 AND email <> 'nobody@example.com';";
+
 fn bench(c: &mut Criterion) {
     let map = ShardMap::parse(MAP, Path::new("bench.yaml")).expect("map");
     let router = Router::new(10_000);
@@ -36,6 +41,17 @@ fn bench(c: &mut Criterion) {
             resolve(&plan, &map, &Params::new(&formats, &values), None)
         })
     });
+    c.bench_function(
+        "route simple-protocol statement (literals -> placeholders, lookup, text key)",
+        |b| {
+            b.iter(|| {
+                let (plan, literals) = router.plan_simple(black_box(SIMPLE), &map);
+                let values: Vec<Option<&[u8]>> =
+                    literals.iter().map(|l| Some(l.as_bytes())).collect();
+                resolve(&plan, &map, &Params::new(&[], &values), None)
+            })
+        },
+    );
     let mut n = 0u64;
     c.bench_function("route new statement (parse + plan + resolve)", |b| {
         b.iter(|| {

@@ -25,39 +25,32 @@ fn ident_char(c: u8) -> bool {
 
 pub(crate) fn normalize(sql: &str) -> Option<Normalized> {
     let b = sql.as_bytes();
-    let mut text = String::with_capacity(sql.len());
+    let mut text = String::with_capacity(sql.len() + 8);
     let mut literals = Vec::new();
     let mut numeric = Vec::new();
+    // Text from `plain` up to `i` is copied as is, in one piece, when a literal is met or at the end
+    // (always on char boundaries: every split point is an ASCII byte).
+    let mut plain = 0;
     let mut i = 0;
-    // Copies b[from..to] (always on char boundaries: every split point is an ASCII byte).
-    let copy = |text: &mut String, from: usize, to: usize| text.push_str(&sql[from..to]);
     while i < b.len() {
         let c = b[i];
         let prev = if i > 0 { b[i - 1] } else { b' ' };
         match c {
             b'-' if b.get(i + 1) == Some(&b'-') => {
-                let end = sql[i..].find('\n').map_or(b.len(), |n| i + n);
-                copy(&mut text, i, end);
-                i = end;
+                i = sql[i..].find('\n').map_or(b.len(), |n| i + n);
             }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                let end = block_comment_end(b, i)?;
-                copy(&mut text, i, end);
-                i = end;
-            }
-            b'"' => {
-                let end = quoted_end(b, i, b'"')?;
-                copy(&mut text, i, end);
-                i = end;
-            }
+            b'/' if b.get(i + 1) == Some(&b'*') => i = block_comment_end(b, i)?,
+            b'"' => i = quoted_end(b, i, b'"')?,
             // E'..', U&'..', B'..', X'..' and the like: escapes we do not interpret.
             b'\'' if ident_char(prev) || prev == b'&' => return None,
             b'\'' => {
                 let end = quoted_end(b, i, b'\'')?;
+                text.push_str(&sql[plain..i]);
                 literals.push(sql[i + 1..end - 1].replace("''", "'"));
                 numeric.push(false);
-                text.push_str(&format!("${}", literals.len()));
+                push_placeholder(&mut text, literals.len());
                 i = end;
+                plain = end;
             }
             // Placeholders in a simple query, or dollar quotes.
             b'$' if !ident_char(prev) => return None,
@@ -66,25 +59,24 @@ pub(crate) fn normalize(sql: &str) -> Option<Normalized> {
                 if b.get(end).is_some_and(|&n| ident_char(n)) {
                     return None;
                 }
+                text.push_str(&sql[plain..i]);
                 let mut literal = sql[i..end].to_owned();
                 if take_minus(&mut text) {
                     literal.insert(0, '-');
                 }
                 literals.push(literal);
                 numeric.push(true);
-                text.push_str(&format!("${}", literals.len()));
+                push_placeholder(&mut text, literals.len());
                 i = end;
+                plain = end;
             }
-            _ => {
-                let len = utf8_len(c);
-                copy(&mut text, i, (i + len).min(b.len()));
-                i += len;
-            }
+            _ => i += 1,
         }
         if literals.len() > MAX_LITERALS {
             return None;
         }
     }
+    text.push_str(&sql[plain..]);
     Some(Normalized {
         text,
         literals,
@@ -92,13 +84,9 @@ pub(crate) fn normalize(sql: &str) -> Option<Normalized> {
     })
 }
 
-fn utf8_len(c: u8) -> usize {
-    match c {
-        0xF0..=0xFF => 4,
-        0xE0..=0xEF => 3,
-        0xC0..=0xDF => 2,
-        _ => 1,
-    }
+fn push_placeholder(text: &mut String, n: usize) {
+    use std::fmt::Write;
+    let _ = write!(text, "${n}");
 }
 
 /// A unary minus right before a number (`= -5`, `(-5`, `, -5`) belongs to the literal.
