@@ -108,7 +108,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                     return Ok(Flow::Continue);
                 }
                 if !self.deferred.is_empty() {
-                    self.attach().await?;
+                    self.attach(false).await?;
                 }
                 match &mut self.server {
                     Some(a) => {
@@ -121,7 +121,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             }
             b'H' | b'd' | b'c' | b'f' => {
                 if tag == b'H' && !self.deferred.is_empty() {
-                    self.attach().await?;
+                    self.attach(false).await?;
                 }
                 // Flush and COPY data have no reply of their own; without a server they are moot.
                 if let Some(a) = &mut self.server {
@@ -137,7 +137,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
 
     /// Sends the message as it is, holding a server first.
     async fn forward(&mut self, raw: &[u8], pending: Pending) -> Result<(), SessionError> {
-        self.attach().await?;
+        self.attach(false).await?;
         let a = self.server.as_mut().expect("attached");
         a.to_server.extend_from_slice(raw);
         if pending == Pending::Query {

@@ -284,11 +284,15 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     pub(super) async fn refuse(&mut self, r: Refusal, extended: bool) -> Result<(), SessionError> {
         let mut e = ErrorFields::new(Severity::Error, r.code, r.message);
         e.hint = r.hint;
+        // A BEGIN held until a statement chose its shard: the transaction must abort as PostgreSQL's
+        // would, so the BEGIN goes to a server now and the refusal is raised there; that server answers
+        // the rest of the transaction (25P02 until it ends, and a COMMIT rolls back).
+        let held_begin = self.server.is_none() && self.begin.is_some();
+        if held_begin || extended && !self.deferred.is_empty() {
+            // Held Parse/Describe messages are answered first, by a server, in their order.
+            self.attach(held_begin).await?;
+        }
         if extended {
-            if !self.deferred.is_empty() {
-                // Held Parse/Describe messages are answered first, by a server, in their order.
-                self.attach().await?;
-            }
             if !self.raise_on_server(&e, true) {
                 self.reply(Synthetic::Error(e));
             }
@@ -304,14 +308,14 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// exactly as PostgreSQL would abort it. False when the client holds no server in a transaction.
     /// `extended`: inside an extended-protocol batch, raised by an unnamed statement (the error makes
     /// the server skip to the client's Sync); else by a simple Query.
-    /// With the extended protocol the server also raises it while earlier messages of the batch are
-    /// unanswered: they may have begun a transaction (BEGIN, or the implicit one) that the error must
-    /// roll back; the last ReadyForQuery's status does not know of it yet.
+    /// The server also raises it while earlier messages are unanswered: they may have begun a
+    /// transaction (a BEGIN, held or the client's, or the extended protocol's implicit one) that the
+    /// error must roll back; the last ReadyForQuery's status does not know of it yet.
     pub(super) fn raise_on_server(&mut self, e: &ErrorFields, extended: bool) -> bool {
         let Some(a) = self
             .server
             .as_mut()
-            .filter(|a| a.conn.tx_status != b'I' || (extended && !a.tracker.idle()))
+            .filter(|a| a.conn.tx_status != b'I' || !a.tracker.idle())
         else {
             return false;
         };

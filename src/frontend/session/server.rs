@@ -68,8 +68,9 @@ impl Attached {
 
 impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// Holds a server for the client, if it holds none yet: on the shard `SET shardgate.shard` chose,
-    /// or the next shard in turn (for statements any shard can answer).
-    pub(super) async fn attach(&mut self) -> Result<(), SessionError> {
+    /// or the next shard in turn (for statements any shard can answer). `begin`: a held BEGIN goes
+    /// to it first.
+    pub(super) async fn attach(&mut self, begin: bool) -> Result<(), SessionError> {
         if self.server.is_some() {
             return Ok(());
         }
@@ -77,7 +78,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let shard = self
             .session_shard(&topo)
             .unwrap_or_else(|| self.proxy.next_any_shard(topo.map.shards.len()));
-        self.attach_to(shard, topo, false).await
+        self.attach_to(shard, topo, begin).await
     }
 
     /// Takes a server of `shard` (the client holds none), then sends what was held for it: the held

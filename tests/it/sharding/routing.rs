@@ -332,6 +332,34 @@ async fn a_transaction_stays_on_one_shard() {
     assert_eq!(sqlstate(&e), Some("25P02"), "{e}");
     c.batch_execute("ROLLBACK").await.unwrap();
     assert!(ids_on(&s, 0, "SELECT id FROM users").await.is_empty());
+    // The refusal is the transaction's first statement (its BEGIN is still held by shardgate): the
+    // transaction aborts all the same (before, the INSERT after it ran and was committed).
+    for extended in [false, true] {
+        c.batch_execute("BEGIN").await.unwrap();
+        let sql = "UPDATE users SET email = 'x'";
+        let e = if extended {
+            c.execute(sql, &[]).await.map(|_| ())
+        } else {
+            c.batch_execute(sql).await
+        }
+        .unwrap_err();
+        assert_eq!(sqlstate(&e), Some("0A000"), "extended {extended}: {e}");
+        let insert = format!("INSERT INTO users (id, email) VALUES ({a}, 'a')");
+        let e = c.batch_execute(&insert).await.unwrap_err();
+        assert_eq!(sqlstate(&e), Some("25P02"), "extended {extended}: {e}");
+        let e = c.query("SELECT 1", &[]).await.unwrap_err();
+        assert_eq!(sqlstate(&e), Some("25P02"), "extended {extended}: {e}");
+        // The INSERT was never run: COMMIT ends the aborted transaction and keeps nothing.
+        c.batch_execute("COMMIT").await.unwrap();
+        assert!(ids_on(&s, 0, "SELECT id FROM users").await.is_empty());
+        assert!(ids_on(&s, 1, "SELECT id FROM users").await.is_empty());
+        let row = c.query_one("SELECT 1::int4", &[]).await.unwrap();
+        assert_eq!(
+            row.get::<_, i32>(0),
+            1,
+            "the session works on after the rollback"
+        );
+    }
     // Statements on one key in one transaction commit together.
     c.batch_execute(&format!(
         "BEGIN; INSERT INTO users (id, email) VALUES ({a}, 'a'); INSERT INTO orders (id, user_id, amount) VALUES (1, {a}, 10); COMMIT"
