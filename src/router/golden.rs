@@ -1338,6 +1338,15 @@ fn statements_without_keys() {
         ("GRANT SELECT ON users TO app", "all shards"),
         ("REVOKE SELECT ON users FROM app", "all shards"),
         ("TRUNCATE users", "all shards"),
+        // DDL the parser cannot read goes where the parsed kind goes; databases and roles do not.
+        (
+            "ALTER TABLE users ALTER COLUMN email TYPE text COLLATE \"en-US-x-icu\"",
+            "all shards",
+        ),
+        (
+            "CREATE DATABASE other WITH OWNER = app",
+            "refused: 0A000 shardgate cannot route CREATE statements",
+        ),
         (
             "CREATE TABLE t2 AS SELECT * FROM users",
             "refused: 0A000 CREATE TABLE ... AS",

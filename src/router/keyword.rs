@@ -23,6 +23,9 @@ pub(crate) fn classify(words: &[String]) -> Plan {
             Target::All,
             format!("{} runs on every shard", first.to_ascii_uppercase()),
         ),
+        "create" | "alter" | "drop" | "comment" | "grant" | "revoke" if schema_ddl(words) => {
+            Plan::new(Command::Ddl, Target::All, "DDL runs on every shard")
+        }
         "prepare" if w(1) == "transaction" => prepared(),
         "commit" | "rollback" if w(1) == "prepared" => prepared(),
         "begin" | "start" => tx(TxControl::Begin),
@@ -55,6 +58,33 @@ pub(crate) fn classify(words: &[String]) -> Plan {
                 HINT,
             ),
         ),
+    }
+}
+
+/// DDL the parser could not read on the objects whose parsed DDL runs on every shard: tables and what
+/// lives in a database with them (not databases, roles or server settings).
+fn schema_ddl(words: &[String]) -> bool {
+    const OBJECTS: &[&str] = &[
+        "table",
+        "index",
+        "unique",
+        "view",
+        "materialized",
+        "sequence",
+        "schema",
+        "function",
+        "procedure",
+        "type",
+        "domain",
+        "extension",
+        "trigger",
+    ];
+    let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+    match w(0) {
+        "comment" => w(1) == "on",
+        "grant" | "revoke" => true,
+        "create" if w(1) == "or" && w(2) == "replace" => OBJECTS.contains(&w(3)),
+        _ => OBJECTS.contains(&w(1)),
     }
 }
 
