@@ -1,6 +1,7 @@
 //! Server side: connections to PostgreSQL servers and a pool per shard.
 
 mod collation;
+pub(crate) use collation::TextOrder;
 mod error;
 pub(crate) mod pool;
 pub(crate) mod server;

@@ -10,9 +10,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 use super::BackendError;
+use super::collation::TextOrder;
 use super::server::{ServerConn, ServerTarget};
 use crate::admin::metrics::{RouteKind, ShardMetrics};
 use crate::config::PoolConfig;
+
+/// How long a shard's answer about text order is trusted: DDL may give a column a collation.
+const TEXT_ORDER_TTL: Duration = Duration::from_secs(30);
 
 pub(crate) struct Pool {
     pub target: ServerTarget,
@@ -28,8 +32,8 @@ pub(crate) struct Pool {
     startup_params: Mutex<Option<Vec<(String, String)>>>,
     /// While true, checkouts wait (admin PAUSE); connections in use finish their transactions.
     paused: watch::Sender<bool>,
-    /// Whether the database orders text bytewise (see `collation`), once a merge has asked.
-    bytewise_text: std::sync::OnceLock<bool>,
+    /// How the database orders text (see `collation`) and when it was asked, once a merge has asked.
+    text_order: Mutex<Option<(Instant, Arc<TextOrder>)>>,
     pub(crate) metrics: ShardMetrics,
     pub(crate) stats: Counters,
 }
@@ -112,7 +116,7 @@ impl Pool {
             healthy: AtomicBool::new(true),
             startup_params: Mutex::new(None),
             paused: watch::channel(false).0,
-            bytewise_text: std::sync::OnceLock::new(),
+            text_order: Mutex::new(None),
             metrics: ShardMetrics::new(&target.shard, RouteKind::Direct),
             stats: Counters::default(),
             target,
@@ -293,18 +297,26 @@ impl Pool {
         self.healthy.load(Ordering::Relaxed)
     }
 
-    /// Whether this shard's database orders text bytewise, asked of `conn` until it answers. A probe
-    /// that failed counts as "no" for this merge (refusing is the safe answer) and is asked again.
-    pub(crate) async fn orders_text_bytewise(
+    /// How this shard's database orders text, asked of `conn` when not known or older than
+    /// `TEXT_ORDER_TTL` (a column's collation changes with DDL). A probe that failed counts as "not
+    /// bytewise" for this merge (refusing is the safe answer) and is asked again.
+    pub(crate) async fn text_order(
         &self,
         conn: &mut ServerConn,
-    ) -> Result<bool, BackendError> {
-        if let Some(b) = self.bytewise_text.get() {
-            return Ok(*b);
+    ) -> Result<Arc<TextOrder>, BackendError> {
+        if let Some((at, order)) = &*self.text_order.lock().unwrap_or_else(|p| p.into_inner())
+            && at.elapsed() < TEXT_ORDER_TTL
+        {
+            return Ok(order.clone());
         }
-        Ok(match conn.orders_text_bytewise(&self.target.shard).await? {
-            Some(b) => *self.bytewise_text.get_or_init(|| b),
-            None => false,
+        Ok(match conn.text_order(&self.target.shard).await? {
+            Some(order) => {
+                let order = Arc::new(order);
+                *self.text_order.lock().unwrap_or_else(|p| p.into_inner()) =
+                    Some((Instant::now(), order.clone()));
+                order
+            }
+            None => Arc::new(TextOrder::default()),
         })
     }
 

@@ -40,6 +40,20 @@ pub(crate) fn fields(frame_bytes: &[u8]) -> Option<Vec<Field>> {
     Some(out)
 }
 
+/// Where each field of a RowDescription comes from: (table oid, attribute number), (0, 0) for a
+/// computed field. Per server: the same table has another oid on each shard. `None` if malformed.
+pub(crate) fn sources(frame_bytes: &[u8]) -> Option<Vec<(u32, i16)>> {
+    let mut c = Cursor::new(frame_bytes.get(frame::HEADER_LEN..)?, "RowDescription");
+    let n = c.i16().ok()?;
+    let mut out = Vec::with_capacity(n.max(0) as usize);
+    for _ in 0..n {
+        c.cstr().ok()?;
+        out.push((c.i32().ok()? as u32, c.i16().ok()?));
+        c.take(12).ok()?;
+    }
+    Some(out)
+}
+
 /// The RowDescription frame with only its first `keep` fields.
 pub(crate) fn strip_description(frame_bytes: &[u8], keep: usize) -> Option<BytesMut> {
     let mut c = Cursor::new(frame_bytes.get(frame::HEADER_LEN..)?, "RowDescription");

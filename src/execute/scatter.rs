@@ -18,15 +18,17 @@ use super::fanout::{Part, Sent, finish, send};
 use super::having::FilterParams;
 use super::rows::{self, Field};
 use super::value::{self, SortKey, Value};
-use crate::backend::BackendError;
 use crate::backend::pool::Pooled;
+use crate::backend::{BackendError, TextOrder};
 use crate::frontend::cancel::{ServerKey, Slot, send_cancel};
 use crate::protocol::backend;
 use crate::proxy::Topology;
-use crate::router::{Agg, MergePlan, SortRef};
+use crate::router::{MergePlan, SortRef};
 
+mod collation;
 mod groups;
 
+use collation::text_order_problem;
 use groups::{Fields, Groups, combine_groups, output_fields};
 
 /// Flush replies to the client past this much.
@@ -54,6 +56,8 @@ struct Stream {
     shard: String,
     conn: Pooled,
     sent: Sent,
+    /// How its database orders text.
+    text_order: Arc<TextOrder>,
     /// The DataRow at the head of the stream, waiting for its turn in the merge.
     head: Option<(Vec<Option<Value>>, BytesMut)>,
     /// CommandComplete (or an error) seen: no more rows.
@@ -108,7 +112,7 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
         .attach_all(conns.iter().map(|c| ServerKey::of(c)).collect())
         .await;
     let merged = match start(conns, &job, desired).await {
-        Ok((streams, bytewise)) => respond(streams, &job, bytewise, out, client).await,
+        Ok(streams) => respond(streams, &job, out, client).await,
         Err(e) => Err(e.into()),
     };
     // After this no cancel can reach the servers on this client's behalf: they may go back.
@@ -125,29 +129,29 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
-/// Sends every shard its part; true with the streams when every shard's database orders text bytewise.
+/// Sends every shard its part.
 async fn start(
     conns: Vec<Pooled>,
     job: &Scatter,
     desired: &[(String, String)],
-) -> Result<(Vec<Stream>, bool), BackendError> {
+) -> Result<Vec<Stream>, BackendError> {
     let mut streams = Vec::with_capacity(conns.len());
-    let mut bytewise = true;
     for (mut conn, part) in conns.into_iter().zip(&job.parts) {
         let pool = conn.pool().clone();
-        bytewise &= pool.orders_text_bytewise(&mut conn).await?;
+        let text_order = pool.text_order(&mut conn).await?;
         let shard = conn.pool().target.shard.clone();
         let sent = send(&mut conn, &shard, &part.work, desired).await?;
         streams.push(Stream {
             shard,
             conn,
             sent,
+            text_order,
             head: None,
             done: false,
             failed: false,
         });
     }
-    Ok((streams, bytewise))
+    Ok(streams)
 }
 
 /// Writes the merged rows; returns the streams to drain and the rows sent, or None when the reply
@@ -155,7 +159,6 @@ async fn start(
 async fn respond<W: AsyncWrite + Unpin>(
     mut streams: Vec<Stream>,
     job: &Scatter,
-    bytewise: bool,
     out: &mut BytesMut,
     client: &mut W,
 ) -> Result<Option<(Vec<Stream>, u64)>, ScatterError> {
@@ -175,8 +178,11 @@ async fn respond<W: AsyncWrite + Unpin>(
         return fail(streams, out, disagree());
     }
     let fields = rows::fields(description).unwrap_or_default();
-    if !bytewise && let Some(what) = compares_text(&job.merge.plan, &fields) {
-        return fail(streams, out, error_frame(&not_bytewise(&what)));
+    for (s, (_, d)) in streams.iter().zip(&headers) {
+        let sources = rows::sources(d).unwrap_or_default();
+        if let Some(e) = text_order_problem(&job.merge.plan, &fields, &sources, &s.text_order) {
+            return fail(streams, out, error_frame(&e));
+        }
     }
     let visible = fields.len().saturating_sub(job.merge.plan.hidden);
     let shown = match output_fields(&job.merge.plan, &fields) {
@@ -439,49 +445,6 @@ fn fail(
     out.extend_from_slice(&error);
     backend::ready_for_query(out, b'I');
     Ok(None)
-}
-
-/// What of the merge compares text values in the database's collation, if anything: a sort key on a
-/// text column (without COLLATE "C"), min/max of text, a HAVING comparison of text. (`name` always
-/// has the C collation.)
-fn compares_text(plan: &MergePlan, fields: &[Field]) -> Option<String> {
-    let text = |i: usize| {
-        fields.get(i).filter(|f| {
-            value::kind_of(f.type_oid) == Some(value::Kind::Text) && f.type_oid != value::oid::NAME
-        })
-    };
-    let visible = fields.len().saturating_sub(plan.hidden);
-    for k in plan.order_by.iter().filter(|k| !k.bytewise) {
-        let i = match k.column {
-            SortRef::Output(i) => i,
-            SortRef::Hidden(j) => visible + j,
-        };
-        if let Some(f) = text(i) {
-            return Some(format!(
-                "ORDER BY text column \"{}\"",
-                String::from_utf8_lossy(&f.name)
-            ));
-        }
-    }
-    let name = |f: &Field| String::from_utf8_lossy(&f.name).into_owned();
-    if let Some(f) = plan
-        .aggregates
-        .iter()
-        .enumerate()
-        .find_map(|(i, a)| text(i).filter(|_| matches!(a, Some(Agg::Min | Agg::Max))))
-    {
-        return Some(format!("min()/max() of text column \"{}\"", name(f)));
-    }
-    let having = plan.having.as_ref().map(|h| h.compared_columns());
-    let f = having.into_iter().flatten().find_map(text)?;
-    Some(format!("HAVING comparing text column \"{}\"", name(f)))
-}
-
-fn not_bytewise(what: &str) -> String {
-    format!(
-        "{what} over several shards: the merge compares text bytewise (the C collation), but a shard's \
-         database collation orders text otherwise; add COLLATE \"C\", or use a C-collated database"
-    )
 }
 
 fn disagree() -> BytesMut {

@@ -16,7 +16,8 @@ pub(crate) struct SortKey {
 
 /// PostgreSQL's order of two values of the same column:
 /// - floats and numerics: NaN above everything and equal to NaN, -0 equal to 0, infinities at the ends;
-/// - text: bytewise, which is exact for the C collation only (other collations are not reproduced);
+/// - text: bytewise, which is exact for the C collation only (merges of text in other collations are
+///   refused, see `scatter::collation`);
 /// - bool: false < true; dates and timestamps by number (infinities at the ends); uuid bytewise.
 ///
 /// Values of different variants never meet in one column; they are ordered by variant so the order

@@ -631,3 +631,49 @@ async fn text_merges_need_a_bytewise_collation() {
         .get(0);
     assert_eq!(n, 5);
 }
+
+/// C databases, but a column with a linguistic collation of its own (ICU, en-US): merges comparing it,
+/// or text computed from any column where such columns exist, are refused naming the collation;
+/// COLLATE "C" and other columns merge as before.
+#[tokio::test]
+async fn a_column_collation_is_seen_too() {
+    let s = Sharded::start(shared(), "").await;
+    let c = s.proxy.client().await;
+    c.batch_execute("ALTER TABLE items ALTER COLUMN name TYPE text COLLATE \"en-US-x-icu\"")
+        .await
+        .unwrap();
+    c.batch_execute(
+        "INSERT INTO items (id, name) VALUES (1, 'a'), (2, 'B'), (3, 'b'), (4, 'A'), (5, '_x')",
+    )
+    .await
+    .unwrap();
+    for (sql, says) in [
+        (
+            "SELECT id, name FROM items ORDER BY name",
+            "\"en-US-x-icu\"",
+        ),
+        ("SELECT max(name) FROM items", "computed text"),
+        ("SELECT id FROM items ORDER BY lower(name)", "computed text"),
+    ] {
+        let e = c.simple_query(sql).await.unwrap_err();
+        let db = e.as_db_error().unwrap_or_else(|| panic!("{sql}: {e}"));
+        assert_eq!(db.code().code(), "0A000", "{sql}");
+        assert!(db.message().contains(says), "{sql}: {}", db.message());
+    }
+    let names: Vec<String> = c
+        .query("SELECT name FROM items ORDER BY name COLLATE \"C\"", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(names, ["A", "B", "_x", "a", "b"]);
+    let ids: Vec<i64> = c
+        .query("SELECT id FROM items ORDER BY id DESC", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids, [5, 4, 3, 2, 1]);
+}
