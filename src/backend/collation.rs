@@ -23,11 +23,11 @@ const PROBE: &str = "SELECT string_agg(x, ',' ORDER BY x) \
 const BYTEWISE: &str = " z,A,B,_,a,b,\u{e9}";
 
 /// Columns (of tables, views and the like, outside the system schemas) with a collation of their own
-/// other than the bytewise ones.
+/// other than the bytewise ones (oids 100, 950 and 951 are "default", "C" and "POSIX").
 const COLUMNS: &str = "SELECT a.attrelid::int8, a.attnum, co.collname \
     FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
     JOIN pg_collation co ON co.oid = a.attcollation \
-    WHERE a.attnum > 0 AND NOT a.attisdropped \
+    WHERE a.attcollation NOT IN (0, 100, 950, 951) AND a.attnum > 0 AND NOT a.attisdropped \
     AND co.collname NOT IN ('default', 'C', 'POSIX', 'ucs_basic') \
     AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)";
 
