@@ -40,6 +40,9 @@ pub(crate) struct Scatter {
     pub merge: Merge,
     /// Send the RowDescription (a simple Query, or an extended one with Describe portal).
     pub describe: bool,
+    /// The client's Execute row limit (0: none). After that many rows the reply ends with
+    /// PortalSuspended, as PostgreSQL's does; the portal is gone at the Sync that follows.
+    pub row_limit: u64,
 }
 
 /// A merge plan with what one execution's parameters say: LIMIT, OFFSET, the HAVING filter's values.
@@ -124,7 +127,11 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
     for s in streams {
         drain(s).await?;
     }
-    backend::command_complete(out, &format!("SELECT {count}"));
+    if job.row_limit > 0 && count == job.row_limit {
+        backend::portal_suspended(out);
+    } else {
+        backend::command_complete(out, &format!("SELECT {count}"));
+    }
     backend::ready_for_query(out, b'I');
     Ok(())
 }
@@ -201,7 +208,11 @@ async fn respond<W: AsyncWrite + Unpin>(
     }
     let mut emitted = Emitter {
         skip: job.merge.offset,
-        left: job.merge.limit,
+        left: match (job.merge.limit, job.row_limit) {
+            (limit, 0) => limit,
+            (Some(limit), rows) => Some(limit.min(rows)),
+            (None, rows) => Some(rows),
+        },
         count: 0,
         visible,
     };

@@ -66,6 +66,11 @@ pub(crate) fn close_complete(out: &mut BytesMut) {
     write_message(out, b'3', |_| {});
 }
 
+/// An Execute's row limit was reached before the portal's end.
+pub(crate) fn portal_suspended(out: &mut BytesMut) {
+    write_message(out, b's', |_| {});
+}
+
 pub(crate) fn command_complete(out: &mut BytesMut, tag: &str) {
     write_message(out, b'C', |b| put_cstr(b, tag));
 }

@@ -101,6 +101,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                                 parts,
                                 merge,
                                 describe: batch.describe,
+                                row_limit: u64::try_from(batch.max_rows).unwrap_or(0),
                             };
                             self.scatter(&batch.topology, job).await?;
                         }
@@ -225,6 +226,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                             parts,
                             merge,
                             describe: true,
+                            row_limit: 0,
                         };
                         self.scatter(&topo, job).await?;
                     }

@@ -109,11 +109,15 @@ impl FanoutBatch {
     }
 
     /// The parts as they run, once the client's Sync ends the batch. A merged read describes every
-    /// shard's rows (the merge needs them) and runs each to the end (a shard's PortalSuspended would
-    /// cut its stream short of rows the merge needs; the client gets every row at once); a write takes
-    /// the client's Describe and row limit.
+    /// shard's rows (the merge needs them); under the client's row limit each shard runs to its first
+    /// offset + limit rows (as it gets LIMIT limit+offset), or to the end when groups combine, and the
+    /// merge applies the limit. A write takes the client's Describe and row limit.
     fn settled_parts(&mut self) -> Vec<Part> {
-        let (describe, max_rows) = match self.merge {
+        let (describe, max_rows) = match &self.merge {
+            Some(m) if m.plan.aggregates.is_empty() && self.max_rows > 0 => {
+                let rows = m.offset.saturating_add(self.max_rows as u64);
+                (true, i32::try_from(rows).unwrap_or(0))
+            }
             Some(_) => (true, 0),
             None => (self.describe, self.max_rows),
         };

@@ -4,4 +4,5 @@ mod cli;
 mod hash;
 mod reload;
 mod routing;
+mod row_limit;
 mod scatter;
