@@ -129,7 +129,12 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                     a.to_server.extend_from_slice(raw);
                 }
             }
-            b'F' => self.forward(raw, Pending::Query).await?,
+            b'F' => {
+                // A function call runs inside the client's transaction, on whichever shard.
+                self.attach(true).await?;
+                self.send_held_begin();
+                self.forward(raw, Pending::Query).await?
+            }
             b'X' => return Ok(Flow::Terminate),
             other => return Err(ProtocolError::UnexpectedMessage(other).into()),
         }

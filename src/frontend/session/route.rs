@@ -89,6 +89,17 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     ) -> Result<Result<Step, Refusal>, SessionError> {
         if let Some(a) = &mut self.server {
             if a.shard == shard {
+                if self.begin.is_none() {
+                    return Ok(Ok(Step::Go));
+                }
+                // Held Parse/Describe brought this server in before the statement that chose it: the
+                // held BEGIN goes first, once the replies before it are in (their ReadyForQuery
+                // says 'T' for the BEGIN the client sent).
+                if !a.tracker.idle() || !a.to_server.is_empty() {
+                    msg::write_flush(&mut a.to_server);
+                    return Ok(Ok(Step::Wait));
+                }
+                self.send_held_begin();
                 return Ok(Ok(Step::Go));
             }
             if !a.tracker.idle() || !a.to_server.is_empty() {
@@ -287,6 +298,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         // A BEGIN held until a statement chose its shard: the transaction must abort as PostgreSQL's
         // would, so the BEGIN goes to a server now and the refusal is raised there; that server answers
         // the rest of the transaction (25P02 until it ends, and a COMMIT rolls back).
+        // A server that held Parse/Describe brought in without it takes the BEGIN now. (Should that
+        // server still owe replies, a rare pipelined case, their ReadyForQuery says 'I' as it is.)
+        self.send_held_begin();
         let held_begin = self.server.is_none() && self.begin.is_some();
         if held_begin || extended && !self.deferred.is_empty() {
             // Held Parse/Describe messages are answered first, by a server, in their order.

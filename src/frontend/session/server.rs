@@ -131,6 +131,16 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         Ok(())
     }
 
+    /// Sends the BEGIN shardgate holds to the server the client holds, if both are there: a
+    /// statement is about to run on it inside the client's transaction.
+    pub(super) fn send_held_begin(&mut self) {
+        if let (Some(a), Some(held)) = (&mut self.server, self.begin.as_ref()) {
+            a.to_server.extend_from_slice(held);
+            a.tracker.push(Pending::InjectedQuery);
+            self.begin = None;
+        }
+    }
+
     /// Sets the client's startup parameters on the server where they differ, with a query whose
     /// replies the client never sees.
     fn align_parameters(&self, a: &mut Attached) {

@@ -478,3 +478,49 @@ async fn range_directory_and_uuid_keys_route() {
         .unwrap();
     assert_eq!(row.get::<_, String>(0), "n");
 }
+
+/// BEGIN held by shardgate, then a statement prepared (its Parse and Describe answered by whichever
+/// server) and at once, before those replies are in, run: the BEGIN reaches the server the statement
+/// runs on, also when that is the server the Describe brought in, so ROLLBACK undoes the statement.
+#[tokio::test]
+async fn a_held_begin_reaches_the_server_of_a_prepared_statement() {
+    use crate::harness::raw::{RawClient, Reply};
+    use postgres_protocol::message::frontend;
+    let s = Sharded::start(shared(), "").await;
+    let map = s.map();
+    let a = (1..100i64)
+        .find(|&k| owner(&map, "users", KeyValue::Int(k)) == 0)
+        .unwrap();
+    let mut c = RawClient::login(s.proxy.addr, "trustuser", &s.proxy.db).await;
+    // The servers that answer a Describe take turns: four rounds meet shard 0 more than once.
+    for round in 0..4 {
+        c.simple("BEGIN").await;
+        let name = format!("ins{round}");
+        let key = a.to_string();
+        c.send(|b| {
+            let sql = "INSERT INTO users (id, email) VALUES ($1, 'x')";
+            frontend::parse(&name, sql, [20], b).expect("Parse");
+            frontend::describe(b'S', &name, b).expect("Describe");
+            frontend::sync(b);
+            let text = |v: &&str, buf: &mut bytes::BytesMut| {
+                buf.extend_from_slice(v.as_bytes());
+                Ok(postgres_protocol::IsNull::No)
+            };
+            frontend::bind("", &name, [0], [key.as_str()].iter(), text, [0], b)
+                .map_err(|_| "bind")
+                .expect("Bind");
+            frontend::execute("", 0, b).expect("Execute");
+            frontend::sync(b);
+        })
+        .await;
+        let prepared = c.until_ready().await;
+        let ran = c.until_ready().await;
+        assert_eq!(prepared.last(), Some(&Reply::Ready(b'T')), "{prepared:?}");
+        assert_eq!(ran.last(), Some(&Reply::Ready(b'T')), "{ran:?}");
+        c.simple("ROLLBACK").await;
+        assert!(
+            ids_on(&s, 0, "SELECT id FROM users").await.is_empty(),
+            "round {round}: the INSERT outlived its ROLLBACK"
+        );
+    }
+}
