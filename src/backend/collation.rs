@@ -23,12 +23,13 @@ const PROBE: &str = "SELECT string_agg(x, ',' ORDER BY x) \
 const BYTEWISE: &str = " z,A,B,_,a,b,\u{e9}";
 
 /// Columns (of tables, views and the like, outside the system schemas) with a collation of their own
-/// other than the bytewise ones (oids 100, 950 and 951 are "default", "C" and "POSIX").
+/// other than the bytewise ones (oids 100, 950 and 951 are "default", "C" and "POSIX"; C.UTF-8 orders
+/// by code point, which is UTF-8's byte order).
 const COLUMNS: &str = "SELECT a.attrelid::int8, a.attnum, co.collname \
     FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid \
     JOIN pg_collation co ON co.oid = a.attcollation \
     WHERE a.attcollation NOT IN (0, 100, 950, 951) AND a.attnum > 0 AND NOT a.attisdropped \
-    AND co.collname NOT IN ('default', 'C', 'POSIX', 'ucs_basic') \
+    AND co.collname NOT IN ('default', 'C', 'POSIX', 'ucs_basic', 'C.utf8', 'C.UTF-8', 'pg_c_utf8') \
     AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace)";
 
 /// How a database orders text.

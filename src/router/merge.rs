@@ -21,7 +21,7 @@ use aggregate::{aggregate, contains_window, is_shard_key, realias, renamed};
 pub use limit::Count;
 use limit::{limit_and_offset, shard_limit};
 pub use order::{SortColumn, SortRef};
-use order::{position, same_expression, sort_columns};
+use order::{foreign_collation, position, same_expression, sort_columns};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MergePlan {
@@ -107,10 +107,21 @@ pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePl
             .map(|e| e.map_or(Ok(None), |e| aggregate(e, &is_key)))
             .collect::<Result<Vec<_>, _>>()?
     };
+    // min/max and HAVING compare text as the merge does, bytewise, not in a collation the query names.
+    for (e, agg) in items.iter().zip(&aggregates) {
+        if let (Some(e), Some(Agg::Min | Agg::Max)) = (e, agg)
+            && let Some(c) = foreign_collation(e)
+        {
+            return Err(refuse(&format!("min()/max() with COLLATE {c}")));
+        }
+    }
     let aggregated = !whole_groups
         && (aggregates.iter().any(Option::is_some)
             || !group_by.is_empty()
             || select.having.is_some());
+    if aggregated && let Some(c) = select.having.as_ref().and_then(foreign_collation) {
+        return Err(refuse(&format!("HAVING with COLLATE {c}")));
+    }
     if aggregated && wildcard {
         return Err(refuse("* with aggregates"));
     }

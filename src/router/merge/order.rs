@@ -12,7 +12,7 @@ pub struct SortColumn {
     pub column: SortRef,
     pub descending: bool,
     pub nulls_first: bool,
-    /// Sorted with COLLATE "C" (or "POSIX", "ucs_basic"): text orders by its bytes whatever the
+    /// Sorted with COLLATE "C" (or "POSIX", "ucs_basic", C.UTF-8): text orders by its bytes whatever the
     /// database's collation, as the merge compares it.
     pub bytewise: bool,
 }
@@ -43,6 +43,12 @@ pub(super) fn sort_columns(
                 Some(OrderBySort::Desc) => true,
                 Some(OrderBySort::Using(_)) => return Err(refuse("ORDER BY ... USING")),
             };
+            let item =
+                position(select, items, &o.expr).and_then(|i| items.get(i).copied().flatten());
+            if let Some(c) = foreign_collation(&o.expr).or_else(|| item.and_then(foreign_collation))
+            {
+                return Err(refuse(&format!("ORDER BY with COLLATE {c}")));
+            }
             let (column, bytewise) = match position(select, items, &o.expr) {
                 Some(i) => (
                     SortRef::Output(i),
@@ -84,13 +90,35 @@ pub(super) fn sort_columns(
 /// `x COLLATE "C"`: a collation that orders text by its bytes (UTF-8 byte order is code point order).
 fn collated_bytewise(e: &Expr) -> bool {
     match e {
-        Expr::Collate { collation, .. } => {
-            let name = collation.to_string().replace('"', "").to_ascii_lowercase();
-            matches!(name.as_str(), "c" | "posix" | "ucs_basic" | "pg_catalog.c")
-        }
+        Expr::Collate { collation, .. } => bytewise_name(&collation.to_string()),
         Expr::Nested(inner) => collated_bytewise(inner),
         _ => false,
     }
+}
+
+fn bytewise_name(collation: &str) -> bool {
+    let name = collation.replace('"', "").to_ascii_lowercase();
+    let name = name.strip_prefix("pg_catalog.").unwrap_or(&name);
+    matches!(
+        name,
+        "c" | "posix" | "ucs_basic" | "c.utf8" | "c.utf-8" | "pg_c_utf8"
+    )
+}
+
+/// A COLLATE in `e` naming a collation that does not order text bytewise, which the merge (comparing
+/// bytes) cannot follow: the shards' rows come in its order, the database's default says nothing.
+pub(super) fn foreign_collation(e: &Expr) -> Option<String> {
+    let mut found = None;
+    let _ = sqlparser::ast::visit_expressions(e, |e| {
+        if let Expr::Collate { collation, .. } = e
+            && !bytewise_name(&collation.to_string())
+        {
+            found = Some(collation.to_string());
+            return std::ops::ControlFlow::Break(());
+        }
+        std::ops::ControlFlow::Continue(())
+    });
+    found
 }
 
 /// `ORDER BY 2`: the 1-based output column.

@@ -72,6 +72,36 @@ fn plans() {
         "refused: count(DISTINCT ...)",
     );
     check("SELECT DISTINCT a FROM t", "refused: DISTINCT");
+    // The merge compares text bytewise: a collation the query names must be one that does too.
+    check(
+        "SELECT a FROM t ORDER BY a COLLATE \"C\"",
+        "SELECT a, a COLLATE \"C\" AS __shardgate_sort_0 FROM t ORDER BY a COLLATE \"C\" | order [(Hidden(0), false, false)]",
+    );
+    check(
+        "SELECT a FROM t ORDER BY a COLLATE \"de-x-icu\"",
+        "refused: ORDER BY with COLLATE \"de-x-icu\" over several shards",
+    );
+    check(
+        "SELECT a COLLATE \"de-x-icu\" AS n FROM t ORDER BY n",
+        "refused: ORDER BY with COLLATE",
+    );
+    check(
+        "SELECT max(a COLLATE \"en_US\") FROM t",
+        "refused: min()/max() with COLLATE",
+    );
+    check(
+        "SELECT a, count(*) FROM t GROUP BY a HAVING a COLLATE \"en_US\" > 'x'",
+        "refused: HAVING with COLLATE",
+    );
+    // Grouped by the shard key, each group's max is final on its shard; sorting by it is not.
+    check(
+        "SELECT id, max(a COLLATE \"en_US\") FROM t GROUP BY id",
+        "SELECT id, max(a COLLATE \"en_US\") FROM t GROUP BY id | order []",
+    );
+    check(
+        "SELECT id, max(a COLLATE \"en_US\") FROM t GROUP BY id ORDER BY 2",
+        "refused: ORDER BY with COLLATE",
+    );
     check("SELECT a FROM t UNION SELECT a FROM u", "refused: UNION");
     check(
         "SELECT count(*) + 1 FROM t",
