@@ -1348,6 +1348,18 @@ fn statements_without_keys() {
             "refused: 0A000 shardgate cannot route CREATE statements",
         ),
         (
+            "CREATE TABLE t4 (a) AS EXECUTE p",
+            "refused: 0A000 shardgate cannot route CREATE statements",
+        ),
+        (
+            "COMMENT ON TABLESPACE x IS NULL",
+            "refused: 0A000 shardgate cannot route COMMENT statements",
+        ),
+        (
+            "GRANT pg_read_all_data TO bob WITH ADMIN OPTION GRANTED BY CURRENT_USER",
+            "refused: 0A000 shardgate cannot route GRANT statements",
+        ),
+        (
             "CREATE TABLE t2 AS SELECT * FROM users",
             "refused: 0A000 CREATE TABLE ... AS",
         ),

@@ -79,11 +79,22 @@ fn schema_ddl(words: &[String]) -> bool {
         "extension",
         "trigger",
     ];
+    const CLUSTER_WIDE: &[&str] = &["database", "tablespace", "role", "parameter"];
     let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+    // What follows the first ON: the kind of object a GRANT, REVOKE or COMMENT is about.
+    let on = || words.iter().position(|x| x == "on").map(|i| w(i + 1));
+    // CREATE TABLE ... AS SELECT/VALUES/TABLE/EXECUTE/WITH fills the table from a query: refused as
+    // the parsed kind is. (`AS` before anything else is a generated column's.)
+    let fills = || {
+        words.windows(2).any(|p| {
+            p[0] == "as" && matches!(p[1].as_str(), "select" | "values" | "table" | "execute" | "with")
+        })
+    };
     match w(0) {
-        "comment" => w(1) == "on",
-        "grant" | "revoke" => true,
+        // A role granted to a role (no ON) is cluster-wide.
+        "comment" | "grant" | "revoke" => on().is_some_and(|kind| !CLUSTER_WIDE.contains(&kind)),
         "create" if w(1) == "or" && w(2) == "replace" => OBJECTS.contains(&w(3)),
+        "create" if w(1) == "table" && fills() => false,
         _ => OBJECTS.contains(&w(1)),
     }
 }
