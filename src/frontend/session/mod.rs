@@ -34,6 +34,11 @@ use crate::sharding::ShardId;
 /// Stop reading a peer while this much is buffered for the other side.
 const HIGH_WATER: usize = 1 << 20;
 
+/// Free space a read buffer gets before each read. A consumed BytesMut keeps only the tail of its
+/// allocation as free space, and a read fills at most that: a 63-byte Query took two reads when
+/// 20 bytes were left. Reserving reclaims the whole allocation once the buffer is empty.
+const READ_SPACE: usize = 8 * 1024;
+
 /// The server connection a client holds, with what it still owes.
 struct Attached {
     conn: Pooled,
@@ -291,9 +296,13 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             }
             let _ = shutdown.changed().await;
         };
+        if read_client {
+            in_buf.reserve(READ_SPACE);
+        }
         match server {
             Some(a) => {
                 let conn = &mut *a.conn;
+                conn.read_buf.reserve(READ_SPACE);
                 let (mut sr, mut sw) = conn.stream.split();
                 let read_buf = &mut conn.read_buf;
                 let to_server = &a.to_server;
