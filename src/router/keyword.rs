@@ -87,7 +87,11 @@ fn schema_ddl(words: &[String]) -> bool {
     // the parsed kind is. (`AS` before anything else is a generated column's.)
     let fills = || {
         words.windows(2).any(|p| {
-            p[0] == "as" && matches!(p[1].as_str(), "select" | "values" | "table" | "execute" | "with")
+            p[0] == "as"
+                && matches!(
+                    p[1].as_str(),
+                    "select" | "values" | "table" | "execute" | "with"
+                )
         })
     };
     match w(0) {
