@@ -7,17 +7,19 @@
 //! - `aggregate`: which output columns are aggregates and how each combines.
 
 mod aggregate;
+mod hidden;
 mod limit;
 mod order;
 #[cfg(test)]
 mod tests;
 
-use sqlparser::ast::{Distinct, Expr, GroupByExpr, Ident, Query, SelectItem, SetExpr, Value};
+use sqlparser::ast::{Distinct, Expr, GroupByExpr, Query, Select, SelectItem, SetExpr, Value};
 
 use super::having::{self, Filter};
 use super::plan::Refusal;
 pub use aggregate::Agg;
-use aggregate::{aggregate, contains_window, is_shard_key, realias, renamed};
+use aggregate::{aggregate, contains_window, is_shard_key};
+use hidden::Hidden;
 pub use limit::Count;
 use limit::{limit_and_offset, shard_limit};
 pub use order::{SortColumn, SortRef};
@@ -133,81 +135,28 @@ pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePl
             }
         }
     }
-    let mut shard = q.clone();
-    // Columns after the client's, aliased, with how each combines when the query aggregates.
-    let mut hidden: Vec<SelectItem> = Vec::new();
-    let mut hidden_aggs: Vec<Agg> = Vec::new();
+    let mut hidden = Hidden::default();
     let having = match &select.having {
         Some(h) if aggregated => {
             let mut column = |e: &Expr| -> Result<Option<usize>, Refusal> {
                 if let Some(i) = same_expression(select, &items, e) {
                     return Ok(Some(i));
                 }
-                let Some(agg) = aggregate(e, &is_key)? else {
-                    return Ok(None);
-                };
-                let at = items.len() + hidden.len();
-                let alias = |k: usize| Ident::new(format!("__shardgate_having_{k}"));
-                if let Agg::Avg { .. } = agg {
-                    // avg(x) as sum(x) and count(x), divided after merging.
-                    let item = SelectItem::UnnamedExpr(e.clone());
-                    let (Some(sum), Some(cnt)) = (renamed(&item, "sum"), renamed(&item, "count"))
-                    else {
-                        return Err(refuse("this avg()"));
-                    };
-                    hidden.push(realias(sum, alias(hidden.len())));
-                    hidden_aggs.push(Agg::Avg {
-                        count: hidden.len(),
-                    });
-                    hidden.push(realias(cnt, alias(hidden.len())));
-                    hidden_aggs.push(Agg::Count);
-                } else {
-                    hidden.push(SelectItem::ExprWithAlias {
-                        expr: e.clone(),
-                        alias: alias(hidden.len()),
-                    });
-                    hidden_aggs.push(agg);
+                match aggregate(e, &is_key)? {
+                    Some(agg) => hidden.having_aggregate(e, agg, items.len()).map(Some),
+                    None => Ok(None),
                 }
-                Ok(Some(at))
             };
             Some(having::filter(h, &mut column)?)
         }
         _ => None,
     };
-    let order_by = sort_columns(q, select, &items, aggregated, &mut hidden)?;
+    let order_by = sort_columns(q, select, &items, aggregated, &mut hidden.items)?;
     let (limit, offset) = limit_and_offset(q)?;
     let mut aggregates = aggregates;
+    let mut shard = q.clone();
     if let SetExpr::Select(s) = shard.body.as_mut() {
-        // The shards run without the HAVING; one with parameters stays as `(...) OR true`, which
-        // PostgreSQL folds away, so that the parameters keep the types it infers for them.
-        match (&having, s.having.take()) {
-            (Some(f), Some(h)) if !f.params().is_empty() => {
-                s.having = Some(Expr::BinaryOp {
-                    left: Box::new(Expr::Nested(Box::new(h))),
-                    op: sqlparser::ast::BinaryOperator::Or,
-                    right: Box::new(Expr::value(Value::Boolean(true))),
-                });
-            }
-            (Some(_), _) => {}
-            (None, h) => s.having = h,
-        }
-        // avg(x) runs as sum(x) in its place, with count(x) after every other column.
-        for (j, agg) in aggregates.iter_mut().enumerate() {
-            let Some(Agg::Avg { count }) = agg else {
-                continue;
-            };
-            let (Some(sum), Some(cnt)) = (
-                renamed(&s.projection[j], "sum"),
-                renamed(&s.projection[j], "count"),
-            ) else {
-                return Err(refuse("this avg()"));
-            };
-            *count = hidden.len();
-            s.projection[j] = sum;
-            hidden.push(realias(cnt, Ident::new(format!("__shardgate_count_{j}"))));
-            hidden_aggs.push(Agg::Count);
-        }
-        s.projection.extend(hidden.iter().cloned());
+        shard_select(s, having.as_ref(), &mut aggregates, &mut hidden)?;
     }
     shard.limit_clause = if aggregated {
         // Groups combine across shards before LIMIT and OFFSET can apply.
@@ -222,13 +171,44 @@ pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePl
         offset,
         aggregates: if aggregated {
             // Every hidden column of an aggregating query is an aggregate (no hidden sort keys).
-            aggregates.extend(hidden_aggs.into_iter().map(Some));
+            aggregates.extend(hidden.aggs.into_iter().map(Some));
             aggregates
         } else {
             Vec::new()
         },
         grouped: !group_by.is_empty(),
         having,
-        hidden: hidden.len(),
+        hidden: hidden.items.len(),
     })
+}
+
+/// The SELECT the shards run: without the HAVING the merge applies (one with parameters stays as
+/// `(...) OR true`, which PostgreSQL folds away, so that the parameters keep the types it infers for
+/// them); avg(x) as sum(x) in its place, with count(x) hidden; the hidden columns last.
+fn shard_select(
+    s: &mut Select,
+    having: Option<&Filter>,
+    aggregates: &mut [Option<Agg>],
+    hidden: &mut Hidden,
+) -> Result<(), Refusal> {
+    match (having, s.having.take()) {
+        (Some(f), Some(h)) if !f.params().is_empty() => {
+            s.having = Some(Expr::BinaryOp {
+                left: Box::new(Expr::Nested(Box::new(h))),
+                op: sqlparser::ast::BinaryOperator::Or,
+                right: Box::new(Expr::value(Value::Boolean(true))),
+            });
+        }
+        (Some(_), _) => {}
+        (None, h) => s.having = h,
+    }
+    for (j, agg) in aggregates.iter_mut().enumerate() {
+        if let Some(Agg::Avg { count }) = agg {
+            let (sum, at) = hidden.avg_count(j, &s.projection[j])?;
+            s.projection[j] = sum;
+            *count = at;
+        }
+    }
+    s.projection.extend(hidden.items.iter().cloned());
+    Ok(())
 }
