@@ -34,9 +34,11 @@ impl SessionState {
 }
 
 /// Words without which no statement creates session state; most queries contain none of them, so the
-/// lexer (which allocates) runs only for the few that do.
+/// lexer (which allocates) runs only for the few that do. Each is looked for where a word starts, `_`
+/// counting as a break (`pg_advisory_lock`, `set_config`).
 const TRIGGERS: &[&[u8]] = &[
     b"set",
+    b"reset",
     b"listen",
     b"prepare",
     b"load",
@@ -55,17 +57,32 @@ pub(crate) fn session_state(sql: &str) -> Option<SessionState> {
         .find_map(|s| classify(&s.words))
 }
 
-/// Whether any trigger word occurs anywhere (case-insensitive), in one pass over the text.
+/// The letters trigger words start with, as bits (`a` = bit 0).
+const FIRST_LETTERS: u32 = {
+    let mut bits = 0u32;
+    let mut i = 0;
+    while i < TRIGGERS.len() {
+        bits |= 1 << (TRIGGERS[i][0] - b'a');
+        i += 1;
+    }
+    bits
+};
+
+/// Whether a trigger word starts anywhere (case-insensitive), in one pass over the text. Most bytes
+/// end at a test or two: only a word's first letter that some trigger starts with is compared.
 fn has_trigger(sql: &[u8]) -> bool {
     (0..sql.len()).any(|i| {
         // ASCII letters lowercased; another byte that maps onto a first letter only costs a compare.
         let first = sql[i] | 0x20;
-        TRIGGERS.iter().any(|t| {
-            t[0] == first
-                && sql
-                    .get(i..i + t.len())
-                    .is_some_and(|w| w.eq_ignore_ascii_case(t))
-        })
+        (i == 0 || !sql[i - 1].is_ascii_alphanumeric())
+            && first.is_ascii_lowercase()
+            && FIRST_LETTERS & (1 << (first - b'a')) != 0
+            && TRIGGERS.iter().any(|t| {
+                t[0] == first
+                    && sql
+                        .get(i..i + t.len())
+                        .is_some_and(|w| w.eq_ignore_ascii_case(t))
+            })
     })
 }
 
@@ -144,6 +161,8 @@ mod tests {
         check("CREATE TABLE t (temp int)", None);
         check("select pg_advisory_lock(1)", Some(AdvisoryLock));
         check("select pg_advisory_xact_lock(1)", None);
+        check("SELECT PG_TRY_ADVISORY_LOCK(1)", Some(AdvisoryLock));
+        check("select 1;reset role", Some(Set));
         check("select set_config('a.b', '1', false)", Some(Set));
         check("DECLARE c CURSOR WITH HOLD FOR SELECT 1", Some(HoldCursor));
         check("DECLARE c CURSOR FOR SELECT 1", None);
