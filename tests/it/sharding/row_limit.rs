@@ -2,9 +2,9 @@
 //! and then PortalSuspended, as from one PostgreSQL; fewer rows left than the limit end with
 //! CommandComplete.
 
-use postgres_protocol::message::frontend;
-
 use std::net::SocketAddr;
+
+use postgres_protocol::message::frontend;
 
 use crate::harness::raw::{RawClient, Reply};
 use crate::harness::sharded::{SCHEMA, Sharded};
