@@ -52,6 +52,14 @@ struct Attached {
     query_starts: VecDeque<Instant>,
 }
 
+/// The buffers of a server the client held, kept for the next one: a transaction then allocates none.
+#[derive(Default)]
+struct Buffers {
+    tracker: Tracker,
+    to_server: BytesMut,
+    query_starts: VecDeque<Instant>,
+}
+
 pub(crate) struct Session<S> {
     proxy: Arc<Proxy>,
     client_r: ReadHalf<S>,
@@ -82,6 +90,7 @@ pub(crate) struct Session<S> {
     blocked: bool,
     shutdown: watch::Receiver<bool>,
     info: Arc<ClientInfo>,
+    spare: Buffers,
 }
 
 /// A client message that waits for the shard of its batch.
@@ -196,6 +205,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             blocked: false,
             shutdown,
             info,
+            spare: Buffers::default(),
         }
     }
 

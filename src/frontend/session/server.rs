@@ -1,6 +1,5 @@
 //! Server side of a session: holding a server, relaying its replies, and giving it back.
 
-use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -8,14 +7,14 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use std::sync::Arc;
 
-use super::{Attached, Deferred, Session, emit};
+use super::{Attached, Buffers, Deferred, Session, emit};
 use crate::backend::BackendError;
 use crate::config::PoolMode;
 use crate::frontend::cancel::ServerKey;
 use crate::frontend::clients::ClientState;
 use crate::frontend::error::SessionError;
 use crate::frontend::pending::Synthetic;
-use crate::frontend::pending::{Pending, Tracker, Verdict};
+use crate::frontend::pending::{Pending, Verdict};
 use crate::frontend::statements::Statement;
 use crate::protocol::frame::{self, Cursor};
 use crate::protocol::frontend as msg;
@@ -99,14 +98,19 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         self.info.set(ClientState::Active);
         self.info.set_server(shard.0, conn.key.pid);
         self.cancel.attach(ServerKey::of(&conn)).await;
+        let Buffers {
+            tracker,
+            to_server,
+            query_starts,
+        } = std::mem::take(&mut self.spare);
         let mut a = Attached {
             conn,
             shard,
             topology,
-            tracker: Tracker::default(),
-            to_server: bytes::BytesMut::new(),
+            tracker,
+            to_server,
             since: now,
-            query_starts: VecDeque::new(),
+            query_starts,
         };
         self.align_parameters(&mut a);
         if let Some(held) = self.begin.take_if(|_| begin) {
@@ -269,6 +273,15 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         pool.metrics.transaction_duration.record(a.since.elapsed());
         pool.stats.transactions.fetch_add(1, Ordering::Relaxed);
         a.conn.release();
+        // A released server owes nothing: its buffers are empty, and serve the next one.
+        let (mut to_server, mut query_starts) = (a.to_server, a.query_starts);
+        to_server.clear();
+        query_starts.clear();
+        self.spare = Buffers {
+            tracker: a.tracker,
+            to_server,
+            query_starts,
+        };
     }
 
     /// At the end of the session: a server that is clean goes back; one in a transaction is rolled back,
