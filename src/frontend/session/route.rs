@@ -296,10 +296,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let mut e = ErrorFields::new(Severity::Error, r.code, r.message);
         e.hint = r.hint;
         // A BEGIN held until a statement chose its shard: the transaction must abort as PostgreSQL's
-        // would, so the BEGIN goes to a server now and the refusal is raised there; that server answers
-        // the rest of the transaction (25P02 until it ends, and a COMMIT rolls back).
-        // A server that held Parse/Describe brought in without it takes the BEGIN now. (Should that
-        // server still owe replies, a rare pipelined case, their ReadyForQuery says 'I' as it is.)
+        // would, so the BEGIN goes to a server now (the one held Parse/Describe brought in, or one
+        // taken for it) and the refusal is raised there; that server answers the rest of the
+        // transaction (25P02 until it ends, and a COMMIT rolls back). Should an attached server still
+        // owe replies, a rare pipelined case, their ReadyForQuery says 'I' as the server sent it.
         self.send_held_begin();
         let held_begin = self.server.is_none() && self.begin.is_some();
         if held_begin || extended && !self.deferred.is_empty() {
