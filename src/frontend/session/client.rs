@@ -130,7 +130,15 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 }
             }
             b'F' => {
-                // A function call runs inside the client's transaction, on whichever shard.
+                // A function call runs inside the client's transaction, on whichever shard: a held
+                // BEGIN goes first, once a server held Parse/Describe brought in has answered them.
+                if self.begin.is_some()
+                    && let Some(a) = &mut self.server
+                    && (!a.tracker.idle() || !a.to_server.is_empty())
+                {
+                    msg::write_flush(&mut a.to_server);
+                    return Ok(Flow::Wait);
+                }
                 self.attach(true).await?;
                 self.send_held_begin();
                 self.forward(raw, Pending::Query).await?

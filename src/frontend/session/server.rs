@@ -21,6 +21,9 @@ use crate::protocol::frontend as msg;
 use crate::proxy::Topology;
 use crate::sharding::ShardId;
 
+/// The most bytes a released server's send buffer may keep for the next one.
+const SPARE_MAX: usize = 64 * 1024;
+
 impl Attached {
     /// Makes sure the server has the global statement, preparing it ahead of the message that uses it.
     pub(super) fn ensure_prepared(&mut self, stmt: &Statement) {
@@ -273,15 +276,18 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         pool.metrics.transaction_duration.record(a.since.elapsed());
         pool.stats.transactions.fetch_add(1, Ordering::Relaxed);
         a.conn.release();
-        // A released server owes nothing: its buffers are empty, and serve the next one.
+        // A released server owes nothing: its buffers are empty, and serve the next one, unless a
+        // large transaction (a COPY) grew them.
         let (mut to_server, mut query_starts) = (a.to_server, a.query_starts);
-        to_server.clear();
-        query_starts.clear();
-        self.spare = Buffers {
-            tracker: a.tracker,
-            to_server,
-            query_starts,
-        };
+        if to_server.capacity() <= SPARE_MAX {
+            to_server.clear();
+            query_starts.clear();
+            self.spare = Buffers {
+                tracker: a.tracker,
+                to_server,
+                query_starts,
+            };
+        }
     }
 
     /// At the end of the session: a server that is clean goes back; one in a transaction is rolled back,
