@@ -4,7 +4,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::route::{Placement, merge_of, query_parts};
-use super::{Deferred, Flow, Session, Step};
+use super::{Attached, Deferred, Flow, Session, Step};
 use crate::config::SessionStatePolicy;
 use crate::execute::fanout::{Part, Work};
 use crate::execute::scatter::Scatter;
@@ -132,11 +132,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             b'F' => {
                 // A function call runs inside the client's transaction, on whichever shard: a held
                 // BEGIN goes first, once a server held Parse/Describe brought in has answered them.
-                if self.begin.is_some()
-                    && let Some(a) = &mut self.server
-                    && (!a.tracker.idle() || !a.to_server.is_empty())
-                {
-                    msg::write_flush(&mut a.to_server);
+                if self.begin.is_some() && self.server.as_mut().is_some_and(Attached::ask_owed) {
                     return Ok(Flow::Wait);
                 }
                 self.attach(true).await?;

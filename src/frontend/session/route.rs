@@ -8,7 +8,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use bytes::BytesMut;
 
-use super::{Deferred, FanoutBatch, Session, Step};
+use super::{Attached, Deferred, FanoutBatch, Session, Step};
 use crate::execute::fanout::{self, Part, Work};
 use crate::execute::having::FilterParams;
 use crate::execute::scatter::{self, Merge, Scatter, ScatterError};
@@ -95,16 +95,13 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 // Held Parse/Describe brought this server in before the statement that chose it: the
                 // held BEGIN goes first, once the replies before it are in (their ReadyForQuery
                 // says 'T' for the BEGIN the client sent).
-                if !a.tracker.idle() || !a.to_server.is_empty() {
-                    msg::write_flush(&mut a.to_server);
+                if a.ask_owed() {
                     return Ok(Ok(Step::Wait));
                 }
                 self.send_held_begin();
                 return Ok(Ok(Step::Go));
             }
-            if !a.tracker.idle() || !a.to_server.is_empty() {
-                // The server may hold replies back until a Sync or Flush; ask for them.
-                msg::write_flush(&mut a.to_server);
+            if a.ask_owed() {
                 return Ok(Ok(Step::Wait));
             }
             self.maybe_release().await;
@@ -136,10 +133,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// Makes sure no server is held before a fan-out: `Wait` while one still owes replies, a refusal
     /// inside a transaction.
     pub(super) async fn before_fanout(&mut self) -> Result<Step, Refusal> {
-        if let Some(a) = &mut self.server
-            && (!a.tracker.idle() || !a.to_server.is_empty())
-        {
-            msg::write_flush(&mut a.to_server);
+        if self.server.as_mut().is_some_and(Attached::ask_owed) {
             return Ok(Step::Wait);
         }
         self.maybe_release().await;

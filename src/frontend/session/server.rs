@@ -55,6 +55,22 @@ impl Attached {
         true
     }
 
+    /// Whether the server still owes replies (or has messages to send); if so, a Flush asks for
+    /// what it may hold back until a Sync, so that the caller can wait for them.
+    pub(super) fn ask_owed(&mut self) -> bool {
+        let owes = !self.tracker.idle() || !self.to_server.is_empty();
+        if owes {
+            msg::write_flush(&mut self.to_server);
+        }
+        owes
+    }
+
+    /// Sends a query whose replies the client never sees (a held BEGIN, parameter SETs).
+    fn inject(&mut self, query_message: &[u8]) {
+        self.to_server.extend_from_slice(query_message);
+        self.tracker.push(Pending::InjectedQuery);
+    }
+
     /// Owes nothing, has nothing to send, and is idle outside a transaction.
     pub(super) fn quiet(&self) -> bool {
         self.tracker.idle()
@@ -117,8 +133,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         };
         self.align_parameters(&mut a);
         if let Some(held) = self.begin.take_if(|_| begin) {
-            a.to_server.extend_from_slice(&held);
-            a.tracker.push(Pending::InjectedQuery);
+            a.inject(&held);
         }
         for d in self.deferred.drain(..) {
             match d {
@@ -141,10 +156,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// Sends the BEGIN shardgate holds to the server the client holds, if both are there: a
     /// statement is about to run on it inside the client's transaction.
     pub(super) fn send_held_begin(&mut self) {
-        if let (Some(a), Some(held)) = (&mut self.server, self.begin.as_ref()) {
-            a.to_server.extend_from_slice(held);
-            a.tracker.push(Pending::InjectedQuery);
-            self.begin = None;
+        if let Some(a) = &mut self.server
+            && let Some(held) = self.begin.take()
+        {
+            a.inject(&held);
         }
     }
 
@@ -152,8 +167,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// replies the client never sees.
     fn align_parameters(&self, a: &mut Attached) {
         if let Some(sql) = a.conn.align(&self.desired) {
-            msg::write_query(&mut a.to_server, &sql);
-            a.tracker.push(Pending::InjectedQuery);
+            let mut query = bytes::BytesMut::new();
+            msg::write_query(&mut query, &sql);
+            a.inject(&query);
         }
     }
 

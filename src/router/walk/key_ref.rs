@@ -5,37 +5,30 @@ use sqlparser::ast::Expr;
 
 use super::{KeyRef, Walker, ident};
 use crate::router::facts::Rel;
-use crate::sharding::TableKind;
+use crate::sharding::{KeyType, Sharded, TableKind};
 
 impl Walker<'_> {
-    pub(super) fn group(&self, b: usize) -> Option<&str> {
+    /// The sharding of binding `b`'s table; `None` for a reference, unlisted or derived table.
+    fn sharding(&self, b: usize) -> Option<&Sharded> {
         match self.facts.bindings[b].rel {
             Rel::Sharded(i) => match &self.map.tables[i].kind {
-                TableKind::Sharded(s) => Some(&s.group),
+                TableKind::Sharded(s) => Some(s),
                 TableKind::Reference => None,
             },
             _ => None,
         }
+    }
+
+    pub(super) fn group(&self, b: usize) -> Option<&str> {
+        self.sharding(b).map(|s| s.group.as_str())
     }
 
     pub(crate) fn key_column(&self, b: usize) -> Option<&str> {
-        match self.facts.bindings[b].rel {
-            Rel::Sharded(i) => match &self.map.tables[i].kind {
-                TableKind::Sharded(s) => Some(&s.key),
-                TableKind::Reference => None,
-            },
-            _ => None,
-        }
+        self.sharding(b).map(|s| s.key.as_str())
     }
 
-    pub(super) fn key_type(&self, b: usize) -> Option<crate::sharding::KeyType> {
-        match self.facts.bindings[b].rel {
-            Rel::Sharded(i) => match &self.map.tables[i].kind {
-                TableKind::Sharded(s) => Some(s.key_type),
-                TableKind::Reference => None,
-            },
-            _ => None,
-        }
+    pub(super) fn key_type(&self, b: usize) -> Option<KeyType> {
+        self.sharding(b).map(|s| s.key_type)
     }
 
     /// The binding whose key column `e` names: qualified by alias or table name in any enclosing
