@@ -78,7 +78,7 @@ pub(crate) async fn run(
         held.push((conn, part));
     }
     cancel
-        .attach_all(held.iter().map(|(c, _)| ServerKey::of(c)).collect())
+        .attach_all(held.iter().map(|(c, _)| ServerKey::of(c)))
         .await;
     let mut tasks = tokio::task::JoinSet::new();
     for (i, (conn, part)) in held.into_iter().enumerate() {

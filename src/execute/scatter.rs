@@ -112,7 +112,7 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
         );
     }
     cancel
-        .attach_all(conns.iter().map(|c| ServerKey::of(c)).collect())
+        .attach_all(conns.iter().map(|c| ServerKey::of(c)))
         .await;
     let merged = match start(conns, &job, desired).await {
         Ok(streams) => respond(streams, &job, out, client).await,
@@ -178,13 +178,11 @@ async fn respond<W: AsyncWrite + Unpin>(
     // The replies before the RowDescription are the first shard's to give, before any error.
     let (before, description) = &headers[0];
     owed(&streams[0], before, out);
-    if headers
-        .iter()
-        .any(|(_, d)| rows::fields(d) != rows::fields(description))
-    {
+    let first = rows::fields(description);
+    if headers[1..].iter().any(|(_, d)| rows::fields(d) != first) {
         return fail(streams, out, disagree());
     }
-    let fields = rows::fields(description).unwrap_or_default();
+    let fields = first.unwrap_or_default();
     for (s, (_, d)) in streams.iter().zip(&headers) {
         let sources = rows::sources(d).unwrap_or_default();
         if let Some(e) = text_order_problem(&job.merge.plan, &fields, &sources, &s.text_order) {

@@ -1,7 +1,7 @@
 //! Cancel keys: shardgate issues each client its own key, and forwards a CancelRequest bearing it to the
-//! servers that client holds at that moment (one, or every shard of a fan-out or scatter-gather). The slot's lock is held while a cancel is being delivered,
-//! and a session takes the same lock before it gives its server back, so a cancel can never land on a
-//! server that already serves another client.
+//! servers that client holds at that moment (one, or every shard of a fan-out or scatter-gather). The
+//! slot's lock is held while a cancel is being delivered, and a session takes the same lock before it
+//! gives its server back, so a cancel can never land on a server that already serves another client.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -39,12 +39,15 @@ pub(crate) struct Slot {
 
 impl Slot {
     pub(crate) async fn attach(&self, s: ServerKey) {
-        self.attach_all(vec![s]).await;
+        self.attach_all([s]).await;
     }
 
-    /// The servers of a statement running on several shards.
-    pub(crate) async fn attach_all(&self, servers: Vec<ServerKey>) {
-        *self.servers.lock().await = servers;
+    /// The servers of a statement running on several shards. (The list keeps its allocation from
+    /// one transaction to the next.)
+    pub(crate) async fn attach_all(&self, servers: impl IntoIterator<Item = ServerKey>) {
+        let mut held = self.servers.lock().await;
+        held.clear();
+        held.extend(servers);
     }
 
     /// Waits for any cancel in flight, then forgets the servers.

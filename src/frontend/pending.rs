@@ -39,7 +39,8 @@ pub(crate) enum Pending {
     Close,
     /// Answered by shardgate, not sent.
     Synthetic(Synthetic),
-    /// A SET shardgate sent to align session parameters; the client sees none of its replies.
+    /// A query shardgate sent on its own (SETs aligning session parameters, a held BEGIN); the
+    /// client sees none of its replies.
     InjectedQuery,
     /// A Parse, Bind and Execute shardgate sent to raise a refusal inside the server's transaction (so
     /// that it aborts as PostgreSQL's would); only the ErrorResponse is the client's.
