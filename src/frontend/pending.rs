@@ -42,6 +42,9 @@ pub(crate) enum Pending {
     /// A query shardgate sent on its own (SETs aligning session parameters, a held BEGIN); the
     /// client sees none of its replies.
     InjectedQuery,
+    /// A Sync shardgate sent to end a batch of prepares before the client moves to another shard; its
+    /// ReadyForQuery is not the client's.
+    InjectedSync,
     /// A Parse, Bind and Execute shardgate sent to raise a refusal inside the server's transaction (so
     /// that it aborts as PostgreSQL's would); only the ErrorResponse is the client's.
     Raise,
@@ -58,14 +61,43 @@ pub(crate) enum Verdict {
     },
 }
 
+/// What the server was sent since its last Sync or Query: the extended protocol's implicit
+/// transaction, which the next Sync ends (55.2.3). A server in an open batch is the client's until then.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Batch {
+    #[default]
+    Synced,
+    /// Only Parse, Describe or Close: nothing ran, and a Sync may end it without the client knowing.
+    Prepared,
+    /// A Bind or Execute was sent, or an error made the server skip to the Sync: what the batch did
+    /// commits or rolls back at the client's Sync, on this server.
+    Open,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Tracker {
     queue: VecDeque<Pending>,
+    batch: Batch,
 }
 
 impl Tracker {
     pub(crate) fn push(&mut self, p: Pending) {
+        let at_least = |b: Batch, floor: Batch| b.max(floor);
+        self.batch = match &p {
+            Pending::Query | Pending::Sync | Pending::InjectedSync => Batch::Synced,
+            Pending::Parse { .. } | Pending::InjectedParse { .. } => {
+                at_least(self.batch, Batch::Prepared)
+            }
+            Pending::Describe | Pending::Close => at_least(self.batch, Batch::Prepared),
+            Pending::Bind | Pending::Execute | Pending::Raise => Batch::Open,
+            Pending::Synthetic(_) | Pending::InjectedQuery => self.batch,
+        };
         self.queue.push_back(p);
+    }
+
+    /// What the server was sent since its last Sync.
+    pub(crate) fn batch(&self) -> Batch {
+        self.batch
     }
 
     /// True when the server owes nothing and shardgate has nothing queued.
@@ -96,7 +128,7 @@ impl Tracker {
     /// ids: a Parse the server skipped or refused is taken out of it.
     pub(crate) fn on_backend(&mut self, tag: u8, prepared: &mut HashSet<u64>) -> Verdict {
         let head = self.queue.front();
-        if matches!(head, Some(Pending::InjectedQuery)) {
+        if matches!(head, Some(Pending::InjectedQuery | Pending::InjectedSync)) {
             if tag == b'Z' {
                 self.queue.pop_front();
                 return Verdict::Ready { forward: false };
@@ -140,11 +172,17 @@ impl Tracker {
         }
     }
 
-    /// After an extended-protocol error the server ignores messages up to the next Sync.
+    /// After an extended-protocol error the server ignores messages up to the next Sync. When that
+    /// Sync is still to come, the batch stays open on this server until it does.
     fn skip_to_sync(&mut self, prepared: &mut HashSet<u64>) {
+        let ends_batch =
+            |p: &Pending| matches!(p, Pending::Sync | Pending::Query | Pending::InjectedSync);
+        if !self.queue.iter().any(ends_batch) {
+            self.batch = Batch::Open;
+        }
         while let Some(p) = self.queue.front() {
             match p {
-                Pending::Sync | Pending::Query => break,
+                p if ends_batch(p) => break,
                 Pending::Parse { id: Some(id) } | Pending::InjectedParse { id } => {
                     prepared.remove(id);
                 }
@@ -309,6 +347,61 @@ mod tests {
             vec![Execute, Execute, Sync],
             &[],
             &[(b's', Forward), (b'I', Forward), (b'Z', READY)],
+            &[],
+            true,
+        );
+    }
+
+    /// The batch state after pushing `sent` and feeding `tags`.
+    fn batch_after(sent: Vec<Pending>, tags: &[u8]) -> Batch {
+        let mut t = Tracker::default();
+        for p in sent {
+            t.push(p);
+        }
+        for tag in tags {
+            t.on_backend(*tag, &mut HashSet::new());
+        }
+        t.batch()
+    }
+
+    #[test]
+    fn a_batch_is_open_from_its_bind_to_its_sync() {
+        assert_eq!(
+            batch_after(vec![Parse { id: None }, Describe], &[]),
+            Batch::Prepared
+        );
+        assert_eq!(
+            batch_after(vec![Parse { id: None }, Bind], &[]),
+            Batch::Open
+        );
+        assert_eq!(batch_after(vec![Bind, Execute, Sync], &[]), Batch::Synced);
+        assert_eq!(batch_after(vec![Bind, Execute, Query], &[]), Batch::Synced);
+        assert_eq!(
+            batch_after(vec![Describe, InjectedSync], &[]),
+            Batch::Synced
+        );
+        // Injected queries and shardgate's own replies change nothing.
+        assert_eq!(
+            batch_after(vec![Parse { id: None }, InjectedQuery], &[]),
+            Batch::Prepared
+        );
+    }
+
+    #[test]
+    fn an_error_before_the_clients_sync_keeps_the_batch_open() {
+        // The server now skips to a Sync the client has yet to send.
+        assert_eq!(batch_after(vec![Parse { id: None }], b"E"), Batch::Open);
+        // The Sync was sent: the error ends with it, and what follows it is a new batch.
+        let after = batch_after(vec![Parse { id: None }, Sync, Parse { id: None }], b"E");
+        assert_eq!(after, Batch::Prepared);
+    }
+
+    #[test]
+    fn an_injected_sync_ends_the_servers_skipping_unseen() {
+        check(
+            vec![Parse { id: Some(3) }, InjectedSync],
+            &[3],
+            &[(b'E', Forward), (b'Z', Ready { forward: false })],
             &[],
             true,
         );

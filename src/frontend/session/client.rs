@@ -48,6 +48,13 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         raw: &mut BytesMut,
     ) -> Result<Flow, SessionError> {
         let body = &raw[frame::HEADER_LEN..];
+        if self.fanout.as_ref().is_some_and(|f| !f.takes(tag, body)) {
+            // The statement on several shards has not run; its batch is refused whole, as a
+            // server's error would end it, and the rest up to the Sync is skipped.
+            self.fanout = None;
+            self.refuse(fanout_not_last(), true).await?;
+            return Ok(Flow::Continue);
+        }
         match tag {
             b'Q' => {
                 let sql = msg::query(body)?;
@@ -78,7 +85,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             },
             b'E' if self.fanout.is_some() => {
                 let (_, max_rows) = msg::execute(body)?;
-                self.fanout.as_mut().expect("checked above").max_rows = max_rows;
+                let batch = self.fanout.as_mut().expect("checked above");
+                batch.max_rows = max_rows;
+                batch.executed = true;
             }
             b'E' => self.forward(raw, Pending::Execute).await?,
             b'C' => match msg::target(body, "Close")? {
@@ -132,7 +141,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             b'F' => {
                 // A function call runs inside the client's transaction, on whichever shard: a held
                 // BEGIN goes first, once a server held Parse/Describe brought in has answered them.
-                if self.begin.is_some() && self.server.as_mut().is_some_and(Attached::ask_owed) {
+                if self.begin.is_some() && self.server.as_mut().is_some_and(Attached::settle) {
                     return Ok(Flow::Wait);
                 }
                 self.attach(true).await?;
@@ -411,5 +420,15 @@ fn refusal(state: SessionState) -> Refusal {
             "run it inside a transaction with SET LOCAL / xact locks, or use pool_mode: session"
                 .into(),
         ),
+    }
+}
+
+/// Why a batch with a statement on several shards is refused when more than its Describe, Execute
+/// and Sync follows it: the statements of one batch are one transaction, which cannot span shards.
+fn fanout_not_last() -> Refusal {
+    Refusal {
+        code: sqlstate::FEATURE_NOT_SUPPORTED,
+        message: "a statement on several shards must be the last one before Sync: the statements up to a Sync run as one transaction, and cross-shard transactions are not supported yet".into(),
+        hint: Some("send Sync after its Execute".into()),
     }
 }

@@ -109,6 +109,8 @@ struct FanoutBatch {
     describe: bool,
     /// The client's Execute row limit.
     max_rows: i32,
+    /// The client sent its Execute.
+    executed: bool,
 }
 
 impl FanoutBatch {
@@ -119,6 +121,18 @@ impl FanoutBatch {
             merge,
             describe: false,
             max_rows: 0,
+            executed: false,
+        }
+    }
+
+    /// Whether a client message belongs to the batch: the portal's Describe and one Execute, then
+    /// Flush and Sync (and Terminate). Anything else would run before the Sync that runs this.
+    fn takes(&self, tag: u8, body: &[u8]) -> bool {
+        match tag {
+            b'D' => !self.executed && body.first() == Some(&b'P'),
+            b'E' => !self.executed,
+            b'H' | b'S' | b'X' => true,
+            _ => false,
         }
     }
 

@@ -13,7 +13,7 @@ use crate::execute::fanout::{self, Part, Work};
 use crate::execute::having::FilterParams;
 use crate::execute::scatter::{self, Merge, Scatter, ScatterError};
 use crate::frontend::error::SessionError;
-use crate::frontend::pending::{Pending, Synthetic};
+use crate::frontend::pending::{Batch, Pending, Synthetic};
 use crate::frontend::statements::Statement;
 use crate::protocol::backend::{ErrorFields, Severity};
 use crate::protocol::frontend as msg;
@@ -95,13 +95,13 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 // Held Parse/Describe brought this server in before the statement that chose it: the
                 // held BEGIN goes first, once the replies before it are in (their ReadyForQuery
                 // says 'T' for the BEGIN the client sent).
-                if a.ask_owed() {
+                if a.settle() {
                     return Ok(Ok(Step::Wait));
                 }
                 self.send_held_begin();
                 return Ok(Ok(Step::Go));
             }
-            if a.ask_owed() {
+            if a.settle() {
                 return Ok(Ok(Step::Wait));
             }
             self.maybe_release().await;
@@ -112,6 +112,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 Some(state) => format!(
                     "the session is pinned to shard {from} by {}",
                     state.describe()
+                ),
+                None if a.tracker.batch() == Batch::Open => format!(
+                    "the statements before it since the last Sync ran on shard {from} (a batch up to a Sync is one transaction)"
                 ),
                 None => format!("the transaction is on shard {from}"),
             };
@@ -133,15 +136,15 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// Makes sure no server is held before a fan-out: `Wait` while one still owes replies, a refusal
     /// inside a transaction.
     pub(super) async fn before_fanout(&mut self) -> Result<Step, Refusal> {
-        if self.server.as_mut().is_some_and(Attached::ask_owed) {
+        if self.server.as_mut().is_some_and(Attached::settle) {
             return Ok(Step::Wait);
         }
         self.maybe_release().await;
         if self.server.is_some() || self.begin.is_some() {
             return Err(Refusal {
                 code: sqlstate::FEATURE_NOT_SUPPORTED,
-                message: "statement touches several shards inside a transaction (or a pinned session); cross-shard transactions are not supported yet".into(),
-                hint: Some("run it outside the transaction".into()),
+                message: "statement touches several shards inside a transaction (or a pinned session, or a batch of statements before one Sync); cross-shard transactions are not supported yet".into(),
+                hint: Some("run it outside the transaction, or Sync before it".into()),
             });
         }
         Ok(Step::Go)
@@ -316,15 +319,14 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// exactly as PostgreSQL would abort it. False when the client holds no server in a transaction.
     /// `extended`: inside an extended-protocol batch, raised by an unnamed statement (the error makes
     /// the server skip to the client's Sync); else by a simple Query.
-    /// The server also raises it while earlier messages are unanswered: they may have begun a
-    /// transaction (a BEGIN, held or the client's, or the extended protocol's implicit one) that the
-    /// error must roll back; the last ReadyForQuery's status does not know of it yet.
+    /// The server also raises it while earlier messages are unanswered, or a batch ran before the
+    /// client's Sync: they may have begun a transaction (a BEGIN, held or the client's, or the extended
+    /// protocol's implicit one) that the error must roll back; the last ReadyForQuery's status does
+    /// not know of it yet.
     pub(super) fn raise_on_server(&mut self, e: &ErrorFields, extended: bool) -> bool {
-        let Some(a) = self
-            .server
-            .as_mut()
-            .filter(|a| a.conn.tx_status != b'I' || !a.tracker.idle())
-        else {
+        let Some(a) = self.server.as_mut().filter(|a| {
+            a.conn.tx_status != b'I' || !a.tracker.idle() || a.tracker.batch() == Batch::Open
+        }) else {
             return false;
         };
         let sql = format!(

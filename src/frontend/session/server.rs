@@ -14,7 +14,7 @@ use crate::frontend::cancel::ServerKey;
 use crate::frontend::clients::ClientState;
 use crate::frontend::error::SessionError;
 use crate::frontend::pending::Synthetic;
-use crate::frontend::pending::{Pending, Verdict};
+use crate::frontend::pending::{Batch, Pending, Verdict};
 use crate::frontend::statements::Statement;
 use crate::protocol::frame::{self, Cursor};
 use crate::protocol::frontend as msg;
@@ -55,14 +55,21 @@ impl Attached {
         true
     }
 
-    /// Whether the server still owes replies (or has messages to send); if so, a Flush asks for
-    /// what it may hold back until a Sync, so that the caller can wait for them.
-    pub(super) fn ask_owed(&mut self) -> bool {
-        let owes = !self.tracker.idle() || !self.to_server.is_empty();
-        if owes {
+    /// Whether the server still has business with the client's earlier messages; if so, asks it to
+    /// finish, so that the caller can wait: a Flush for replies it may hold back until a Sync, a Sync
+    /// to end a batch of prepares only (its implicit transaction ran nothing). A batch that ran
+    /// something is left open: only the client's Sync may end it.
+    pub(super) fn settle(&mut self) -> bool {
+        if !self.tracker.idle() || !self.to_server.is_empty() {
             msg::write_flush(&mut self.to_server);
+            return true;
         }
-        owes
+        if self.tracker.batch() == Batch::Prepared {
+            msg::write_sync(&mut self.to_server);
+            self.tracker.push(Pending::InjectedSync);
+            return true;
+        }
+        false
     }
 
     /// Sends a query whose replies the client never sees (a held BEGIN, parameter SETs).
@@ -71,9 +78,11 @@ impl Attached {
         self.tracker.push(Pending::InjectedQuery);
     }
 
-    /// Owes nothing, has nothing to send, and is idle outside a transaction.
+    /// Owes nothing, has nothing to send, and is idle outside a transaction (also the implicit one
+    /// of an extended-protocol batch not yet synced).
     pub(super) fn quiet(&self) -> bool {
         self.tracker.idle()
+            && self.tracker.batch() == Batch::Synced
             && self.to_server.is_empty()
             && self.conn.read_buf.is_empty()
             && self.conn.tx_status == b'I'
@@ -311,8 +320,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     pub(super) async fn finish(&mut self) {
         let Some(a) = self.server.take() else { return };
         self.cancel.detach().await;
-        if !(a.tracker.idle() && a.to_server.is_empty() && a.conn.read_buf.is_empty()) {
-            return; // dropping closes it: replies are still owed
+        if !(a.tracker.idle() && a.to_server.is_empty() && a.conn.read_buf.is_empty())
+            || a.tracker.batch() != Batch::Synced
+        {
+            return; // dropping closes it: replies are still owed, or a batch was never synced
         }
         let needs_reset = self.pinned.is_some() || self.proxy.config.pool_mode == PoolMode::Session;
         if a.conn.tx_status == b'I' && !needs_reset {

@@ -2,6 +2,7 @@
 
 mod cli;
 mod hash;
+mod pipeline;
 mod reload;
 mod routing;
 mod row_limit;

@@ -1,0 +1,207 @@
+//! Pipelined extended-protocol batches: the statements up to a Sync are one transaction on
+//! PostgreSQL, so a batch whose statements route to two shards is refused whole (nothing of it stays
+//! behind on a pooled server), while batches on one shard, and prepares that move on, keep working.
+
+use bytes::BytesMut;
+use postgres_protocol::message::frontend;
+use shardgate::sharding::{KeyValue, Placement, ShardId, ShardMap, TableKind};
+
+use crate::harness::raw::{RawClient, Reply, first_error};
+use crate::harness::sharded::Sharded;
+use crate::harness::shared;
+
+/// The first user ids (from `from`) that shard 0 and shard 1 own.
+fn keys_on_each_shard(map: &ShardMap, from: i64) -> (i64, i64) {
+    let Some(TableKind::Sharded(t)) = map.table("users").map(|t| &t.kind) else {
+        panic!("users is sharded");
+    };
+    let on = |shard: usize| {
+        (from..from + 1000)
+            .find(|&k| map.place(t, &KeyValue::Int(k)) == Placement::Shard(ShardId(shard)))
+            .expect("a key on each shard")
+    };
+    (on(0), on(1))
+}
+
+/// Parse (unnamed, when `sql` is given), Bind with text parameters, Execute.
+fn statement(b: &mut BytesMut, sql: Option<&str>, params: &[&str]) {
+    if let Some(sql) = sql {
+        frontend::parse("", sql, [], b).expect("Parse");
+    }
+    let text = |v: &&str, buf: &mut BytesMut| {
+        buf.extend_from_slice(v.as_bytes());
+        Ok(postgres_protocol::IsNull::No)
+    };
+    frontend::bind("", "", [0], params.iter(), text, [0], b)
+        .map_err(|_| "bind")
+        .expect("Bind");
+    frontend::execute("", 0, b).expect("Execute");
+}
+
+const INSERT: &str = "INSERT INTO users (id, email) VALUES ($1::int8, 'x')";
+
+async fn user_ids(s: &Sharded, shard: usize) -> Vec<i64> {
+    let c = s.direct(shared(), shard).await;
+    let rows = c.query("SELECT id FROM users ORDER BY id", &[]).await;
+    rows.unwrap().iter().map(|r| r.get(0)).collect()
+}
+
+/// Runs a few statements on every shard through shardgate, each with its own Sync: a server left in
+/// a batch's open transaction would commit it with them.
+async fn traffic_on_every_shard(s: &Sharded) {
+    let c = s.proxy.client().await;
+    for shard in ["s0", "s1", "s0", "s1"] {
+        c.batch_execute(&format!("/* shardgate: shard={shard} */ SELECT 1"))
+            .await
+            .unwrap();
+        let one: i64 = c
+            .query_one(
+                &format!("/* shardgate: shard={shard} */ SELECT 1::int8"),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(one, 1);
+    }
+}
+
+#[tokio::test]
+async fn a_batch_on_two_shards_is_refused_and_nothing_of_it_stays() {
+    let s = Sharded::start(shared(), "").await;
+    let (a, b) = keys_on_each_shard(&s.map(), 1);
+    let mut c = RawClient::login(s.proxy.addr, "trustuser", &s.proxy.db).await;
+    let (a, b) = (a.to_string(), b.to_string());
+    c.send(|buf| {
+        statement(buf, Some(INSERT), &[&a]);
+        statement(buf, None, &[&b]);
+        frontend::sync(buf);
+    })
+    .await;
+    let replies = c.until_ready().await;
+    assert_eq!(first_error(&replies), Some("0A000"), "{replies:?}");
+    assert_eq!(replies.last(), Some(&Reply::Ready(b'I')), "{replies:?}");
+    // The session goes on, and the servers it used are clean for everyone.
+    assert_eq!(c.simple("SELECT 1").await.last(), Some(&Reply::Ready(b'I')));
+    traffic_on_every_shard(&s).await;
+    assert_eq!(user_ids(&s, 0).await, Vec::<i64>::new());
+    assert_eq!(user_ids(&s, 1).await, Vec::<i64>::new());
+}
+
+#[tokio::test]
+async fn an_error_in_a_batch_skips_a_statement_on_another_shard() {
+    let s = Sharded::start(shared(), "").await;
+    let (a, b) = keys_on_each_shard(&s.map(), 1);
+    let c0 = s.proxy.client().await;
+    c0.execute("INSERT INTO users (id, email) VALUES ($1, 'first')", &[&a])
+        .await
+        .unwrap();
+    let mut c = RawClient::login(s.proxy.addr, "trustuser", &s.proxy.db).await;
+    let (a_text, b_text) = (a.to_string(), b.to_string());
+    c.send(|buf| {
+        statement(buf, Some(INSERT), &[&a_text]); // a duplicate key: fails on shard 0
+        statement(buf, None, &[&b_text]);
+        frontend::sync(buf);
+    })
+    .await;
+    let replies = c.until_ready().await;
+    let errors: Vec<_> = replies
+        .iter()
+        .filter(|r| matches!(r, Reply::Error { .. }))
+        .collect();
+    assert_eq!(errors.len(), 1, "{replies:?}");
+    assert_eq!(first_error(&replies), Some("23505"), "{replies:?}");
+    traffic_on_every_shard(&s).await;
+    assert_eq!(user_ids(&s, 0).await, vec![a]);
+    assert_eq!(user_ids(&s, 1).await, Vec::<i64>::new());
+}
+
+#[tokio::test]
+async fn a_statement_after_one_on_several_shards_is_refused_before_either_runs() {
+    let s = Sharded::start(shared(), "").await;
+    let (a, b) = keys_on_each_shard(&s.map(), 1);
+    let mut c = RawClient::login(s.proxy.addr, "trustuser", &s.proxy.db).await;
+    // A read merged from every shard, then a statement for one shard.
+    c.send(|buf| {
+        statement(buf, Some("SELECT count(*) FROM users"), &[]);
+        statement(buf, Some("SELECT 1"), &[]);
+        frontend::sync(buf);
+    })
+    .await;
+    let replies = c.until_ready().await;
+    assert_eq!(first_error(&replies), Some("0A000"), "{replies:?}");
+    assert!(
+        replies.iter().all(|r| matches!(
+            r,
+            Reply::Other(b'1') | Reply::Error { .. } | Reply::Ready(b'I')
+        )),
+        "{replies:?}"
+    );
+    // A split INSERT, then another statement: neither part of the INSERT runs.
+    let split = format!("INSERT INTO users (id, email) VALUES ({a}, 'a'), ({b}, 'b')");
+    c.send(|buf| {
+        statement(buf, Some(&split), &[]);
+        statement(buf, Some(INSERT), &["7"]);
+        frontend::sync(buf);
+    })
+    .await;
+    let replies = c.until_ready().await;
+    assert_eq!(first_error(&replies), Some("0A000"), "{replies:?}");
+    assert_eq!(replies.last(), Some(&Reply::Ready(b'I')), "{replies:?}");
+    assert_eq!(c.simple("SELECT 1").await.last(), Some(&Reply::Ready(b'I')));
+    traffic_on_every_shard(&s).await;
+    assert_eq!(user_ids(&s, 0).await, Vec::<i64>::new());
+    assert_eq!(user_ids(&s, 1).await, Vec::<i64>::new());
+}
+
+#[tokio::test]
+async fn a_batch_on_one_shard_runs_whole() {
+    let s = Sharded::start(shared(), "").await;
+    let (a, _) = keys_on_each_shard(&s.map(), 1);
+    let (a2, _) = keys_on_each_shard(&s.map(), a + 1);
+    let mut c = RawClient::login(s.proxy.addr, "trustuser", &s.proxy.db).await;
+    let (a_text, a2_text) = (a.to_string(), a2.to_string());
+    c.send(|buf| {
+        statement(buf, Some(INSERT), &[&a_text]);
+        statement(buf, None, &[&a2_text]);
+        frontend::sync(buf);
+    })
+    .await;
+    let replies = c.until_ready().await;
+    assert_eq!(first_error(&replies), None, "{replies:?}");
+    assert_eq!(user_ids(&s, 0).await, vec![a, a2]);
+}
+
+#[tokio::test]
+async fn a_prepare_flushed_on_one_shard_binds_on_another() {
+    let s = Sharded::start(shared(), "").await;
+    let (a, b) = keys_on_each_shard(&s.map(), 1);
+    let mut c = RawClient::login(s.proxy.addr, "trustuser", &s.proxy.db).await;
+    // The prepares go to the shards in turn: one of the two rounds moves to another shard.
+    for key in [a, b] {
+        c.send(|buf| {
+            frontend::parse("", INSERT, [], buf).expect("Parse");
+            frontend::describe(b'S', "", buf).expect("Describe");
+            frontend::flush(buf);
+        })
+        .await;
+        let mut prepared = Vec::new();
+        while prepared.last() != Some(&Reply::Other(b'n')) {
+            prepared.push(c.recv().await.expect("the prepare's replies"));
+        }
+        assert_eq!(
+            prepared,
+            [Reply::Other(b'1'), Reply::Other(b't'), Reply::Other(b'n')]
+        );
+        let key = key.to_string();
+        c.send(|buf| {
+            statement(buf, None, &[&key]);
+            frontend::sync(buf);
+        })
+        .await;
+        let replies = c.until_ready().await;
+        assert_eq!(first_error(&replies), None, "{replies:?}");
+    }
+    assert_eq!(user_ids(&s, 0).await, vec![a]);
+    assert_eq!(user_ids(&s, 1).await, vec![b]);
+}
