@@ -89,7 +89,16 @@ pub(crate) enum ScatterError {
     Client(#[from] std::io::Error),
 }
 
-/// Runs the scatter and writes the whole reply, through ReadyForQuery, to the client. Until the merge
+/// How a scatter ended: its reply is complete up to the ReadyForQuery, which is the session's to send
+/// (at the client's Sync).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Done,
+    /// The reply ended with an ErrorResponse.
+    Failed,
+}
+
+/// Runs the scatter and writes the whole reply, up to ReadyForQuery, to the client. Until the merge
 /// is done, a client's cancel reaches every shard's server (`cancel`); only after that is over are the
 /// rest of the streams drained and the servers given back.
 #[allow(clippy::too_many_arguments)]
@@ -101,7 +110,7 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
     out: &mut BytesMut,
     client: &mut W,
     cancel: &Slot,
-) -> Result<(), ScatterError> {
+) -> Result<Outcome, ScatterError> {
     job.parts.sort_by_key(|p| p.shard);
     let mut conns = Vec::with_capacity(job.parts.len());
     for part in &job.parts {
@@ -121,7 +130,7 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
     // After this no cancel can reach the servers on this client's behalf: they may go back.
     cancel.detach().await;
     let Some((streams, count)) = merged? else {
-        return Ok(());
+        return Ok(Outcome::Failed);
     };
     // The rest of every stream (rows past the LIMIT, CommandComplete) through ReadyForQuery.
     for s in streams {
@@ -132,8 +141,7 @@ pub(crate) async fn run<W: AsyncWrite + Unpin>(
     } else {
         backend::command_complete(out, &format!("SELECT {count}"));
     }
-    backend::ready_for_query(out, b'I');
-    Ok(())
+    Ok(Outcome::Done)
 }
 
 /// Sends every shard its part.
@@ -452,7 +460,6 @@ fn fail(
     }
     drop(streams);
     out.extend_from_slice(&error);
-    backend::ready_for_query(out, b'I');
     Ok(None)
 }
 

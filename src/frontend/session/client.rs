@@ -4,7 +4,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::route::{Placement, merge_of, query_parts};
-use super::{Attached, Deferred, Flow, Session, Step};
+use super::{Attached, Deferred, FanoutBatch, Flow, Session, Step};
 use crate::config::SessionStatePolicy;
 use crate::execute::fanout::{Part, Work};
 use crate::execute::scatter::Scatter;
@@ -48,10 +48,13 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         raw: &mut BytesMut,
     ) -> Result<Flow, SessionError> {
         let body = &raw[frame::HEADER_LEN..];
-        if self.fanout.as_ref().is_some_and(|f| !f.takes(tag, body)) {
-            // The statement on several shards has not run; its batch is refused whole, as a
-            // server's error would end it, and the rest up to the Sync is skipped.
+        let after_flushed_read = self.read_flushed && !matches!(tag, b'H' | b'S' | b'X');
+        if after_flushed_read || self.fanout.as_ref().is_some_and(|f| !f.takes(tag, body)) {
+            // The statement on several shards has not run (or was a read, run at a Flush); the
+            // batch is refused, as a server's error would end it, and the rest up to the Sync is
+            // skipped.
             self.fanout = None;
+            self.read_flushed = false;
             self.refuse(fanout_not_last(), true).await?;
             return Ok(Flow::Continue);
         }
@@ -101,20 +104,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             },
             b'S' => {
                 self.discard_until_sync = false;
-                if let Some(mut batch) = self.fanout.take() {
-                    let parts = batch.settled_parts();
-                    match batch.merge {
-                        None => self.fan_out(&batch.topology, parts).await?,
-                        Some(merge) => {
-                            let job = Scatter {
-                                parts,
-                                merge,
-                                describe: batch.describe,
-                                row_limit: u64::try_from(batch.max_rows).unwrap_or(0),
-                            };
-                            self.scatter(&batch.topology, job).await?;
-                        }
-                    }
+                self.read_flushed = false;
+                if let Some(batch) = self.fanout.take() {
+                    self.run_batch(batch, true).await?;
                     return Ok(Flow::Continue);
                 }
                 if !self.deferred.is_empty() {
@@ -128,6 +120,12 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                     }
                     None => self.reply(Synthetic::ReadyForQuery),
                 }
+            }
+            b'H' if self.fanout.as_ref().is_some_and(FanoutBatch::runs_at_flush) => {
+                // A read has nothing to undo: its rows go out now. A write waits for the Sync, which
+                // ends each shard's transaction with the client's.
+                let batch = self.fanout.take().expect("checked above");
+                self.run_batch(batch, false).await?;
             }
             b'H' | b'd' | b'c' | b'f' => {
                 if tag == b'H' && !self.deferred.is_empty() {
@@ -246,7 +244,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                             describe: true,
                             row_limit: 0,
                         };
-                        self.scatter(&topo, job).await?;
+                        self.scatter(&topo, job, true).await?;
                     }
                 }
             }

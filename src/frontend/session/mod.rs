@@ -82,6 +82,8 @@ pub(crate) struct Session<S> {
     deferred: Vec<Deferred>,
     /// An extended-protocol statement bound to several shards, run at its Sync.
     fanout: Option<FanoutBatch>,
+    /// A merged read ran at the client's Flush: only Flush and Sync may follow it up to the Sync.
+    read_flushed: bool,
     /// A BEGIN held until the transaction's first statement says which shard it runs on; the client
     /// was told BEGIN and sees status 'T' meanwhile.
     begin: Option<BytesMut>,
@@ -123,6 +125,11 @@ impl FanoutBatch {
             max_rows: 0,
             executed: false,
         }
+    }
+
+    /// A merged read whose Execute came: it may run at a Flush.
+    fn runs_at_flush(&self) -> bool {
+        self.executed && self.merge.is_some()
     }
 
     /// Whether a client message belongs to the batch: the portal's Describe and one Execute, then
@@ -215,6 +222,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             session_shard: None,
             deferred: Vec::new(),
             fanout: None,
+            read_flushed: false,
             begin: None,
             blocked: false,
             shutdown,

@@ -11,7 +11,7 @@ use bytes::BytesMut;
 use super::{Attached, Deferred, FanoutBatch, Session, Step};
 use crate::execute::fanout::{self, Part, Work};
 use crate::execute::having::FilterParams;
-use crate::execute::scatter::{self, Merge, Scatter, ScatterError};
+use crate::execute::scatter::{self, Merge, Outcome, Scatter, ScatterError};
 use crate::frontend::error::SessionError;
 use crate::frontend::pending::{Batch, Pending, Synthetic};
 use crate::frontend::statements::Statement;
@@ -240,11 +240,14 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         Ok(())
     }
 
-    /// Runs a read on several shards, streaming the merged result to the client.
+    /// Runs a read on several shards, streaming the merged result to the client. `synced`: at the
+    /// client's Sync (or a simple Query), ReadyForQuery ends it; else it ran at a Flush, and waits for
+    /// the Sync (after an error, everything up to it is skipped, as a server would).
     pub(super) async fn scatter(
         &mut self,
         topo: &Topology,
         job: Scatter,
+        synced: bool,
     ) -> Result<(), SessionError> {
         let timeout = self.proxy.config.checkout_timeout();
         let run = scatter::run(
@@ -256,10 +259,38 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             &mut self.client_w,
             &self.cancel,
         );
-        match run.await {
-            Ok(()) => Ok(()),
-            Err(ScatterError::Backend(e)) => Err(e.into()),
-            Err(ScatterError::Client(e)) => Err(SessionError::ClientIo(e)),
+        let outcome = match run.await {
+            Ok(outcome) => outcome,
+            Err(ScatterError::Backend(e)) => return Err(e.into()),
+            Err(ScatterError::Client(e)) => return Err(SessionError::ClientIo(e)),
+        };
+        match (synced, outcome) {
+            (true, _) => self.reply(Synthetic::ReadyForQuery),
+            (false, Outcome::Failed) => self.discard_until_sync = true,
+            (false, Outcome::Done) => self.read_flushed = true,
+        }
+        Ok(())
+    }
+
+    /// Runs the statement on several shards the client's batch bound, at its Sync (`synced`) or, for
+    /// a merged read, at a Flush.
+    pub(super) async fn run_batch(
+        &mut self,
+        mut batch: FanoutBatch,
+        synced: bool,
+    ) -> Result<(), SessionError> {
+        let parts = batch.settled_parts();
+        match batch.merge {
+            None => self.fan_out(&batch.topology, parts).await,
+            Some(merge) => {
+                let job = Scatter {
+                    parts,
+                    merge,
+                    describe: batch.describe,
+                    row_limit: u64::try_from(batch.max_rows).unwrap_or(0),
+                };
+                self.scatter(&batch.topology, job, synced).await
+            }
         }
     }
 

@@ -205,3 +205,42 @@ async fn a_prepare_flushed_on_one_shard_binds_on_another() {
     assert_eq!(user_ids(&s, 0).await, vec![a]);
     assert_eq!(user_ids(&s, 1).await, vec![b]);
 }
+
+#[tokio::test]
+async fn a_merged_read_answers_a_flush_before_its_sync() {
+    let s = Sharded::start(shared(), "").await;
+    let (a, b) = keys_on_each_shard(&s.map(), 1);
+    let c0 = s.proxy.client().await;
+    c0.batch_execute(&format!(
+        "INSERT INTO users (id, email) VALUES ({a}, 'a'), ({b}, 'b')"
+    ))
+    .await
+    .unwrap();
+    let mut c = RawClient::login(s.proxy.addr, "trustuser", &s.proxy.db).await;
+    for then_more in [false, true] {
+        c.send(|buf| {
+            statement(buf, Some("SELECT id FROM users ORDER BY id"), &[]);
+            frontend::flush(buf);
+        })
+        .await;
+        // The rows come before any Sync: a client may wait for them.
+        let mut got = Vec::new();
+        while !matches!(got.last(), Some(Reply::Other(b'C'))) {
+            got.push(c.recv().await.expect("the read's replies"));
+        }
+        let rows: Vec<_> = got.iter().filter(|r| matches!(r, Reply::Row(_))).collect();
+        assert_eq!(rows.len(), 2, "{got:?}");
+        c.send(|buf| {
+            if then_more {
+                // Another statement before the Sync: refused, as it would have to join the read's batch.
+                statement(buf, Some("SELECT 1"), &[]);
+            }
+            frontend::sync(buf);
+        })
+        .await;
+        let end = c.until_ready().await;
+        let want_error = then_more.then_some("0A000");
+        assert_eq!(first_error(&end), want_error, "{end:?}");
+        assert_eq!(end.last(), Some(&Reply::Ready(b'I')), "{end:?}");
+    }
+}
