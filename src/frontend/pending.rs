@@ -11,6 +11,7 @@ use crate::protocol::backend::ErrorFields;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Synthetic {
     ParseComplete,
+    BindComplete,
     CloseComplete,
     /// The end of a command shardgate answered itself (`SET shardgate.shard`).
     CommandComplete(&'static str),
@@ -69,9 +70,12 @@ pub(crate) enum Batch {
     Synced,
     /// Only Parse, Describe or Close: nothing ran, and a Sync may end it without the client knowing.
     Prepared,
-    /// A Bind or Execute was sent, or an error made the server skip to the Sync: what the batch did
-    /// commits or rolls back at the client's Sync, on this server.
+    /// A Bind or Execute was sent: what the batch did commits or rolls back at the client's Sync, on
+    /// this server.
     Open,
+    /// An error made the server skip every message up to a Sync the client has yet to send; the
+    /// client's messages until then are to be skipped too.
+    Failed,
 }
 
 #[derive(Debug, Default)]
@@ -89,7 +93,7 @@ impl Tracker {
                 at_least(self.batch, Batch::Prepared)
             }
             Pending::Describe | Pending::Close => at_least(self.batch, Batch::Prepared),
-            Pending::Bind | Pending::Execute | Pending::Raise => Batch::Open,
+            Pending::Bind | Pending::Execute | Pending::Raise => at_least(self.batch, Batch::Open),
             Pending::Synthetic(_) | Pending::InjectedQuery => self.batch,
         };
         self.queue.push_back(p);
@@ -162,8 +166,12 @@ impl Tracker {
             b'Z' => {
                 // Everything before the Sync was answered or skipped; drop what remains of it.
                 while let Some(p) = self.queue.pop_front() {
-                    if matches!(p, Pending::Query | Pending::Sync) {
-                        break;
+                    match p {
+                        Pending::Query | Pending::Sync => break,
+                        Pending::Parse { id: Some(id) } | Pending::InjectedParse { id } => {
+                            prepared.remove(&id);
+                        }
+                        _ => {}
                     }
                 }
                 Verdict::Ready { forward: true }
@@ -172,13 +180,12 @@ impl Tracker {
         }
     }
 
-    /// After an extended-protocol error the server ignores messages up to the next Sync. When that
-    /// Sync is still to come, the batch stays open on this server until it does.
+    /// After an extended-protocol error the server ignores every message up to the next Sync, simple
+    /// Queries and function calls too (55.2.3). When that Sync is still to come, the batch has failed.
     fn skip_to_sync(&mut self, prepared: &mut HashSet<u64>) {
-        let ends_batch =
-            |p: &Pending| matches!(p, Pending::Sync | Pending::Query | Pending::InjectedSync);
+        let ends_batch = |p: &Pending| matches!(p, Pending::Sync | Pending::InjectedSync);
         if !self.queue.iter().any(ends_batch) {
-            self.batch = Batch::Open;
+            self.batch = Batch::Failed;
         }
         while let Some(p) = self.queue.front() {
             match p {
@@ -390,7 +397,8 @@ mod tests {
     #[test]
     fn an_error_before_the_clients_sync_keeps_the_batch_open() {
         // The server now skips to a Sync the client has yet to send.
-        assert_eq!(batch_after(vec![Parse { id: None }], b"E"), Batch::Open);
+        assert_eq!(batch_after(vec![Parse { id: None }], b"E"), Batch::Failed);
+        assert_eq!(batch_after(vec![Bind, Execute], b"E"), Batch::Failed);
         // The Sync was sent: the error ends with it, and what follows it is a new batch.
         let after = batch_after(vec![Parse { id: None }, Sync, Parse { id: None }], b"E");
         assert_eq!(after, Batch::Prepared);
@@ -402,6 +410,28 @@ mod tests {
             vec![Parse { id: Some(3) }, InjectedSync],
             &[3],
             &[(b'E', Forward), (b'Z', Ready { forward: false })],
+            &[],
+            true,
+        );
+    }
+
+    #[test]
+    fn a_skipping_server_ignores_queries_up_to_the_sync() {
+        check(
+            vec![Bind, Execute, Query, Sync],
+            &[],
+            &[(b'E', Forward), (b'Z', READY)],
+            &[],
+            true,
+        );
+    }
+
+    #[test]
+    fn a_parse_left_unanswered_at_the_sync_is_not_prepared() {
+        check(
+            vec![Parse { id: Some(4) }, Sync],
+            &[4],
+            &[(b'Z', READY)],
             &[],
             true,
         );

@@ -62,6 +62,10 @@ pub(crate) fn parse_complete(out: &mut BytesMut) {
     write_message(out, b'1', |_| {});
 }
 
+pub(crate) fn bind_complete(out: &mut BytesMut) {
+    write_message(out, b'2', |_| {});
+}
+
 pub(crate) fn close_complete(out: &mut BytesMut) {
     write_message(out, b'3', |_| {});
 }

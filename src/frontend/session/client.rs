@@ -48,13 +48,20 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         raw: &mut BytesMut,
     ) -> Result<Flow, SessionError> {
         let body = &raw[frame::HEADER_LEN..];
-        let after_flushed_read = self.read_flushed && !matches!(tag, b'H' | b'S' | b'X');
-        if after_flushed_read || self.fanout.as_ref().is_some_and(|f| !f.takes(tag, body)) {
-            // The statement on several shards has not run (or was a read, run at a Flush); the
-            // batch is refused, as a server's error would end it, and the rest up to the Sync is
-            // skipped.
-            self.fanout = None;
+        if self.read_flushed && !matches!(tag, b'H' | b'S' | b'X') {
             self.read_flushed = false;
+            self.refuse(after_flushed_read(tag), true).await?;
+            return Ok(Flow::Continue);
+        }
+        if self.fanout.as_ref().is_some_and(|f| !f.takes(tag, body)) {
+            // The statement on several shards has not run; the batch is refused at the message
+            // after it, as a server's error there would end it (its Parse and Bind were answered),
+            // and the rest up to the Sync is skipped.
+            let batch = self.fanout.take().expect("checked above");
+            if batch.client_parse {
+                self.reply(Synthetic::ParseComplete);
+            }
+            self.reply(Synthetic::BindComplete);
             self.refuse(fanout_not_last(), true).await?;
             return Ok(Flow::Continue);
         }
@@ -428,5 +435,25 @@ fn fanout_not_last() -> Refusal {
         code: sqlstate::FEATURE_NOT_SUPPORTED,
         message: "a statement on several shards must be the last one before Sync: the statements up to a Sync run as one transaction, and cross-shard transactions are not supported yet".into(),
         hint: Some("send Sync after its Execute".into()),
+    }
+}
+
+/// Why a message after a merged read that answered a Flush is refused: the read ran to its end (or
+/// its row limit) at once, so its portal is gone, and another statement would join its batch.
+fn after_flushed_read(tag: u8) -> Refusal {
+    let message = match tag {
+        b'E' => {
+            "the portal of a read merged from several shards cannot be executed again: it ran to its row limit at the Flush"
+        }
+        _ => {
+            "a read merged from several shards answered a Flush; only Flush and Sync may follow it before the Sync"
+        }
+    };
+    Refusal {
+        code: sqlstate::FEATURE_NOT_SUPPORTED,
+        message: message.into(),
+        hint: Some(
+            "send Sync after the read; fetch without a row limit, or page with LIMIT/OFFSET".into(),
+        ),
     }
 }

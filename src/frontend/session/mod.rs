@@ -113,10 +113,17 @@ struct FanoutBatch {
     max_rows: i32,
     /// The client sent its Execute.
     executed: bool,
+    /// The client's Parse of the statement was held: the run answers it.
+    client_parse: bool,
 }
 
 impl FanoutBatch {
-    fn new(topology: Arc<Topology>, parts: Vec<Part>, merge: Option<Merge>) -> FanoutBatch {
+    fn new(
+        topology: Arc<Topology>,
+        parts: Vec<Part>,
+        merge: Option<Merge>,
+        client_parse: bool,
+    ) -> FanoutBatch {
         FanoutBatch {
             topology,
             parts,
@@ -124,6 +131,7 @@ impl FanoutBatch {
             describe: false,
             max_rows: 0,
             executed: false,
+            client_parse,
         }
     }
 
@@ -375,6 +383,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
 fn emit(out: &mut BytesMut, s: Synthetic, tx_status: u8) {
     match s {
         Synthetic::ParseComplete => backend::parse_complete(out),
+        Synthetic::BindComplete => backend::bind_complete(out),
         Synthetic::CloseComplete => backend::close_complete(out),
         Synthetic::CommandComplete(tag) => backend::command_complete(out, tag),
         Synthetic::Error(e) => backend::error_response(out, &e),

@@ -207,7 +207,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 }
             })
             .collect();
-        self.fanout = Some(FanoutBatch::new(topo, parts, None));
+        self.fanout = Some(FanoutBatch::new(topo, parts, None, client_parse));
         Ok(())
     }
 
@@ -236,7 +236,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 work: Work::execute(shard_stmt.clone(), client_parse, bind_rest.clone()),
             })
             .collect();
-        self.fanout = Some(FanoutBatch::new(topo, parts, Some(merge)));
+        self.fanout = Some(FanoutBatch::new(topo, parts, Some(merge), client_parse));
         Ok(())
     }
 

@@ -64,12 +64,19 @@ impl Attached {
             msg::write_flush(&mut self.to_server);
             return true;
         }
-        if self.tracker.batch() == Batch::Prepared {
-            msg::write_sync(&mut self.to_server);
-            self.tracker.push(Pending::InjectedSync);
-            return true;
+        self.end_prepares()
+    }
+
+    /// Ends a batch of prepares only, once they are answered, with a Sync the client does not see:
+    /// the server is then free to go back to its pool (or to leave for another shard). True if sent.
+    pub(super) fn end_prepares(&mut self) -> bool {
+        let answered = self.tracker.idle() && self.to_server.is_empty();
+        if !answered || self.tracker.batch() != Batch::Prepared {
+            return false;
         }
-        false
+        msg::write_sync(&mut self.to_server);
+        self.tracker.push(Pending::InjectedSync);
+        true
     }
 
     /// Sends a query whose replies the client never sees (a held BEGIN, parameter SETs).
@@ -280,6 +287,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         while let Some(s) = a.tracker.pop_synthetic() {
             emit(out, s, conn.tx_status);
         }
+        if a.tracker.batch() == Batch::Failed {
+            // The server skips the client's messages up to its Sync; so does shardgate, which would
+            // otherwise send them on (or to another shard).
+            self.discard_until_sync = true;
+        }
     }
 
     fn releasable(&self, a: &Attached) -> bool {
@@ -288,6 +300,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
 
     /// Gives the server back at the end of a transaction.
     pub(super) async fn maybe_release(&mut self) {
+        if let Some(a) = &mut self.server {
+            // A client that prepared and waits holds no transaction, so it holds no server either.
+            a.end_prepares();
+        }
         if !self.server.as_ref().is_some_and(|a| self.releasable(a)) {
             return;
         }

@@ -130,10 +130,11 @@ async fn a_statement_after_one_on_several_shards_is_refused_before_either_runs()
     .await;
     let replies = c.until_ready().await;
     assert_eq!(first_error(&replies), Some("0A000"), "{replies:?}");
+    // Parse and Bind were answered, then the error at the statement after it; no rows.
     assert!(
         replies.iter().all(|r| matches!(
             r,
-            Reply::Other(b'1') | Reply::Error { .. } | Reply::Ready(b'I')
+            Reply::Other(b'1' | b'2') | Reply::Error { .. } | Reply::Ready(b'I')
         )),
         "{replies:?}"
     );
@@ -243,4 +244,124 @@ async fn a_merged_read_answers_a_flush_before_its_sync() {
         assert_eq!(first_error(&end), want_error, "{end:?}");
         assert_eq!(end.last(), Some(&Reply::Ready(b'I')), "{end:?}");
     }
+}
+
+/// Reads replies up to and including the first ErrorResponse.
+async fn until_error(c: &mut RawClient) -> Vec<Reply> {
+    let mut got = Vec::new();
+    while first_error(&got).is_none() {
+        got.push(c.recv().await.expect("replies up to an error"));
+    }
+    got
+}
+
+#[tokio::test]
+async fn after_a_servers_error_the_rest_up_to_the_sync_is_skipped() {
+    let s = Sharded::start(shared(), "").await;
+    let (a, b) = keys_on_each_shard(&s.map(), 1);
+    let c0 = s.proxy.client().await;
+    c0.execute("INSERT INTO users (id, email) VALUES ($1, 'first')", &[&a])
+        .await
+        .unwrap();
+    let mut c = RawClient::login(s.proxy.addr, "trustuser", &s.proxy.db).await;
+    let (a_text, b_text) = (a.to_string(), b.to_string());
+    // The error arrives before the client sends the rest of its batch.
+    c.send(|buf| {
+        statement(buf, Some(INSERT), &[&a_text]);
+        frontend::flush(buf);
+    })
+    .await;
+    assert_eq!(first_error(&until_error(&mut c).await), Some("23505"));
+    for key in [&a_text, &b_text] {
+        c.send(|buf| {
+            statement(
+                buf,
+                Some("INSERT INTO users (id, email) VALUES ($1::int8, 'later')"),
+                &[key],
+            );
+            frontend::sync(buf);
+        })
+        .await;
+        // Skipped as the server skips them: only the Sync is answered.
+        assert_eq!(c.until_ready().await, [Reply::Ready(b'I')]);
+        c.send(|buf| {
+            statement(buf, Some(INSERT), &[&a_text]);
+            frontend::flush(buf);
+        })
+        .await;
+        assert_eq!(first_error(&until_error(&mut c).await), Some("23505"));
+    }
+    c.send(frontend::sync).await;
+    assert_eq!(c.until_ready().await, [Reply::Ready(b'I')]);
+    assert_eq!(c.simple("SELECT 1").await.last(), Some(&Reply::Ready(b'I')));
+    traffic_on_every_shard(&s).await;
+    assert_eq!(user_ids(&s, 0).await, vec![a]);
+    assert_eq!(user_ids(&s, 1).await, Vec::<i64>::new());
+}
+
+#[tokio::test]
+async fn a_client_that_prepared_and_waits_holds_no_open_transaction() {
+    let s = Sharded::start(shared(), "").await;
+    let mut c = RawClient::login(s.proxy.addr, "trustuser", &s.proxy.db).await;
+    c.send(|buf| {
+        frontend::parse("", INSERT, [], buf).expect("Parse");
+        frontend::describe(b'S', "", buf).expect("Describe");
+        frontend::flush(buf);
+    })
+    .await;
+    for want in [b'1', b't', b'n'] {
+        assert_eq!(c.recv().await, Some(Reply::Other(want)));
+    }
+    // The Parse began a transaction on the server; shardgate ends it, and the server goes back.
+    let open = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND xact_start IS NOT NULL AND pid <> pg_backend_pid()";
+    let mut left = 1;
+    for _ in 0..50 {
+        left = 0;
+        for shard in 0..2 {
+            let n: i64 = s
+                .direct(shared(), shard)
+                .await
+                .query_one(open, &[])
+                .await
+                .unwrap()
+                .get(0);
+            left += n;
+        }
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(left, 0, "a server stays in the prepare's transaction");
+    // The client goes on where it left off.
+    c.send(|buf| {
+        statement(buf, None, &["5"]);
+        frontend::sync(buf);
+    })
+    .await;
+    let replies = c.until_ready().await;
+    assert_eq!(first_error(&replies), None, "{replies:?}");
+}
+
+#[tokio::test]
+async fn a_failed_prepare_inside_a_held_begin_does_not_hang() {
+    let s = Sharded::start(shared(), "").await;
+    let mut c = RawClient::login(s.proxy.addr, "trustuser", &s.proxy.db).await;
+    c.simple("BEGIN").await;
+    c.send(|buf| {
+        frontend::parse("", "SELECT * FROM no_such_table WHERE id = $1", [20], buf).expect("Parse");
+        frontend::describe(b'S', "", buf).expect("Describe");
+        frontend::flush(buf);
+    })
+    .await;
+    assert_eq!(first_error(&until_error(&mut c).await), Some("42P01"));
+    c.send(|buf| {
+        statement(buf, None, &["1"]);
+        frontend::sync(buf);
+    })
+    .await;
+    let replies = c.until_ready().await;
+    assert_eq!(first_error(&replies), None, "{replies:?}");
+    c.simple("ROLLBACK").await;
+    assert_eq!(c.simple("SELECT 1").await.last(), Some(&Reply::Ready(b'I')));
 }
