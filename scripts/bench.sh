@@ -102,17 +102,30 @@ lookup() {
     fi
     echo "${tps:-failed} $cpu"
 }
-# The last columns run the direct script through shardgate: the same lookup on an unsharded table (routed
-# to the default shard), so the difference in us/tx is what sharding costs per lookup.
-printf '\n%-9s %7s | %10s | %10s %6s %7s | %10s %6s %7s   (sharded lookup, 2 shards)\n' mode clients direct \
-    shardgate ratio us/tx unsharded ratio us/tx
+# Issue 3's yardstick: the sharded lookup's ratio (shardgate / direct) against the plain pooling ratio
+# (pgbench -S through shardgate / direct), both with 16 clients. They are measured in alternating rounds,
+# so that both see the same phase of a noisy machine, and the medians are compared. The unsharded column
+# runs the direct script through shardgate (routed to the default shard): the difference in us/tx is what
+# sharding costs per lookup.
+ROUNDS=${ROUNDS:-3}
+median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2f", a/b; else print "-" }'; }
+printf '\n%-9s | %-22s | %-22s | %-22s | %7s | %s   (sharded lookup, 2 shards, 16 clients, %s rounds)\n' mode \
+    "plain ratio (rounds)" "sharded ratio" "unsharded ratio" "us/tx" "sharded/plain" "$ROUNDS"
 for mode in simple extended prepared; do
-    read -r d _ < <(lookup $SHARD_PORT postgres "$mode" 16 "$DEV/lookup-direct.sql")
-    read -r g g_cpu < <(lookup 6432 app "$mode" 16 "$DEV/lookup.sql" "$SG_PID")
-    read -r u u_cpu < <(lookup 6432 app "$mode" 16 "$DEV/lookup-direct.sql" "$SG_PID")
-    printf '%-9s %7s | %10s | %10s %6s %7s | %10s %6s %7s\n' "$mode" 16 "$d" "$g" "$(ratio "$g" "$d")" "$g_cpu" \
-        "$u" "$(ratio "$u" "$d")" "$u_cpu"
+    plain="" sharded="" unsharded="" cpus=""
+    for ((r = 0; r < ROUNDS; r++)); do
+        read -r pd _ < <(run $SHARD_PORT postgres "$mode" 16)
+        read -r ps _ < <(run 6432 app "$mode" 16)
+        read -r d _ < <(lookup $SHARD_PORT postgres "$mode" 16 "$DEV/lookup-direct.sql")
+        read -r g g_cpu < <(lookup 6432 app "$mode" 16 "$DEV/lookup.sql" "$SG_PID")
+        read -r u _ < <(lookup 6432 app "$mode" 16 "$DEV/lookup-direct.sql")
+        plain="$plain $(ratio "$ps" "$pd")" sharded="$sharded $(ratio "$g" "$d")"
+        unsharded="$unsharded $(ratio "$u" "$d")" cpus="$cpus $g_cpu"
+    done
+    mp=$(echo "$plain" | median) ms=$(echo "$sharded" | median)
+    printf '%-9s | %-22s | %-22s | %-22s | %7s | %s\n' "$mode" "$mp ($(echo $plain))" "$ms ($(echo $sharded))" \
+        "$(echo "$unsharded" | median) ($(echo $unsharded))" "$(echo "$cpus" | median)" "$(ratio "$ms" "$mp")"
 done
 echo "(pgbench -S, ${SECS}s per run, scale 10; pgbouncer $(pgbouncer --version 2>/dev/null | head -n 1 | awk '{print $2}'); 'failed' = pgbench could not run that mode)"
 
