@@ -11,7 +11,6 @@ use crate::execute::scatter::Scatter;
 use crate::frontend::classify::{self, SessionState};
 use crate::frontend::error::SessionError;
 use crate::frontend::pending::{Pending, Synthetic};
-use crate::protocol::backend::{ErrorFields, Severity};
 use crate::protocol::frontend::{self as msg, Target};
 use crate::protocol::{ProtocolError, frame, sqlstate};
 use crate::proxy::Topology;
@@ -200,7 +199,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let topo = self.topology();
         let (plan, literals) = self.proxy.router.plan_simple(sql, &topo.map);
         if let Command::SetShard(name) = &plan.command {
-            self.set_shard(name.clone(), &topo);
+            if let Err(r) = self.set_shard(name.clone(), &topo) {
+                // Inside a transaction, as any error there, it aborts it.
+                self.refuse(r, false).await?;
+            }
             return Ok(Flow::Continue);
         }
         if self.server.is_none() && self.hold_begin(&plan.command, sql, raw) {
@@ -370,29 +372,28 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         }
     }
 
-    /// Answers `SET shardgate.shard`: later statements go to that shard (hints still win).
-    fn set_shard(&mut self, name: Option<String>, topo: &Topology) {
+    /// Answers `SET shardgate.shard`: later statements go to that shard (hints still win). An
+    /// unknown shard is refused.
+    fn set_shard(&mut self, name: Option<String>, topo: &Topology) -> Result<(), Refusal> {
         if let Some(n) = &name
             && topo.map.shard_named(n).is_none()
         {
             let names: Vec<&str> = topo.map.shards.iter().map(|s| s.name.as_str()).collect();
-            let e = ErrorFields::new(
-                Severity::Error,
-                sqlstate::INVALID_PARAMETER_VALUE,
-                format!("unknown shard {n:?} (shards: {})", names.join(", ")),
-            );
-            self.reply(Synthetic::Error(e));
-        } else {
-            self.session_shard = name;
-            self.reply(Synthetic::CommandComplete(
-                if self.session_shard.is_some() {
-                    "SET"
-                } else {
-                    "RESET"
-                },
-            ));
+            return Err(Refusal {
+                code: sqlstate::INVALID_PARAMETER_VALUE,
+                message: format!("unknown shard {n:?} (shards: {})", names.join(", ")),
+                hint: None,
+            });
         }
+        self.session_shard = name;
+        let tag = if self.session_shard.is_some() {
+            "SET"
+        } else {
+            "RESET"
+        };
+        self.reply(Synthetic::CommandComplete(tag));
         self.reply(Synthetic::ReadyForQuery);
+        Ok(())
     }
 
     /// Applies the session-state policy to a statement: None when it may run (pinning the client to

@@ -21,6 +21,8 @@ pub enum Reply {
         message: String,
     },
     Ready(u8),
+    /// A FunctionCallResponse with its result, as text.
+    Function(Option<String>),
     /// Any other message, by tag.
     Other(u8),
 }
@@ -96,6 +98,9 @@ impl RawClient {
     /// The next message; `None` once the connection is closed (or reset).
     pub async fn recv(&mut self) -> Option<Reply> {
         loop {
+            if let Some(r) = self.function_call_response() {
+                return Some(r);
+            }
             let tag = self.buf.first().copied();
             match Message::parse(&mut self.buf).expect("a well-formed backend message") {
                 Some(m) => return Some(reduce(m, tag.expect("a parsed message has a tag"))),
@@ -113,6 +118,42 @@ impl RawClient {
                 }
             }
         }
+    }
+
+    /// A whole FunctionCallResponse at the head of the buffer (postgres-protocol does not parse one):
+    /// 'V', length, the result's length (-1: NULL), the result.
+    fn function_call_response(&mut self) -> Option<Reply> {
+        if self.buf.first() != Some(&b'V') || self.buf.len() < 5 {
+            return None;
+        }
+        let len = u32::from_be_bytes(self.buf[1..5].try_into().unwrap()) as usize;
+        if self.buf.len() < 1 + len {
+            return None;
+        }
+        let frame = self.buf.split_to(1 + len);
+        let n = i32::from_be_bytes(frame[5..9].try_into().unwrap());
+        let value =
+            (n >= 0).then(|| String::from_utf8_lossy(&frame[9..9 + n as usize]).into_owned());
+        Some(Reply::Function(value))
+    }
+
+    /// A FunctionCall of `oid` with text arguments and a text result.
+    pub async fn call_function(&mut self, oid: u32, args: &[&str]) {
+        let mut body = BytesMut::new();
+        body.extend_from_slice(&oid.to_be_bytes());
+        body.extend_from_slice(&1i16.to_be_bytes()); // one format code for all arguments: text
+        body.extend_from_slice(&0i16.to_be_bytes());
+        body.extend_from_slice(&(args.len() as i16).to_be_bytes());
+        for a in args {
+            body.extend_from_slice(&(a.len() as i32).to_be_bytes());
+            body.extend_from_slice(a.as_bytes());
+        }
+        body.extend_from_slice(&0i16.to_be_bytes()); // the result as text
+        let mut m = BytesMut::new();
+        m.extend_from_slice(b"F");
+        m.extend_from_slice(&(4 + body.len() as u32).to_be_bytes());
+        m.extend_from_slice(&body);
+        self.write(&m).await;
     }
 
     /// Every message up to and including the next ReadyForQuery; panics if the connection closes first.

@@ -258,6 +258,18 @@ async fn hints_and_set_shardgate_shard_steer_statements() {
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&e), Some("22023"));
+    // Inside a transaction (its BEGIN still held, or on its server) the error aborts it, as any would.
+    for first in ["", "INSERT INTO users (id, email) VALUES (8, 'eight');"] {
+        c.batch_execute(&format!("BEGIN; {first}")).await.unwrap();
+        let e = c
+            .batch_execute("SET shardgate.shard = 'nope'")
+            .await
+            .unwrap_err();
+        assert_eq!(sqlstate(&e), Some("22023"), "{e}");
+        let e = c.batch_execute("SELECT 1").await.unwrap_err();
+        assert_eq!(sqlstate(&e), Some("25P02"), "after {first:?}: {e}");
+        c.batch_execute("ROLLBACK").await.unwrap();
+    }
     c.batch_execute("RESET shardgate.shard").await.unwrap();
     // Key hints route statements that carry no key.
     c.batch_execute("INSERT INTO users (id, email) VALUES (7, 'seven')")
@@ -523,4 +535,29 @@ async fn a_held_begin_reaches_the_server_of_a_prepared_statement() {
             "round {round}: the INSERT outlived its ROLLBACK"
         );
     }
+}
+
+#[tokio::test]
+async fn a_function_call_runs_inside_the_held_begin() {
+    use crate::harness::raw::{RawClient, Reply};
+    let s = Sharded::start(shared(), "").await;
+    let mut c = RawClient::login(s.proxy.addr, "trustuser", &s.proxy.db).await;
+    let first_value = |replies: &[Reply]| {
+        replies.iter().find_map(|r| match r {
+            Reply::Row(row) => row[0].clone(),
+            _ => None,
+        })
+    };
+    let oid = c.simple("SELECT 'txid_current'::regproc::oid").await;
+    let oid: u32 = first_value(&oid).unwrap().parse().unwrap();
+    c.simple("BEGIN").await;
+    c.call_function(oid, &[]).await;
+    let called = c.until_ready().await;
+    let [Reply::Function(Some(xid)), Reply::Ready(b'T')] = called.as_slice() else {
+        panic!("{called:?}")
+    };
+    // The same transaction: the statement after the call sees the call's transaction id.
+    let again = c.simple("SELECT txid_current()").await;
+    assert_eq!(first_value(&again).as_ref(), Some(xid), "{again:?}");
+    c.simple("ROLLBACK").await;
 }
