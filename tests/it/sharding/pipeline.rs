@@ -66,37 +66,55 @@ async fn traffic_on_every_shard(s: &Sharded) {
     }
 }
 
+/// Sends a batch that must be refused with 0A000 and returns its replies, once the session went on
+/// and other clients used every shard's servers: a server left inside the batch's transaction would
+/// have committed it with theirs, so no user row may be on any shard.
+async fn refused_whole(
+    s: &Sharded,
+    c: &mut RawClient,
+    batch: impl FnOnce(&mut BytesMut),
+) -> Vec<Reply> {
+    c.send(batch).await;
+    let replies = c.until_ready().await;
+    assert_eq!(first_error(&replies), Some("0A000"), "{replies:?}");
+    assert_eq!(replies.last(), Some(&Reply::Ready(b'I')), "{replies:?}");
+    assert_eq!(c.simple("SELECT 1").await.last(), Some(&Reply::Ready(b'I')));
+    traffic_on_every_shard(s).await;
+    assert_eq!(user_ids(s, 0).await, Vec::<i64>::new());
+    assert_eq!(user_ids(s, 1).await, Vec::<i64>::new());
+    replies
+}
+
 #[tokio::test]
 async fn a_batch_on_two_shards_is_refused_and_nothing_of_it_stays() {
     let s = Sharded::start(shared(), "").await;
     let (a, b) = keys_on_each_shard(&s.map(), 1);
     let mut c = RawClient::login(s.proxy.addr, "trustuser", &s.proxy.db).await;
     let (a, b) = (a.to_string(), b.to_string());
-    c.send(|buf| {
+    refused_whole(&s, &mut c, |buf| {
         statement(buf, Some(INSERT), &[&a]);
         statement(buf, None, &[&b]);
         frontend::sync(buf);
     })
     .await;
-    let replies = c.until_ready().await;
-    assert_eq!(first_error(&replies), Some("0A000"), "{replies:?}");
-    assert_eq!(replies.last(), Some(&Reply::Ready(b'I')), "{replies:?}");
-    // The session goes on, and the servers it used are clean for everyone.
-    assert_eq!(c.simple("SELECT 1").await.last(), Some(&Reply::Ready(b'I')));
-    traffic_on_every_shard(&s).await;
-    assert_eq!(user_ids(&s, 0).await, Vec::<i64>::new());
-    assert_eq!(user_ids(&s, 1).await, Vec::<i64>::new());
 }
 
-#[tokio::test]
-async fn an_error_in_a_batch_skips_a_statement_on_another_shard() {
+/// Two shards where user `a` (on shard 0) exists, so that inserting it again fails, and `b` is a
+/// key on shard 1; with a client logged in.
+async fn with_a_taken() -> (Sharded, i64, i64, RawClient) {
     let s = Sharded::start(shared(), "").await;
     let (a, b) = keys_on_each_shard(&s.map(), 1);
     let c0 = s.proxy.client().await;
     c0.execute("INSERT INTO users (id, email) VALUES ($1, 'first')", &[&a])
         .await
         .unwrap();
-    let mut c = RawClient::login(s.proxy.addr, "trustuser", &s.proxy.db).await;
+    let c = RawClient::login(s.proxy.addr, "trustuser", &s.proxy.db).await;
+    (s, a, b, c)
+}
+
+#[tokio::test]
+async fn an_error_in_a_batch_skips_a_statement_on_another_shard() {
+    let (s, a, b, mut c) = with_a_taken().await;
     let (a_text, b_text) = (a.to_string(), b.to_string());
     c.send(|buf| {
         statement(buf, Some(INSERT), &[&a_text]); // a duplicate key: fails on shard 0
@@ -122,14 +140,12 @@ async fn a_statement_after_one_on_several_shards_is_refused_before_either_runs()
     let (a, b) = keys_on_each_shard(&s.map(), 1);
     let mut c = RawClient::login(s.proxy.addr, "trustuser", &s.proxy.db).await;
     // A read merged from every shard, then a statement for one shard.
-    c.send(|buf| {
+    let replies = refused_whole(&s, &mut c, |buf| {
         statement(buf, Some("SELECT count(*) FROM users"), &[]);
         statement(buf, Some("SELECT 1"), &[]);
         frontend::sync(buf);
     })
     .await;
-    let replies = c.until_ready().await;
-    assert_eq!(first_error(&replies), Some("0A000"), "{replies:?}");
     // Parse and Bind were answered, then the error at the statement after it; no rows.
     assert!(
         replies.iter().all(|r| matches!(
@@ -140,19 +156,12 @@ async fn a_statement_after_one_on_several_shards_is_refused_before_either_runs()
     );
     // A split INSERT, then another statement: neither part of the INSERT runs.
     let split = format!("INSERT INTO users (id, email) VALUES ({a}, 'a'), ({b}, 'b')");
-    c.send(|buf| {
+    refused_whole(&s, &mut c, |buf| {
         statement(buf, Some(&split), &[]);
         statement(buf, Some(INSERT), &["7"]);
         frontend::sync(buf);
     })
     .await;
-    let replies = c.until_ready().await;
-    assert_eq!(first_error(&replies), Some("0A000"), "{replies:?}");
-    assert_eq!(replies.last(), Some(&Reply::Ready(b'I')), "{replies:?}");
-    assert_eq!(c.simple("SELECT 1").await.last(), Some(&Reply::Ready(b'I')));
-    traffic_on_every_shard(&s).await;
-    assert_eq!(user_ids(&s, 0).await, Vec::<i64>::new());
-    assert_eq!(user_ids(&s, 1).await, Vec::<i64>::new());
 }
 
 #[tokio::test]
@@ -257,13 +266,7 @@ async fn until_error(c: &mut RawClient) -> Vec<Reply> {
 
 #[tokio::test]
 async fn after_a_servers_error_the_rest_up_to_the_sync_is_skipped() {
-    let s = Sharded::start(shared(), "").await;
-    let (a, b) = keys_on_each_shard(&s.map(), 1);
-    let c0 = s.proxy.client().await;
-    c0.execute("INSERT INTO users (id, email) VALUES ($1, 'first')", &[&a])
-        .await
-        .unwrap();
-    let mut c = RawClient::login(s.proxy.addr, "trustuser", &s.proxy.db).await;
+    let (s, a, b, mut c) = with_a_taken().await;
     let (a_text, b_text) = (a.to_string(), b.to_string());
     // The error arrives before the client sends the rest of its batch.
     c.send(|buf| {
