@@ -3,6 +3,7 @@
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::held_begin::HeldBegin;
 use super::route::{Placement, merge_of, query_parts};
 use super::{Attached, Deferred, FanoutBatch, Flow, Session, Step};
 use crate::config::SessionStatePolicy;
@@ -352,14 +353,14 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let lone = || !sql.trim().trim_end_matches(';').contains(';');
         match tx {
             TxControl::Begin if self.begin.is_none() && lone() => {
-                self.begin = Some(BytesMut::from(raw));
+                self.begin = Some(HeldBegin::new(raw));
                 self.reply(Synthetic::CommandComplete("BEGIN"));
                 self.reply(Synthetic::ReadyForQuery);
                 true
             }
             TxControl::Commit | TxControl::Rollback if self.begin.is_some() && lone() => {
-                self.begin = None;
-                let tag = if *tx == TxControl::Commit {
+                let failed = self.begin.take().is_some_and(|b| b.failed());
+                let tag = if *tx == TxControl::Commit && !failed {
                     "COMMIT"
                 } else {
                     "ROLLBACK"

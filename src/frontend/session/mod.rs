@@ -6,6 +6,7 @@
 //! holds no unread bytes, and is idle outside a transaction; anything less and it is closed.
 
 mod client;
+mod held_begin;
 mod route;
 mod server;
 
@@ -30,6 +31,7 @@ use crate::execute::scatter::Merge;
 use crate::protocol::backend;
 use crate::proxy::{Proxy, Topology};
 use crate::sharding::ShardId;
+use held_begin::HeldBegin;
 
 /// Stop reading a peer while this much is buffered for the other side.
 const HIGH_WATER: usize = 1 << 20;
@@ -84,9 +86,8 @@ pub(crate) struct Session<S> {
     fanout: Option<FanoutBatch>,
     /// A merged read ran at the client's Flush: only Flush and Sync may follow it up to the Sync.
     read_flushed: bool,
-    /// A BEGIN held until the transaction's first statement says which shard it runs on; the client
-    /// was told BEGIN and sees status 'T' meanwhile.
-    begin: Option<BytesMut>,
+    /// A BEGIN held until the transaction's first statement says which shard it runs on.
+    begin: Option<HeldBegin>,
     /// Client input waits until the held server has answered everything (the next statement goes to
     /// another shard).
     blocked: bool,
@@ -373,7 +374,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             Some(a) if !a.tracker.idle() => a.tracker.push(super::pending::Pending::Synthetic(s)),
             Some(a) => emit(&mut self.out, s, a.conn.tx_status),
             None => {
-                let status = if self.begin.is_some() { b'T' } else { b'I' };
+                let status = self.begin.as_ref().map_or(b'I', HeldBegin::status);
                 emit(&mut self.out, s, status)
             }
         }

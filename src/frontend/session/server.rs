@@ -149,7 +149,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         };
         self.align_parameters(&mut a);
         if let Some(held) = self.begin.take_if(|_| begin) {
-            a.inject(&held);
+            a.inject(held.query());
         }
         for d in self.deferred.drain(..) {
             match d {
@@ -175,7 +175,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         if let Some(a) = &mut self.server
             && let Some(held) = self.begin.take()
         {
-            a.inject(&held);
+            a.inject(held.query());
         }
     }
 
@@ -228,7 +228,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         };
         let out = &mut self.out;
         let statements = &self.proxy.statements;
-        let held_begin = self.begin.is_some();
+        // While shardgate holds the client's BEGIN, the client is in a transaction this server is not
+        // in; an error the client gets ends it.
+        let mut held_status = self.begin.as_ref().map(|b| b.status());
         let (conn, pool) = a.conn.with_pool();
         let mut pos = 0;
         // Server messages are trusted in size: the server is ours.
@@ -258,15 +260,19 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 }
             }
             match verdict {
-                Verdict::Forward => out.extend_from_slice(m),
+                Verdict::Forward => {
+                    if tag == b'E' && held_status.is_some() {
+                        held_status = Some(b'E');
+                    }
+                    out.extend_from_slice(m)
+                }
                 Verdict::Swallow => {}
                 Verdict::Ready { forward } => {
                     conn.tx_status = m.get(frame::HEADER_LEN).copied().unwrap_or(b'E');
                     if forward {
-                        if held_begin {
-                            // The client is inside the BEGIN shardgate holds; this server is not.
+                        if let Some(status) = held_status {
                             out.extend_from_slice(&m[..frame::HEADER_LEN]);
-                            out.extend_from_slice(b"T");
+                            out.extend_from_slice(&[status]);
                         } else {
                             out.extend_from_slice(m);
                         }
@@ -286,6 +292,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         bytes::Buf::advance(&mut conn.read_buf, pos);
         while let Some(s) = a.tracker.pop_synthetic() {
             emit(out, s, conn.tx_status);
+        }
+        if held_status == Some(b'E')
+            && let Some(held) = &mut self.begin
+        {
+            held.fail();
         }
         if a.tracker.batch() == Batch::Failed {
             // The server skips the client's messages up to its Sync; so does shardgate, which would

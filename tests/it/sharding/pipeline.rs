@@ -347,24 +347,35 @@ async fn a_client_that_prepared_and_waits_holds_no_open_transaction() {
 }
 
 #[tokio::test]
-async fn a_failed_prepare_inside_a_held_begin_does_not_hang() {
+async fn a_failed_prepare_fails_the_held_begin() {
     let s = Sharded::start(shared(), "").await;
     let mut c = RawClient::login(s.proxy.addr, "trustuser", &s.proxy.db).await;
-    c.simple("BEGIN").await;
-    c.send(|buf| {
-        frontend::parse("", "SELECT * FROM no_such_table WHERE id = $1", [20], buf).expect("Parse");
-        frontend::describe(b'S', "", buf).expect("Describe");
-        frontend::flush(buf);
-    })
-    .await;
-    assert_eq!(first_error(&until_error(&mut c).await), Some("42P01"));
-    c.send(|buf| {
-        statement(buf, None, &["1"]);
-        frontend::sync(buf);
-    })
-    .await;
-    let replies = c.until_ready().await;
-    assert_eq!(first_error(&replies), None, "{replies:?}");
-    c.simple("ROLLBACK").await;
+    for end in ["COMMIT", "ROLLBACK"] {
+        assert_eq!(c.simple("BEGIN").await.last(), Some(&Reply::Ready(b'T')));
+        // The prepare goes to a server before any statement chose the transaction's shard.
+        c.send(|buf| {
+            let sql = "SELECT * FROM no_such_table WHERE id = $1";
+            frontend::parse("", sql, [20], buf).expect("Parse");
+            frontend::describe(b'S', "", buf).expect("Describe");
+            frontend::flush(buf);
+        })
+        .await;
+        assert_eq!(first_error(&until_error(&mut c).await), Some("42P01"));
+        c.send(|buf| {
+            statement(buf, None, &["1"]);
+            frontend::sync(buf);
+        })
+        .await;
+        // As in PostgreSQL: the transaction failed, and what follows is refused until it ends.
+        assert_eq!(c.until_ready().await, [Reply::Ready(b'E')]);
+        let insert = c
+            .simple("INSERT INTO users (id, email) VALUES (3, 'x')")
+            .await;
+        assert_eq!(first_error(&insert), Some("25P02"), "{insert:?}");
+        assert_eq!(insert.last(), Some(&Reply::Ready(b'E')));
+        assert_eq!(c.simple(end).await.last(), Some(&Reply::Ready(b'I')));
+    }
     assert_eq!(c.simple("SELECT 1").await.last(), Some(&Reply::Ready(b'I')));
+    assert_eq!(user_ids(&s, 0).await, Vec::<i64>::new());
+    assert_eq!(user_ids(&s, 1).await, Vec::<i64>::new());
 }
