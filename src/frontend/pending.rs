@@ -164,10 +164,14 @@ impl Tracker {
                 Verdict::Forward
             }
             b'Z' => {
-                // Everything before the Sync was answered or skipped; drop what remains of it.
+                // Everything before the Sync was answered or skipped; drop what remains of it. The
+                // ReadyForQuery is the client's unless it ends shardgate's own query or Sync.
                 while let Some(p) = self.queue.pop_front() {
                     match p {
                         Pending::Query | Pending::Sync => break,
+                        Pending::InjectedSync | Pending::InjectedQuery => {
+                            return Verdict::Ready { forward: false };
+                        }
                         Pending::Parse { id: Some(id) } | Pending::InjectedParse { id } => {
                             prepared.remove(&id);
                         }

@@ -352,7 +352,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         // Only a lone BEGIN: with other statements in the same Query, the others decide the shard.
         let lone = || !sql.trim().trim_end_matches(';').contains(';');
         match tx {
-            TxControl::Begin if self.begin.is_none() && lone() => {
+            // Not while Parse messages wait for a server: PostgreSQL answers them first (and skips the
+            // BEGIN should one fail).
+            TxControl::Begin if self.begin.is_none() && self.deferred.is_empty() && lone() => {
                 self.begin = Some(HeldBegin::new(raw));
                 self.reply(Synthetic::CommandComplete("BEGIN"));
                 self.reply(Synthetic::ReadyForQuery);

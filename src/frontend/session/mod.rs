@@ -372,7 +372,13 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     fn reply(&mut self, s: Synthetic) {
         match &mut self.server {
             Some(a) if !a.tracker.idle() => a.tracker.push(super::pending::Pending::Synthetic(s)),
-            Some(a) => emit(&mut self.out, s, a.conn.tx_status),
+            Some(a) => {
+                let status = self
+                    .begin
+                    .as_ref()
+                    .map_or(a.conn.tx_status, HeldBegin::status);
+                emit(&mut self.out, s, status)
+            }
             None => {
                 let status = self.begin.as_ref().map_or(b'I', HeldBegin::status);
                 emit(&mut self.out, s, status)

@@ -323,16 +323,15 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     pub(super) async fn refuse(&mut self, r: Refusal, extended: bool) -> Result<(), SessionError> {
         let mut e = ErrorFields::new(Severity::Error, r.code, r.message);
         e.hint = r.hint;
-        // A BEGIN held until a statement chose its shard: the transaction must abort as PostgreSQL's
-        // would, so the BEGIN goes to a server now (the one held Parse/Describe brought in, or one
-        // taken for it) and the refusal is raised there; that server answers the rest of the
-        // transaction (25P02 until it ends, and a COMMIT rolls back). Should an attached server still
-        // owe replies, a rare pipelined case, their ReadyForQuery says 'I' as the server sent it.
-        self.send_held_begin();
-        let held_begin = self.server.is_none() && self.begin.is_some();
-        if held_begin || extended && !self.deferred.is_empty() {
+        // A BEGIN held until a statement chose its shard: the transaction fails here, as PostgreSQL's
+        // would; it opens failed on the server it reaches, which answers the rest of it (25P02 until
+        // it ends, and a COMMIT rolls back).
+        if let Some(held) = &mut self.begin {
+            held.fail();
+        }
+        if extended && !self.deferred.is_empty() {
             // Held Parse/Describe messages are answered first, by a server, in their order.
-            self.attach(held_begin).await?;
+            self.attach(false).await?;
         }
         if extended {
             if !self.raise_on_server(&e, true) {

@@ -238,7 +238,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             let m = &conn.read_buf[pos..pos + n];
             pos += n;
             while let Some(s) = a.tracker.pop_synthetic() {
-                emit(out, s, conn.tx_status);
+                emit(out, s, held_status.unwrap_or(conn.tx_status));
             }
             let tag = m[0];
             let parsed = if tag == b'1' {
@@ -291,7 +291,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         }
         bytes::Buf::advance(&mut conn.read_buf, pos);
         while let Some(s) = a.tracker.pop_synthetic() {
-            emit(out, s, conn.tx_status);
+            emit(out, s, held_status.unwrap_or(conn.tx_status));
         }
         if held_status == Some(b'E')
             && let Some(held) = &mut self.begin

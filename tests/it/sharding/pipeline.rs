@@ -379,3 +379,39 @@ async fn a_failed_prepare_fails_the_held_begin() {
     assert_eq!(user_ids(&s, 0).await, Vec::<i64>::new());
     assert_eq!(user_ids(&s, 1).await, Vec::<i64>::new());
 }
+
+#[tokio::test]
+async fn a_pipelined_transaction_reports_its_status_through_shardgates_own_replies() {
+    let s = Sharded::start(shared(), "").await;
+    let mut c = RawClient::login(s.proxy.addr, "trustuser", &s.proxy.db).await;
+    // BEGIN (held), a prepare a server answers, then shardgate's own SET: all in the transaction.
+    c.send(|buf| {
+        frontend::query("BEGIN", buf).unwrap();
+        frontend::parse("", "SELECT 1", [], buf).expect("Parse");
+        frontend::sync(buf);
+        frontend::query("SET shardgate.shard = 's1'", buf).unwrap();
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(c.until_ready().await.last(), Some(&Reply::Ready(b'T')));
+    }
+    c.simple("ROLLBACK").await;
+    // The same with a prepare that fails, then a statement shardgate refuses: the transaction failed
+    // at the prepare, and the rest up to the Sync is skipped.
+    c.send(|buf| {
+        frontend::query("BEGIN", buf).unwrap();
+        frontend::parse("", "SELECT * FROM no_such_table", [], buf).expect("Parse");
+        frontend::flush(buf);
+        frontend::parse("", "SET shardgate.shard = 's0'", [], buf).expect("Parse");
+        statement(buf, None, &[]);
+        frontend::sync(buf);
+    })
+    .await;
+    assert_eq!(c.until_ready().await.last(), Some(&Reply::Ready(b'T')));
+    let batch = c.until_ready().await;
+    assert_eq!(first_error(&batch), Some("42P01"), "{batch:?}");
+    assert_eq!(batch.last(), Some(&Reply::Ready(b'E')), "{batch:?}");
+    let next = c.simple("SELECT 1").await;
+    assert_eq!(first_error(&next), Some("25P02"), "{next:?}");
+    assert_eq!(c.simple("ROLLBACK").await.last(), Some(&Reply::Ready(b'I')));
+}
