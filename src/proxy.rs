@@ -75,6 +75,7 @@ pub(crate) fn target(config: &Config, s: &ShardSpec) -> ServerTarget {
             .password
             .clone()
             .or_else(|| config.server_auth.password.clone()),
+        max_prepared: config.pool.max_prepared_statements,
     }
 }
 

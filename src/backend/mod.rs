@@ -4,6 +4,7 @@ mod collation;
 pub(crate) use collation::TextOrder;
 mod error;
 pub(crate) mod pool;
+pub(crate) mod prepared;
 pub(crate) mod server;
 
 pub use error::BackendError;

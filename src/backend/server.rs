@@ -1,7 +1,7 @@
 //! One connection to a PostgreSQL server: connect, authenticate (SCRAM-SHA-256, md5, cleartext or trust),
 //! and the state shardgate tracks about it between clients.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::BackendError;
+use super::prepared::Prepared;
 use crate::protocol::startup::CancelKey;
 
 /// Where and as whom to connect.
@@ -24,6 +25,8 @@ pub(crate) struct ServerTarget {
     pub database: String,
     pub user: String,
     pub password: Option<String>,
+    /// The most global prepared statements one connection keeps.
+    pub max_prepared: usize,
 }
 
 pub(crate) struct ServerConn {
@@ -37,7 +40,7 @@ pub(crate) struct ServerConn {
     /// Values shardgate SET on behalf of clients, as the client spelled them.
     pub applied: HashMap<String, String>,
     /// Global prepared statement ids this server has (see `frontend::statements`).
-    pub prepared: HashSet<u64>,
+    pub prepared: Prepared,
     pub last_used: Instant,
     /// Transaction status from the last ReadyForQuery.
     pub tx_status: u8,
@@ -74,7 +77,7 @@ impl ServerConn {
             key: CancelKey { pid: 0, secret: 0 },
             reported: HashMap::new(),
             applied: HashMap::new(),
-            prepared: HashSet::new(),
+            prepared: Prepared::new(t.max_prepared),
             last_used: now,
             tx_status: b'I',
         };

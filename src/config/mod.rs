@@ -71,6 +71,10 @@ pub struct PoolConfig {
     /// The statement a pinned server runs before it is reused.
     #[serde(default = "defaults::reset_query")]
     pub reset_query: String,
+    /// The most prepared statements one server connection keeps; past that the least recently used
+    /// is closed on it (and prepared again when next used).
+    #[serde(default = "defaults::max_prepared_statements")]
+    pub max_prepared_statements: usize,
 }
 
 impl Default for PoolConfig {
@@ -183,6 +187,9 @@ mod defaults {
     }
     pub fn reset_query() -> String {
         "DISCARD ALL".into()
+    }
+    pub fn max_prepared_statements() -> usize {
+        500
     }
     pub fn shardmap() -> PathBuf {
         "shardmap.yaml".into()

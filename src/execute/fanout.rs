@@ -13,7 +13,7 @@ use crate::admin::metrics::{self, RouteKind};
 use crate::backend::BackendError;
 use crate::backend::pool::Pooled;
 use crate::frontend::cancel::{ServerKey, Slot};
-use crate::frontend::statements::Statement;
+use crate::frontend::statements::{Statement, server_name};
 use crate::protocol::frontend as msg;
 use crate::proxy::Topology;
 use crate::sharding::ShardId;
@@ -122,6 +122,8 @@ pub(crate) async fn run(
 pub(super) struct Sent {
     pub owed_parse: bool,
     pub skip_parse: usize,
+    /// A Close shardgate sent to make room for the statement: its CloseComplete is not the client's.
+    pub skip_close: bool,
     pub prepared: Option<u64>,
 }
 
@@ -131,6 +133,10 @@ impl Sent {
         match tag {
             b'1' if self.skip_parse > 0 => {
                 self.skip_parse -= 1;
+                false
+            }
+            b'3' if self.skip_close => {
+                self.skip_close = false;
                 false
             }
             // Parameter changes, notices and notifications of a shared server are not the client's.
@@ -154,6 +160,7 @@ pub(super) async fn send(
     let mut sent = Sent {
         owed_parse: false,
         skip_parse: 0,
+        skip_close: false,
         prepared: None,
     };
     match work {
@@ -165,9 +172,13 @@ pub(super) async fn send(
             describe,
             max_rows,
         } => {
-            if conn.prepared.contains(&stmt.id) {
+            if conn.prepared.use_if_present(stmt.id) {
                 sent.owed_parse = *client_parse;
             } else {
+                if let Some(old) = conn.prepared.add(stmt.id) {
+                    msg::write_close_statement(&mut buf, &server_name(old));
+                    sent.skip_close = true;
+                }
                 msg::write_parse(&mut buf, &stmt.server_name, &stmt.query, &stmt.param_types);
                 sent.prepared = Some(stmt.id);
                 sent.skip_parse = usize::from(!client_parse);
@@ -187,9 +198,9 @@ pub(super) async fn send(
 /// After a server's ReadyForQuery: back to the pool when it answered cleanly and is idle; else closed.
 pub(super) fn finish(mut conn: Pooled, sent: &Sent, failed: bool) {
     if let Some(id) = sent.prepared
-        && !failed
+        && failed
     {
-        conn.prepared.insert(id);
+        conn.prepared.remove(id);
     }
     if !failed && conn.tx_status == b'I' && conn.read_buf.is_empty() {
         conn.release();

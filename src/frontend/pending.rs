@@ -3,7 +3,9 @@
 //! it, and tells when every Sync has been answered. The backend answers messages in order (55.2.3), and
 //! after an error in the extended protocol skips everything up to the next Sync.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use crate::backend::prepared::Prepared;
 
 use crate::protocol::backend::ErrorFields;
 
@@ -34,6 +36,8 @@ pub(crate) enum Pending {
     InjectedParse {
         id: u64,
     },
+    /// A Close shardgate sent for a statement the server had least recently used, to make room.
+    InjectedClose,
     Bind,
     Describe,
     Execute,
@@ -92,7 +96,9 @@ impl Tracker {
             Pending::Parse { .. } | Pending::InjectedParse { .. } => {
                 at_least(self.batch, Batch::Prepared)
             }
-            Pending::Describe | Pending::Close => at_least(self.batch, Batch::Prepared),
+            Pending::Describe | Pending::Close | Pending::InjectedClose => {
+                at_least(self.batch, Batch::Prepared)
+            }
             Pending::Bind | Pending::Execute | Pending::Raise => at_least(self.batch, Batch::Open),
             Pending::Synthetic(_) | Pending::InjectedQuery => self.batch,
         };
@@ -130,7 +136,7 @@ impl Tracker {
 
     /// Accounts for one backend message by its tag. `prepared` is the server's set of global statement
     /// ids: a Parse the server skipped or refused is taken out of it.
-    pub(crate) fn on_backend(&mut self, tag: u8, prepared: &mut HashSet<u64>) -> Verdict {
+    pub(crate) fn on_backend(&mut self, tag: u8, prepared: &mut Prepared) -> Verdict {
         let head = self.queue.front();
         if matches!(head, Some(Pending::InjectedQuery | Pending::InjectedSync)) {
             if tag == b'Z' {
@@ -147,7 +153,11 @@ impl Tracker {
                 Some(Pending::InjectedParse { .. }) => Verdict::Swallow,
                 _ => Verdict::Forward,
             },
-            b'2' | b'3' | b'n' | b's' => {
+            b'3' => match self.queue.pop_front() {
+                Some(Pending::InjectedClose) => Verdict::Swallow,
+                _ => Verdict::Forward,
+            },
+            b'2' | b'n' | b's' => {
                 self.queue.pop_front();
                 Verdict::Forward
             }
@@ -173,7 +183,7 @@ impl Tracker {
                             return Verdict::Ready { forward: false };
                         }
                         Pending::Parse { id: Some(id) } | Pending::InjectedParse { id } => {
-                            prepared.remove(&id);
+                            prepared.remove(id);
                         }
                         _ => {}
                     }
@@ -186,7 +196,7 @@ impl Tracker {
 
     /// After an extended-protocol error the server ignores every message up to the next Sync, simple
     /// Queries and function calls too (55.2.3). When that Sync is still to come, the batch has failed.
-    fn skip_to_sync(&mut self, prepared: &mut HashSet<u64>) {
+    fn skip_to_sync(&mut self, prepared: &mut Prepared) {
         let ends_batch = |p: &Pending| matches!(p, Pending::Sync | Pending::InjectedSync);
         if !self.queue.iter().any(ends_batch) {
             self.batch = Batch::Failed;
@@ -195,7 +205,7 @@ impl Tracker {
             match p {
                 p if ends_batch(p) => break,
                 Pending::Parse { id: Some(id) } | Pending::InjectedParse { id } => {
-                    prepared.remove(id);
+                    prepared.remove(*id);
                 }
                 _ => {}
             }
@@ -220,14 +230,20 @@ mod tests {
         for p in sent {
             t.push(p);
         }
-        let mut set: HashSet<u64> = prepared.iter().copied().collect();
+        let mut set = Prepared::new(100);
+        for id in prepared {
+            set.add(*id);
+        }
         for (tag, want) in tags {
             while t.pop_synthetic().is_some() {}
             assert_eq!(t.on_backend(*tag, &mut set), *want, "tag {}", *tag as char);
         }
         while t.pop_synthetic().is_some() {}
-        let mut got: Vec<_> = set.into_iter().collect();
-        got.sort();
+        let got: Vec<_> = prepared
+            .iter()
+            .copied()
+            .filter(|id| set.contains(*id))
+            .collect();
         assert_eq!(got, want_prepared);
         assert_eq!(t.idle(), want_idle);
     }
@@ -370,7 +386,7 @@ mod tests {
             t.push(p);
         }
         for tag in tags {
-            t.on_backend(*tag, &mut HashSet::new());
+            t.on_backend(*tag, &mut Prepared::new(100));
         }
         t.batch()
     }

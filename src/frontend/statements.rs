@@ -38,6 +38,11 @@ impl Statement {
     }
 }
 
+/// The name global statement `id` has on servers.
+pub(crate) fn server_name(id: u64) -> String {
+    format!("__shardgate_{id}")
+}
+
 /// Every distinct statement any client prepared, shared by all sessions.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
@@ -48,7 +53,12 @@ pub(crate) struct Registry {
     /// Statements some server accepted: a client's Parse of one needs no server (it is prepared on
     /// demand where it is used), so preparing never waits for a pool.
     valid: Mutex<HashSet<u64>>,
+    /// The number of texts past which statements no client holds any more are forgotten.
+    sweep_at: std::sync::atomic::AtomicUsize,
 }
+
+/// Distinct texts kept before the first sweep; after a sweep, twice what was left.
+const SWEEP_AT: usize = 10_000;
 
 impl Registry {
     pub(crate) fn intern(&self, query: &str, param_types: &[u8]) -> Arc<Statement> {
@@ -65,13 +75,44 @@ impl Registry {
             + 1;
         let s = Arc::new(Statement {
             id,
-            server_name: format!("__shardgate_{id}"),
+            server_name: server_name(id),
             query: query.to_owned(),
             param_types: param_types.to_vec(),
             plan: ArcSwapOption::empty(),
         });
         map.entry(query.to_owned()).or_default().push(s.clone());
+        if map.len()
+            > self
+                .sweep_at
+                .load(std::sync::atomic::Ordering::Relaxed)
+                .max(SWEEP_AT)
+        {
+            self.sweep(&mut map);
+        }
         s
+    }
+
+    /// Forgets the statements only the registry still holds (clients closed or replaced them), so
+    /// that a stream of distinct texts does not grow it for ever. A client's later Parse of the same
+    /// text makes a new one; servers close the old one when it is their least recently used.
+    fn sweep(&self, map: &mut HashMap<String, Vec<Arc<Statement>>>) {
+        let mut gone = Vec::new();
+        map.retain(|_, list| {
+            list.retain(|s| {
+                let held = Arc::strong_count(s) > 1;
+                if !held {
+                    gone.push(s.id);
+                }
+                held
+            });
+            !list.is_empty()
+        });
+        let mut valid = self.valid.lock().expect("registry lock");
+        for id in gone {
+            valid.remove(&id);
+        }
+        self.sweep_at
+            .store(2 * map.len(), std::sync::atomic::Ordering::Relaxed);
     }
 
     pub(crate) fn mark_valid(&self, id: u64) {
@@ -82,8 +123,10 @@ impl Registry {
         self.valid.lock().expect("registry lock").contains(&id)
     }
 
+    /// Distinct statements known now.
     pub(crate) fn len(&self) -> usize {
-        self.next_id.load(std::sync::atomic::Ordering::Relaxed) as usize
+        let map = self.by_text.lock().expect("registry lock");
+        map.values().map(Vec::len).sum()
     }
 }
 
@@ -133,5 +176,22 @@ mod tests {
         assert_eq!(y.get("s").map(|s| s.query.as_str()), Some("select 2"));
         assert!(x.remove("s").is_some());
         assert!(x.get("s").is_none());
+    }
+
+    #[test]
+    fn statements_no_client_holds_are_forgotten_past_the_threshold() {
+        let r = Registry::default();
+        let mut c = ClientStatements::default();
+        c.insert("kept", r.intern("select 0", b"\0\0"));
+        for i in 1..SWEEP_AT as u64 {
+            // The unnamed statement is replaced each time, as a client's would be.
+            c.insert("", r.intern(&format!("select {i}"), b"\0\0"));
+        }
+        assert_eq!(r.len(), SWEEP_AT);
+        c.insert("", r.intern("select -1", b"\0\0"));
+        // Past the threshold only what was held is left: the client's named statement, its unnamed
+        // one, and the one being made.
+        assert_eq!(r.len(), 3);
+        assert_eq!(r.intern("select 0", b"\0\0").id, c.get("kept").unwrap().id);
     }
 }

@@ -183,6 +183,13 @@ pub(crate) fn write_describe_statement(out: &mut BytesMut, name: &str) {
     });
 }
 
+pub(crate) fn write_close_statement(out: &mut BytesMut, name: &str) {
+    write_message(out, b'C', |b| {
+        b.put_u8(b'S');
+        put_cstr(b, name);
+    });
+}
+
 pub(crate) fn write_describe_portal(out: &mut BytesMut, name: &str) {
     write_message(out, b'D', |b| {
         b.put_u8(b'P');

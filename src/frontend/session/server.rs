@@ -15,7 +15,7 @@ use crate::frontend::clients::ClientState;
 use crate::frontend::error::SessionError;
 use crate::frontend::pending::Synthetic;
 use crate::frontend::pending::{Batch, Pending, Verdict};
-use crate::frontend::statements::Statement;
+use crate::frontend::statements::{Statement, server_name};
 use crate::protocol::frame::{self, Cursor};
 use crate::protocol::frontend as msg;
 use crate::proxy::Topology;
@@ -27,7 +27,8 @@ const SPARE_MAX: usize = 64 * 1024;
 impl Attached {
     /// Makes sure the server has the global statement, preparing it ahead of the message that uses it.
     pub(super) fn ensure_prepared(&mut self, stmt: &Statement) {
-        if self.conn.prepared.insert(stmt.id) {
+        if !self.conn.prepared.use_if_present(stmt.id) {
+            self.make_room(stmt.id);
             msg::write_parse(
                 &mut self.to_server,
                 &stmt.server_name,
@@ -41,18 +42,27 @@ impl Attached {
     /// The client's own Parse of a global statement: sent unless this server has it already. False when
     /// it had it: the client's ParseComplete is then shardgate's to give.
     pub(super) fn parse_for_client(&mut self, stmt: &Statement) -> bool {
-        if self.conn.prepared.contains(&stmt.id) {
+        if self.conn.prepared.use_if_present(stmt.id) {
             return false;
         }
+        self.make_room(stmt.id);
         msg::write_parse(
             &mut self.to_server,
             &stmt.server_name,
             &stmt.query,
             &stmt.param_types,
         );
-        self.conn.prepared.insert(stmt.id);
         self.tracker.push(Pending::Parse { id: Some(stmt.id) });
         true
+    }
+
+    /// Records that the server is about to prepare `id`, closing the statement it used least recently
+    /// first when it holds as many as it may.
+    fn make_room(&mut self, id: u64) {
+        if let Some(old) = self.conn.prepared.add(id) {
+            msg::write_close_statement(&mut self.to_server, &server_name(old));
+            self.tracker.push(Pending::InjectedClose);
+        }
     }
 
     /// Whether the server still has business with the client's earlier messages; if so, asks it to

@@ -141,3 +141,44 @@ async fn parse_of_a_known_statement_needs_no_server() {
         "{replies:?}"
     );
 }
+
+#[tokio::test]
+async fn a_server_keeps_at_most_max_prepared_statements() {
+    let p = TestProxy::start(shared(), |c| {
+        c.pool.max_size = 1;
+        c.pool.max_prepared_statements = 4;
+    })
+    .await;
+    let c = p.client().await;
+    let stmts: Vec<_> = {
+        let mut v = Vec::new();
+        for i in 0..12i64 {
+            v.push(c.prepare(&format!("select $1::int8 + {i}")).await.unwrap());
+        }
+        v
+    };
+    // Every statement still runs, in any order: those the server closed are prepared again.
+    for round in 0..3i64 {
+        for (i, s) in stmts.iter().enumerate().rev() {
+            let got: i64 = c.query_one(s, &[&round]).await.unwrap().get(0);
+            assert_eq!(got, round + i as i64);
+        }
+    }
+    // In a pipeline too: a Bind whose statement was closed before it is prepared again first.
+    let c = &c;
+    let all = stmts.iter().enumerate().map(|(i, s)| async move {
+        let got: i64 = c.query_one(s, &[&7i64]).await.unwrap().get(0);
+        assert_eq!(got, 7 + i as i64);
+    });
+    futures_util::future::join_all(all).await;
+    // The one server connection holds no more than 4 of them.
+    let rows = c
+        .simple_query("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE '__shardgate%'")
+        .await
+        .unwrap();
+    let count = rows.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_owned),
+        _ => None,
+    });
+    assert_eq!(count.as_deref(), Some("4"));
+}
