@@ -42,17 +42,28 @@ impl Prepared {
         if self.use_if_present(id) {
             return None;
         }
-        let evicted = if self.last_use.len() >= self.cap {
-            let (_, old) = self.by_use.pop_first()?;
-            self.last_use.remove(&old);
-            Some(old)
-        } else {
-            None
+        let evicted = match self.last_use.len() >= self.cap {
+            true => self.by_use.pop_first().map(|(_, old)| old),
+            false => None,
         };
+        if let Some(old) = evicted {
+            self.last_use.remove(&old);
+        }
+        self.insert_new(id);
+        evicted
+    }
+
+    fn insert_new(&mut self, id: u64) {
         self.tick += 1;
         self.last_use.insert(id, self.tick);
         self.by_use.insert(self.tick, id);
-        evicted
+    }
+
+    /// The server kept it after all (its Close was skipped); it counts as used now.
+    pub(crate) fn restore(&mut self, id: u64) {
+        if !self.use_if_present(id) {
+            self.insert_new(id);
+        }
     }
 
     /// The server does not have it (its Parse failed or was skipped).

@@ -37,7 +37,9 @@ pub(crate) enum Pending {
         id: u64,
     },
     /// A Close shardgate sent for a statement the server had least recently used, to make room.
-    InjectedClose,
+    InjectedClose {
+        id: u64,
+    },
     Bind,
     Describe,
     Execute,
@@ -96,7 +98,7 @@ impl Tracker {
             Pending::Parse { .. } | Pending::InjectedParse { .. } => {
                 at_least(self.batch, Batch::Prepared)
             }
-            Pending::Describe | Pending::Close | Pending::InjectedClose => {
+            Pending::Describe | Pending::Close | Pending::InjectedClose { .. } => {
                 at_least(self.batch, Batch::Prepared)
             }
             Pending::Bind | Pending::Execute | Pending::Raise => at_least(self.batch, Batch::Open),
@@ -154,7 +156,7 @@ impl Tracker {
                 _ => Verdict::Forward,
             },
             b'3' => match self.queue.pop_front() {
-                Some(Pending::InjectedClose) => Verdict::Swallow,
+                Some(Pending::InjectedClose { .. }) => Verdict::Swallow,
                 _ => Verdict::Forward,
             },
             b'2' | b'n' | b's' => {
@@ -176,19 +178,20 @@ impl Tracker {
             b'Z' => {
                 // Everything before the Sync was answered or skipped; drop what remains of it. The
                 // ReadyForQuery is the client's unless it ends shardgate's own query or Sync.
+                let mut skipped = Vec::new();
+                let mut forward = true;
                 while let Some(p) = self.queue.pop_front() {
                     match p {
                         Pending::Query | Pending::Sync => break,
                         Pending::InjectedSync | Pending::InjectedQuery => {
-                            return Verdict::Ready { forward: false };
+                            forward = false;
+                            break;
                         }
-                        Pending::Parse { id: Some(id) } | Pending::InjectedParse { id } => {
-                            prepared.remove(id);
-                        }
-                        _ => {}
+                        p => skipped.push(p),
                     }
                 }
-                Verdict::Ready { forward: true }
+                undo_skipped(&skipped, prepared);
+                Verdict::Ready { forward }
             }
             _ => Verdict::Forward,
         }
@@ -201,15 +204,22 @@ impl Tracker {
         if !self.queue.iter().any(ends_batch) {
             self.batch = Batch::Failed;
         }
-        while let Some(p) = self.queue.front() {
-            match p {
-                p if ends_batch(p) => break,
-                Pending::Parse { id: Some(id) } | Pending::InjectedParse { id } => {
-                    prepared.remove(*id);
-                }
-                _ => {}
-            }
-            self.queue.pop_front();
+        let mut skipped = Vec::new();
+        while let Some(p) = self.queue.pop_front_if(|p| !ends_batch(p)) {
+            skipped.push(p);
+        }
+        undo_skipped(&skipped, prepared);
+    }
+}
+
+/// What the server has after it skipped these messages: undone newest first, so that a Parse of a
+/// statement a skipped Close would have closed leaves it as it was.
+fn undo_skipped(skipped: &[Pending], prepared: &mut Prepared) {
+    for p in skipped.iter().rev() {
+        match p {
+            Pending::Parse { id: Some(id) } | Pending::InjectedParse { id } => prepared.remove(*id),
+            Pending::InjectedClose { id } => prepared.restore(*id),
+            _ => {}
         }
     }
 }
@@ -239,11 +249,9 @@ mod tests {
             assert_eq!(t.on_backend(*tag, &mut set), *want, "tag {}", *tag as char);
         }
         while t.pop_synthetic().is_some() {}
-        let got: Vec<_> = prepared
-            .iter()
-            .copied()
-            .filter(|id| set.contains(*id))
-            .collect();
+        let ids: std::collections::BTreeSet<u64> =
+            prepared.iter().chain(want_prepared).copied().collect();
+        let got: Vec<_> = ids.into_iter().filter(|id| set.contains(*id)).collect();
         assert_eq!(got, want_prepared);
         assert_eq!(t.idle(), want_idle);
     }
@@ -453,6 +461,26 @@ mod tests {
             &[4],
             &[(b'Z', READY)],
             &[],
+            true,
+        );
+    }
+
+    #[test]
+    fn a_skipped_close_leaves_its_statement_prepared() {
+        // The server held 1 and 2; shardgate closed 1 to prepare 3 in a batch that failed first.
+        check(
+            vec![
+                Bind,
+                Execute,
+                InjectedClose { id: 1 },
+                InjectedParse { id: 3 },
+                Bind,
+                Execute,
+                Sync,
+            ],
+            &[2, 3],
+            &[(b'E', Forward), (b'Z', READY)],
+            &[1, 2],
             true,
         );
     }

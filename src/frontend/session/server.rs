@@ -61,7 +61,7 @@ impl Attached {
     fn make_room(&mut self, id: u64) {
         if let Some(old) = self.conn.prepared.add(id) {
             msg::write_close_statement(&mut self.to_server, &server_name(old));
-            self.tracker.push(Pending::InjectedClose);
+            self.tracker.push(Pending::InjectedClose { id: old });
         }
     }
 

@@ -182,3 +182,48 @@ async fn a_server_keeps_at_most_max_prepared_statements() {
     });
     assert_eq!(count.as_deref(), Some("4"));
 }
+
+#[tokio::test]
+async fn a_close_skipped_after_an_error_leaves_the_statement_usable() {
+    let p = TestProxy::start(shared(), |c| {
+        c.pool.max_size = 1;
+        c.pool.max_prepared_statements = 2;
+    })
+    .await;
+    let c = p.client().await;
+    let a = c.prepare("select $1::int8 + 1").await.unwrap();
+    assert_eq!(c.query_one(&a, &[&1i64]).await.unwrap().get::<_, i64>(0), 2);
+    let divide = "select 10 / $1::int8";
+    let b = c.prepare(divide).await.unwrap();
+    assert_eq!(c.query_one(&b, &[&5i64]).await.unwrap().get::<_, i64>(0), 2);
+    // One batch: a division by zero, then a new statement, for which shardgate closes the least
+    // recently used (a) first. The server skips that Close with the rest of the batch.
+    let mut r = RawClient::login(p.addr, "trustuser", &p.db).await;
+    r.send(|buf| {
+        frontend::parse("b", divide, [], buf).unwrap();
+        frontend::sync(buf);
+    })
+    .await;
+    r.until_ready().await;
+    r.send(|buf| {
+        let text = |v: &&str, out: &mut bytes::BytesMut| {
+            out.extend_from_slice(v.as_bytes());
+            Ok(postgres_protocol::IsNull::No)
+        };
+        frontend::bind("", "b", [0], ["0"].iter(), text, [0], buf)
+            .map_err(|_| "bind")
+            .unwrap();
+        frontend::execute("", 0, buf).unwrap();
+        frontend::parse("c", "select 3", [], buf).unwrap();
+        frontend::bind("", "c", [0], [""; 0].iter(), text, [0], buf)
+            .map_err(|_| "bind")
+            .unwrap();
+        frontend::execute("", 0, buf).unwrap();
+        frontend::sync(buf);
+    })
+    .await;
+    let replies = r.until_ready().await;
+    assert_eq!(first_error(&replies), Some("22012"), "{replies:?}");
+    // a is still prepared on the server, and shardgate knows it.
+    assert_eq!(c.query_one(&a, &[&1i64]).await.unwrap().get::<_, i64>(0), 2);
+}
