@@ -9,10 +9,13 @@
 //! - `router/`: SQL + shard map -> `Plan` (parse cache `Router`), Plan + Bind params -> `Route`. Pure.
 //! - `execute/`: what needs more than one server: `fanout` (one statement on several shards) and
 //!   `combine` (their replies as one; pure), `directory` (lookup tables in PostgreSQL, cached).
-//! - `backend/`: server connections (connect, authenticate) and a pool per shard.
+//! - `backend/`: server connections (connect, authenticate), a pool per shard, and `prepared` (the
+//!   statements a server holds, least recently used closed first).
 //! - `frontend/`: client side. `login` (TLS, startup, auth), `session/` (the relay under transaction
-//!   pooling; `route` carries out the router's decision), `pending` (what a server still owes, pure), `statements` (prepared statement renaming),
-//!   `classify` (statements that create session state, pure), `cancel` (cancel keys).
+//!   pooling; `route` carries out the router's decision, `held_begin` the BEGIN held until a statement
+//!   picks the shard), `pending` (what a server still owes and which batch it is in, pure),
+//!   `statements` (prepared statement renaming), `classify` (statements that create session state,
+//!   pure), `cancel` (cancel keys).
 //! - `proxy`: shared state, accept loop, graceful shutdown.
 //! - `migrate/`: `shardgate migrate`. `files` (the migrations directory), `plan` (what runs where, or the
 //!   drift that stops it; pure), `run` (tokio-postgres to every shard, one transaction per migration).
@@ -20,7 +23,8 @@
 //!
 //! # Invariants
 //! - A server connection goes back to its pool only after it answered every Sync and Query it got and
-//!   is idle outside a transaction; in any doubt it is closed (`Pooled` closes on drop).
+//!   is idle outside a transaction, the implicit one of an unsynced extended-protocol batch included;
+//!   in any doubt it is closed (`Pooled` closes on drop).
 //! - Every error that reaches a client goes through `frontend::error::SessionError::to_client`.
 //! - A cancel reaches only the server the cancelling client holds (`frontend::cancel`).
 //! - Only the router decides where a statement goes; execution never parses SQL. A transaction stays on

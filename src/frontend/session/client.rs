@@ -48,7 +48,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         raw: &mut BytesMut,
     ) -> Result<Flow, SessionError> {
         let body = &raw[frame::HEADER_LEN..];
-        if self.read_flushed && !matches!(tag, b'H' | b'S' | b'X') {
+        if self.read_flushed && !matches!(tag, b'H' | b'S' | b'X' | b'C') {
             self.read_flushed = false;
             self.refuse(after_flushed_read(tag), true).await?;
             return Ok(Flow::Continue);

@@ -84,7 +84,7 @@ pub(crate) struct Session<S> {
     deferred: Vec<Deferred>,
     /// An extended-protocol statement bound to several shards, run at its Sync.
     fanout: Option<FanoutBatch>,
-    /// A merged read ran at the client's Flush: only Flush and Sync may follow it up to the Sync.
+    /// A merged read ran at the client's Flush: only Flush, Close and Sync may follow it up to the Sync.
     read_flushed: bool,
     /// A BEGIN held until the transaction's first statement says which shard it runs on.
     begin: Option<HeldBegin>,

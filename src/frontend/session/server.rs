@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use super::{Attached, Buffers, Deferred, Session, emit};
 use crate::backend::BackendError;
+use crate::backend::pool::Pool;
 use crate::config::PoolMode;
 use crate::frontend::cancel::ServerKey;
 use crate::frontend::clients::ClientState;
@@ -287,13 +288,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                             out.extend_from_slice(m);
                         }
                         if let Some(sent) = a.query_starts.pop_front() {
-                            let took = sent.elapsed();
-                            pool.metrics.queries.increment(1);
-                            pool.metrics.query_duration.record(took);
-                            pool.stats.queries.fetch_add(1, Ordering::Relaxed);
-                            pool.stats
-                                .query_micros
-                                .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+                            record_query(pool, sent.elapsed());
                         }
                     }
                 }
@@ -394,4 +389,14 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             _ => tracing::info!(%shard, "closed a server connection that could not be reset"),
         }
     }
+}
+
+/// Counts a query (or Sync) the server answered through its ReadyForQuery, and how long it took.
+fn record_query(pool: &Pool, took: Duration) {
+    pool.metrics.queries.increment(1);
+    pool.metrics.query_duration.record(took);
+    pool.stats.queries.fetch_add(1, Ordering::Relaxed);
+    pool.stats
+        .query_micros
+        .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
 }
