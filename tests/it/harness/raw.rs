@@ -32,6 +32,18 @@ pub struct RawClient {
     buf: BytesMut,
 }
 
+/// Bind of the unnamed portal from `statement` (text parameters, text results), then Execute.
+pub fn bind_execute(b: &mut BytesMut, statement: &str, params: &[&str]) {
+    let text = |v: &&str, buf: &mut BytesMut| {
+        buf.extend_from_slice(v.as_bytes());
+        Ok(postgres_protocol::IsNull::No)
+    };
+    frontend::bind("", statement, [0], params.iter(), text, [0], b)
+        .map_err(|_| "bind")
+        .expect("a Bind message");
+    frontend::execute("", 0, b).expect("an Execute message");
+}
+
 /// The SQLSTATE of the first ErrorResponse among `replies`.
 pub fn first_error(replies: &[Reply]) -> Option<&str> {
     replies.iter().find_map(|r| match r {
@@ -82,14 +94,7 @@ impl RawClient {
     /// Bind (text parameters, text results), Execute and Sync of a prepared statement, in one write.
     pub async fn execute_prepared(&mut self, statement: &str, params: &[&str]) {
         self.send(|b| {
-            let text = |v: &&str, buf: &mut BytesMut| {
-                buf.extend_from_slice(v.as_bytes());
-                Ok(postgres_protocol::IsNull::No)
-            };
-            frontend::bind("", statement, [0], params.iter(), text, [0], b)
-                .map_err(|_| "bind")
-                .expect("a Bind message");
-            frontend::execute("", 0, b).expect("an Execute message");
+            bind_execute(b, statement, params);
             frontend::sync(b);
         })
         .await

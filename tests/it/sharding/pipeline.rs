@@ -6,7 +6,7 @@ use bytes::BytesMut;
 use postgres_protocol::message::frontend;
 use shardgate::sharding::{KeyValue, Placement, ShardId, ShardMap, TableKind};
 
-use crate::harness::raw::{RawClient, Reply, first_error};
+use crate::harness::raw::{RawClient, Reply, bind_execute, first_error};
 use crate::harness::sharded::Sharded;
 use crate::harness::shared;
 
@@ -28,14 +28,7 @@ fn statement(b: &mut BytesMut, sql: Option<&str>, params: &[&str]) {
     if let Some(sql) = sql {
         frontend::parse("", sql, [], b).expect("Parse");
     }
-    let text = |v: &&str, buf: &mut BytesMut| {
-        buf.extend_from_slice(v.as_bytes());
-        Ok(postgres_protocol::IsNull::No)
-    };
-    frontend::bind("", "", [0], params.iter(), text, [0], b)
-        .map_err(|_| "bind")
-        .expect("Bind");
-    frontend::execute("", 0, b).expect("Execute");
+    bind_execute(b, "", params);
 }
 
 const INSERT: &str = "INSERT INTO users (id, email) VALUES ($1::int8, 'x')";

@@ -514,14 +514,7 @@ async fn a_held_begin_reaches_the_server_of_a_prepared_statement() {
             frontend::parse(&name, sql, [20], b).expect("Parse");
             frontend::describe(b'S', &name, b).expect("Describe");
             frontend::sync(b);
-            let text = |v: &&str, buf: &mut bytes::BytesMut| {
-                buf.extend_from_slice(v.as_bytes());
-                Ok(postgres_protocol::IsNull::No)
-            };
-            frontend::bind("", &name, [0], [key.as_str()].iter(), text, [0], b)
-                .map_err(|_| "bind")
-                .expect("Bind");
-            frontend::execute("", 0, b).expect("Execute");
+            crate::harness::raw::bind_execute(b, &name, &[key.as_str()]);
             frontend::sync(b);
         })
         .await;

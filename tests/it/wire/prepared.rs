@@ -2,6 +2,7 @@
 
 use postgres_protocol::message::frontend;
 
+use crate::harness::raw::bind_execute;
 use crate::harness::{RawClient, Reply, TestProxy, first_error, shared, sqlstate};
 
 /// Runs short transactions with statements of its own until `rounds` are done.
@@ -206,19 +207,9 @@ async fn a_close_skipped_after_an_error_leaves_the_statement_usable() {
     .await;
     r.until_ready().await;
     r.send(|buf| {
-        let text = |v: &&str, out: &mut bytes::BytesMut| {
-            out.extend_from_slice(v.as_bytes());
-            Ok(postgres_protocol::IsNull::No)
-        };
-        frontend::bind("", "b", [0], ["0"].iter(), text, [0], buf)
-            .map_err(|_| "bind")
-            .unwrap();
-        frontend::execute("", 0, buf).unwrap();
+        bind_execute(buf, "b", &["0"]);
         frontend::parse("c", "select 3", [], buf).unwrap();
-        frontend::bind("", "c", [0], [""; 0].iter(), text, [0], buf)
-            .map_err(|_| "bind")
-            .unwrap();
-        frontend::execute("", 0, buf).unwrap();
+        bind_execute(buf, "c", &[]);
         frontend::sync(buf);
     })
     .await;
