@@ -96,21 +96,16 @@ impl Registry {
     /// that a stream of distinct texts does not grow it for ever. A client's later Parse of the same
     /// text makes a new one; servers close the old one when it is their least recently used.
     fn sweep(&self, map: &mut HashMap<String, Vec<Arc<Statement>>>) {
-        let mut gone = Vec::new();
         map.retain(|_, list| {
-            list.retain(|s| {
-                let held = Arc::strong_count(s) > 1;
-                if !held {
-                    gone.push(s.id);
-                }
-                held
-            });
+            list.retain(|s| Arc::strong_count(s) > 1);
             !list.is_empty()
         });
-        let mut valid = self.valid.lock().expect("registry lock");
-        for id in gone {
-            valid.remove(&id);
-        }
+        // Only the ids still known stay valid, also one a late ParseComplete marked after its sweep.
+        let live: HashSet<u64> = map.values().flatten().map(|s| s.id).collect();
+        self.valid
+            .lock()
+            .expect("registry lock")
+            .retain(|id| live.contains(id));
         self.sweep_at
             .store(2 * map.len(), std::sync::atomic::Ordering::Relaxed);
     }
@@ -183,15 +178,19 @@ mod tests {
         let r = Registry::default();
         let mut c = ClientStatements::default();
         c.insert("kept", r.intern("select 0", b"\0\0"));
+        r.mark_valid(c.get("kept").unwrap().id);
         for i in 1..SWEEP_AT as u64 {
             // The unnamed statement is replaced each time, as a client's would be.
-            c.insert("", r.intern(&format!("select {i}"), b"\0\0"));
+            let s = r.intern(&format!("select {i}"), b"\0\0");
+            r.mark_valid(s.id);
+            c.insert("", s);
         }
         assert_eq!(r.len(), SWEEP_AT);
         c.insert("", r.intern("select -1", b"\0\0"));
         // Past the threshold only what was held is left: the client's named statement, its unnamed
-        // one, and the one being made.
+        // one, and the one being made; and only the first two of those were marked valid.
         assert_eq!(r.len(), 3);
+        assert_eq!(r.valid.lock().unwrap().len(), 2);
         assert_eq!(r.intern("select 0", b"\0\0").id, c.get("kept").unwrap().id);
     }
 }
