@@ -2,14 +2,21 @@
 //! them: past that the least recently used one is closed on the server before the next is prepared,
 //! so neither the server's memory nor shardgate's grows with every distinct SQL text clients send.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
+
+use bytes::BytesMut;
+
+use crate::protocol::frontend as msg;
+
+/// The name global statement `id` has on servers.
+pub(crate) fn server_name(id: u64) -> String {
+    format!("__shardgate_{id}")
+}
 
 #[derive(Debug)]
 pub(crate) struct Prepared {
-    /// Statement id -> the tick of its last use.
+    /// Statement id -> the tick of its last use; the smallest tick is the least recently used.
     last_use: HashMap<u64, u64>,
-    /// The same, by tick: the first entry is the least recently used.
-    by_use: BTreeMap<u64, u64>,
     tick: u64,
     cap: usize,
 }
@@ -18,59 +25,60 @@ impl Prepared {
     pub(crate) fn new(cap: usize) -> Prepared {
         Prepared {
             last_use: HashMap::new(),
-            by_use: BTreeMap::new(),
             tick: 0,
             cap: cap.max(1),
         }
     }
 
-    /// Whether the server has the statement; if so it counts as used now.
+    /// Whether the server has the statement; if so it counts as used now. Runs for every Bind, so it
+    /// only bumps a counter: the least recently used is looked for when one must go.
     pub(crate) fn use_if_present(&mut self, id: u64) -> bool {
         let Some(at) = self.last_use.get_mut(&id) else {
             return false;
         };
         self.tick += 1;
-        self.by_use.remove(at);
         *at = self.tick;
-        self.by_use.insert(self.tick, id);
         true
     }
 
     /// Records a statement the server is about to prepare; returns the one to close first when the
-    /// server is full.
+    /// server is full. (One it has already is only used.)
     pub(crate) fn add(&mut self, id: u64) -> Option<u64> {
         if self.use_if_present(id) {
             return None;
         }
-        let evicted = match self.last_use.len() >= self.cap {
-            true => self.by_use.pop_first().map(|(_, old)| old),
-            false => None,
+        let evicted = if self.last_use.len() >= self.cap {
+            let oldest = self.last_use.iter().min_by_key(|(_, at)| **at);
+            oldest.map(|(old, _)| *old)
+        } else {
+            None
         };
         if let Some(old) = evicted {
             self.last_use.remove(&old);
         }
-        self.insert_new(id);
+        self.tick += 1;
+        self.last_use.insert(id, self.tick);
         evicted
     }
 
-    fn insert_new(&mut self, id: u64) {
-        self.tick += 1;
-        self.last_use.insert(id, self.tick);
-        self.by_use.insert(self.tick, id);
+    /// `add`, writing the Close of the statement it displaces (if any) into `out`, ahead of the
+    /// Parse the caller writes next; returns the displaced statement, whose CloseComplete is not the
+    /// client's.
+    pub(crate) fn make_room(&mut self, id: u64, out: &mut BytesMut) -> Option<u64> {
+        let old = self.add(id)?;
+        msg::write_close_statement(out, &server_name(old));
+        Some(old)
     }
 
     /// The server kept it after all (its Close was skipped); it counts as used now.
     pub(crate) fn restore(&mut self, id: u64) {
-        if !self.use_if_present(id) {
-            self.insert_new(id);
-        }
+        self.tick += 1;
+        self.last_use.insert(id, self.tick);
     }
 
     /// The server does not have it (its Parse failed or was skipped).
     pub(crate) fn remove(&mut self, id: u64) {
-        if let Some(at) = self.last_use.remove(&id) {
-            self.by_use.remove(&at);
-        }
+        self.last_use.remove(&id);
     }
 
     #[cfg(test)]
@@ -80,7 +88,6 @@ impl Prepared {
 
     pub(crate) fn clear(&mut self) {
         self.last_use.clear();
-        self.by_use.clear();
     }
 
     #[cfg(test)]

@@ -13,7 +13,7 @@ use crate::admin::metrics::{self, RouteKind};
 use crate::backend::BackendError;
 use crate::backend::pool::Pooled;
 use crate::frontend::cancel::{ServerKey, Slot};
-use crate::frontend::statements::{Statement, server_name};
+use crate::frontend::statements::Statement;
 use crate::protocol::frontend as msg;
 use crate::proxy::Topology;
 use crate::sharding::ShardId;
@@ -103,7 +103,7 @@ pub(crate) async fn run(
     let mut replies = Vec::with_capacity(results.len());
     for (_, done) in results {
         metrics::fanout_query(&done.shard, kind, started.elapsed());
-        finish(done.conn, &done.sent, done.failed);
+        finish(done.conn, done.failed);
         replies.push((done.shard, done.replies));
     }
     let replies: Vec<ShardReply> = replies
@@ -124,7 +124,6 @@ pub(super) struct Sent {
     pub skip_parse: usize,
     /// A Close shardgate sent to make room for the statement: its CloseComplete is not the client's.
     pub skip_close: bool,
-    pub prepared: Option<u64>,
 }
 
 impl Sent {
@@ -161,7 +160,6 @@ pub(super) async fn send(
         owed_parse: false,
         skip_parse: 0,
         skip_close: false,
-        prepared: None,
     };
     match work {
         Work::Query(sql) => msg::write_query(&mut buf, sql),
@@ -175,12 +173,8 @@ pub(super) async fn send(
             if conn.prepared.use_if_present(stmt.id) {
                 sent.owed_parse = *client_parse;
             } else {
-                if let Some(old) = conn.prepared.add(stmt.id) {
-                    msg::write_close_statement(&mut buf, &server_name(old));
-                    sent.skip_close = true;
-                }
+                sent.skip_close = conn.prepared.make_room(stmt.id, &mut buf).is_some();
                 msg::write_parse(&mut buf, &stmt.server_name, &stmt.query, &stmt.param_types);
-                sent.prepared = Some(stmt.id);
                 sent.skip_parse = usize::from(!client_parse);
             }
             msg::write_bind(&mut buf, "", &stmt.server_name, bind_rest);
@@ -195,13 +189,9 @@ pub(super) async fn send(
     Ok(sent)
 }
 
-/// After a server's ReadyForQuery: back to the pool when it answered cleanly and is idle; else closed.
-pub(super) fn finish(mut conn: Pooled, sent: &Sent, failed: bool) {
-    if let Some(id) = sent.prepared
-        && failed
-    {
-        conn.prepared.remove(id);
-    }
+/// After a server's ReadyForQuery: back to the pool when it answered cleanly and is idle; else closed
+/// (so what a failed part did to its statements dies with the connection).
+pub(super) fn finish(conn: Pooled, failed: bool) {
     if !failed && conn.tx_status == b'I' && conn.read_buf.is_empty() {
         conn.release();
     }
@@ -212,7 +202,6 @@ struct Done {
     shard: String,
     replies: BytesMut,
     conn: Pooled,
-    sent: Sent,
     failed: bool,
 }
 
@@ -245,7 +234,6 @@ async fn run_one(
         shard,
         replies,
         conn,
-        sent,
         failed,
     })
 }

@@ -28,7 +28,7 @@ use crate::router::{MergePlan, SortRef};
 mod collation;
 mod groups;
 
-use collation::text_order_problem;
+use collation::{compared_text, text_order_problem};
 use groups::{Fields, Groups, combine_groups, output_fields};
 
 /// Flush replies to the client past this much.
@@ -191,9 +191,15 @@ async fn respond<W: AsyncWrite + Unpin>(
         return fail(streams, out, disagree());
     }
     let fields = first.unwrap_or_default();
-    for (s, (_, d)) in streams.iter().zip(&headers) {
+    // Each shard's RowDescription says where its text comes from; read only when text is compared.
+    let compared = compared_text(&job.merge.plan, &fields);
+    for (s, (_, d)) in streams
+        .iter()
+        .zip(&headers)
+        .filter(|_| !compared.is_empty())
+    {
         let sources = rows::sources(d).unwrap_or_default();
-        if let Some(e) = text_order_problem(&job.merge.plan, &fields, &sources, &s.text_order) {
+        if let Some(e) = text_order_problem(&compared, &fields, &sources, &s.text_order) {
             return fail(streams, out, error_frame(&e));
         }
     }
@@ -436,7 +442,7 @@ async fn drain(mut s: Stream) -> Result<(), BackendError> {
         s.failed |= m[0] == b'E';
         if m[0] == b'Z' {
             s.conn.tx_status = m.get(5).copied().unwrap_or(b'E');
-            finish(s.conn, &s.sent, s.failed);
+            finish(s.conn, s.failed);
             return Ok(());
         }
     }

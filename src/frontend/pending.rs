@@ -92,16 +92,14 @@ pub(crate) struct Tracker {
 
 impl Tracker {
     pub(crate) fn push(&mut self, p: Pending) {
-        let at_least = |b: Batch, floor: Batch| b.max(floor);
         self.batch = match &p {
             Pending::Query | Pending::Sync | Pending::InjectedSync => Batch::Synced,
-            Pending::Parse { .. } | Pending::InjectedParse { .. } => {
-                at_least(self.batch, Batch::Prepared)
-            }
-            Pending::Describe | Pending::Close | Pending::InjectedClose { .. } => {
-                at_least(self.batch, Batch::Prepared)
-            }
-            Pending::Bind | Pending::Execute | Pending::Raise => at_least(self.batch, Batch::Open),
+            Pending::Parse { .. }
+            | Pending::InjectedParse { .. }
+            | Pending::Describe
+            | Pending::Close
+            | Pending::InjectedClose { .. } => self.batch.max(Batch::Prepared),
+            Pending::Bind | Pending::Execute | Pending::Raise => self.batch.max(Batch::Open),
             Pending::Synthetic(_) | Pending::InjectedQuery => self.batch,
         };
         self.queue.push_back(p);
@@ -178,19 +176,19 @@ impl Tracker {
             b'Z' => {
                 // Everything before the Sync was answered or skipped; drop what remains of it. The
                 // ReadyForQuery is the client's unless it ends shardgate's own query or Sync.
-                let mut skipped = Vec::new();
-                let mut forward = true;
-                while let Some(p) = self.queue.pop_front() {
-                    match p {
-                        Pending::Query | Pending::Sync => break,
-                        Pending::InjectedSync | Pending::InjectedQuery => {
-                            forward = false;
-                            break;
-                        }
-                        p => skipped.push(p),
-                    }
-                }
-                undo_skipped(&skipped, prepared);
+                let ends = self.queue.iter().position(|p| {
+                    matches!(
+                        p,
+                        Pending::Query
+                            | Pending::Sync
+                            | Pending::InjectedSync
+                            | Pending::InjectedQuery
+                    )
+                });
+                self.drop_skipped(ends.unwrap_or(self.queue.len()), prepared);
+                let ended = self.queue.pop_front();
+                let forward =
+                    !matches!(ended, Some(Pending::InjectedSync | Pending::InjectedQuery));
                 Verdict::Ready { forward }
             }
             _ => Verdict::Forward,
@@ -200,27 +198,30 @@ impl Tracker {
     /// After an extended-protocol error the server ignores every message up to the next Sync, simple
     /// Queries and function calls too (55.2.3). When that Sync is still to come, the batch has failed.
     fn skip_to_sync(&mut self, prepared: &mut Prepared) {
-        let ends_batch = |p: &Pending| matches!(p, Pending::Sync | Pending::InjectedSync);
-        if !self.queue.iter().any(ends_batch) {
+        let sync = self
+            .queue
+            .iter()
+            .position(|p| matches!(p, Pending::Sync | Pending::InjectedSync));
+        if sync.is_none() {
             self.batch = Batch::Failed;
         }
-        let mut skipped = Vec::new();
-        while let Some(p) = self.queue.pop_front_if(|p| !ends_batch(p)) {
-            skipped.push(p);
-        }
-        undo_skipped(&skipped, prepared);
+        self.drop_skipped(sync.unwrap_or(self.queue.len()), prepared);
     }
-}
 
-/// What the server has after it skipped these messages: undone newest first, so that a Parse of a
-/// statement a skipped Close would have closed leaves it as it was.
-fn undo_skipped(skipped: &[Pending], prepared: &mut Prepared) {
-    for p in skipped.iter().rev() {
-        match p {
-            Pending::Parse { id: Some(id) } | Pending::InjectedParse { id } => prepared.remove(*id),
-            Pending::InjectedClose { id } => prepared.restore(*id),
-            _ => {}
+    /// Drops the first `n` entries, which the server skipped, and undoes what they did to its
+    /// statements, newest first: a Parse of a statement a skipped Close would have closed leaves it
+    /// as it was.
+    fn drop_skipped(&mut self, n: usize, prepared: &mut Prepared) {
+        for p in self.queue.range(..n).rev() {
+            match p {
+                Pending::Parse { id: Some(id) } | Pending::InjectedParse { id } => {
+                    prepared.remove(*id)
+                }
+                Pending::InjectedClose { id } => prepared.restore(*id),
+                _ => {}
+            }
         }
+        self.queue.drain(..n);
     }
 }
 

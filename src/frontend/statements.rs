@@ -7,6 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
 
+use crate::backend::prepared::server_name;
+
 use crate::router::{Plan, Router};
 use crate::sharding::ShardMap;
 
@@ -36,11 +38,6 @@ impl Statement {
         self.plan.store(Some(Arc::new((map.version, plan.clone()))));
         plan
     }
-}
-
-/// The name global statement `id` has on servers.
-pub(crate) fn server_name(id: u64) -> String {
-    format!("__shardgate_{id}")
 }
 
 /// Every distinct statement any client prepared, shared by all sessions.

@@ -370,20 +370,14 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
 
     /// Writes a reply shardgate makes itself, in its place among the server's replies.
     fn reply(&mut self, s: Synthetic) {
-        match &mut self.server {
-            Some(a) if !a.tracker.idle() => a.tracker.push(super::pending::Pending::Synthetic(s)),
-            Some(a) => {
-                let status = self
-                    .begin
-                    .as_ref()
-                    .map_or(a.conn.tx_status, HeldBegin::status);
-                emit(&mut self.out, s, status)
-            }
-            None => {
-                let status = self.begin.as_ref().map_or(b'I', HeldBegin::status);
-                emit(&mut self.out, s, status)
-            }
+        if let Some(a) = self.server.as_mut().filter(|a| !a.tracker.idle()) {
+            a.tracker.push(super::pending::Pending::Synthetic(s));
+            return;
         }
+        // The status the client sees: its held BEGIN's, else its server's.
+        let server = self.server.as_ref().map_or(b'I', |a| a.conn.tx_status);
+        let status = self.begin.as_ref().map_or(server, HeldBegin::status);
+        emit(&mut self.out, s, status)
     }
 }
 

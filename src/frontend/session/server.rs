@@ -16,7 +16,7 @@ use crate::frontend::clients::ClientState;
 use crate::frontend::error::SessionError;
 use crate::frontend::pending::Synthetic;
 use crate::frontend::pending::{Batch, Pending, Verdict};
-use crate::frontend::statements::{Statement, server_name};
+use crate::frontend::statements::Statement;
 use crate::protocol::frame::{self, Cursor};
 use crate::protocol::frontend as msg;
 use crate::proxy::Topology;
@@ -60,8 +60,7 @@ impl Attached {
     /// Records that the server is about to prepare `id`, closing the statement it used least recently
     /// first when it holds as many as it may.
     fn make_room(&mut self, id: u64) {
-        if let Some(old) = self.conn.prepared.add(id) {
-            msg::write_close_statement(&mut self.to_server, &server_name(old));
+        if let Some(old) = self.conn.prepared.make_room(id, &mut self.to_server) {
             self.tracker.push(Pending::InjectedClose { id: old });
         }
     }
