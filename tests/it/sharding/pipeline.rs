@@ -140,6 +140,13 @@ async fn a_statement_after_one_on_several_shards_is_refused_before_either_runs()
     })
     .await;
     // Parse and Bind were answered, then the error at the statement after it; no rows.
+    assert_eq!(
+        replies[..2],
+        [Reply::Other(b'1'), Reply::Other(b'2')],
+        "{replies:?}"
+    );
+    let errors = replies.iter().filter(|r| matches!(r, Reply::Error { .. }));
+    assert_eq!(errors.count(), 1, "{replies:?}");
     assert!(
         replies.iter().all(|r| matches!(
             r,
@@ -179,9 +186,11 @@ async fn a_batch_on_one_shard_runs_whole() {
 async fn a_prepare_flushed_on_one_shard_binds_on_another() {
     let s = Sharded::start(shared(), "").await;
     let (a, b) = keys_on_each_shard(&s.map(), 1);
+    let (a2, _) = keys_on_each_shard(&s.map(), a + 1);
     let mut c = RawClient::login(s.proxy.addr, "trustuser", &s.proxy.db).await;
-    // The prepares go to the shards in turn: one of the two rounds moves to another shard.
-    for key in [a, b] {
+    // The prepares go to the shards in turn (X, Y, X): with keys on shards 0, 0, 1 at least one
+    // round binds on a shard other than the one that answered its prepare.
+    for key in [a, a2, b] {
         c.send(|buf| {
             frontend::parse("", INSERT, [], buf).expect("Parse");
             frontend::describe(b'S', "", buf).expect("Describe");
@@ -205,7 +214,7 @@ async fn a_prepare_flushed_on_one_shard_binds_on_another() {
         let replies = c.until_ready().await;
         assert_eq!(first_error(&replies), None, "{replies:?}");
     }
-    assert_eq!(user_ids(&s, 0).await, vec![a]);
+    assert_eq!(user_ids(&s, 0).await, vec![a, a2]);
     assert_eq!(user_ids(&s, 1).await, vec![b]);
 }
 
@@ -386,7 +395,9 @@ async fn a_pipelined_transaction_reports_its_status_through_shardgates_own_repli
     })
     .await;
     for _ in 0..3 {
-        assert_eq!(c.until_ready().await.last(), Some(&Reply::Ready(b'T')));
+        let replies = c.until_ready().await;
+        assert_eq!(first_error(&replies), None, "{replies:?}");
+        assert_eq!(replies.last(), Some(&Reply::Ready(b'T')));
     }
     c.simple("ROLLBACK").await;
     // The same with a prepare that fails, then a statement shardgate refuses: the transaction failed

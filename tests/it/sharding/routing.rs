@@ -522,6 +522,16 @@ async fn a_held_begin_reaches_the_server_of_a_prepared_statement() {
         let ran = c.until_ready().await;
         assert_eq!(prepared.last(), Some(&Reply::Ready(b'T')), "{prepared:?}");
         assert_eq!(ran.last(), Some(&Reply::Ready(b'T')), "{ran:?}");
+        assert_eq!(crate::harness::first_error(&ran), None, "{ran:?}");
+        assert!(ran.contains(&Reply::Other(b'C')), "{ran:?}");
+        // Inside the transaction the row is there; the ROLLBACK takes it away.
+        let seen = c
+            .simple(&format!("SELECT id FROM users WHERE id = {a}"))
+            .await;
+        assert!(
+            seen.contains(&Reply::Row(vec![Some(a.to_string())])),
+            "{seen:?}"
+        );
         c.simple("ROLLBACK").await;
         assert!(
             ids_on(&s, 0, "SELECT id FROM users").await.is_empty(),
