@@ -115,6 +115,16 @@ impl Tracker {
         self.queue.is_empty()
     }
 
+    /// True when the server owes a ReadyForQuery: its replies come without more client input.
+    pub(crate) fn owes_ready(&self) -> bool {
+        self.queue.iter().rev().any(|p| {
+            matches!(
+                p,
+                Pending::Query | Pending::Sync | Pending::InjectedSync | Pending::InjectedQuery
+            )
+        })
+    }
+
     /// The global statement the next ParseComplete answers for, if it prepares a named one.
     pub(crate) fn head_parse(&self) -> Option<u64> {
         match self.queue.front() {

@@ -68,6 +68,10 @@ pub(crate) struct Session<S> {
     client_w: WriteHalf<S>,
     in_buf: BytesMut,
     out: BytesMut,
+    /// `out` holds only shardgate's own replies (a ParseComplete for a statement already prepared,
+    /// say). While the server owes a ReadyForQuery they wait for its replies and go out with them in
+    /// one write, as PostgreSQL's buffered output would, rather than waking the client twice.
+    out_own: bool,
     statements: ClientStatements,
     /// Session parameters from the client's startup packet, set on every server it uses.
     desired: Vec<(String, String)>,
@@ -222,6 +226,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             client_w,
             in_buf,
             out: BytesMut::with_capacity(16 * 1024),
+            out_own: false,
             statements: ClientStatements::default(),
             desired,
             cancel,
@@ -309,6 +314,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             client_w,
             in_buf,
             out,
+            out_own,
             server,
             shutdown,
             proxy,
@@ -316,6 +322,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             begin,
             ..
         } = self;
+        // Own replies wait for the server's only when those are sure to come (no client input needed).
+        let write_client = !out.is_empty()
+            && !(*out_own
+                && out.len() < HIGH_WATER
+                && server.as_ref().is_some_and(|a| a.tracker.owes_ready()));
         let read_client = out.len() < HIGH_WATER
             && (!*blocked || in_buf.len() < HIGH_WATER)
             && server
@@ -351,7 +362,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                     biased;
                     r = sr.read_buf(read_buf), if out.len() < HIGH_WATER => Event::ServerRead(r),
                     r = sw.write(to_server), if !to_server.is_empty() => Event::ServerWrote(r),
-                    r = client_w.write(out), if !out.is_empty() => Event::ClientWrote(r),
+                    r = client_w.write(out), if write_client => Event::ClientWrote(r),
                     r = client_r.read_buf(in_buf), if read_client => Event::ClientRead(r),
                     _ = idle_wait => Event::IdleTimeout,
                     _ = stopping => Event::Shutdown,
@@ -377,6 +388,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         // The status the client sees: its held BEGIN's, else its server's.
         let server = self.server.as_ref().map_or(b'I', |a| a.conn.tx_status);
         let status = self.begin.as_ref().map_or(server, HeldBegin::status);
+        if self.out.is_empty() {
+            self.out_own = true;
+        }
         emit(&mut self.out, s, status)
     }
 }

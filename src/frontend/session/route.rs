@@ -259,7 +259,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             &mut self.client_w,
             &self.cancel,
         );
-        let outcome = match run.await {
+        let outcome = run.await;
+        self.out_own = false;
+        let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(ScatterError::Backend(e)) => return Err(e.into()),
             Err(ScatterError::Client(e)) => return Err(SessionError::ClientIo(e)),
@@ -314,7 +316,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     ) -> Result<(), SessionError> {
         let timeout = self.proxy.config.checkout_timeout();
         let cancel = &self.cancel;
-        fanout::run(topo, timeout, &self.desired, parts, &mut self.out, cancel).await?;
+        let ran = fanout::run(topo, timeout, &self.desired, parts, &mut self.out, cancel).await;
+        self.out_own = false;
+        ran?;
         Ok(())
     }
 

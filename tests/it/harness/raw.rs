@@ -142,6 +142,14 @@ impl RawClient {
         Some(Reply::Function(value))
     }
 
+    /// True when nothing arrives for `d` (and nothing read is waiting to be parsed).
+    pub async fn quiet_for(&mut self, d: Duration) -> bool {
+        self.buf.is_empty()
+            && tokio::time::timeout(d, self.stream.read_buf(&mut self.buf))
+                .await
+                .is_err()
+    }
+
     /// A FunctionCall of `oid` with text arguments and a text result.
     pub async fn call_function(&mut self, oid: u32, args: &[&str]) {
         let mut body = BytesMut::new();

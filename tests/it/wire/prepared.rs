@@ -1,5 +1,8 @@
 //! tokio-postgres prepared statements and explicit transactions through a small, busy pool.
 
+use std::time::Duration;
+
+use bytes::BytesMut;
 use postgres_protocol::message::frontend;
 
 use crate::harness::raw::bind_execute;
@@ -141,6 +144,63 @@ async fn parse_of_a_known_statement_needs_no_server() {
         replies.contains(&Reply::Row(vec![Some("42".into())])),
         "{replies:?}"
     );
+}
+
+/// The ParseComplete shardgate gives for a statement already prepared waits for the server's replies
+/// to the rest of the batch and goes out with them, as PostgreSQL buffers its output up to the Sync
+/// (one wake-up of the client, not two); without a Sync or Flush behind it, it goes out at once.
+#[tokio::test]
+async fn an_answered_parse_goes_out_with_the_servers_replies() {
+    let p = TestProxy::start(shared(), |c| c.pool.max_size = 1).await;
+    let sql = "select pg_sleep($1::float8)::text";
+    let mut c = RawClient::login(p.addr, "trustuser", &p.db).await;
+    let run = |delay: &'static str| {
+        move |b: &mut BytesMut| {
+            frontend::parse("", sql, [], b).unwrap();
+            bind_execute(b, "", &[delay]);
+            frontend::sync(b);
+        }
+    };
+    c.send(run("0")).await;
+    assert_eq!(first_error(&c.until_ready().await), None);
+    // Known now: shardgate answers the Parse itself, and the server sleeps half a second.
+    c.send(run("0.5")).await;
+    assert!(
+        c.quiet_for(Duration::from_millis(250)).await,
+        "the ParseComplete went out before the server's replies"
+    );
+    let replies = c.until_ready().await;
+    assert_eq!(
+        replies,
+        vec![
+            Reply::Other(b'1'),
+            Reply::Other(b'2'),
+            Reply::Row(vec![Some(String::new())]),
+            Reply::Other(b'C'),
+            Reply::Ready(b'I'),
+        ]
+    );
+    // No Sync: the server owes no ReadyForQuery, so nothing is held back for one.
+    c.send(|b| {
+        frontend::parse("", sql, [], b).unwrap();
+        frontend::flush(b);
+    })
+    .await;
+    assert_eq!(c.recv().await, Some(Reply::Other(b'1')));
+    c.send(|b| {
+        bind_execute(b, "", &["0"]);
+        frontend::flush(b);
+    })
+    .await;
+    for want in [
+        Reply::Other(b'2'),
+        Reply::Row(vec![Some(String::new())]),
+        Reply::Other(b'C'),
+    ] {
+        assert_eq!(c.recv().await, Some(want));
+    }
+    c.send(frontend::sync).await;
+    assert_eq!(c.until_ready().await, vec![Reply::Ready(b'I')]);
 }
 
 #[tokio::test]
