@@ -323,10 +323,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             ..
         } = self;
         // Own replies wait for the server's only when those are sure to come (no client input needed).
-        let write_client = !out.is_empty()
-            && !(*out_own
-                && out.len() < HIGH_WATER
-                && server.as_ref().is_some_and(|a| a.tracker.owes_ready()));
+        let hold_own = *out_own
+            && out.len() < HIGH_WATER
+            && server.as_ref().is_some_and(|a| a.tracker.owes_ready());
+        let write_client = !out.is_empty() && !hold_own;
         let read_client = out.len() < HIGH_WATER
             && (!*blocked || in_buf.len() < HIGH_WATER)
             && server
