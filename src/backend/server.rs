@@ -124,9 +124,17 @@ impl ServerConn {
     }
 
     /// The `SET`s that give this server a client's startup parameters where it differs, recorded as
-    /// applied; `None` when it has them all.
+    /// applied, after a `RESET` of each one an earlier client's parameters applied and this client's do
+    /// not name (it gets the server's own, as it was told at login); `None` when nothing differs.
     pub(crate) fn align(&mut self, desired: &[(String, String)]) -> Option<String> {
         let mut sql = String::new();
+        self.applied.retain(|name, _| {
+            let kept = desired.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
+            if !kept {
+                sql.push_str(&format!("RESET {name};"));
+            }
+            kept
+        });
         for (name, value) in desired {
             if self.applied.get(name) != Some(value) && self.reported.get(name) != Some(value) {
                 let literal = crate::protocol::frontend::quote_literal(value);

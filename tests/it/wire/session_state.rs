@@ -6,7 +6,7 @@ use shardgate::config::{PoolMode, SessionStatePolicy};
 use tokio_postgres::Client;
 
 use crate::harness::raw::{RawClient, Reply, first_error};
-use crate::harness::{TestProxy, shared, sqlstate};
+use crate::harness::{TestProxy, client, connect_as, shared, sqlstate};
 
 async fn show(c: &Client, name: &str) -> String {
     c.query_one(&format!("show {name}"), &[])
@@ -57,6 +57,31 @@ async fn pinned_and_others(pinned: &Client, others: &[Client]) {
         }
     });
     tokio::join!(check_pinned, futures_util::future::join_all(check_others));
+}
+
+/// A client's startup parameters are its own: what one client's startup packet set on a server goes
+/// back to the server's default before a client that did not ask for it gets that server.
+#[tokio::test]
+async fn startup_settings_never_leak_to_the_next_client() {
+    let p = TestProxy::start(shared(), |c| c.pool.max_size = 1).await;
+    let direct = client(shared(), &p.db).await;
+    let (zone, work_mem) = (
+        show(&direct, "TimeZone").await,
+        show(&direct, "work_mem").await,
+    );
+    assert_ne!(zone, "Asia/Tokyo");
+    let options = "options='-c TimeZone=Asia/Tokyo -c work_mem=77MB'";
+    let with = connect_as(&format!("{} {options}", p.conn_str("app", "secret")))
+        .await
+        .unwrap();
+    let without = p.client().await;
+    // One server, taken in turn.
+    for _ in 0..3 {
+        assert_eq!(show(&with, "TimeZone").await, "Asia/Tokyo");
+        assert_eq!(show(&with, "work_mem").await, "77MB");
+        assert_eq!(show(&without, "TimeZone").await, zone);
+        assert_eq!(show(&without, "work_mem").await, work_mem);
+    }
 }
 
 const SETS: &str = "SET statement_timeout = 1234; SET search_path = pinned, public; SET application_name = 'pinned_app'";
