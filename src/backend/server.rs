@@ -123,10 +123,13 @@ impl ServerConn {
         Ok(())
     }
 
-    /// The `SET`s that give this server a client's startup parameters where it differs, recorded as
-    /// applied, after a `RESET` of each one an earlier client's parameters applied and this client's do
-    /// not name (it gets the server's own, as it was told at login); `None` when nothing differs.
+    /// The query that gives this server a client's startup parameters where it differs, recorded as
+    /// applied: a `RESET` of each one an earlier client's parameters applied and this client's do not
+    /// name (it gets the server's own, as it was told at login), then `set_config` of the rest, which
+    /// reads a value as the startup packet does (`search_path=a,b` is two schemas; `SET ... TO 'a,b'`
+    /// would make it one). `None` when nothing differs.
     pub(crate) fn align(&mut self, desired: &[(String, String)]) -> Option<String> {
+        use crate::protocol::frontend::quote_literal;
         let mut sql = String::new();
         self.applied.retain(|name, _| {
             let kept = desired.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
@@ -135,10 +138,16 @@ impl ServerConn {
             }
             kept
         });
+        let mut sets = 0;
         for (name, value) in desired {
             if self.applied.get(name) != Some(value) && self.reported.get(name) != Some(value) {
-                let literal = crate::protocol::frontend::quote_literal(value);
-                sql.push_str(&format!("SET {name} TO {literal};"));
+                sql.push_str(if sets == 0 { "SELECT " } else { ", " });
+                sql.push_str(&format!(
+                    "set_config({}, {}, false)",
+                    quote_literal(name),
+                    quote_literal(value)
+                ));
+                sets += 1;
                 self.applied.insert(name.clone(), value.clone());
             }
         }

@@ -59,10 +59,11 @@ async fn pinned_and_others(pinned: &Client, others: &[Client]) {
     tokio::join!(check_pinned, futures_util::future::join_all(check_others));
 }
 
-/// A client's startup parameters are its own: what one client's startup packet set on a server goes
-/// back to the server's default before a client that did not ask for it gets that server.
+/// A client's startup parameters are its own, read as PostgreSQL reads a startup packet (a list
+/// setting stays a list), and what one client's startup packet set on a server goes back to the
+/// server's default before a client that did not ask for it gets that server.
 #[tokio::test]
-async fn startup_settings_never_leak_to_the_next_client() {
+async fn startup_settings_are_the_clients_own() {
     let p = TestProxy::start(shared(), |c| c.pool.max_size = 1).await;
     let direct = client(shared(), &p.db).await;
     let (zone, work_mem) = (
@@ -70,7 +71,7 @@ async fn startup_settings_never_leak_to_the_next_client() {
         show(&direct, "work_mem").await,
     );
     assert_ne!(zone, "Asia/Tokyo");
-    let options = "options='-c TimeZone=Asia/Tokyo -c work_mem=77MB'";
+    let options = "options='-c TimeZone=Asia/Tokyo -c work_mem=77MB -c search_path=nowhere,public'";
     let with = connect_as(&format!("{} {options}", p.conn_str("app", "secret")))
         .await
         .unwrap();
@@ -79,9 +80,19 @@ async fn startup_settings_never_leak_to_the_next_client() {
     for _ in 0..3 {
         assert_eq!(show(&with, "TimeZone").await, "Asia/Tokyo");
         assert_eq!(show(&with, "work_mem").await, "77MB");
+        assert_eq!(show(&with, "search_path").await, "nowhere,public");
+        assert_eq!(schemas_of(&with).await, ["public"]);
         assert_eq!(show(&without, "TimeZone").await, zone);
         assert_eq!(show(&without, "work_mem").await, work_mem);
+        assert_eq!(show(&without, "search_path").await, "\"$user\", public");
     }
+}
+
+async fn schemas_of(c: &Client) -> Vec<String> {
+    c.query_one("select current_schemas(false)", &[])
+        .await
+        .unwrap()
+        .get(0)
 }
 
 const SETS: &str = "SET statement_timeout = 1234; SET search_path = pinned, public; SET application_name = 'pinned_app'";
