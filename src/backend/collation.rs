@@ -88,7 +88,9 @@ impl ServerConn {
 }
 
 /// The values of a DataRow (`None` for NULL); a malformed row ends early.
-fn columns(row: &postgres_protocol::message::backend::DataRowBody) -> Vec<Option<&[u8]>> {
+pub(super) fn columns(
+    row: &postgres_protocol::message::backend::DataRowBody,
+) -> Vec<Option<&[u8]>> {
     let mut ranges = row.ranges();
     let mut out = Vec::new();
     while let Ok(Some(r)) = fallible_iterator::FallibleIterator::next(&mut ranges) {

@@ -1,12 +1,17 @@
-//! Which statements leave state in the server session that transaction pooling cannot carry to another
-//! server (SET, LISTEN, PREPARE, temp tables, session advisory locks, WITH HOLD cursors, LOAD). The
+//! Which statements leave state in the server session: settings (SET, RESET, set_config), which
+//! shardgate carries to the client's next servers, and what transaction pooling cannot carry to another
+//! server (SET ROLE, LISTEN, PREPARE, temp tables, session advisory locks, WITH HOLD cursors, LOAD). The
 //! router's lexer (`router::lex`) splits a query string into statements, skipping strings, comments and
 //! dollar quotes, so a keyword inside them never counts. Pure.
 
 /// Why a statement pins its client to the server it ran on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum SessionState {
+    /// Settings: read back from the server once the statement is done, and carried.
     Set,
+    /// The session's role: never carried (a SET ROLE that failed on the next server would leave the
+    /// client running with the pool user's rights).
+    Role,
     Listen,
     Prepare,
     TempTable,
@@ -19,6 +24,9 @@ impl SessionState {
     pub(crate) fn describe(self) -> &'static str {
         match self {
             SessionState::Set => "SET (use SET LOCAL inside a transaction instead)",
+            SessionState::Role => {
+                "SET ROLE or SET SESSION AUTHORIZATION (use SET LOCAL ROLE inside a transaction instead)"
+            }
             SessionState::Listen => "LISTEN",
             SessionState::Prepare => {
                 "SQL-level PREPARE (use protocol-level prepared statements instead)"
@@ -47,14 +55,30 @@ const TRIGGERS: &[&[u8]] = &[
     b"advisory",
 ];
 
-/// The first statement in `sql` that creates session state, if any.
+impl SessionState {
+    /// Settings, which shardgate carries to the client's other servers; any other state pins the
+    /// client to its server.
+    pub(crate) fn carried(self) -> bool {
+        self == SessionState::Set
+    }
+}
+
+/// The session state the statements in `sql` create, if any: the first that pins, else settings.
 pub(crate) fn session_state(sql: &str) -> Option<SessionState> {
     if !has_trigger(sql.as_bytes()) {
         return None;
     }
-    crate::router::lex::statements(sql)
+    let mut found = None;
+    for state in crate::router::lex::statements(sql)
         .iter()
-        .find_map(|s| classify(&s.words))
+        .filter_map(|s| classify(&s.words))
+    {
+        if !state.carried() {
+            return Some(state);
+        }
+        found = Some(state);
+    }
+    found
 }
 
 /// The letters trigger words start with, as bits (`a` = bit 0).
@@ -89,6 +113,7 @@ fn has_trigger(sql: &[u8]) -> bool {
 fn classify(words: &[String]) -> Option<SessionState> {
     let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
     match w(0) {
+        "set" | "reset" if sets_role(words) => Some(SessionState::Role),
         // Words split at dots: `SET shardgate.shard` starts `set`, `shardgate`.
         "set" if !matches!(w(1), "local" | "transaction" | "shardgate") => Some(SessionState::Set),
         "reset" => Some(SessionState::Set),
@@ -108,6 +133,17 @@ fn classify(words: &[String]) -> Option<SessionState> {
         }
         _ => None,
     }
+}
+
+/// `SET [SESSION] ROLE`, `SET [SESSION] SESSION AUTHORIZATION` and their RESETs.
+fn sets_role(words: &[String]) -> bool {
+    let w = |i: usize| words.get(i).map_or("", String::as_str);
+    matches!(
+        (w(1), w(2), w(3)),
+        ("role", _, _)
+            | ("session", "role" | "authorization", _)
+            | ("session", "session", "authorization")
+    )
 }
 
 /// `CREATE [GLOBAL|LOCAL] TEMP[ORARY] TABLE|VIEW|SEQUENCE`, also after `OR REPLACE`.
@@ -162,7 +198,16 @@ mod tests {
         check("select pg_advisory_lock(1)", Some(AdvisoryLock));
         check("select pg_advisory_xact_lock(1)", None);
         check("SELECT PG_TRY_ADVISORY_LOCK(1)", Some(AdvisoryLock));
-        check("select 1;reset role", Some(Set));
+        check("select 1;reset role", Some(Role));
+        check("SET ROLE reader", Some(Role));
+        check("set session role reader", Some(Role));
+        check("SET SESSION AUTHORIZATION reader", Some(Role));
+        check("set session session authorization reader", Some(Role));
+        check("RESET SESSION AUTHORIZATION", Some(Role));
+        check("SET LOCAL ROLE reader", None);
+        check("set session_replication_role = replica", Some(Set));
+        check("SET x.y = 1; LISTEN chan", Some(Listen));
+        check("SET x.y = 1; SET ROLE reader; SET x.z = 2", Some(Role));
         check("select set_config('a.b', '1', false)", Some(Set));
         check("DECLARE c CURSOR WITH HOLD FOR SELECT 1", Some(HoldCursor));
         check("DECLARE c CURSOR FOR SELECT 1", None);

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use arc_swap::ArcSwapOption;
 
 use crate::backend::prepared::server_name;
+use crate::frontend::classify::SessionState;
 
 use crate::router::{Plan, Router};
 use crate::sharding::ShardMap;
@@ -21,6 +22,8 @@ pub(crate) struct Statement {
     pub query: String,
     /// Parse's raw parameter-type section.
     pub param_types: Vec<u8>,
+    /// The session state running it creates (settings are carried at each run).
+    pub session_state: Option<SessionState>,
     /// Its routing plan and the map version it was made for: made once, so a Bind only reads keys.
     plan: ArcSwapOption<(u64, Arc<Plan>)>,
 }
@@ -75,6 +78,7 @@ impl Registry {
             server_name: server_name(id),
             query: query.to_owned(),
             param_types: param_types.to_vec(),
+            session_state: crate::frontend::classify::session_state(query),
             plan: ArcSwapOption::empty(),
         });
         map.entry(query.to_owned()).or_default().push(s.clone());

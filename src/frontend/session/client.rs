@@ -68,9 +68,12 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         match tag {
             b'Q' => {
                 let sql = msg::query(body)?;
-                if let Some(r) = self.session_state_refusal(sql) {
-                    self.refuse(r, false).await?;
-                    return Ok(Flow::Continue);
+                match self.session_state_policy(sql) {
+                    Ok(carried) => self.changes_settings = carried,
+                    Err(r) => {
+                        self.refuse(r, false).await?;
+                        return Ok(Flow::Continue);
+                    }
                 }
                 return self.on_query(raw).await;
             }
@@ -173,7 +176,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
 
     async fn on_parse(&mut self, raw: &mut BytesMut) -> Result<(), SessionError> {
         let p = msg::parse(&raw[frame::HEADER_LEN..])?;
-        if let Some(r) = self.session_state_refusal(p.query) {
+        if let Err(r) = self.session_state_policy(p.query) {
             return self.refuse(r, true).await;
         }
         // Unnamed statements get a global name too: the Bind that follows may go to another server.
@@ -219,9 +222,18 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             route = resolve(&plan, &topo.map, &Params::none(), self.session_shard(&topo));
         }
         let route = self.look_up(route, &topo).await?;
-        match self.place(route.clone(), &topo) {
+        let placement = self.place(route.clone(), &topo);
+        if self.changes_settings && matches!(placement, Placement::Fanout | Placement::Scatter(_)) {
+            self.refuse(settings_on_several_shards(), false).await?;
+            return Ok(Flow::Continue);
+        }
+        match placement {
             Placement::Shard(s) => match self.hold(s, &topo).await? {
-                Ok(Step::Go) => self.forward(raw, Pending::Query).await?,
+                Ok(Step::Go) => {
+                    self.forward(raw, Pending::Query).await?;
+                    let a = self.server.as_mut().expect("attached by forward");
+                    a.settings_changed |= self.changes_settings;
+                }
                 Ok(Step::Wait) => return Ok(Flow::Wait),
                 Err(r) => self.refuse(r, false).await?,
             },
@@ -339,6 +351,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             &raw[rest_at..],
         );
         a.tracker.push(Pending::Bind);
+        a.settings_changed |= stmt.session_state.is_some_and(SessionState::carried);
         raw.advance(raw.len());
         Ok(Flow::Continue)
     }
@@ -399,22 +412,36 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         Ok(())
     }
 
-    /// Applies the session-state policy to a statement: None when it may run (pinning the client to
-    /// its server if the policy says so), else why it is refused.
-    fn session_state_refusal(&mut self, sql: &str) -> Option<Refusal> {
+    /// Applies the session-state policy to a statement: whether it changes settings (which are
+    /// carried to the client's next servers), pinning the client to its server for other state if the
+    /// policy says so, else why it is refused.
+    fn session_state_policy(&mut self, sql: &str) -> Result<bool, Refusal> {
         if self.pinned.is_some() || self.proxy.config.pool_mode == crate::config::PoolMode::Session
         {
-            return None;
+            return Ok(false);
         }
-        let state = classify::session_state(sql)?;
+        let Some(state) = classify::session_state(sql) else {
+            return Ok(false);
+        };
         match self.proxy.config.session_state {
+            SessionStatePolicy::Pin if state.carried() => Ok(true),
             SessionStatePolicy::Pin => {
                 tracing::debug!(reason = state.describe(), "client pinned to its server");
                 self.pinned = Some(state);
-                None
+                Ok(false)
             }
-            SessionStatePolicy::Refuse => Some(refusal(state)),
+            SessionStatePolicy::Refuse => Err(refusal(state)),
         }
+    }
+}
+
+fn settings_on_several_shards() -> Refusal {
+    Refusal {
+        code: sqlstate::FEATURE_NOT_SUPPORTED,
+        message:
+            "a statement that changes settings runs on one shard, and this one would run on several"
+                .into(),
+        hint: Some("send the SET (or set_config) as a statement of its own".into()),
     }
 }
 

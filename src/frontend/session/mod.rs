@@ -52,6 +52,8 @@ struct Attached {
     since: Instant,
     /// When each Query and Sync still owed a ReadyForQuery was sent, for latency metrics.
     query_starts: VecDeque<Instant>,
+    /// The client sent it a statement that changes settings: they are read back before it goes.
+    settings_changed: bool,
 }
 
 /// The buffers of a server the client held, kept for the next one: a transaction then allocates none.
@@ -73,12 +75,17 @@ pub(crate) struct Session<S> {
     /// one write, as PostgreSQL's buffered output would, rather than waking the client twice.
     out_own: bool,
     statements: ClientStatements,
-    /// Session parameters from the client's startup packet, set on every server it uses.
+    /// Session parameters set on every server the client uses: its startup packet's, then the
+    /// settings its own statements changed (carried from server to server).
     desired: Vec<(String, String)>,
+    /// The startup packet's parameters, what a RESET returns to.
+    startup: Vec<(String, String)>,
     cancel: Arc<Slot>,
     server: Option<Attached>,
-    /// Set once the client created session state; it then keeps its server.
+    /// Set once the client created session state shardgate cannot carry; it then keeps its server.
     pinned: Option<SessionState>,
+    /// The simple Query being handled changes settings (SET, RESET, set_config): carried.
+    changes_settings: bool,
     /// After shardgate refused an extended-protocol message, the rest up to Sync is ignored, as a
     /// server would after an error.
     discard_until_sync: bool,
@@ -228,10 +235,12 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             out: BytesMut::with_capacity(16 * 1024),
             out_own: false,
             statements: ClientStatements::default(),
+            startup: desired.clone(),
             desired,
             cancel,
             server: None,
             pinned: None,
+            changes_settings: false,
             discard_until_sync: false,
             session_shard: None,
             deferred: Vec::new(),

@@ -12,6 +12,7 @@ use crate::backend::BackendError;
 use crate::backend::pool::Pool;
 use crate::config::PoolMode;
 use crate::frontend::cancel::ServerKey;
+use crate::frontend::classify::SessionState;
 use crate::frontend::clients::ClientState;
 use crate::frontend::error::SessionError;
 use crate::frontend::pending::Synthetic;
@@ -156,6 +157,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             to_server,
             since: now,
             query_starts,
+            settings_changed: false,
         };
         self.align_parameters(&mut a);
         if let Some(held) = self.begin.take_if(|_| begin) {
@@ -325,6 +327,13 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             // A client that prepared and waits holds no transaction, so it holds no server either.
             a.end_prepares();
         }
+        if self
+            .server
+            .as_ref()
+            .is_some_and(|a| a.settings_changed && a.quiet())
+        {
+            self.carry_settings().await;
+        }
         if !self.server.as_ref().is_some_and(|a| self.releasable(a)) {
             return;
         }
@@ -350,6 +359,46 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 query_starts,
             };
         }
+    }
+
+    /// Settings are the client's, not its server's: once the statements that changed them are done,
+    /// they are read back from the server and become the client's session parameters, set on every
+    /// server it uses next. The server keeps them, recorded as applied, until a client's own replace
+    /// them. A session whose role changed stays pinned; one whose settings could not be read too.
+    async fn carry_settings(&mut self) {
+        let Some(a) = self.server.as_mut() else {
+            return;
+        };
+        a.settings_changed = false;
+        if self.pinned.is_some() || self.proxy.config.pool_mode == PoolMode::Session {
+            return;
+        }
+        let shard = a.conn.pool().target.shard.clone();
+        let read = tokio::time::timeout(Duration::from_secs(5), a.conn.session_settings(&shard));
+        let Ok(Ok(Some(settings))) = read.await else {
+            tracing::info!(%shard, "could not read a session's settings: the client stays pinned");
+            self.pinned = Some(SessionState::Set);
+            return;
+        };
+        if settings
+            .iter()
+            .any(|(name, _)| matches!(name.as_str(), "role" | "session_authorization"))
+        {
+            self.pinned = Some(SessionState::Role);
+            return;
+        }
+        let mut desired = self.startup.clone();
+        for (name, value) in &settings {
+            match desired
+                .iter_mut()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            {
+                Some(slot) => slot.1.clone_from(value),
+                None => desired.push((name.clone(), value.clone())),
+            }
+        }
+        a.conn.applied = settings.into_iter().collect();
+        self.desired = desired;
     }
 
     /// At the end of the session: a server that is clean goes back; one in a transaction is rolled back,

@@ -564,3 +564,73 @@ async fn a_function_call_runs_inside_the_held_begin() {
     assert_eq!(first_value(&again).as_ref(), Some(xid), "{again:?}");
     c.simple("ROLLBACK").await;
 }
+
+/// A session's settings follow its client from shard to shard, as asyncpg's type introspection needs
+/// (it turns jit off with set_config, queries, and turns it back on with a bound parameter), and a
+/// statement on another shard is not refused for them.
+#[tokio::test]
+async fn settings_follow_the_client_across_shards() {
+    let s = Sharded::start(shared(), "").await;
+    let c = s.proxy.client().await;
+    let setting = |m: Vec<SimpleQueryMessage>| rows(&m)[0][0].clone().unwrap();
+    c.simple_query("SELECT current_setting('jit') AS cur, set_config('jit', 'off', false) AS new")
+        .await
+        .unwrap();
+    c.batch_execute("SET statement_timeout = 4321")
+        .await
+        .unwrap();
+    for shard in ["s0", "s1", "s0", "s1"] {
+        let sql = format!(
+            "/* shardgate: shard={shard} */ SELECT current_setting('jit') || ' ' || current_setting('statement_timeout')"
+        );
+        assert_eq!(setting(c.simple_query(&sql).await.unwrap()), "off 4321ms");
+    }
+    // Keys on both shards, in one statement with an array parameter: a read merged over the shards.
+    let (a, b) = (
+        1i64,
+        (2..100)
+            .find(|k| {
+                owner(&s.map(), "users", KeyValue::Int(*k))
+                    != owner(&s.map(), "users", KeyValue::Int(1))
+            })
+            .unwrap(),
+    );
+    for k in [a, b] {
+        c.execute("INSERT INTO users (id, email) VALUES ($1, 'x')", &[&k])
+            .await
+            .unwrap();
+    }
+    let got: Vec<i64> = c
+        .query(
+            "SELECT id FROM users WHERE id = ANY($1) ORDER BY id",
+            &[&vec![a, b]],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(got, [a, b]);
+    let back = c
+        .prepare("SELECT set_config('jit', $1, false)")
+        .await
+        .unwrap();
+    c.query(&back, &[&"on"]).await.unwrap();
+    for shard in ["s0", "s1"] {
+        let sql = format!("/* shardgate: shard={shard} */ SELECT current_setting('jit')");
+        assert_eq!(setting(c.simple_query(&sql).await.unwrap()), "on");
+    }
+    // Settings changed by a statement that would run on several shards would stay behind there.
+    let e = c
+        .batch_execute("SET work_mem = '8MB'; SELECT count(*) FROM users")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), Some("0A000"), "{e}");
+    // Another client sees none of it, on either shard.
+    let other = s.proxy.client().await;
+    for shard in ["s0", "s1"] {
+        let sql =
+            format!("/* shardgate: shard={shard} */ SELECT current_setting('statement_timeout')");
+        assert_eq!(setting(other.simple_query(&sql).await.unwrap()), "0");
+    }
+}

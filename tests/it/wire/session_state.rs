@@ -34,19 +34,13 @@ async fn both_servers_clean(p: &TestProxy, name: &str, default: &str) {
     y.batch_execute("commit").await.unwrap();
 }
 
-/// Other clients run many statements while `pinned` runs as many; every answer is checked.
-async fn pinned_and_others(pinned: &Client, others: &[Client]) {
-    let pinned_pid = pid(pinned).await;
-    let check_pinned = async {
+/// Other clients run many statements while `carried` runs as many; every answer is checked.
+async fn carried_and_others(carried: &Client, others: &[Client]) {
+    let check_carried = async {
         for _ in 0..40 {
-            assert_eq!(show(pinned, "statement_timeout").await, "1234ms");
-            assert_eq!(show(pinned, "search_path").await, "pinned, public");
-            assert_eq!(show(pinned, "application_name").await, "pinned_app");
-            assert_eq!(
-                pid(pinned).await,
-                pinned_pid,
-                "a pinned client keeps its server"
-            );
+            assert_eq!(show(carried, "statement_timeout").await, "1234ms");
+            assert_eq!(show(carried, "search_path").await, "pinned, public");
+            assert_eq!(show(carried, "application_name").await, "pinned_app");
         }
     };
     let check_others = others.iter().map(|c| async move {
@@ -56,7 +50,7 @@ async fn pinned_and_others(pinned: &Client, others: &[Client]) {
             assert_ne!(show(c, "application_name").await, "pinned_app");
         }
     });
-    tokio::join!(check_pinned, futures_util::future::join_all(check_others));
+    tokio::join!(check_carried, futures_util::future::join_all(check_others));
 }
 
 /// A client's startup parameters are its own, read as PostgreSQL reads a startup packet (a list
@@ -97,17 +91,90 @@ async fn schemas_of(c: &Client) -> Vec<String> {
 
 const SETS: &str = "SET statement_timeout = 1234; SET search_path = pinned, public; SET application_name = 'pinned_app'";
 
+/// A session's settings are the client's: they follow it to every server it uses, and no other client
+/// sees them, although the server it set them on goes back to the pool at once.
 #[tokio::test]
-async fn set_pins_and_never_leaks() {
+async fn settings_follow_their_client_and_never_leak() {
     let p = TestProxy::start(shared(), |c| c.pool.max_size = 2).await;
-    let pinned = p.client().await;
+    let carried = p.client().await;
     let others = [p.client().await, p.client().await, p.client().await];
-    pinned.batch_execute(SETS).await.unwrap();
-    pinned_and_others(&pinned, &others).await;
-    drop(pinned);
-    // Its server was reset before anyone else got it.
+    carried.batch_execute(SETS).await.unwrap();
+    let first = pid(&carried).await;
+    // Another client holds the server the settings were made on, so the next statement runs on the
+    // other one: the first holder takes either; if it took the other, a second one gets `first`.
+    let holders = [p.client().await, p.client().await];
+    holders[0].batch_execute("begin").await.unwrap();
+    let holder = if pid(&holders[0]).await == first {
+        &holders[0]
+    } else {
+        holders[1].batch_execute("begin").await.unwrap();
+        assert_eq!(pid(&holders[1]).await, first);
+        holders[0].batch_execute("commit").await.unwrap();
+        &holders[1]
+    };
+    assert_ne!(
+        pid(&carried).await,
+        first,
+        "the client moved to the other server"
+    );
+    assert_eq!(show(&carried, "statement_timeout").await, "1234ms");
+    assert_eq!(show(&carried, "search_path").await, "pinned, public");
+    assert_eq!(show(holder, "statement_timeout").await, "0");
+    holder.batch_execute("commit").await.unwrap();
+    carried_and_others(&carried, &others).await;
+    // RESET ALL goes back to the startup parameters, on whichever server.
+    carried.batch_execute("RESET ALL").await.unwrap();
+    for _ in 0..4 {
+        assert_eq!(show(&carried, "statement_timeout").await, "0");
+    }
+    drop(carried);
     both_servers_clean(&p, "statement_timeout", "0").await;
     both_servers_clean(&p, "search_path", "\"$user\", public").await;
+}
+
+/// State transaction pooling cannot carry (a temporary table, a role) pins its client to its server
+/// for the rest of the session; the server is reset before anyone else gets it.
+#[tokio::test]
+async fn other_session_state_pins_and_never_leaks() {
+    let p = TestProxy::start(shared(), |c| c.pool.max_size = 2).await;
+    let role = format!("{}_reader", p.db);
+    let direct = client(shared(), &p.db).await;
+    direct
+        .batch_execute(&format!("DROP ROLE IF EXISTS {role}; CREATE ROLE {role}"))
+        .await
+        .unwrap();
+    for pin in [
+        "CREATE TEMP TABLE mine (a int)".to_owned(),
+        format!("SET ROLE {role}"),
+        format!("SET statement_timeout = 1234; SET ROLE {role}"),
+    ] {
+        let pinned = p.client().await;
+        let others = [p.client().await, p.client().await];
+        pinned.batch_execute(&pin).await.unwrap();
+        let at = pid(&pinned).await;
+        let check_pinned = async {
+            for _ in 0..20 {
+                assert_eq!(
+                    pid(&pinned).await,
+                    at,
+                    "{pin}: a pinned client keeps its server"
+                );
+            }
+        };
+        let check_others = others.iter().map(|c| async move {
+            for _ in 0..20 {
+                assert_eq!(show(c, "role").await, "none");
+                assert_eq!(show(c, "statement_timeout").await, "0");
+            }
+        });
+        tokio::join!(check_pinned, futures_util::future::join_all(check_others));
+        drop(pinned);
+        both_servers_clean(&p, "role", "none").await;
+    }
+    direct
+        .batch_execute(&format!("DROP ROLE {role}"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test]
@@ -202,7 +269,7 @@ async fn session_pool_mode() {
     let pinned = p.client().await;
     let others = [p.client().await];
     pinned.batch_execute(SETS).await.unwrap();
-    pinned_and_others(&pinned, &others).await;
+    carried_and_others(&pinned, &others).await;
     let mut tx_client = p.client().await;
     drop(others);
     let first = pid(&tx_client).await;
