@@ -10,17 +10,26 @@ use super::collation::columns;
 use super::server::ServerConn;
 
 /// Every setting whose value comes from the session: what SET and set_config left, including what
-/// shardgate applied for the client's startup parameters.
-const SESSION_SETTINGS: &str = "SELECT name, setting FROM pg_settings WHERE source = 'session'";
+/// shardgate applied for the client's startup parameters. pg_settings hides `role` and
+/// `session_authorization`; a user other than the one that logged in shows as a `role` row.
+fn query(login_user: &str) -> String {
+    format!(
+        "SELECT name, setting FROM pg_settings WHERE source = 'session' \
+         UNION ALL SELECT 'role', current_user::text WHERE current_user <> {}",
+        crate::protocol::frontend::quote_literal(login_user)
+    )
+}
 
 impl ServerConn {
-    /// The session's settings, by name; None when the server refused the query.
+    /// The session's settings, by name (a `role` among them when the session changed its user);
+    /// None when the server refused the query.
     pub(crate) async fn session_settings(
         &mut self,
         shard: &str,
+        login_user: &str,
     ) -> Result<Option<Vec<(String, String)>>, BackendError> {
         let mut out = bytes::BytesMut::new();
-        postgres_protocol::message::frontend::query(SESSION_SETTINGS, &mut out)
+        postgres_protocol::message::frontend::query(&query(login_user), &mut out)
             .map_err(|e| self.io_err(shard, e))?;
         self.send(shard, &out).await?;
         let (mut settings, mut failed) = (Vec::new(), false);

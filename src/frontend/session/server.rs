@@ -373,8 +373,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         if self.pinned.is_some() || self.proxy.config.pool_mode == PoolMode::Session {
             return;
         }
-        let shard = a.conn.pool().target.shard.clone();
-        let read = tokio::time::timeout(Duration::from_secs(5), a.conn.session_settings(&shard));
+        let target = a.conn.pool().target.clone();
+        let (shard, user) = (&target.shard, &target.user);
+        let read =
+            tokio::time::timeout(Duration::from_secs(5), a.conn.session_settings(shard, user));
         let Ok(Ok(Some(settings))) = read.await else {
             tracing::info!(%shard, "could not read a session's settings: the client stays pinned");
             self.pinned = Some(SessionState::Set);

@@ -147,6 +147,7 @@ async fn other_session_state_pins_and_never_leaks() {
         "CREATE TEMP TABLE mine (a int)".to_owned(),
         format!("SET ROLE {role}"),
         format!("SET statement_timeout = 1234; SET ROLE {role}"),
+        format!("SELECT set_config('role', '{role}', false)"),
     ] {
         let pinned = p.client().await;
         let others = [p.client().await, p.client().await];
