@@ -119,9 +119,10 @@ fn route(args: &[String]) -> anyhow::Result<()> {
             names(&map.all_shards().collect::<Vec<_>>())
         ),
         Route::Multi(list) => format!("several shards: {}", names(list)),
-        Route::Scatter(list) => format!(
-            "a read over several shards: {} (refused until cross-shard merging lands)",
-            names(list)
+        Route::Scatter(list) => format!("a read over several shards, merged: {}", names(list)),
+        Route::CopyIn(_) => format!(
+            "COPY split row by row over every shard ({})",
+            names(&map.all_shards().collect::<Vec<_>>())
         ),
         Route::Split(parts) => {
             let parts: Vec<String> = parts

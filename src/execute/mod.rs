@@ -2,6 +2,8 @@
 //! combining their replies. Never parses SQL: the router decided what runs where.
 
 pub(crate) mod combine;
+pub(crate) mod copy_in;
+mod copy_split;
 pub(crate) mod directory;
 pub(crate) mod fanout;
 pub(crate) mod having;

@@ -14,6 +14,8 @@ use crate::protocol::backend::ErrorFields;
 pub(crate) enum Synthetic {
     ParseComplete,
     BindComplete,
+    /// A Describe of a portal that returns no rows (a COPY's).
+    NoData,
     CloseComplete,
     /// The end of a command shardgate answered itself (`SET shardgate.shard`).
     CommandComplete(&'static str),

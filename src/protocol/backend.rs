@@ -66,6 +66,10 @@ pub(crate) fn bind_complete(out: &mut BytesMut) {
     write_message(out, b'2', |_| {});
 }
 
+pub(crate) fn no_data(out: &mut BytesMut) {
+    write_message(out, b'n', |_| {});
+}
+
 pub(crate) fn close_complete(out: &mut BytesMut) {
     write_message(out, b'3', |_| {});
 }

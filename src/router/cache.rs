@@ -78,8 +78,10 @@ impl Router {
             && !n.literals.is_empty()
         {
             let plan = self.plan(&n.text, map);
-            if !matches!(plan.target, Target::Insert { .. } | Target::Refuse(_))
-                && !numbers_as_text_keys(&plan, &n.numeric, map)
+            if !matches!(
+                plan.target,
+                Target::Insert { .. } | Target::CopyIn(_) | Target::Refuse(_)
+            ) && !numbers_as_text_keys(&plan, &n.numeric, map)
             {
                 return (plan, n.literals);
             }

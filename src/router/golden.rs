@@ -1454,7 +1454,23 @@ fn unparsed_statements() {
         ),
         (
             "COPY users FROM STDIN",
-            "refused: 0A000 COPY of sharded table users",
+            "copy: each row to the shard of its key",
+        ),
+        (
+            "COPY users (id, email) FROM STDIN WITH (FORMAT csv, HEADER true)",
+            "copy: each row to the shard of its key",
+        ),
+        (
+            "COPY users FROM STDIN (FORMAT binary)",
+            "copy: each row to the shard of its key",
+        ),
+        (
+            "COPY users (email) FROM STDIN",
+            "refused: 0A000 must include its shard key column id",
+        ),
+        (
+            "COPY users FROM STDIN (FORMAT xml)",
+            "refused: 0A000 COPY format xml is not known",
         ),
         (
             "COPY users TO STDOUT",

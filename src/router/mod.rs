@@ -33,7 +33,9 @@ pub use cache::Router;
 pub use having::{CmpOp, Filter, Operand};
 pub use merge::{Agg, Count, MergePlan, SortColumn, SortRef};
 pub use params::Params;
-pub use plan::{Command, InsertTemplate, KeySource, Plan, Refusal, Target, TxControl};
+pub use plan::{
+    Command, CopyFormat, CopyIn, InsertTemplate, KeySource, Plan, Refusal, Target, TxControl,
+};
 pub use planner::plan;
 pub use resolve::resolve;
 pub use route::{Route, SplitPart};

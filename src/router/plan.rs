@@ -74,7 +74,36 @@ pub enum Target {
     },
     /// A read without a shard key over one co-location group: every shard, merged.
     Scatter,
+    /// COPY FROM STDIN into a sharded table: each row to the shard of its key.
+    CopyIn(CopyIn),
     Refuse(Refusal),
+}
+
+/// How a COPY FROM STDIN into a sharded table is split: which column holds the key, and how rows
+/// and fields are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyIn {
+    /// Index in `map.tables`.
+    pub table: usize,
+    /// The columns as listed (lowercase unless quoted); empty: every column, in the table's order.
+    pub columns: Vec<String>,
+    pub format: CopyFormat,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopyFormat {
+    Text {
+        delimiter: u8,
+        null: Vec<u8>,
+    },
+    Csv {
+        delimiter: u8,
+        quote: u8,
+        escape: u8,
+        null: Vec<u8>,
+        header: bool,
+    },
+    Binary,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -204,7 +204,12 @@ fn plan_one(stmt: Option<&Statement>, lexed: &Lexed, map: &ShardMap) -> Plan {
         | Statement::Revoke(_)
         | Statement::Truncate(_) => ddl(),
         Statement::Copy {
-            source, to, target, ..
+            source,
+            to,
+            target,
+            options,
+            legacy_options,
+            ..
         } => match source {
             // COPY (query) TO STDOUT reads like its query.
             CopySource::Query(q) if *to && matches!(target, CopyTarget::Stdout) => {
@@ -215,7 +220,7 @@ fn plan_one(stmt: Option<&Statement>, lexed: &Lexed, map: &ShardMap) -> Plan {
                     format!("COPY (query): {}", inner.reason),
                 )
             }
-            _ => copy(source, *to, target, map),
+            _ => copy(source, *to, target, options, legacy_options, map),
         },
         Statement::Prepare { .. } | Statement::Execute { .. } => Plan::refuse(
             Command::Session,
@@ -239,6 +244,7 @@ fn reason(t: &Target, what: &str) -> String {
         Target::Keys { .. } => format!("{what}: by shard key"),
         Target::Insert { .. } => format!("{what}: rows grouped by shard key"),
         Target::Scatter => format!("{what}: no shard key: every shard, results merged"),
+        Target::CopyIn(_) => format!("{what}: each row to the shard of its key"),
         Target::Refuse(r) => format!("refused: {}", r.message),
     }
 }

@@ -26,6 +26,7 @@ pub fn resolve(
         Target::All => Route::All,
         Target::EveryShard => Route::Multi(map.all_shards().collect()),
         Target::Scatter => Route::Scatter(map.all_shards().collect()),
+        Target::CopyIn(c) => Route::CopyIn(c.clone()),
         Target::Refuse(r) => Route::Refused(r.clone()),
         Target::Keys { table, keys, write } => match keyed(map, *table, keys, params) {
             Ok(Placed::Shards(shards)) => spread(map, shards, *write, *table),

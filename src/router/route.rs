@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::plan::Refusal;
+use super::plan::{CopyIn, Refusal};
 use crate::sharding::{KeyValue, ShardId};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -17,6 +17,8 @@ pub enum Route {
     Scatter(Vec<ShardId>),
     /// A multi-row INSERT whose rows live on several shards, ascending by shard.
     Split(Vec<SplitPart>),
+    /// COPY FROM STDIN into a sharded table, split row by row.
+    CopyIn(CopyIn),
     /// A directory key to look up in PostgreSQL (the I/O is the caller's).
     Lookup {
         table: usize,
@@ -71,6 +73,7 @@ impl fmt::Display for Route {
                 }
                 Ok(())
             }
+            Route::CopyIn(_) => f.write_str("copy: each row to the shard of its key"),
             Route::Lookup { table, key } => write!(f, "lookup table {table} key {key}"),
             Route::Refused(r) => write!(f, "refused: {r}"),
         }

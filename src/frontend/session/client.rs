@@ -47,6 +47,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         tag: u8,
         raw: &mut BytesMut,
     ) -> Result<Flow, SessionError> {
+        if self.copy.is_some() && tag != b'X' {
+            return self.on_copy_message(tag, raw).await;
+        }
         let body = &raw[frame::HEADER_LEN..];
         if self.read_flushed && !matches!(tag, b'H' | b'S' | b'X' | b'C') {
             self.read_flushed = false;
@@ -91,11 +94,17 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                         None => self.deferred.push(Deferred::Describe(stmt)),
                     }
                 }
+                Target::Portal(_) if self.copy_bound.is_some() => self.reply(Synthetic::NoData),
                 Target::Portal(_) if self.fanout.is_some() => {
                     self.fanout.as_mut().expect("checked above").describe = true;
                 }
                 _ => self.forward(raw, Pending::Describe).await?,
             },
+            b'E' if self.copy_bound.is_some() => {
+                let (copy, sql) = self.copy_bound.take().expect("checked above");
+                let topo = self.topology();
+                self.start_copy(&copy, &sql, &topo, true).await?;
+            }
             b'E' if self.fanout.is_some() => {
                 let (_, max_rows) = msg::execute(body)?;
                 let batch = self.fanout.as_mut().expect("checked above");
@@ -115,6 +124,8 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             b'S' => {
                 self.discard_until_sync = false;
                 self.read_flushed = false;
+                // A COPY bound but never executed: its portal ends with the batch.
+                self.copy_bound = None;
                 if let Some(batch) = self.fanout.take() {
                     self.run_batch(batch, true).await?;
                     return Ok(Flow::Continue);
@@ -270,6 +281,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                     }
                 }
             }
+            Placement::CopyIn(plan) => match self.before_fanout().await {
+                Ok(Step::Go) => self.start_copy(&plan, sql, &topo, false).await?,
+                Ok(Step::Wait) => return Ok(Flow::Wait),
+                Err(r) => self.refuse(r, false).await?,
+            },
             Placement::Refuse(r) => self.refuse(r, false).await?,
         }
         Ok(Flow::Continue)
@@ -332,6 +348,18 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                         self.start_scatter(shards, merge, &stmt, b.rest, topo)
                             .await?
                     }
+                }
+                return Ok(Flow::Continue);
+            }
+            Placement::CopyIn(copy) => {
+                // Started at the Execute; its portal is answered here, as a server would.
+                match self.before_fanout().await {
+                    Ok(Step::Go) => {
+                        self.copy_bound = Some((copy, stmt.query.clone()));
+                        self.reply(Synthetic::BindComplete);
+                    }
+                    Ok(Step::Wait) => return Ok(Flow::Wait),
+                    Err(r) => self.refuse(r, true).await?,
                 }
                 return Ok(Flow::Continue);
             }

@@ -6,6 +6,7 @@
 //! holds no unread bytes, and is idle outside a transaction; anything less and it is closed.
 
 mod client;
+mod copy;
 mod held_begin;
 mod route;
 mod server;
@@ -30,6 +31,7 @@ use crate::execute::fanout::{Part, Work};
 use crate::execute::scatter::Merge;
 use crate::protocol::backend;
 use crate::proxy::{Proxy, Topology};
+use crate::router::CopyIn;
 use crate::sharding::ShardId;
 use held_begin::HeldBegin;
 
@@ -95,6 +97,10 @@ pub(crate) struct Session<S> {
     deferred: Vec<Deferred>,
     /// An extended-protocol statement bound to several shards, run at its Sync.
     fanout: Option<FanoutBatch>,
+    /// A COPY FROM STDIN into a sharded table under way: the client's CopyData goes to it.
+    copy: Option<copy::ClientCopy>,
+    /// A COPY into a sharded table bound over the extended protocol, started at its Execute.
+    copy_bound: Option<(CopyIn, String)>,
     /// A merged read ran at the client's Flush: only Flush, Close and Sync may follow it up to the Sync.
     read_flushed: bool,
     /// A BEGIN held until the transaction's first statement says which shard it runs on.
@@ -245,6 +251,8 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             session_shard: None,
             deferred: Vec::new(),
             fanout: None,
+            copy: None,
+            copy_bound: None,
             read_flushed: false,
             begin: None,
             blocked: false,
@@ -408,6 +416,7 @@ fn emit(out: &mut BytesMut, s: Synthetic, tx_status: u8) {
     match s {
         Synthetic::ParseComplete => backend::parse_complete(out),
         Synthetic::BindComplete => backend::bind_complete(out),
+        Synthetic::NoData => backend::no_data(out),
         Synthetic::CloseComplete => backend::close_complete(out),
         Synthetic::CommandComplete(tag) => backend::command_complete(out, tag),
         Synthetic::Error(e) => backend::error_response(out, &e),

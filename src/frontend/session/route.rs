@@ -20,7 +20,7 @@ use crate::protocol::frontend as msg;
 use crate::protocol::frontend::BindParams;
 use crate::protocol::sqlstate;
 use crate::proxy::Topology;
-use crate::router::{Count, Params, Plan, Refusal, Route, SplitPart};
+use crate::router::{CopyIn, Count, Params, Plan, Refusal, Route, SplitPart};
 use crate::sharding::ShardId;
 use crate::sharding::{KeyType, KeyValue};
 
@@ -32,6 +32,8 @@ pub(super) enum Placement {
     Fanout,
     /// A read on several shards, merged into one result.
     Scatter(Vec<ShardId>),
+    /// COPY FROM STDIN split row by row over the shards.
+    CopyIn(CopyIn),
     Refuse(Refusal),
 }
 
@@ -70,6 +72,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             Route::Split(_) => Placement::Fanout,
             Route::Scatter(list) if list.len() == 1 => Placement::Shard(list[0]),
             Route::Scatter(list) => Placement::Scatter(list),
+            Route::CopyIn(c) => Placement::CopyIn(c),
             Route::Lookup { .. } => Placement::Refuse(Refusal {
                 code: sqlstate::FEATURE_NOT_SUPPORTED,
                 message: "directory lookups in PostgreSQL are resolved before placement".into(),

@@ -35,6 +35,9 @@ pub(super) fn combine(mut plans: Vec<Plan>, map: &ShardMap) -> Plan {
     {
         return separately("including a multi-row INSERT");
     }
+    if plans.iter().any(|p| matches!(p.target, Target::CopyIn(_))) {
+        return separately("including a COPY into a sharded table");
+    }
     let mut command: Option<Command> = None;
     let mut target: Option<Target> = None;
     for p in &plans {

@@ -1,14 +1,24 @@
-//! COPY: of a reference table TO STDOUT on any shard, of an unlisted table on the default shard;
-//! of a sharded table, into a reference table, and to or from a server file refused.
+//! COPY: FROM STDIN into a sharded table split row by row (text, CSV or binary); of a reference table
+//! TO STDOUT on any shard, of an unlisted table on the default shard; of a sharded table TO STDOUT,
+//! into a reference table, and to or from a server file refused.
 
-use sqlparser::ast::{CopySource, CopyTarget};
+use sqlparser::ast::{
+    CopyLegacyCsvOption, CopyLegacyOption, CopyOption, CopySource, CopyTarget, Ident,
+};
 
 use crate::router::keyword::HINT;
-use crate::router::plan::{Command, Plan, Refusal, Target};
-use crate::router::walk::name_of;
+use crate::router::plan::{Command, CopyFormat, CopyIn, Plan, Refusal, Target};
+use crate::router::walk::{ident, name_of};
 use crate::sharding::{ShardMap, TableKind, Unlisted};
 
-pub(super) fn copy(source: &CopySource, to: bool, target: &CopyTarget, map: &ShardMap) -> Plan {
+pub(super) fn copy(
+    source: &CopySource,
+    to: bool,
+    target: &CopyTarget,
+    options: &[CopyOption],
+    legacy: &[CopyLegacyOption],
+    map: &ShardMap,
+) -> Plan {
     let command = if to { Command::Read } else { Command::Write };
     let CopySource::Table { table_name, .. } = source else {
         return Plan::refuse(
@@ -25,7 +35,117 @@ pub(super) fn copy(source: &CopySource, to: bool, target: &CopyTarget, map: &Sha
             ),
         );
     }
-    copy_table(&name_of(table_name), to, map)
+    let CopySource::Table { columns, .. } = source else {
+        unreachable!("matched above")
+    };
+    let name = name_of(table_name);
+    let sharded = map
+        .tables
+        .iter()
+        .position(|t| t.name == crate::sharding::table::normalize(&name))
+        .filter(|&i| matches!(map.tables[i].kind, TableKind::Sharded(_)));
+    match sharded {
+        Some(table) if !to => match copy_format(options, legacy) {
+            Ok(format) => {
+                let columns: Vec<String> = columns.iter().map(ident).collect();
+                let TableKind::Sharded(t) = &map.tables[table].kind else {
+                    unreachable!("filtered above")
+                };
+                if !columns.is_empty() && !columns.contains(&t.key) {
+                    return Plan::refuse(
+                        Command::Write,
+                        Refusal::unsupported(
+                            format!(
+                                "a COPY into sharded table {name} must include its shard key column {}",
+                                t.key
+                            ),
+                            "list the key column among the COPY's columns",
+                        ),
+                    );
+                }
+                Plan::new(
+                    Command::Write,
+                    Target::CopyIn(CopyIn {
+                        table,
+                        columns,
+                        format,
+                    }),
+                    format!(
+                        "COPY FROM STDIN into sharded {name}: each row to the shard of its key"
+                    ),
+                )
+            }
+            Err(r) => Plan::refuse(Command::Write, r),
+        },
+        _ => copy_table(&name, to, map),
+    }
+}
+
+/// The format a COPY's options describe, with PostgreSQL's defaults.
+fn copy_format(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<CopyFormat, Refusal> {
+    let (mut kind, mut delimiter, mut quote, mut escape) = ("text".to_owned(), None, None, None);
+    let (mut null, mut header) = (None, false);
+    for o in options {
+        match o {
+            CopyOption::Format(Ident { value, .. }) => kind = value.to_ascii_lowercase(),
+            CopyOption::Delimiter(c) => delimiter = Some(*c),
+            CopyOption::Quote(c) => quote = Some(*c),
+            CopyOption::Escape(c) => escape = Some(*c),
+            CopyOption::Null(n) => null = Some(n.clone().into_bytes()),
+            CopyOption::Header(h) => header = *h,
+            _ => {}
+        }
+    }
+    for o in legacy {
+        match o {
+            CopyLegacyOption::Binary => kind = "binary".into(),
+            CopyLegacyOption::Delimiter(c) => delimiter = Some(*c),
+            CopyLegacyOption::Null(n) => null = Some(n.clone().into_bytes()),
+            CopyLegacyOption::Csv(csv) => {
+                kind = "csv".into();
+                for c in csv {
+                    match c {
+                        CopyLegacyCsvOption::Header => header = true,
+                        CopyLegacyCsvOption::Quote(q) => quote = Some(*q),
+                        CopyLegacyCsvOption::Escape(e) => escape = Some(*e),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let byte = |c: Option<char>, default: u8| -> Result<u8, Refusal> {
+        match c {
+            None => Ok(default),
+            Some(c) if c.is_ascii() => Ok(c as u8),
+            Some(c) => Err(Refusal::unsupported(
+                format!("COPY into a sharded table with the non-ASCII delimiter or quote {c:?}"),
+                "use an ASCII delimiter and quote",
+            )),
+        }
+    };
+    match kind.as_str() {
+        "text" => Ok(CopyFormat::Text {
+            delimiter: byte(delimiter, b'\t')?,
+            null: null.unwrap_or_else(|| b"\\N".to_vec()),
+        }),
+        "csv" => {
+            let quote = byte(quote, b'"')?;
+            Ok(CopyFormat::Csv {
+                delimiter: byte(delimiter, b',')?,
+                quote,
+                escape: byte(escape, quote)?,
+                null: null.unwrap_or_default(),
+                header,
+            })
+        }
+        "binary" => Ok(CopyFormat::Binary),
+        other => Err(Refusal::unsupported(
+            format!("COPY format {other} is not known"),
+            "use text, csv or binary",
+        )),
+    }
 }
 
 /// A COPY the parser cannot read (options it does not know, like pgbench's `WITH (FREEZE ON)`): the

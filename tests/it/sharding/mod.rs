@@ -1,6 +1,7 @@
 //! Sharding against real PostgreSQL: hash compatibility, routing end to end, map reloads.
 
 mod cli;
+mod copy;
 mod hash;
 mod pipeline;
 mod reload;
