@@ -30,6 +30,11 @@ pub enum BackendError {
     },
     #[error("no connection to shard {shard} became free within {ms} ms")]
     CheckoutTimeout { shard: String, ms: u64 },
+    /// The client's session settings could not be given to a server (the connection is closed).
+    #[error("shard {shard} refused the client's session settings: {message}")]
+    Settings { shard: String, message: String },
+    #[error("shard {shard} did not answer within {ms} ms")]
+    Timeout { shard: String, ms: u64 },
 }
 
 impl BackendError {
@@ -39,6 +44,7 @@ impl BackendError {
             BackendError::Login { .. } | BackendError::UnsupportedAuth { .. } => {
                 sqlstate::CONNECTION_EXCEPTION
             }
+            BackendError::Settings { .. } => sqlstate::INVALID_PARAMETER_VALUE,
             _ => sqlstate::CONNECTION_FAILURE,
         }
     }

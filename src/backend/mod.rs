@@ -6,6 +6,6 @@ mod error;
 pub(crate) mod pool;
 pub(crate) mod prepared;
 pub(crate) mod server;
-mod settings;
+pub(crate) mod settings;
 
 pub use error::BackendError;

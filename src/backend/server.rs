@@ -123,35 +123,61 @@ impl ServerConn {
         Ok(())
     }
 
-    /// The query that gives this server a client's startup parameters where it differs, recorded as
-    /// applied: a `RESET` of each one an earlier client's parameters applied and this client's do not
-    /// name (it gets the server's own, as it was told at login), then `set_config` of the rest, which
-    /// reads a value as the startup packet does (`search_path=a,b` is two schemas; `SET ... TO 'a,b'`
-    /// would make it one). `None` when nothing differs.
+    /// The query that gives this server a client's session parameters where it differs, recorded as
+    /// applied (by lowercase name, as PostgreSQL matches them): a `RESET` of each one an earlier
+    /// client's parameters applied and this client's do not name (it gets the server's own, as it was
+    /// told at login), then `set_config` of the rest, which reads a value as the startup packet does
+    /// (`search_path=a,b` is two schemas; `SET ... TO 'a,b'` would make it one). `None` when nothing
+    /// differs. The caller runs it before anything else and closes the server if it fails
+    /// (`align_now`): what it recorded is then void.
     pub(crate) fn align(&mut self, desired: &[(String, String)]) -> Option<String> {
-        use crate::protocol::frontend::quote_literal;
+        use crate::protocol::frontend::{quote_ident_path, quote_literal};
         let mut sql = String::new();
         self.applied.retain(|name, _| {
             let kept = desired.iter().any(|(n, _)| n.eq_ignore_ascii_case(name));
             if !kept {
-                sql.push_str(&format!("RESET {name};"));
+                sql.push_str(&format!("RESET {};", quote_ident_path(name)));
             }
             kept
         });
         let mut sets = 0;
         for (name, value) in desired {
-            if self.applied.get(name) != Some(value) && self.reported.get(name) != Some(value) {
+            let key = name.to_ascii_lowercase();
+            let reported = self
+                .reported
+                .iter()
+                .any(|(n, v)| n.eq_ignore_ascii_case(name) && v == value);
+            if self.applied.get(&key) != Some(value) && !reported {
                 sql.push_str(if sets == 0 { "SELECT " } else { ", " });
                 sql.push_str(&format!(
-                    "set_config({}, {}, false)",
+                    "pg_catalog.set_config({}, {}, false)",
                     quote_literal(name),
                     quote_literal(value)
                 ));
                 sets += 1;
-                self.applied.insert(name.clone(), value.clone());
+                self.applied.insert(key, value.clone());
             }
         }
         (!sql.is_empty()).then_some(sql)
+    }
+
+    /// Gives the server the client's session parameters now, before anything else runs on it. An
+    /// error is `BackendError::Settings`; the caller drops (closes) the connection.
+    pub(crate) async fn align_now(
+        &mut self,
+        shard: &str,
+        desired: &[(String, String)],
+    ) -> Result<(), BackendError> {
+        let Some(sql) = self.align(desired) else {
+            return Ok(());
+        };
+        match self.simple(shard, &sql).await? {
+            None => Ok(()),
+            Some(message) => Err(BackendError::Settings {
+                shard: shard.to_owned(),
+                message,
+            }),
+        }
     }
 
     /// Reads one whole backend message.
@@ -289,7 +315,6 @@ impl ServerConn {
                 Message::ErrorResponse(e) => failure = Some(error_text(e)),
                 Message::ParameterStatus(p) => {
                     if let (Ok(n), Ok(v)) = (p.name(), p.value()) {
-                        self.applied.remove(n);
                         self.reported.insert(n.to_owned(), v.to_owned());
                     }
                 }

@@ -10,29 +10,34 @@ use super::collation::columns;
 use super::server::ServerConn;
 
 /// Every setting whose value comes from the session: what SET and set_config left, including what
-/// shardgate applied for the client's startup parameters. pg_settings hides `role` and
-/// `session_authorization`; a user other than the one that logged in shows as a `role` row.
-fn query(login_user: &str) -> String {
-    format!(
-        "SELECT name, setting FROM pg_settings WHERE source = 'session' \
-         UNION ALL SELECT 'role', current_user::text WHERE current_user <> {}",
-        crate::protocol::frontend::quote_literal(login_user)
-    )
+/// shardgate applied for the client's startup parameters; then a row with no name and the current
+/// user. Qualified throughout, so that nothing the client put on its search_path answers instead.
+/// Transaction characteristics are left out: they belong to one transaction, and set_config of them
+/// fails once it has begun.
+const SESSION_SETTINGS: &str = "SELECT name, setting FROM pg_catalog.pg_settings \
+    WHERE source OPERATOR(pg_catalog.=) 'session' \
+    AND name OPERATOR(pg_catalog.!~~) 'transaction\\_%' \
+    UNION ALL SELECT NULL, CAST(current_user AS pg_catalog.text)";
+
+/// What a session changed, read back from its server.
+pub(crate) struct SessionSettings {
+    pub settings: Vec<(String, String)>,
+    /// The user statements run as (SET ROLE, SET SESSION AUTHORIZATION and set_config of `role`
+    /// change it; pg_settings does not show them).
+    pub current_user: String,
 }
 
 impl ServerConn {
-    /// The session's settings, by name (a `role` among them when the session changed its user);
-    /// None when the server refused the query.
+    /// The session's settings and current user; None when the server refused the query.
     pub(crate) async fn session_settings(
         &mut self,
         shard: &str,
-        login_user: &str,
-    ) -> Result<Option<Vec<(String, String)>>, BackendError> {
+    ) -> Result<Option<SessionSettings>, BackendError> {
         let mut out = bytes::BytesMut::new();
-        postgres_protocol::message::frontend::query(&query(login_user), &mut out)
+        postgres_protocol::message::frontend::query(SESSION_SETTINGS, &mut out)
             .map_err(|e| self.io_err(shard, e))?;
         self.send(shard, &out).await?;
-        let (mut settings, mut failed) = (Vec::new(), false);
+        let (mut settings, mut current_user, mut failed) = (Vec::new(), None, false);
         loop {
             match self.recv(shard).await? {
                 Message::DataRow(row) => match columns(&row).as_slice() {
@@ -40,12 +45,20 @@ impl ServerConn {
                         String::from_utf8_lossy(name).into_owned(),
                         String::from_utf8_lossy(value).into_owned(),
                     )),
+                    [None, Some(user)] => {
+                        current_user = Some(String::from_utf8_lossy(user).into_owned())
+                    }
                     _ => failed = true,
                 },
                 Message::ErrorResponse(_) => failed = true,
                 Message::ReadyForQuery(r) => {
                     self.tx_status = r.status();
-                    return Ok((!failed).then_some(settings));
+                    return Ok(current_user.filter(|_| !failed).map(|current_user| {
+                        SessionSettings {
+                            settings,
+                            current_user,
+                        }
+                    }));
                 }
                 _ => {}
             }

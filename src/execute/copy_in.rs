@@ -134,9 +134,7 @@ impl CopyRun {
         let mut response = None;
         let mut failed = None;
         for s in &mut self.shards {
-            if let Some(set) = s.conn.align(desired) {
-                s.conn.simple(&s.name, &set).await?;
-            }
+            s.conn.align_now(&s.name, desired).await?;
             let mut q = BytesMut::new();
             msg::write_query(&mut q, &format!("BEGIN; {sql}"));
             s.conn.send(&s.name, &q).await?;

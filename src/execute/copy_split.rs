@@ -425,11 +425,7 @@ mod tests {
     type Got = (Vec<u8>, Option<Field>);
 
     /// Feeds `chunks` one after another, then finishes; every piece.
-    fn split(
-        format: CopyFormat,
-        key_at: usize,
-        chunks: &[&[u8]],
-    ) -> Result<Vec<Got>, String> {
+    fn split(format: CopyFormat, key_at: usize, chunks: &[&[u8]]) -> Result<Vec<Got>, String> {
         let mut s = Splitter::new(format, key_at);
         let mut got = Vec::new();
         let mut emit = |p: Piece<'_>| {

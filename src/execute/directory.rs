@@ -113,9 +113,7 @@ async fn query(
     let mut conn = pool.checkout(Duration::from_secs(5)).await?;
     let name = pool.target.shard.clone();
     // The lookup runs with the server's own settings, not those a client's session left on it.
-    if let Some(reset) = conn.align(&[]) {
-        conn.simple(&name, &reset).await?;
-    }
+    conn.align_now(&name, &[]).await?;
     let text = match key {
         KeyValue::Text(s) => s.clone(),
         other => other.to_string(),

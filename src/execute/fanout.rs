@@ -152,9 +152,7 @@ pub(super) async fn send(
     work: &Work,
     desired: &[(String, String)],
 ) -> Result<Sent, BackendError> {
-    if let Some(sql) = conn.align(desired) {
-        conn.simple(shard, &sql).await?;
-    }
+    conn.align_now(shard, desired).await?;
     let mut buf = BytesMut::new();
     let mut sent = Sent {
         owed_parse: false,

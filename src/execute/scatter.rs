@@ -153,8 +153,10 @@ async fn start(
     let mut streams = Vec::with_capacity(conns.len());
     for (mut conn, part) in conns.into_iter().zip(&job.parts) {
         let pool = conn.pool().clone();
+        let shard = pool.target.shard.clone();
+        // The client's settings before anything runs, the collation probe included.
+        conn.align_now(&shard, desired).await?;
         let text_order = pool.text_order(&mut conn).await?;
-        let shard = conn.pool().target.shard.clone();
         let sent = send(&mut conn, &shard, &part.work, desired).await?;
         streams.push(Stream {
             shard,

@@ -12,6 +12,8 @@ pub(crate) enum SessionState {
     /// The session's role: never carried (a SET ROLE that failed on the next server would leave the
     /// client running with the pool user's rights).
     Role,
+    /// A custom setting (`app.tenant`): PostgreSQL does not list those, so they cannot be read back.
+    CustomSetting,
     Listen,
     Prepare,
     TempTable,
@@ -26,6 +28,9 @@ impl SessionState {
             SessionState::Set => "SET (use SET LOCAL inside a transaction instead)",
             SessionState::Role => {
                 "SET ROLE or SET SESSION AUTHORIZATION (use SET LOCAL ROLE inside a transaction instead)"
+            }
+            SessionState::CustomSetting => {
+                "a custom setting (use SET LOCAL or set_config(..., true) inside a transaction instead)"
             }
             SessionState::Listen => "LISTEN",
             SessionState::Prepare => {
@@ -71,7 +76,7 @@ pub(crate) fn session_state(sql: &str) -> Option<SessionState> {
     let mut found = None;
     for state in crate::router::lex::statements(sql)
         .iter()
-        .filter_map(|s| classify(&s.words))
+        .filter_map(|s| classify(&s.words).map(|state| custom(state, s.text)))
     {
         if !state.carried() {
             return Some(state);
@@ -124,14 +129,53 @@ fn classify(words: &[String]) -> Option<SessionState> {
         "declare" if words.windows(2).any(|p| p[0] == "with" && p[1] == "hold") => {
             Some(SessionState::HoldCursor)
         }
+        // A lock held by the session pins, also next to a set_config.
         _ if words.iter().any(|x| is_session_lock_or_config(x)) => {
-            if words.iter().any(|x| x == "set_config") {
-                Some(SessionState::Set)
-            } else {
+            if words
+                .iter()
+                .any(|x| x != "set_config" && is_session_lock_or_config(x))
+            {
                 Some(SessionState::AdvisoryLock)
+            } else {
+                Some(SessionState::Set)
             }
         }
         _ => None,
+    }
+}
+
+/// Settings named with a dot are custom ones, which pin: in `SET`/`RESET` the name, in `set_config`
+/// the first argument (a parameter or an expression may be anything).
+fn custom(state: SessionState, text: &str) -> SessionState {
+    if state != SessionState::Set {
+        return state;
+    }
+    let lower = text.to_ascii_lowercase();
+    let set_name = ["set session ", "set ", "reset "].iter().find_map(|k| {
+        let rest = lower.trim_start().strip_prefix(k)?;
+        Some(
+            rest.trim_start()
+                .split(|c: char| c.is_whitespace() || c == '=' || c == ';')
+                .next()?
+                .to_owned(),
+        )
+    });
+    let dotted_name = set_name.is_some_and(|n| n.contains('.'));
+    let dotted_config = lower.match_indices("set_config").any(|(at, _)| {
+        let args = lower[at + "set_config".len()..].trim_start();
+        let first = args.strip_prefix('(').map(str::trim_start).unwrap_or("");
+        match first.strip_prefix('\'') {
+            Some(literal) => literal
+                .split('\'')
+                .next()
+                .is_some_and(|name| name.contains('.')),
+            None => true,
+        }
+    });
+    if dotted_name || dotted_config {
+        SessionState::CustomSetting
+    } else {
+        state
     }
 }
 
@@ -183,7 +227,8 @@ mod tests {
         check("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", None);
         check("SET shardgate.shard = 'a'", None);
         check("RESET ALL", Some(Set));
-        check("begin; set x.y = 1; commit", Some(Set));
+        check("begin; set x.y = 1; commit", Some(CustomSetting));
+        check("begin; set work_mem = '8MB'; commit", Some(Set));
         check("LISTEN chan", Some(Listen));
         check("lIsTeN chan", Some(Listen));
         check("select 'hold'", None);
@@ -206,9 +251,23 @@ mod tests {
         check("RESET SESSION AUTHORIZATION", Some(Role));
         check("SET LOCAL ROLE reader", None);
         check("set session_replication_role = replica", Some(Set));
-        check("SET x.y = 1; LISTEN chan", Some(Listen));
-        check("SET x.y = 1; SET ROLE reader; SET x.z = 2", Some(Role));
-        check("select set_config('a.b', '1', false)", Some(Set));
+        check("SET work_mem = 1; LISTEN chan", Some(Listen));
+        check(
+            "SET work_mem = 1; SET ROLE reader; SET jit = off",
+            Some(Role),
+        );
+        check("select set_config('a.b', '1', false)", Some(CustomSetting));
+        check("select set_config('jit', 'off', false)", Some(Set));
+        check("SELECT set_config ( 'search_path', 'x', false)", Some(Set));
+        check("select set_config($1, $2, false)", Some(CustomSetting));
+        check("SET app.tenant = 7", Some(CustomSetting));
+        check("set session app.tenant to 7", Some(CustomSetting));
+        check("RESET app.tenant", Some(CustomSetting));
+        check("SET TIME ZONE 'Europe/Paris'", Some(Set));
+        check(
+            "select set_config('a.b', '1', false), pg_advisory_lock(7)",
+            Some(AdvisoryLock),
+        );
         check("DECLARE c CURSOR WITH HOLD FOR SELECT 1", Some(HoldCursor));
         check("DECLARE c CURSOR FOR SELECT 1", None);
         check("select 'set x = 1'", None);

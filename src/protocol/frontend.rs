@@ -156,8 +156,18 @@ pub(crate) fn query(body: &[u8]) -> Result<&str, ProtocolError> {
 
 /// A string as an SQL literal in the statements shardgate writes itself (`'it''s'`; with
 /// standard_conforming_strings, PostgreSQL's default, nothing else needs escaping).
+/// A string literal that reads the same whatever `standard_conforming_strings` says (an escape
+/// string, with quotes and backslashes doubled).
 pub(crate) fn quote_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
+    format!("E'{}'", s.replace('\\', "\\\\").replace('\'', "''"))
+}
+
+/// A dotted name (`app.user`) with each part a quoted identifier, whatever it holds.
+pub(crate) fn quote_ident_path(name: &str) -> String {
+    name.split('.')
+        .map(|p| format!("\"{}\"", p.replace('"', "\"\"")))
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 pub(crate) fn write_parse(out: &mut BytesMut, name: &str, query: &str, param_types: &[u8]) {
@@ -221,10 +231,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn literals_double_their_quotes() {
-        assert_eq!(quote_literal("it's"), "'it''s'");
-        assert_eq!(quote_literal(""), "''");
-        assert_eq!(quote_literal("a\\b"), "'a\\b'");
+    fn literals_double_their_quotes_and_backslashes() {
+        assert_eq!(quote_literal("it's"), "E'it''s'");
+        assert_eq!(quote_literal(""), "E''");
+        assert_eq!(quote_literal("a\\b\\"), "E'a\\\\b\\\\'");
+        assert_eq!(quote_ident_path("app.user"), "\"app\".\"user\"");
+        assert_eq!(quote_ident_path("x\";y"), "\"x\"\";y\"");
     }
 
     #[test]

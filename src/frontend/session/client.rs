@@ -165,7 +165,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 }
                 self.attach(true).await?;
                 self.send_held_begin();
-                self.forward(raw, Pending::Query).await?
+                self.forward(raw, Pending::Query).await?;
+                // A function may change settings: read them back.
+                let a = self.server.as_mut().expect("attached above");
+                a.settings_changed = true;
             }
             b'X' => return Ok(Flow::Terminate),
             other => return Err(ProtocolError::UnexpectedMessage(other).into()),
@@ -248,7 +251,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 Ok(Step::Wait) => return Ok(Flow::Wait),
                 Err(r) => self.refuse(r, false).await?,
             },
-            Placement::Fanout => match self.before_fanout().await {
+            Placement::Fanout => match self.before_fanout().await? {
                 Ok(Step::Go) => {
                     let parts = query_parts(&route, sql, &topo);
                     self.fan_out(&topo, parts).await?;
@@ -258,7 +261,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             },
             Placement::Scatter(shards) => {
                 match (
-                    self.before_fanout().await,
+                    self.before_fanout().await?,
                     merge_of(&plan, &Params::none(), &[]),
                 ) {
                     (Ok(Step::Wait), _) => return Ok(Flow::Wait),
@@ -281,7 +284,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                     }
                 }
             }
-            Placement::CopyIn(plan) => match self.before_fanout().await {
+            Placement::CopyIn(plan) => match self.before_fanout().await? {
                 Ok(Step::Go) => self.start_copy(&plan, sql, &topo, false).await?,
                 Ok(Step::Wait) => return Ok(Flow::Wait),
                 Err(r) => self.refuse(r, false).await?,
@@ -319,7 +322,13 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             ),
         };
         let route = self.look_up(route, &topo).await?;
-        match self.place(route.clone(), &topo) {
+        let placement = self.place(route.clone(), &topo);
+        let changes_settings = stmt.session_state.is_some_and(SessionState::carried);
+        if changes_settings && matches!(placement, Placement::Fanout | Placement::Scatter(_)) {
+            self.refuse(settings_on_several_shards(), true).await?;
+            return Ok(Flow::Continue);
+        }
+        match placement {
             Placement::Shard(s) => match self.hold(s, &topo).await? {
                 Ok(Step::Go) => {}
                 Ok(Step::Wait) => return Ok(Flow::Wait),
@@ -329,7 +338,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 }
             },
             Placement::Fanout => {
-                match self.before_fanout().await {
+                match self.before_fanout().await? {
                     Ok(Step::Go) => self.start_fanout(route, &stmt, b.rest, topo).await?,
                     Ok(Step::Wait) => return Ok(Flow::Wait),
                     Err(r) => self.refuse(r, true).await?,
@@ -339,7 +348,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             Placement::Scatter(shards) => {
                 let router_params = Params::new(&params.formats, &params.values);
                 match (
-                    self.before_fanout().await,
+                    self.before_fanout().await?,
                     merge_of(&plan, &router_params, &stmt.param_types),
                 ) {
                     (Ok(Step::Wait), _) => return Ok(Flow::Wait),
@@ -353,7 +362,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             }
             Placement::CopyIn(copy) => {
                 // Started at the Execute; its portal is answered here, as a server would.
-                match self.before_fanout().await {
+                match self.before_fanout().await? {
                     Ok(Step::Go) => {
                         self.copy_bound = Some((copy, stmt.query.clone()));
                         self.reply(Synthetic::BindComplete);
@@ -379,7 +388,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             &raw[rest_at..],
         );
         a.tracker.push(Pending::Bind);
-        a.settings_changed |= stmt.session_state.is_some_and(SessionState::carried);
+        a.settings_changed |= changes_settings;
         raw.advance(raw.len());
         Ok(Flow::Continue)
     }

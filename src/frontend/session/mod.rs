@@ -302,12 +302,12 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 Event::ServerRead(r) => {
                     if self.server_read(r)? {
                         self.on_server_input();
-                        self.maybe_release().await;
+                        self.maybe_release().await?;
                     }
                 }
                 Event::ServerWrote(r) => {
                     self.server_wrote(r)?;
-                    self.maybe_release().await;
+                    self.maybe_release().await?;
                 }
                 Event::IdleTimeout => return Err(SessionError::IdleTimeout),
                 Event::Shutdown => return Err(SessionError::Shutdown),

@@ -107,7 +107,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             if a.settle() {
                 return Ok(Ok(Step::Wait));
             }
-            self.maybe_release().await;
+            self.maybe_release().await?;
         }
         if let Some(a) = &self.server {
             let from = topo.map.shard(a.shard).name.clone();
@@ -138,19 +138,19 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
 
     /// Makes sure no server is held before a fan-out: `Wait` while one still owes replies, a refusal
     /// inside a transaction.
-    pub(super) async fn before_fanout(&mut self) -> Result<Step, Refusal> {
+    pub(super) async fn before_fanout(&mut self) -> Result<Result<Step, Refusal>, SessionError> {
         if self.server.as_mut().is_some_and(Attached::settle) {
-            return Ok(Step::Wait);
+            return Ok(Ok(Step::Wait));
         }
-        self.maybe_release().await;
+        self.maybe_release().await?;
         if self.server.is_some() || self.begin.is_some() {
-            return Err(Refusal {
+            return Ok(Err(Refusal {
                 code: sqlstate::FEATURE_NOT_SUPPORTED,
                 message: "statement touches several shards inside a transaction (or a pinned session, or a batch of statements before one Sync); cross-shard transactions are not supported yet".into(),
                 hint: Some("run it outside the transaction, or Sync before it".into()),
-            });
+            }));
         }
-        Ok(Step::Go)
+        Ok(Ok(Step::Go))
     }
 
     /// A statement on several shards runs with its own Parse (held until now) or none: whether the

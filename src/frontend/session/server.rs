@@ -26,6 +26,9 @@ use crate::sharding::ShardId;
 /// The most bytes a released server's send buffer may keep for the next one.
 const SPARE_MAX: usize = 64 * 1024;
 
+/// How long reading a session's settings back may take.
+const SETTINGS_READ: Duration = Duration::from_secs(5);
+
 impl Attached {
     /// Makes sure the server has the global statement, preparing it ahead of the message that uses it.
     pub(super) fn ensure_prepared(&mut self, stmt: &Statement) {
@@ -140,7 +143,13 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let conn = pool.checkout(self.proxy.config.checkout_timeout()).await;
         let now = Instant::now();
         pool.metrics.checkout_wait.record(now - started);
-        let conn = conn.inspect_err(|_| self.info.set(ClientState::Idle))?;
+        let mut conn = conn.inspect_err(|_| self.info.set(ClientState::Idle))?;
+        // The client's settings first, checked: a server that refuses them is closed, and nothing of
+        // the client's runs under another client's settings.
+        if let Err(e) = conn.align_now(&pool.target.shard, &self.desired).await {
+            self.info.set(ClientState::Idle);
+            return Err(e.into());
+        }
         self.info.set(ClientState::Active);
         self.info.set_server(shard.0, conn.key.pid);
         self.cancel.attach(ServerKey::of(&conn)).await;
@@ -159,7 +168,6 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             query_starts,
             settings_changed: false,
         };
-        self.align_parameters(&mut a);
         if let Some(held) = self.begin.take_if(|_| begin) {
             a.inject(held.query());
         }
@@ -188,16 +196,6 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             && let Some(held) = self.begin.take()
         {
             a.inject(held.query());
-        }
-    }
-
-    /// Sets the client's startup parameters on the server where they differ, with a query whose
-    /// replies the client never sees.
-    fn align_parameters(&self, a: &mut Attached) {
-        if let Some(sql) = a.conn.align(&self.desired) {
-            let mut query = bytes::BytesMut::new();
-            msg::write_query(&mut query, &sql);
-            a.inject(&query);
         }
     }
 
@@ -266,9 +264,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             if tag == b'S' {
                 let mut c = Cursor::new(&m[frame::HEADER_LEN..], "ParameterStatus");
                 if let (Ok(name), Ok(value)) = (c.cstr(), c.cstr()) {
-                    if verdict == Verdict::Forward {
-                        conn.applied.remove(name);
-                    }
+                    // A reported setting the client changed (whatever statement did it): read back
+                    // before the server goes.
+                    a.settings_changed |= verdict == Verdict::Forward;
                     conn.reported.insert(name.to_owned(), value.to_owned());
                 }
             }
@@ -322,7 +320,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     }
 
     /// Gives the server back at the end of a transaction.
-    pub(super) async fn maybe_release(&mut self) {
+    pub(super) async fn maybe_release(&mut self) -> Result<(), SessionError> {
         if let Some(a) = &mut self.server {
             // A client that prepared and waits holds no transaction, so it holds no server either.
             a.end_prepares();
@@ -332,10 +330,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             .as_ref()
             .is_some_and(|a| a.settings_changed && a.quiet())
         {
-            self.carry_settings().await;
+            self.carry_settings().await?;
         }
         if !self.server.as_ref().is_some_and(|a| self.releasable(a)) {
-            return;
+            return Ok(());
         }
         let a = self.server.take().expect("checked above");
         // After this no cancel can reach the server on this client's behalf.
@@ -359,48 +357,65 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 query_starts,
             };
         }
+        Ok(())
     }
 
     /// Settings are the client's, not its server's: once the statements that changed them are done,
     /// they are read back from the server and become the client's session parameters, set on every
     /// server it uses next. The server keeps them, recorded as applied, until a client's own replace
-    /// them. A session whose role changed stays pinned; one whose settings could not be read too.
-    async fn carry_settings(&mut self) {
+    /// them. A session whose user changed stays pinned, and one whose settings the server would not
+    /// show; a server that does not answer ends the session (its settings are unknown).
+    async fn carry_settings(&mut self) -> Result<(), SessionError> {
         let Some(a) = self.server.as_mut() else {
-            return;
+            return Ok(());
         };
         a.settings_changed = false;
         if self.pinned.is_some() || self.proxy.config.pool_mode == PoolMode::Session {
-            return;
+            return Ok(());
         }
         let target = a.conn.pool().target.clone();
-        let (shard, user) = (&target.shard, &target.user);
-        let read =
-            tokio::time::timeout(Duration::from_secs(5), a.conn.session_settings(shard, user));
-        let Ok(Ok(Some(settings))) = read.await else {
-            tracing::info!(%shard, "could not read a session's settings: the client stays pinned");
-            self.pinned = Some(SessionState::Set);
-            return;
+        let shard = &target.shard;
+        let read = tokio::time::timeout(SETTINGS_READ, a.conn.session_settings(shard)).await;
+        let read = match read {
+            Ok(read) => read?,
+            Err(_) => {
+                return Err(BackendError::Timeout {
+                    shard: shard.clone(),
+                    ms: SETTINGS_READ.as_millis() as u64,
+                }
+                .into());
+            }
         };
-        if settings
-            .iter()
-            .any(|(name, _)| matches!(name.as_str(), "role" | "session_authorization"))
-        {
+        let Some(read) = read else {
+            tracing::info!(%shard, "the server would not show a session's settings: the client stays pinned");
+            self.pinned = Some(SessionState::Set);
+            return Ok(());
+        };
+        if read.current_user != target.user {
             self.pinned = Some(SessionState::Role);
-            return;
+            return Ok(());
         }
         let mut desired = self.startup.clone();
-        for (name, value) in &settings {
-            match desired
+        for (name, value) in &read.settings {
+            let mut named = false;
+            for slot in desired
                 .iter_mut()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
             {
-                Some(slot) => slot.1.clone_from(value),
-                None => desired.push((name.clone(), value.clone())),
+                slot.1.clone_from(value);
+                named = true;
+            }
+            if !named {
+                desired.push((name.clone(), value.clone()));
             }
         }
-        a.conn.applied = settings.into_iter().collect();
+        a.conn.applied = read
+            .settings
+            .into_iter()
+            .map(|(name, value)| (name.to_ascii_lowercase(), value))
+            .collect();
         self.desired = desired;
+        Ok(())
     }
 
     /// At the end of the session: a server that is clean goes back; one in a transaction is rolled back,
@@ -413,7 +428,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         {
             return; // dropping closes it: replies are still owed, or a batch was never synced
         }
-        let needs_reset = self.pinned.is_some() || self.proxy.config.pool_mode == PoolMode::Session;
+        // Settings changed and never read back: whatever they are, they go.
+        let needs_reset = self.pinned.is_some()
+            || a.settings_changed
+            || self.proxy.config.pool_mode == PoolMode::Session;
         if a.conn.tx_status == b'I' && !needs_reset {
             a.conn.release();
             return;

@@ -325,3 +325,55 @@ async fn a_refusal_inside_a_batch_rolls_it_back() {
         .get(0);
     assert_eq!(n, 0, "the insert of the failed batch is rolled back");
 }
+
+/// What a client's session left on a server goes, however it was left: a custom setting (named with
+/// a reserved word), a setting whose name differs only in case from another client's, settings changed
+/// in a query string that ended inside a transaction (the client leaves before they are read back).
+#[tokio::test]
+async fn settings_never_leak_however_they_were_made() {
+    let p = TestProxy::start(shared(), |c| c.pool.max_size = 1).await;
+    // A custom setting pins (PostgreSQL does not list those): the server is reset before the next.
+    let a = p.client().await;
+    a.batch_execute("select set_config('app.user', '42', false)")
+        .await
+        .unwrap();
+    assert_eq!(custom(&a).await, "42");
+    drop(a);
+    let b = p.client().await;
+    assert_eq!(custom(&b).await, "");
+    drop(b);
+    // One client names the time zone in lowercase, the other in PostgreSQL's own spelling.
+    let lower = connect_as(&format!(
+        "{} options='-c timezone=America/New_York'",
+        p.conn_str("app", "secret")
+    ))
+    .await
+    .unwrap();
+    let canonical = connect_as(&format!(
+        "{} options='-c TimeZone=Asia/Tokyo'",
+        p.conn_str("app", "secret")
+    ))
+    .await
+    .unwrap();
+    for _ in 0..3 {
+        assert_eq!(show(&lower, "TimeZone").await, "America/New_York");
+        assert_eq!(show(&canonical, "TimeZone").await, "Asia/Tokyo");
+    }
+    drop((lower, canonical));
+    let leaving = p.client().await;
+    leaving
+        .batch_execute("SET statement_timeout = 4242; BEGIN")
+        .await
+        .unwrap();
+    drop(leaving);
+    let next = p.client().await;
+    assert_eq!(show(&next, "statement_timeout").await, "0");
+}
+
+async fn custom(c: &Client) -> String {
+    let row = c
+        .query_one("select current_setting('app.user', true)", &[])
+        .await
+        .unwrap();
+    row.get::<_, Option<String>>(0).unwrap_or_default()
+}
