@@ -3,6 +3,9 @@
 //! them succeeded do they commit, so a bad row or a failing shard leaves no row anywhere. A COMMIT
 //! that fails after another shard's succeeded is the one window where shards disagree, as for any write
 //! on several shards until cross-shard transactions land.
+//!
+//! A server goes back to its pool only after a ReadyForQuery that says it is idle, with nothing sent
+//! since; any other (an I/O error, replies not read, a COPY or transaction left open) is closed.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,6 +27,9 @@ use crate::sharding::{KeyValue, Placement, Sharded, TableKind};
 /// Buffered rows go to a shard past this much.
 const SEND_AT: usize = 64 * 1024;
 
+/// SQLSTATE bad_copy_file_format.
+const BAD_COPY_FILE_FORMAT: &str = "22P04";
+
 /// A COPY under way on every shard.
 pub(crate) struct CopyRun {
     topology: Arc<Topology>,
@@ -40,8 +46,16 @@ struct ShardCopy {
     conn: Pooled,
     /// CopyData not sent yet.
     out: BytesMut,
-    /// The server is in COPY IN mode (it answered CopyInResponse, and no CopyDone or CopyFail went).
+    /// The server is in COPY IN mode (it answered CopyInResponse; no CopyDone or CopyFail went).
     copying: bool,
+    /// The last thing read was a ReadyForQuery and nothing was sent since: its status is current.
+    settled: bool,
+    /// An I/O error, or replies left unread: never used again, closed at the end.
+    broken: bool,
+    /// The first error the server reported while the rows streamed (read as they went).
+    error: Option<BytesMut>,
+    /// Its CopyInResponse.
+    response: Option<BytesMut>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,10 +74,81 @@ fn refused(code: &'static str, message: impl Into<String>) -> CopyError {
     CopyError::Refused(out)
 }
 
+impl ShardCopy {
+    /// Sends `buf`; on an I/O error the shard is broken.
+    async fn send(&mut self, buf: &[u8]) -> Result<(), BackendError> {
+        self.settled = false;
+        let sent = self.conn.send(&self.name, buf).await;
+        self.broken |= sent.is_err();
+        sent
+    }
+
+    /// Reads replies through ReadyForQuery (or, with `until_copy`, a CopyInResponse): `C` tags are
+    /// counted into the result, the first ErrorResponse is kept.
+    async fn read_to_ready(
+        &mut self,
+        until_copy: bool,
+    ) -> Result<(u64, Option<BytesMut>), BackendError> {
+        let (mut rows, mut failed) = (0, None);
+        loop {
+            let m = match self.conn.recv_frame(&self.name).await {
+                Ok(m) => m,
+                Err(e) => {
+                    self.broken = true;
+                    return Err(e);
+                }
+            };
+            match m[0] {
+                b'G' if until_copy => {
+                    self.copying = true;
+                    self.response = Some(m);
+                    return Ok((rows, failed));
+                }
+                b'C' => rows += copied(&m),
+                b'E' => {
+                    failed.get_or_insert_with(|| rename_error(&m, &self.name, None));
+                }
+                b'Z' => {
+                    self.conn.tx_status = m.get(frame::HEADER_LEN).copied().unwrap_or(b'E');
+                    self.settled = true;
+                    return Ok((rows, failed));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Whatever the server sent while rows streamed, without waiting: notices are dropped (a server
+    /// blocked writing them would stop reading rows), the first error is kept.
+    fn drain(&mut self) {
+        let mut buf = [0u8; 8192];
+        loop {
+            match self.conn.stream.try_read(&mut buf) {
+                Ok(0) => {
+                    self.broken = true;
+                    return;
+                }
+                Ok(n) => self.conn.read_buf.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(_) => {
+                    self.broken = true;
+                    return;
+                }
+            }
+        }
+        while let Ok(Some(n)) = frame::tagged_len(&self.conn.read_buf, usize::MAX) {
+            let m = self.conn.read_buf.split_to(n);
+            if m[0] == b'E' && self.error.is_none() {
+                self.error = Some(rename_error(&m, &self.name, None));
+            }
+        }
+    }
+}
+
 impl CopyRun {
     /// Starts the COPY on every shard (after the client's session parameters); returns the run and
-    /// the CopyInResponse for the client. A client's cancel reaches every shard until the caller
-    /// detaches `cancel`, once the run is over (also when it fails to start).
+    /// the CopyInResponse for the client. A client's cancel reaches every shard until the run ends
+    /// (`done` or `fail`, which detach `cancel` before any server goes back).
     pub(crate) async fn start(
         topology: Arc<Topology>,
         plan: &CopyIn,
@@ -80,30 +165,23 @@ impl CopyRun {
                 "COPY target is not sharded",
             ));
         };
-        let table_name = topology.map.tables[plan.table].name.clone();
         let mut shards = Vec::with_capacity(topology.pools.len());
         for pool in &topology.pools {
-            let conn = pool.checkout(checkout).await?;
+            let mut conn = pool.checkout(checkout).await?;
+            // The client's settings before anything runs (its search_path names the table); a server
+            // that refuses them is dropped, so closed.
+            conn.align_now(&pool.target.shard, desired).await?;
             shards.push(ShardCopy {
                 name: pool.target.shard.clone(),
                 conn,
                 out: BytesMut::new(),
                 copying: false,
+                settled: true,
+                broken: false,
+                error: None,
+                response: None,
             });
         }
-        let columns = match plan.columns.is_empty() {
-            false => plan.columns.clone(),
-            true => table_columns(&mut shards[0], &table_name).await?,
-        };
-        let Some(key_at) = columns.iter().position(|c| *c == sharded.key) else {
-            return Err(refused(
-                sqlstate::FEATURE_NOT_SUPPORTED,
-                format!(
-                    "a COPY into sharded table {table_name} must include its shard key column {}",
-                    sharded.key
-                ),
-            ));
-        };
         cancel
             .attach_all(shards.iter().map(|s| ServerKey::of(&s.conn)))
             .await;
@@ -112,59 +190,57 @@ impl CopyRun {
             table: plan.table,
             sharded: sharded.clone(),
             binary: plan.format == CopyFormat::Binary,
-            splitter: Splitter::new(plan.format.clone(), key_at),
+            splitter: Splitter::new(plan.format.clone(), 0),
             shards,
         };
-        let begun = run.begin(sql, desired).await;
+        let begun = run.begin(plan, sql).await;
         match begun {
             Ok(response) => Ok((run, response)),
             Err(e) => {
-                run.fail("a shard did not start the COPY").await;
+                run.end_and_roll_back("a shard did not start the COPY", cancel)
+                    .await;
                 Err(e)
             }
         }
     }
 
-    /// BEGIN and the COPY on every shard, up to each one's CopyInResponse.
-    async fn begin(
-        &mut self,
-        sql: &str,
-        desired: &[(String, String)],
-    ) -> Result<BytesMut, CopyError> {
-        let mut response = None;
-        let mut failed = None;
+    /// Where the key is among the row's fields, then BEGIN and the COPY on every shard, up to each
+    /// one's CopyInResponse.
+    async fn begin(&mut self, plan: &CopyIn, sql: &str) -> Result<BytesMut, CopyError> {
+        let table = self.topology.map.tables[plan.table].name.clone();
+        let columns = match plan.columns.is_empty() {
+            false => plan.columns.clone(),
+            true => table_columns(&mut self.shards[0], &table).await?,
+        };
+        let Some(key_at) = columns.iter().position(|c| *c == self.sharded.key) else {
+            return Err(refused(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                format!(
+                    "a COPY into sharded table {table} must include its shard key column {}",
+                    self.sharded.key
+                ),
+            ));
+        };
+        self.splitter = Splitter::new(plan.format.clone(), key_at);
+        let mut q = BytesMut::new();
+        msg::write_query(&mut q, &format!("BEGIN; {sql}"));
         for s in &mut self.shards {
-            s.conn.align_now(&s.name, desired).await?;
-            let mut q = BytesMut::new();
-            msg::write_query(&mut q, &format!("BEGIN; {sql}"));
-            s.conn.send(&s.name, &q).await?;
+            s.send(&q).await?;
         }
+        let (mut response, mut failed) = (None, None);
         for s in &mut self.shards {
-            loop {
-                let m = s.conn.recv_frame(&s.name).await?;
-                match m[0] {
-                    b'G' => {
-                        s.copying = true;
-                        response.get_or_insert(m);
-                        break;
-                    }
-                    b'E' => {
-                        failed.get_or_insert_with(|| rename_error(&m, &s.name, None));
-                    }
-                    b'Z' => {
-                        s.conn.tx_status = m.get(frame::HEADER_LEN).copied().unwrap_or(b'E');
-                        break;
-                    }
-                    _ => {}
-                }
+            let (_, error) = s.read_to_ready(true).await?;
+            if let Some(r) = s.response.take() {
+                response.get_or_insert(r);
             }
+            failed = failed.or(error);
         }
         match (failed, response) {
-            (None, Some(r)) => Ok(r),
+            (None, Some(r)) if self.shards.iter().all(|s| s.copying) => Ok(r),
             (Some(e), _) => Err(CopyError::Refused(e)),
-            (None, None) => Err(refused(
+            _ => Err(refused(
                 sqlstate::PROTOCOL_VIOLATION,
-                "no shard started the COPY",
+                "a shard answered the COPY without starting it",
             )),
         }
     }
@@ -204,17 +280,24 @@ impl CopyRun {
         for (row, key) in lookups {
             match directory.resolve(&self.topology, self.table, &key).await {
                 Route::Shard(s) => copy_data(&mut self.shards[s.0].out, &row),
-                _ => {
+                Route::Refused(r) => return Err(refused(r.code, r.message)),
+                other => {
                     return Err(refused(
                         sqlstate::FEATURE_NOT_SUPPORTED,
-                        format!("no shard owns the COPY row with key {key}"),
+                        format!("the COPY row with key {key} has no one shard ({other})"),
                     ));
                 }
             }
         }
         for s in &mut self.shards {
             if s.out.len() >= SEND_AT {
-                s.conn.send(&s.name, &s.out).await?;
+                s.drain();
+                if let Some(e) = s.error.take() {
+                    return Err(CopyError::Refused(e));
+                }
+                let out = std::mem::take(&mut s.out);
+                s.send(&out).await?;
+                s.out = out;
                 s.out.clear();
             }
         }
@@ -222,7 +305,11 @@ impl CopyRun {
     }
 
     /// CopyDone: every shard's COPY ends, then all commit, or all roll back. The rows copied.
-    pub(crate) async fn done(mut self, directory: &DirectoryCache) -> Result<u64, CopyError> {
+    pub(crate) async fn done(
+        mut self,
+        directory: &DirectoryCache,
+        cancel: &Slot,
+    ) -> Result<u64, CopyError> {
         let mut lookups = Vec::new();
         let fed = {
             let CopyRun {
@@ -238,105 +325,123 @@ impl CopyRun {
             splitter.finish(&mut emit)
         };
         if let Err(e) = self.after_feed(fed, lookups, directory).await {
-            self.roll_back().await;
+            self.end_and_roll_back("shardgate ended the COPY", cancel)
+                .await;
             return Err(e);
         }
-        let ended = self
+        let rows = match self
             .end(|out| frame::write_message(out, b'c', |_| {}))
-            .await;
-        let rows = match ended {
+            .await
+        {
             Ok(rows) => rows,
             Err(e) => {
-                self.roll_back().await;
+                self.roll_back(cancel).await;
                 return Err(e);
             }
         };
         let mut committed = Vec::new();
-        for s in &mut self.shards {
-            if let Some(e) = s.conn.simple(&s.name, "COMMIT").await? {
-                let message = format!(
-                    "COMMIT of the COPY failed on shard {}: {e}; shards already committed: {}",
-                    s.name,
-                    if committed.is_empty() {
-                        "none".into()
-                    } else {
-                        committed.join(", ")
-                    }
-                );
-                self.roll_back().await;
-                return Err(refused(sqlstate::CONNECTION_FAILURE, message));
+        for i in 0..self.shards.len() {
+            let s = &mut self.shards[i];
+            let commit = s.conn.simple(&s.name, "COMMIT").await;
+            s.broken |= commit.is_err();
+            let failure = match commit {
+                Ok(None) => None,
+                Ok(Some(e)) => Some(e),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(e) = failure {
+                let name = s.name.clone();
+                let committed = match committed.is_empty() {
+                    true => "none".to_owned(),
+                    false => committed.join(", "),
+                };
+                self.roll_back(cancel).await;
+                return Err(refused(
+                    sqlstate::CONNECTION_FAILURE,
+                    format!(
+                        "COMMIT of the COPY failed on shard {name}: {e}; shards already committed: {committed}"
+                    ),
+                ));
             }
             committed.push(s.name.clone());
         }
-        self.release();
+        self.release(cancel).await;
         Ok(rows)
     }
 
     /// CopyFail, or an error of shardgate's own: every shard's COPY ends and rolls back.
-    pub(crate) async fn fail(mut self, message: &str) {
+    pub(crate) async fn fail(mut self, message: &str, cancel: &Slot) {
+        self.end_and_roll_back(message, cancel).await;
+    }
+
+    async fn end_and_roll_back(&mut self, message: &str, cancel: &Slot) {
         let _ = self
-            .end(|out| {
-                frame::write_message(out, b'f', |b| frame::put_cstr(b, message));
-            })
+            .end(|out| frame::write_message(out, b'f', |b| frame::put_cstr(b, message)))
             .await;
-        self.roll_back().await;
+        self.roll_back(cancel).await;
     }
 
     /// Sends what is left and `end` (CopyDone or CopyFail) to every shard still copying and reads
-    /// each one's replies through ReadyForQuery: the rows copied, or the first shard's error.
+    /// each one's replies through ReadyForQuery: the rows copied, or the first error. Every shard is
+    /// ended, whatever another one did.
     async fn end(&mut self, end: impl Fn(&mut BytesMut)) -> Result<u64, CopyError> {
-        for s in self.shards.iter_mut().filter(|s| s.copying) {
+        let mut failed: Option<CopyError> = None;
+        for s in self.shards.iter_mut().filter(|s| s.copying && !s.broken) {
             end(&mut s.out);
-            s.conn.send(&s.name, &s.out).await?;
-            s.out.clear();
+            let out = std::mem::take(&mut s.out);
+            if let Err(e) = s.send(&out).await {
+                failed.get_or_insert(e.into());
+            }
         }
-        let (mut rows, mut failed) = (0u64, None);
-        for s in self.shards.iter_mut().filter(|s| s.copying) {
+        let mut rows = 0;
+        for s in self.shards.iter_mut().filter(|s| s.copying && !s.broken) {
             s.copying = false;
-            loop {
-                let m = s.conn.recv_frame(&s.name).await?;
-                match m[0] {
-                    b'C' => rows += copied(&m),
-                    b'E' => {
-                        failed.get_or_insert_with(|| rename_error(&m, &s.name, None));
-                    }
-                    b'Z' => {
-                        s.conn.tx_status = m.get(frame::HEADER_LEN).copied().unwrap_or(b'E');
-                        break;
-                    }
-                    _ => {}
+            match s.read_to_ready(false).await {
+                Ok((n, None)) => rows += n,
+                Ok((_, Some(e))) => {
+                    failed.get_or_insert(CopyError::Refused(e));
+                }
+                Err(e) => {
+                    failed.get_or_insert(e.into());
                 }
             }
         }
         match failed {
             None => Ok(rows),
-            Some(e) => Err(CopyError::Refused(e)),
+            Some(e) => Err(e),
         }
     }
 
-    /// ROLLBACK on every shard; a server that does not answer cleanly is closed.
-    async fn roll_back(&mut self) {
-        for s in &mut self.shards {
-            if s.conn.tx_status != b'I' {
-                let _ = tokio::time::timeout(
+    /// ROLLBACK on every shard in a transaction, then back to the pools.
+    async fn roll_back(&mut self, cancel: &Slot) {
+        for s in self.shards.iter_mut().filter(|s| !s.broken && !s.copying) {
+            if !s.settled || s.conn.tx_status != b'I' {
+                let rolled = tokio::time::timeout(
                     Duration::from_secs(5),
                     s.conn.simple(&s.name, "ROLLBACK"),
                 )
                 .await;
+                match rolled {
+                    Ok(Ok(_)) => s.settled = true,
+                    _ => s.broken = true,
+                }
             }
         }
-        self.release();
+        self.release(cancel).await;
     }
 
-    fn release(&mut self) {
+    /// No cancel reaches the servers after this; those idle after a ReadyForQuery go back, the rest
+    /// are closed.
+    async fn release(&mut self, cancel: &Slot) {
+        cancel.detach().await;
         for s in self.shards.drain(..) {
-            super::fanout::finish(s.conn, false);
+            let clean = s.settled && !s.broken && !s.copying && s.out.is_empty();
+            if clean && s.conn.tx_status == b'I' && s.conn.read_buf.is_empty() {
+                s.conn.release();
+            }
         }
     }
 }
-
-/// SQLSTATE bad_copy_file_format.
-const BAD_COPY_FILE_FORMAT: &str = "22P04";
 
 /// One piece of the client's data into its shard's buffer (or every shard's); a directory key that
 /// is not inline waits in `lookups`.
@@ -406,19 +511,26 @@ fn copied(m: &[u8]) -> u64 {
         .unwrap_or(0)
 }
 
-/// The table's columns in order, when the COPY lists none (asked of the first shard).
+/// The columns a COPY without a column list takes, in order (asked of the first shard; stored
+/// generated columns are not among them).
 async fn table_columns(s: &mut ShardCopy, table: &str) -> Result<Vec<String>, CopyError> {
     let sql = format!(
-        "SELECT attname FROM pg_attribute WHERE attrelid = {}::regclass AND attnum > 0 \
-         AND NOT attisdropped ORDER BY attnum",
+        "SELECT attname FROM pg_catalog.pg_attribute WHERE attrelid = {}::pg_catalog.regclass \
+         AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
         msg::quote_literal(table)
     );
     let mut q = BytesMut::new();
     msg::write_query(&mut q, &sql);
-    s.conn.send(&s.name, &q).await?;
+    s.send(&q).await?;
     let (mut columns, mut failed) = (Vec::new(), None);
     loop {
-        let m = s.conn.recv_frame(&s.name).await?;
+        let m = match s.conn.recv_frame(&s.name).await {
+            Ok(m) => m,
+            Err(e) => {
+                s.broken = true;
+                return Err(e.into());
+            }
+        };
         match m[0] {
             b'D' => {
                 if let Some(Some(name)) = super::rows::columns(&m).and_then(|c| c.first().copied())
@@ -429,6 +541,7 @@ async fn table_columns(s: &mut ShardCopy, table: &str) -> Result<Vec<String>, Co
             b'E' => failed = Some(rename_error(&m, &s.name, None)),
             b'Z' => {
                 s.conn.tx_status = m.get(frame::HEADER_LEN).copied().unwrap_or(b'E');
+                s.settled = true;
                 break;
             }
             _ => {}

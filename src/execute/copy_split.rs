@@ -1,7 +1,9 @@
 //! COPY FROM STDIN data cut into rows, each with its shard key's field, for a COPY into a sharded
 //! table. Text: a row ends at a newline no backslash escapes, fields at an unescaped delimiter. CSV: a
-//! row ends at a newline outside quotes; a header line goes to every shard. Binary: the header and the
-//! trailer go to every shard, tuples are length-prefixed. A `\.` line ends text and CSV data. Pure.
+//! row ends at a newline outside quotes. A HEADER line goes to every shard. Binary: the header and the
+//! trailer go to every shard, tuples are length-prefixed. A `\.` line ends text and CSV data. Line
+//! ends are `\n` or `\r\n`; a bare `\r` line end is refused (the rows could not be told apart). A
+//! partial row is scanned once, whatever the CopyData messages cut it into. Pure.
 
 use crate::router::CopyFormat;
 
@@ -24,6 +26,9 @@ pub(crate) enum Field {
 
 const SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
 
+/// A row may not grow past this while its end is awaited.
+const MAX_ROW: usize = 64 << 20;
+
 pub(crate) struct Splitter {
     format: CopyFormat,
     /// The key's position among the row's fields.
@@ -33,6 +38,10 @@ pub(crate) struct Splitter {
     started: bool,
     /// The end marker (`\.`, or the binary trailer) came: the rest is ignored, as PostgreSQL does.
     ended: bool,
+    /// How far the partial row at the head of `buf` was scanned, and whether that point is inside a
+    /// CSV quote.
+    scanned: usize,
+    quoted: bool,
 }
 
 impl Splitter {
@@ -43,6 +52,8 @@ impl Splitter {
             buf: Vec::new(),
             started: false,
             ended: false,
+            scanned: 0,
+            quoted: false,
         }
     }
 
@@ -76,6 +87,9 @@ impl Splitter {
             }
         };
         self.buf.drain(..pos);
+        if result.is_ok() && self.buf.len() > MAX_ROW {
+            return Err(format!("a COPY row longer than {} MB", MAX_ROW >> 20));
+        }
         result
     }
 
@@ -106,11 +120,24 @@ impl Splitter {
         let b = &self.buf[pos..];
         match self.format.clone() {
             CopyFormat::Binary => self.next_binary(pos),
-            CopyFormat::Text { delimiter, null } => {
-                let Some(len) = text_line(b) else {
-                    return Ok(None);
+            CopyFormat::Text {
+                delimiter,
+                null,
+                header,
+            } => {
+                let len = match text_line(b, self.scanned)? {
+                    Scan::Whole(len) => len,
+                    Scan::Partial(at) => {
+                        self.scanned = at;
+                        return Ok(None);
+                    }
                 };
+                self.scanned = 0;
                 let line = &b[..len];
+                if header && !self.started {
+                    self.started = true;
+                    return Ok(Some((pos + len, Some(Pending::Every(pos..pos + len)))));
+                }
                 if is_end_marker(line) {
                     self.ended = true;
                     return Ok(Some((pos + len, None)));
@@ -125,9 +152,14 @@ impl Splitter {
                 null,
                 header,
             } => {
-                let Some(len) = csv_line(b, quote, escape) else {
-                    return Ok(None);
+                let len = match csv_line(b, self.scanned, self.quoted, quote, escape)? {
+                    Scan::Whole(len) => len,
+                    Scan::Partial((at, quoted)) => {
+                        (self.scanned, self.quoted) = (at, quoted);
+                        return Ok(None);
+                    }
                 };
+                (self.scanned, self.quoted) = (0, false);
                 let line = &b[..len];
                 if header && !self.started {
                     self.started = true;
@@ -227,39 +259,71 @@ fn i32_at(b: &[u8], at: usize) -> i32 {
     i32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
 
-/// The length of the text row at the start of `b`, its newline included: a backslash escapes the
-/// byte after it (a newline too).
-fn text_line(b: &[u8]) -> Option<usize> {
-    let mut i = 0;
+/// A row's end: found (the row's length, its line end included), or where to go on scanning once
+/// more data came (and what else the scan needs to resume).
+enum Scan<T> {
+    Whole(usize),
+    Partial(T),
+}
+
+const BARE_CR: &str = "COPY data with carriage-return line ends (no newline) is not supported";
+
+/// A carriage return ends a line only before a newline; one at the end of the data so far waits.
+fn bare_cr(b: &[u8], i: usize) -> bool {
+    b.get(i + 1).is_some_and(|&n| n != b'\n')
+}
+
+/// The text row at the start of `b`, scanned from `from`: a backslash escapes the byte after it (a
+/// newline too).
+fn text_line(b: &[u8], from: usize) -> Result<Scan<usize>, String> {
+    let mut i = from;
     while i < b.len() {
         match b[i] {
+            b'\\' if i + 1 == b.len() => return Ok(Scan::Partial(i)),
             b'\\' => i += 2,
-            b'\n' => return Some(i + 1),
+            b'\n' => return Ok(Scan::Whole(i + 1)),
+            b'\r' if bare_cr(b, i) => return Err(BARE_CR.into()),
+            b'\r' if i + 1 == b.len() => return Ok(Scan::Partial(i)),
             _ => i += 1,
         }
     }
-    None
+    Ok(Scan::Partial(i))
 }
 
-/// The length of the CSV row at the start of `b`, its newline included: newlines inside quotes are
-/// data.
-fn csv_line(b: &[u8], quote: u8, escape: u8) -> Option<usize> {
-    let mut quoted = false;
-    let mut i = 0;
+/// The CSV row at the start of `b`, scanned from `from` (inside quotes or not): newlines inside
+/// quotes are data.
+fn csv_line(
+    b: &[u8],
+    from: usize,
+    mut quoted: bool,
+    quote: u8,
+    escape: u8,
+) -> Result<Scan<(usize, bool)>, String> {
+    let mut i = from;
     while i < b.len() {
         let c = b[i];
-        if quoted && c == escape && escape != quote && b.get(i + 1).is_some() {
+        if quoted && c == escape && escape != quote {
+            if i + 1 == b.len() {
+                return Ok(Scan::Partial((i, quoted)));
+            }
             i += 2;
             continue;
         }
         if c == quote {
             quoted = !quoted;
-        } else if c == b'\n' && !quoted {
-            return Some(i + 1);
+        } else if !quoted && c == b'\n' {
+            return Ok(Scan::Whole(i + 1));
+        } else if !quoted && c == b'\r' {
+            if bare_cr(b, i) {
+                return Err(BARE_CR.into());
+            }
+            if i + 1 == b.len() {
+                return Ok(Scan::Partial((i, quoted)));
+            }
         }
         i += 1;
     }
-    None
+    Ok(Scan::Partial((i, quoted)))
 }
 
 /// A row without its line end (`\n` or `\r\n`).
@@ -314,15 +378,15 @@ fn unescape(raw: &[u8]) -> Vec<u8> {
         }
         let c = raw[i + 1];
         i += 2;
-        let digits = |from: usize, max: usize, radix: u32| {
+        let hex = |from: usize| {
             let n = raw[from..]
                 .iter()
-                .take(max)
-                .take_while(|d| char::from(**d).is_digit(radix))
+                .take(2)
+                .take_while(|d| d.is_ascii_hexdigit())
                 .count();
             let v = std::str::from_utf8(&raw[from..from + n])
                 .ok()
-                .and_then(|s| u8::from_str_radix(s, radix).ok());
+                .and_then(|s| u8::from_str_radix(s, 16).ok());
             (n, v)
         };
         match c {
@@ -333,11 +397,19 @@ fn unescape(raw: &[u8]) -> Vec<u8> {
             b't' => out.push(b'\t'),
             b'v' => out.push(11),
             b'0'..=b'7' => {
-                let (n, v) = digits(i - 1, 3, 8);
-                out.push(v.unwrap_or(c));
+                // Up to three octal digits; PostgreSQL keeps the low byte of `\777`.
+                let n = raw[i - 1..]
+                    .iter()
+                    .take(3)
+                    .take_while(|d| (b'0'..=b'7').contains(*d))
+                    .count();
+                let v = raw[i - 1..i - 1 + n]
+                    .iter()
+                    .fold(0u16, |v, d| v * 8 + u16::from(d - b'0'));
+                out.push(v as u8);
                 i += n - 1;
             }
-            b'x' => match digits(i, 2, 16) {
+            b'x' => match hex(i) {
                 (n, Some(v)) if n > 0 => {
                     out.push(v);
                     i += n;
@@ -408,6 +480,7 @@ mod tests {
         CopyFormat::Text {
             delimiter: b'\t',
             null: b"\\N".to_vec(),
+            header: false,
         }
     }
 
@@ -475,9 +548,25 @@ mod tests {
     }
 
     #[test]
-    fn end_marker_and_crlf() {
-        let got = split(text(), 0, &[b"1\ta\r\n\\.\r\n9\tignored\n"]).unwrap();
-        assert_eq!(keys(&got), [Some(&v("1"))]);
+    fn end_marker_crlf_header_and_bare_cr() {
+        let data = b"1\ta\r\n2\tb\r\n\\.\r\n9\tignored\n";
+        for cut in 0..data.len() {
+            let got = split(text(), 0, &[&data[..cut], &data[cut..]]).unwrap();
+            assert_eq!(keys(&got), [Some(&v("1")), Some(&v("2"))], "cut at {cut}");
+        }
+        let header = CopyFormat::Text {
+            delimiter: b'\t',
+            null: b"\\N".to_vec(),
+            header: true,
+        };
+        let got = split(header, 0, &[b"id\tname\n1\ta\n"]).unwrap();
+        assert_eq!(keys(&got), [None, Some(&v("1"))]);
+        assert!(split(text(), 0, &[b"1\ta\r2\tb\r"]).is_err());
+        assert!(split(csv(false), 0, &[b"1,a\r2,b\r"]).is_err());
+        let got = split(csv(false), 1, &[b"1,\"a\rb\"\n"]).unwrap();
+        assert_eq!(keys(&got), [Some(&v("a\rb"))]);
+        let got = split(text(), 0, &[b"\\777\\x41\n"]).unwrap();
+        assert_eq!(keys(&got), [Some(&Field::Value(vec![0xff, b'A']))]);
     }
 
     #[test]

@@ -76,7 +76,7 @@ pub(crate) fn session_state(sql: &str) -> Option<SessionState> {
     let mut found = None;
     for state in crate::router::lex::statements(sql)
         .iter()
-        .filter_map(|s| classify(&s.words).map(|state| custom(state, s.text)))
+        .filter_map(|s| classify(&s.words).map(|state| custom(state, s)))
     {
         if !state.carried() {
             return Some(state);
@@ -145,24 +145,21 @@ fn classify(words: &[String]) -> Option<SessionState> {
 }
 
 /// Settings named with a dot are custom ones, which pin: in `SET`/`RESET` the name, in `set_config`
-/// the first argument (a parameter or an expression may be anything).
-fn custom(state: SessionState, text: &str) -> SessionState {
+/// the first argument (a parameter or an expression may be anything). Read from the statement with its
+/// comments blanked and its blanks made single spaces.
+fn custom(state: SessionState, lexed: &crate::router::lex::Lexed<'_>) -> SessionState {
     if state != SessionState::Set {
         return state;
     }
-    let lower = text.to_ascii_lowercase();
+    let text = without_comments(&lexed.text.to_ascii_lowercase());
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let set_name = ["set session ", "set ", "reset "].iter().find_map(|k| {
-        let rest = lower.trim_start().strip_prefix(k)?;
-        Some(
-            rest.trim_start()
-                .split(|c: char| c.is_whitespace() || c == '=' || c == ';')
-                .next()?
-                .to_owned(),
-        )
+        let rest = text.strip_prefix(k)?;
+        rest.split([' ', '=', ';']).next().map(str::to_owned)
     });
     let dotted_name = set_name.is_some_and(|n| n.contains('.'));
-    let dotted_config = lower.match_indices("set_config").any(|(at, _)| {
-        let args = lower[at + "set_config".len()..].trim_start();
+    let dotted_config = text.match_indices("set_config").any(|(at, _)| {
+        let args = text[at + "set_config".len()..].trim_start();
         let first = args.strip_prefix('(').map(str::trim_start).unwrap_or("");
         match first.strip_prefix('\'') {
             Some(literal) => literal
@@ -177,6 +174,33 @@ fn custom(state: SessionState, text: &str) -> SessionState {
     } else {
         state
     }
+}
+
+/// `sql` with each comment (outside quotes) made a space.
+fn without_comments(sql: &str) -> String {
+    let b = sql.as_bytes();
+    let mut out = String::with_capacity(sql.len());
+    let (mut i, mut plain, mut quoted) = (0, 0, false);
+    while i < b.len() {
+        let end = match (quoted, b[i], b.get(i + 1)) {
+            (false, b'-', Some(b'-')) => sql[i..].find('\n').map_or(b.len(), |n| i + n),
+            (false, b'/', Some(b'*')) => sql[i + 2..].find("*/").map_or(b.len(), |n| i + n + 4),
+            (_, b'\'', _) => {
+                quoted = !quoted;
+                i += 1;
+                continue;
+            }
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        out.push_str(&sql[plain..i]);
+        out.push(' ');
+        (i, plain) = (end, end);
+    }
+    out.push_str(&sql[plain..]);
+    out
 }
 
 /// `SET [SESSION] ROLE`, `SET [SESSION] SESSION AUTHORIZATION` and their RESETs.
@@ -264,6 +288,11 @@ mod tests {
         check("set session app.tenant to 7", Some(CustomSetting));
         check("RESET app.tenant", Some(CustomSetting));
         check("SET TIME ZONE 'Europe/Paris'", Some(Set));
+        check("SET\n  app.tenant = '42'", Some(CustomSetting));
+        check("SET\tapp.tenant TO 1", Some(CustomSetting));
+        check("/* orm */ SET app.tenant = 1", Some(CustomSetting));
+        check("SET SESSION\napp.tenant = 1", Some(CustomSetting));
+        check("SET /* x */ work_mem = '8MB'", Some(Set));
         check(
             "select set_config('a.b', '1', false), pg_advisory_lock(7)",
             Some(AdvisoryLock),

@@ -95,6 +95,7 @@ pub enum CopyFormat {
     Text {
         delimiter: u8,
         null: Vec<u8>,
+        header: bool,
     },
     Csv {
         delimiter: u8,

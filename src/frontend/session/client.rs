@@ -361,9 +361,16 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 return Ok(Flow::Continue);
             }
             Placement::CopyIn(copy) => {
-                // Started at the Execute; its portal is answered here, as a server would.
+                // Started at the Execute; its portal is answered here, as a server would, after the
+                // client's own held Parse of it.
                 match self.before_fanout().await? {
                     Ok(Step::Go) => {
+                        let Some(client_parse) = self.own_batch(&stmt).await? else {
+                            return Ok(Flow::Continue);
+                        };
+                        if client_parse {
+                            self.reply(Synthetic::ParseComplete);
+                        }
                         self.copy_bound = Some((copy, stmt.query.clone()));
                         self.reply(Synthetic::BindComplete);
                     }

@@ -74,23 +74,26 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 return Ok(Flow::Continue);
             };
             let copy = self.copy.take().expect("a COPY runs");
-            copy.run.fail("shardgate ended the COPY").await;
+            copy.run
+                .fail("shardgate ended the COPY", &self.cancel)
+                .await;
             self.copy_ended(Err(e), copy.extended).await?;
             return Ok(Flow::Continue);
         }
         let ClientCopy { run, extended } = self.copy.take().expect("a COPY runs");
         let result = match tag {
-            b'c' => run.done(directory).await,
+            b'c' => run.done(directory, &self.cancel).await,
             b'f' => {
                 let reason = String::from_utf8_lossy(body.strip_suffix(&[0]).unwrap_or(body));
-                run.fail(&reason).await;
+                run.fail(&reason, &self.cancel).await;
                 Err(error(
                     QUERY_CANCELED,
                     format!("COPY from stdin failed: {reason}"),
                 ))
             }
             other => {
-                run.fail("unexpected message during COPY").await;
+                run.fail("unexpected message during COPY", &self.cancel)
+                    .await;
                 let message =
                     format!("unexpected message type 0x{other:02X} during COPY from stdin");
                 Err(error(sqlstate::PROTOCOL_VIOLATION, message))

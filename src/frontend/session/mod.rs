@@ -318,7 +318,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                     return Ok(());
                 }
             }
-            let idle = self.server.as_ref().is_none_or(Attached::quiet);
+            let idle = self.server.as_ref().is_none_or(Attached::quiet)
+                && self.copy.is_none()
+                && self.copy_bound.is_none();
             if idle && *self.shutdown.borrow() && self.out.is_empty() {
                 return Err(SessionError::Shutdown);
             }
@@ -337,6 +339,8 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             proxy,
             blocked,
             begin,
+            copy,
+            copy_bound,
             ..
         } = self;
         // Own replies wait for the server's only when those are sure to come (no client input needed).
@@ -350,8 +354,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 .as_ref()
                 .is_none_or(|a| a.to_server.len() < HIGH_WATER);
         // Idle timeout and shutdown apply between transactions, also to a client that keeps its server.
-        let between =
-            out.is_empty() && begin.is_none() && server.as_ref().is_none_or(Attached::quiet);
+        let between = out.is_empty()
+            && begin.is_none()
+            && copy.is_none()
+            && copy_bound.is_none()
+            && server.as_ref().is_none_or(Attached::quiet);
         let idle = proxy.config.client_idle_timeout_ms;
         let idle_wait = async move {
             if idle == 0 || !between {

@@ -156,7 +156,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// A statement on several shards runs with its own Parse (held until now) or none: whether the
     /// client's Parse of it was held (and is answered by the run). `None` when anything else was held:
     /// refused.
-    async fn own_batch(&mut self, stmt: &Statement) -> Result<Option<bool>, SessionError> {
+    pub(super) async fn own_batch(
+        &mut self,
+        stmt: &Statement,
+    ) -> Result<Option<bool>, SessionError> {
         let own = match self.deferred.as_slice() {
             [] => false,
             [Deferred::Parse(s)] if s.id == stmt.id => true,

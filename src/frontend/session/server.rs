@@ -377,13 +377,19 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let shard = &target.shard;
         let read = tokio::time::timeout(SETTINGS_READ, a.conn.session_settings(shard)).await;
         let read = match read {
-            Ok(read) => read?,
-            Err(_) => {
-                return Err(BackendError::Timeout {
-                    shard: shard.clone(),
-                    ms: SETTINGS_READ.as_millis() as u64,
-                }
-                .into());
+            Ok(Ok(read)) => read,
+            failed => {
+                // Its replies are owed still, or it is gone: closed, never back in the pool; the
+                // client's settings are unknown, so its session ends.
+                self.server = None;
+                return Err(match failed {
+                    Ok(Err(e)) => e.into(),
+                    _ => BackendError::Timeout {
+                        shard: shard.clone(),
+                        ms: SETTINGS_READ.as_millis() as u64,
+                    }
+                    .into(),
+                });
             }
         };
         let Some(read) = read else {

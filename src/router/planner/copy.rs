@@ -99,6 +99,7 @@ fn copy_format(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<Co
     for o in legacy {
         match o {
             CopyLegacyOption::Binary => kind = "binary".into(),
+            CopyLegacyOption::Header => header = true,
             CopyLegacyOption::Delimiter(c) => delimiter = Some(*c),
             CopyLegacyOption::Null(n) => null = Some(n.clone().into_bytes()),
             CopyLegacyOption::Csv(csv) => {
@@ -129,6 +130,7 @@ fn copy_format(options: &[CopyOption], legacy: &[CopyLegacyOption]) -> Result<Co
         "text" => Ok(CopyFormat::Text {
             delimiter: byte(delimiter, b'\t')?,
             null: null.unwrap_or_else(|| b"\\N".to_vec()),
+            header,
         }),
         "csv" => {
             let quote = byte(quote, b'"')?;

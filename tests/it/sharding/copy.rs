@@ -143,6 +143,15 @@ async fn a_failed_copy_leaves_no_row_on_any_shard() {
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&e), Some("22P04"), "{e}");
+    // Bad data at the very end: a last row (no newline) with a NULL key; an unclosed CSV quote.
+    let data = format!("{}\\N\tlast", rows(1..=20));
+    let e = copy(&c, "COPY users (id, email) FROM STDIN", data.as_bytes(), 64)
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), Some("22P04"), "{e}");
+    let sql = "COPY users (id, email) FROM STDIN (FORMAT csv)";
+    let e = copy(&c, sql, b"1,a\n2,\"open", 64).await.unwrap_err();
+    assert_eq!(sqlstate(&e), Some("22P04"), "{e}");
     // A duplicate key: one shard's COPY fails, and the others roll back with it.
     let e = copy(
         &c,
@@ -168,7 +177,16 @@ async fn a_failed_copy_leaves_no_row_on_any_shard() {
         sink.send(Bytes::from(rows(61..=80))).await.unwrap();
     }
     assert_eq!(ids_by_shard(&s).await, before);
-    // The session goes on, and so does COPY.
+    // The session goes on, and so does COPY, on servers that went back to the pools clean (the
+    // last one used is the next one taken, so one left in a COPY or a transaction would be met).
+    for _ in 0..4 {
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM users", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 1);
+    }
     assert_eq!(
         copy(
             &c,
