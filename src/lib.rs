@@ -8,12 +8,15 @@
 //!   (`load`, `lines`), PostgreSQL's partition hash (`hash`), buckets, `plan_add` (plan-add-shard). Pure.
 //! - `router/`: SQL + shard map -> `Plan` (parse cache `Router`), Plan + Bind params -> `Route`. Pure.
 //! - `execute/`: what needs more than one server: `fanout` (one statement on several shards) and
-//!   `combine` (their replies as one; pure), `directory` (lookup tables in PostgreSQL, cached).
-//! - `backend/`: server connections (connect, authenticate), a pool per shard, and `prepared` (the
-//!   statements a server holds, least recently used closed first).
+//!   `combine` (their replies as one; pure), `scatter` (merged reads), `copy_in` (COPY FROM STDIN split
+//!   by key; `copy_split` cuts the data into rows, pure), `directory` (lookup tables in PostgreSQL,
+//!   cached).
+//! - `backend/`: server connections (connect, authenticate, `align` a client's settings), a pool per
+//!   shard, `prepared` (the statements a server holds, least recently used closed first) and
+//!   `settings` (a session's settings read back from its server).
 //! - `frontend/`: client side. `login` (TLS, startup, auth), `session/` (the relay under transaction
 //!   pooling; `route` carries out the router's decision, `held_begin` the BEGIN held until a statement
-//!   picks the shard), `pending` (what a server still owes and which batch it is in, pure),
+//!   picks the shard, `copy` a client's COPY into a sharded table), `pending` (what a server still owes and which batch it is in, pure),
 //!   `statements` (prepared statement renaming), `classify` (statements that create session state,
 //!   pure), `cancel` (cancel keys).
 //! - `proxy`: shared state, accept loop, graceful shutdown.
@@ -25,6 +28,8 @@
 //! - A server connection goes back to its pool only after it answered every Sync and Query it got and
 //!   is idle outside a transaction, the implicit one of an unsynced extended-protocol batch included;
 //!   in any doubt it is closed (`Pooled` closes on drop).
+//! - A client's settings are its own: set (and checked) on a server before anything of the client's
+//!   runs there; what a server was given is recorded (`applied`) and reset for the next client.
 //! - Every error that reaches a client goes through `frontend::error::SessionError::to_client`.
 //! - A cancel reaches only the server the cancelling client holds (`frontend::cancel`).
 //! - Only the router decides where a statement goes; execution never parses SQL. A transaction stays on
