@@ -27,6 +27,9 @@ use crate::sharding::{KeyValue, Placement, Sharded, TableKind};
 /// Buffered rows go to a shard past this much.
 const SEND_AT: usize = 64 * 1024;
 
+/// A row whose directory key is not inline, and the key to look up.
+type Lookup = (Vec<u8>, KeyValue);
+
 /// SQLSTATE bad_copy_file_format.
 const BAD_COPY_FILE_FORMAT: &str = "22P04";
 
@@ -251,27 +254,35 @@ impl CopyRun {
         bytes: &[u8],
         directory: &DirectoryCache,
     ) -> Result<(), CopyError> {
-        let mut lookups = Vec::new();
-        let fed = {
-            let CopyRun {
-                topology,
-                sharded,
-                binary,
-                splitter,
-                shards,
-                ..
-            } = self;
-            let mut emit =
-                |p: Piece<'_>| route_piece(p, topology, sharded, *binary, shards, &mut lookups);
-            splitter.feed(bytes, &mut emit)
-        };
+        let (fed, lookups) = self.split(Some(bytes));
         self.after_feed(fed, lookups, directory).await
+    }
+
+    /// Feeds the splitter (`None`: the data ended): rows go into their shards' buffers; the rows whose
+    /// directory key is not inline come back, to be looked up.
+    fn split(&mut self, bytes: Option<&[u8]>) -> (Result<(), String>, Vec<Lookup>) {
+        let mut lookups = Vec::new();
+        let CopyRun {
+            topology,
+            sharded,
+            binary,
+            splitter,
+            shards,
+            ..
+        } = self;
+        let mut emit =
+            |p: Piece<'_>| route_piece(p, topology, sharded, *binary, shards, &mut lookups);
+        let fed = match bytes {
+            Some(b) => splitter.feed(b, &mut emit),
+            None => splitter.finish(&mut emit),
+        };
+        (fed, lookups)
     }
 
     async fn after_feed(
         &mut self,
         fed: Result<(), String>,
-        lookups: Vec<(Vec<u8>, KeyValue)>,
+        lookups: Vec<Lookup>,
         directory: &DirectoryCache,
     ) -> Result<(), CopyError> {
         if let Err(e) = fed {
@@ -310,20 +321,7 @@ impl CopyRun {
         directory: &DirectoryCache,
         cancel: &Slot,
     ) -> Result<u64, CopyError> {
-        let mut lookups = Vec::new();
-        let fed = {
-            let CopyRun {
-                topology,
-                sharded,
-                binary,
-                splitter,
-                shards,
-                ..
-            } = &mut self;
-            let mut emit =
-                |p: Piece<'_>| route_piece(p, topology, sharded, *binary, shards, &mut lookups);
-            splitter.finish(&mut emit)
-        };
+        let (fed, lookups) = self.split(None);
         if let Err(e) = self.after_feed(fed, lookups, directory).await {
             self.end_and_roll_back("shardgate ended the COPY", cancel)
                 .await;
@@ -451,7 +449,7 @@ fn route_piece(
     sharded: &Sharded,
     binary: bool,
     shards: &mut [ShardCopy],
-    lookups: &mut Vec<(Vec<u8>, KeyValue)>,
+    lookups: &mut Vec<Lookup>,
 ) -> Result<(), String> {
     let (bytes, key) = match p {
         Piece::Every(bytes) => {

@@ -133,17 +133,10 @@ impl Splitter {
                     }
                 };
                 self.scanned = 0;
-                let line = &b[..len];
-                if header && !self.started {
-                    self.started = true;
-                    return Ok(Some((pos + len, Some(Pending::Every(pos..pos + len)))));
-                }
-                if is_end_marker(line) {
-                    self.ended = true;
-                    return Ok(Some((pos + len, None)));
-                }
-                let key = text_field(content(line), delimiter, &null, self.key_at);
-                Ok(Some((pos + len, Some(Pending::Row(pos..pos + len, key)))))
+                let key_at = self.key_at;
+                Ok(Some(self.line(pos, len, header, |row| {
+                    text_field(row, delimiter, &null, key_at)
+                })))
             }
             CopyFormat::Csv {
                 delimiter,
@@ -160,19 +153,34 @@ impl Splitter {
                     }
                 };
                 (self.scanned, self.quoted) = (0, false);
-                let line = &b[..len];
-                if header && !self.started {
-                    self.started = true;
-                    return Ok(Some((pos + len, Some(Pending::Every(pos..pos + len)))));
-                }
-                if is_end_marker(line) {
-                    self.ended = true;
-                    return Ok(Some((pos + len, None)));
-                }
-                let key = csv_field(content(line), delimiter, quote, escape, &null, self.key_at);
-                Ok(Some((pos + len, Some(Pending::Row(pos..pos + len, key)))))
+                let key_at = self.key_at;
+                Ok(Some(self.line(pos, len, header, |row| {
+                    csv_field(row, delimiter, quote, escape, &null, key_at)
+                })))
             }
         }
+    }
+
+    /// The whole text or CSV row of `len` bytes at `pos`: the header line, the end marker, or a row
+    /// whose key `key_of` reads from its content.
+    fn line(
+        &mut self,
+        pos: usize,
+        len: usize,
+        header: bool,
+        key_of: impl FnOnce(&[u8]) -> Field,
+    ) -> (usize, Option<Pending>) {
+        let end = pos + len;
+        if header && !self.started {
+            self.started = true;
+            return (end, Some(Pending::Every(pos..end)));
+        }
+        let line = &self.buf[pos..end];
+        if is_end_marker(line) {
+            self.ended = true;
+            return (end, None);
+        }
+        (end, Some(Pending::Row(pos..end, key_of(content(line)))))
     }
 
     fn next_binary(&mut self, pos: usize) -> Result<Option<(usize, Option<Pending>)>, String> {
