@@ -86,6 +86,46 @@ pub(crate) fn session_state(sql: &str) -> Option<SessionState> {
     found
 }
 
+/// `DISCARD ALL` and `DEALLOCATE`, which on a shared server would drop the statements shardgate keeps
+/// prepared there for every client: the session answers them for its client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Reset {
+    DiscardAll,
+    DeallocateAll,
+    Deallocate(String),
+}
+
+/// The reset `sql` is, if it is one; `Err` when one comes with other statements in one string.
+pub(crate) fn reset(sql: &str) -> Result<Option<Reset>, ()> {
+    let mentions = |word: &[u8]| {
+        sql.as_bytes()
+            .windows(word.len())
+            .any(|w| w.eq_ignore_ascii_case(word))
+    };
+    if !mentions(b"discard") && !mentions(b"deallocate") {
+        return Ok(None);
+    }
+    let statements = crate::router::lex::statements(sql);
+    let resets: Vec<Option<Reset>> = statements.iter().map(|s| reset_words(&s.words)).collect();
+    match resets.as_slice() {
+        [one] => Ok(one.clone()),
+        many if many.iter().any(Option::is_some) => Err(()),
+        _ => Ok(None),
+    }
+}
+
+fn reset_words(words: &[String]) -> Option<Reset> {
+    let w: Vec<&str> = words.iter().map(String::as_str).collect();
+    match w.as_slice() {
+        ["discard", "all"] => Some(Reset::DiscardAll),
+        ["deallocate", "all"] | ["deallocate", "prepare", "all"] => Some(Reset::DeallocateAll),
+        ["deallocate", name] | ["deallocate", "prepare", name] => {
+            Some(Reset::Deallocate((*name).to_owned()))
+        }
+        _ => None,
+    }
+}
+
 /// The letters trigger words start with, as bits (`a` = bit 0).
 const FIRST_LETTERS: u32 = {
     let mut bits = 0u32;
@@ -305,6 +345,15 @@ mod tests {
         check("select $$; listen x$$, $1", None);
         check("select $a$ ; listen x $a$", None);
         check("LOAD 'auto_explain'", Some(Load));
+        assert_eq!(reset("DISCARD ALL"), Ok(Some(Reset::DiscardAll)));
+        assert_eq!(reset("deallocate all;"), Ok(Some(Reset::DeallocateAll)));
+        assert_eq!(
+            reset("DEALLOCATE PREPARE s1"),
+            Ok(Some(Reset::Deallocate("s1".into())))
+        );
+        assert_eq!(reset("DISCARD PLANS"), Ok(None));
+        assert_eq!(reset("select 'discard all'"), Ok(None));
+        assert_eq!(reset("DISCARD ALL; SELECT 1"), Err(()));
         check("", None);
     }
 }

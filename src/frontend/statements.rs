@@ -133,6 +133,11 @@ pub(crate) struct ClientStatements {
 }
 
 impl ClientStatements {
+    /// Forgets every name (DISCARD ALL, DEALLOCATE ALL); the servers keep the statements.
+    pub(crate) fn clear(&mut self) {
+        self.names.clear();
+    }
+
     pub(crate) fn insert(&mut self, name: &str, s: Arc<Statement>) {
         self.names.insert(name.to_owned(), s);
     }

@@ -9,7 +9,7 @@ use super::{Attached, Deferred, FanoutBatch, Flow, Session, Step};
 use crate::config::SessionStatePolicy;
 use crate::execute::fanout::{Part, Work};
 use crate::execute::scatter::Scatter;
-use crate::frontend::classify::{self, SessionState};
+use crate::frontend::classify::{self, Reset, SessionState};
 use crate::frontend::error::SessionError;
 use crate::frontend::pending::{Pending, Synthetic};
 use crate::protocol::frontend::{self as msg, Target};
@@ -214,6 +214,23 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// A simple Query: route it, then send it to its shard, fan it out, or refuse it.
     async fn on_query(&mut self, raw: &[u8]) -> Result<Flow, SessionError> {
         let sql = msg::query(&raw[frame::HEADER_LEN..])?;
+        let pinned_discard = match classify::reset(sql) {
+            Ok(None) => false,
+            Ok(Some(Reset::DiscardAll)) if self.pinned.is_some() => true,
+            Ok(Some(reset)) => {
+                self.on_reset(reset).await?;
+                return Ok(Flow::Continue);
+            }
+            Err(()) => {
+                let r = Refusal {
+                    code: sqlstate::FEATURE_NOT_SUPPORTED,
+                    message: "DISCARD ALL and DEALLOCATE must come as a query of their own".into(),
+                    hint: Some("send them separately".into()),
+                };
+                self.refuse(r, false).await?;
+                return Ok(Flow::Continue);
+            }
+        };
         let topo = self.topology();
         let (plan, literals) = self.proxy.router.plan_simple(sql, &topo.map);
         if let Command::SetShard(name) = &plan.command {
@@ -247,6 +264,21 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                     self.forward(raw, Pending::Query).await?;
                     let a = self.server.as_mut().expect("attached by forward");
                     a.settings_changed |= self.changes_settings;
+                    if pinned_discard {
+                        // The server drops every prepared statement and setting: so does shardgate's
+                        // record of it, and of the client.
+                        a.conn.prepared.clear();
+                        a.conn.applied.clear();
+                        self.statements.clear();
+                        self.desired.clone_from(&self.startup);
+                        self.session_shard = None;
+                        // Back to the startup parameters, as PostgreSQL's RESET ALL goes.
+                        if let Some(sql) = a.conn.align(&self.desired) {
+                            let mut query = BytesMut::new();
+                            msg::write_query(&mut query, &sql);
+                            a.inject(&query);
+                        }
+                    }
                 }
                 Ok(Step::Wait) => return Ok(Flow::Wait),
                 Err(r) => self.refuse(r, false).await?,
@@ -450,6 +482,52 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             "SET"
         } else {
             "RESET"
+        };
+        self.reply(Synthetic::CommandComplete(tag));
+        self.reply(Synthetic::ReadyForQuery);
+        Ok(())
+    }
+
+    /// DISCARD ALL and DEALLOCATE, answered here: the client's statement names go (the servers keep
+    /// their statements, which serve every client), and DISCARD ALL also takes the client back to its
+    /// startup parameters and the map's routing. As in PostgreSQL, DISCARD ALL is refused inside a
+    /// transaction, and DEALLOCATE of an unknown name fails.
+    async fn on_reset(&mut self, reset: Reset) -> Result<(), SessionError> {
+        let in_transaction = self.begin.is_some()
+            || self
+                .server
+                .as_ref()
+                .is_some_and(|a| a.conn.tx_status != b'I');
+        let tag = match reset {
+            Reset::DiscardAll if in_transaction => {
+                let r = Refusal {
+                    code: "25001",
+                    message: "DISCARD ALL cannot run inside a transaction block".into(),
+                    hint: None,
+                };
+                return self.refuse(r, false).await;
+            }
+            Reset::DiscardAll => {
+                self.statements.clear();
+                self.desired.clone_from(&self.startup);
+                self.session_shard = None;
+                "DISCARD ALL"
+            }
+            Reset::DeallocateAll => {
+                self.statements.clear();
+                "DEALLOCATE ALL"
+            }
+            Reset::Deallocate(name) => {
+                if self.statements.remove(&name).is_none() {
+                    let r = Refusal {
+                        code: "26000",
+                        message: format!("prepared statement \"{name}\" does not exist"),
+                        hint: None,
+                    };
+                    return self.refuse(r, false).await;
+                }
+                "DEALLOCATE"
+            }
         };
         self.reply(Synthetic::CommandComplete(tag));
         self.reply(Synthetic::ReadyForQuery);

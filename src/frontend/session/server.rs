@@ -94,7 +94,7 @@ impl Attached {
     }
 
     /// Sends a query whose replies the client never sees (a held BEGIN, parameter SETs).
-    fn inject(&mut self, query_message: &[u8]) {
+    pub(super) fn inject(&mut self, query_message: &[u8]) {
         self.to_server.extend_from_slice(query_message);
         self.tracker.push(Pending::InjectedQuery);
     }

@@ -278,3 +278,68 @@ async fn a_close_skipped_after_an_error_leaves_the_statement_usable() {
     // a is still prepared on the server, and shardgate knows it.
     assert_eq!(c.query_one(&a, &[&1i64]).await.unwrap().get::<_, i64>(0), 2);
 }
+
+/// DISCARD ALL and DEALLOCATE from a client drop that client's statement names only: the statements
+/// a shared server keeps prepared for every client stay (before, they were dropped on the server and
+/// the next Bind of them failed). DISCARD ALL also resets the client's settings, and is refused inside
+/// a transaction, as PostgreSQL refuses it.
+#[tokio::test]
+async fn discard_all_and_deallocate_drop_only_the_clients_names() {
+    let p = TestProxy::start(shared(), |c| c.pool.max_size = 1).await;
+    let other = p.client().await;
+    let stmt = other.prepare("select $1::int8 * 2").await.unwrap();
+    assert_eq!(
+        other
+            .query_one(&stmt, &[&21i64])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        42
+    );
+    let mut c = RawClient::login(p.addr, "trustuser", &p.db).await;
+    c.send(|b| {
+        frontend::parse("mine", "select $1::int8 + 1", [], b).unwrap();
+        frontend::sync(b);
+    })
+    .await;
+    assert_eq!(first_error(&c.until_ready().await), None);
+    let replies = c.simple("DEALLOCATE mine").await;
+    assert_eq!(first_error(&replies), None, "{replies:?}");
+    c.execute_prepared("mine", &["1"]).await;
+    assert_eq!(first_error(&c.until_ready().await), Some("26000"));
+    assert_eq!(
+        first_error(&c.simple("DEALLOCATE mine").await),
+        Some("26000")
+    );
+    for sql in ["SET work_mem = '8MB'", "DISCARD ALL", "DEALLOCATE ALL"] {
+        let replies = c.simple(sql).await;
+        assert_eq!(first_error(&replies), None, "{sql}: {replies:?}");
+    }
+    let replies = c.simple("show work_mem").await;
+    assert!(
+        replies.contains(&Reply::Row(vec![Some("4MB".into())])),
+        "{replies:?}"
+    );
+    c.simple("BEGIN").await;
+    c.simple("SELECT 1").await;
+    assert_eq!(first_error(&c.simple("DISCARD ALL").await), Some("25001"));
+    c.simple("ROLLBACK").await;
+    // The other client's statement is still prepared on the one server.
+    assert_eq!(
+        other
+            .query_one(&stmt, &[&5i64])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        10
+    );
+    let rows = other
+        .simple_query("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE '__shardgate%'")
+        .await
+        .unwrap();
+    assert!(
+        rows.iter().any(
+            |m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) != Some("0"))
+        )
+    );
+}
