@@ -265,19 +265,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                     let a = self.server.as_mut().expect("attached by forward");
                     a.settings_changed |= self.changes_settings;
                     if pinned_discard {
-                        // The server drops every prepared statement and setting: so does shardgate's
-                        // record of it, and of the client.
-                        a.conn.prepared.clear();
-                        a.conn.applied.clear();
-                        self.statements.clear();
-                        self.desired.clone_from(&self.startup);
-                        self.session_shard = None;
-                        // Back to the startup parameters, as PostgreSQL's RESET ALL goes.
-                        if let Some(sql) = a.conn.align(&self.desired) {
-                            let mut query = BytesMut::new();
-                            msg::write_query(&mut query, &sql);
-                            a.inject(&query);
-                        }
+                        self.discarded_on_server();
                     }
                 }
                 Ok(Step::Wait) => return Ok(Flow::Wait),
@@ -486,6 +474,23 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         self.reply(Synthetic::CommandComplete(tag));
         self.reply(Synthetic::ReadyForQuery);
         Ok(())
+    }
+
+    /// A pinned client's DISCARD ALL went to its server, which drops every prepared statement and
+    /// setting: so does shardgate's record of it, and of the client; then the client's startup
+    /// parameters are set again, as PostgreSQL's RESET ALL goes back to them.
+    fn discarded_on_server(&mut self) {
+        self.statements.clear();
+        self.desired.clone_from(&self.startup);
+        self.session_shard = None;
+        let a = self.server.as_mut().expect("the pinned server");
+        a.conn.prepared.clear();
+        a.conn.applied.clear();
+        if let Some(sql) = a.conn.align(&self.desired) {
+            let mut query = BytesMut::new();
+            msg::write_query(&mut query, &sql);
+            a.inject(&query);
+        }
     }
 
     /// DISCARD ALL and DEALLOCATE, answered here: the client's statement names go (the servers keep
