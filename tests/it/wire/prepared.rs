@@ -324,6 +324,36 @@ async fn discard_all_and_deallocate_drop_only_the_clients_names() {
     c.simple("SELECT 1").await;
     assert_eq!(first_error(&c.simple("DISCARD ALL").await), Some("25001"));
     c.simple("ROLLBACK").await;
+    // A pinned client's DISCARD ALL runs on its server; what it prepares afterwards is prepared anew.
+    let pinned = p.client().await;
+    pinned.batch_execute("LISTEN somewhere").await.unwrap();
+    let before = pinned.prepare("select $1::int8 - 1").await.unwrap();
+    assert_eq!(
+        pinned
+            .query_one(&before, &[&1i64])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        0
+    );
+    pinned
+        .batch_execute("SET work_mem = '8MB'; DISCARD ALL")
+        .await
+        .unwrap_err();
+    pinned.batch_execute("SET work_mem = '8MB'").await.unwrap();
+    pinned.batch_execute("DISCARD ALL").await.unwrap();
+    let work_mem: String = pinned.query_one("show work_mem", &[]).await.unwrap().get(0);
+    assert_eq!(work_mem, "4MB");
+    let after = pinned.prepare("select $1::int8 - 1").await.unwrap();
+    assert_eq!(
+        pinned
+            .query_one(&after, &[&3i64])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        2
+    );
+    drop(pinned);
     // The other client's statement is still prepared on the one server.
     assert_eq!(
         other
