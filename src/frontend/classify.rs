@@ -97,12 +97,17 @@ pub(crate) enum Reset {
 
 /// The reset `sql` is, if it is one; `Err` when one comes with other statements in one string.
 pub(crate) fn reset(sql: &str) -> Result<Option<Reset>, ()> {
-    let mentions = |word: &[u8]| {
-        sql.as_bytes()
-            .windows(word.len())
-            .any(|w| w.eq_ignore_ascii_case(word))
-    };
-    if !mentions(b"discard") && !mentions(b"deallocate") {
+    // One pass; only a word starting with `d` is compared.
+    let b = sql.as_bytes();
+    let mentioned = (0..b.len()).any(|i| {
+        b[i] | 0x20 == b'd'
+            && (i == 0 || !b[i - 1].is_ascii_alphanumeric())
+            && [&b"discard"[..], b"deallocate"].iter().any(|w| {
+                b.get(i..i + w.len())
+                    .is_some_and(|x| x.eq_ignore_ascii_case(w))
+            })
+    });
+    if !mentioned {
         return Ok(None);
     }
     let statements = crate::router::lex::statements(sql);
