@@ -109,7 +109,7 @@ def pg():
             assert [x.fetchone()[0] for x in curs] == [900000, 900001, 900004]
     check("psycopg pipeline of reads across shards", pipeline)
 
-async def apg():
+def apg():
     async def basic():
         c = await asyncpg.connect(host="127.0.0.1", port=6432, user="app", password="app", database="app")
         for i in range(900000, 900020):
@@ -142,13 +142,9 @@ async def apg():
         await c.close()
     for name, f in [("asyncpg fetch/transaction/scatter", basic), ("asyncpg executemany one shard", many_one_shard),
                     ("asyncpg executemany across shards is refused", many), ("asyncpg copy_records_to_table", copy)]:
-        global ok, bad
-        try:
-            await f(); ok += 1; print("ok  ", name)
-        except Exception as e:
-            bad += 1; print("FAIL", name, type(e).__name__, str(e).splitlines()[0] if str(e) else "")
+        check(name, lambda f=f: asyncio.run(f()))
 
 pg()
-asyncio.run(apg())
+apg()
 print(ok, "passed,", bad, "failed")
 sys.exit(1 if bad else 0)

@@ -88,9 +88,7 @@ impl ServerConn {
 }
 
 /// The values of a DataRow (`None` for NULL); a malformed row ends early.
-pub(super) fn columns(
-    row: &postgres_protocol::message::backend::DataRowBody,
-) -> Vec<Option<&[u8]>> {
+fn columns(row: &postgres_protocol::message::backend::DataRowBody) -> Vec<Option<&[u8]>> {
     let mut ranges = row.ranges();
     let mut out = Vec::new();
     while let Ok(Some(r)) = fallible_iterator::FallibleIterator::next(&mut ranges) {

@@ -123,6 +123,19 @@ impl ServerConn {
         Ok(())
     }
 
+    /// Whatever the server has sent, into `read_buf`, without waiting. An error when the connection
+    /// failed or closed.
+    pub(crate) fn try_fill(&mut self, shard: &str) -> Result<(), BackendError> {
+        loop {
+            match self.stream.try_read_buf(&mut self.read_buf) {
+                Ok(0) => return Err(self.io_err(shard, std::io::ErrorKind::UnexpectedEof.into())),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(self.io_err(shard, e)),
+            }
+        }
+    }
+
     /// The query that gives this server a client's session parameters where it differs, recorded as
     /// applied (by lowercase name, as PostgreSQL matches them): a `RESET` of each one an earlier
     /// client's parameters applied and this client's do not name (it gets the server's own, as it was
@@ -142,21 +155,20 @@ impl ServerConn {
         });
         let mut sets = 0;
         for (name, value) in desired {
-            let key = name.to_ascii_lowercase();
-            let reported = self
-                .reported
-                .iter()
-                .any(|(n, v)| n.eq_ignore_ascii_case(name) && v == value);
-            if self.applied.get(&key) != Some(value) && !reported {
-                sql.push_str(if sets == 0 { "SELECT " } else { ", " });
-                sql.push_str(&format!(
-                    "pg_catalog.set_config({}, {}, false)",
-                    quote_literal(name),
-                    quote_literal(value)
-                ));
-                sets += 1;
-                self.applied.insert(key, value.clone());
+            // Both maps are a handful of entries: compared in place, nothing allocated per attach.
+            let holds = |(n, v): (&String, &String)| n.eq_ignore_ascii_case(name) && v == value;
+            if self.applied.iter().any(holds) || self.reported.iter().any(holds) {
+                continue;
             }
+            sql.push_str(if sets == 0 { "SELECT " } else { ", " });
+            sql.push_str(&format!(
+                "pg_catalog.set_config({}, {}, false)",
+                quote_literal(name),
+                quote_literal(value)
+            ));
+            sets += 1;
+            self.applied
+                .insert(name.to_ascii_lowercase(), value.clone());
         }
         (!sql.is_empty()).then_some(sql)
     }
@@ -317,6 +329,47 @@ impl ServerConn {
                     if let (Ok(n), Ok(v)) = (p.name(), p.value()) {
                         self.reported.insert(n.to_owned(), v.to_owned());
                     }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Runs one simple query to completion and returns its rows, each value as text (`None` for NULL);
+    /// the server's ErrorResponse frame as it sent it when it reported one.
+    pub(crate) async fn query_rows(
+        &mut self,
+        shard: &str,
+        sql: &str,
+    ) -> Result<Result<Vec<Vec<Option<String>>>, BytesMut>, BackendError> {
+        let mut out = BytesMut::new();
+        frontend::query(sql, &mut out).map_err(|e| self.io_err(shard, e))?;
+        self.send(shard, &out).await?;
+        let (mut rows, mut failure) = (Vec::new(), None);
+        loop {
+            let m = self.recv_frame(shard).await?;
+            match m[0] {
+                b'D' => match crate::protocol::frame::data_row(&m) {
+                    Some(values) => rows.push(
+                        values
+                            .into_iter()
+                            .map(|v| v.map(|b| String::from_utf8_lossy(b).into_owned()))
+                            .collect(),
+                    ),
+                    None => return Err(protocol_error(shard)),
+                },
+                b'E' => {
+                    failure.get_or_insert(m);
+                }
+                b'Z' => {
+                    self.tx_status = m
+                        .get(crate::protocol::frame::HEADER_LEN)
+                        .copied()
+                        .unwrap_or(b'E');
+                    return Ok(match failure {
+                        None => Ok(rows),
+                        Some(e) => Err(e),
+                    });
                 }
                 _ => {}
             }

@@ -3,10 +3,7 @@
 //! statement, so whatever form it took (SET TIME ZONE, SET SESSION CHARACTERISTICS, a set_config in a
 //! SELECT), the answer is the setting as the server holds it.
 
-use postgres_protocol::message::backend::Message;
-
 use super::BackendError;
-use super::collation::columns;
 use super::server::ServerConn;
 
 /// Every setting whose value comes from the session: what SET and set_config left, including what
@@ -33,35 +30,20 @@ impl ServerConn {
         &mut self,
         shard: &str,
     ) -> Result<Option<SessionSettings>, BackendError> {
-        let mut out = bytes::BytesMut::new();
-        postgres_protocol::message::frontend::query(SESSION_SETTINGS, &mut out)
-            .map_err(|e| self.io_err(shard, e))?;
-        self.send(shard, &out).await?;
-        let (mut settings, mut current_user, mut failed) = (Vec::new(), None, false);
-        loop {
-            match self.recv(shard).await? {
-                Message::DataRow(row) => match columns(&row).as_slice() {
-                    [Some(name), Some(value)] => settings.push((
-                        String::from_utf8_lossy(name).into_owned(),
-                        String::from_utf8_lossy(value).into_owned(),
-                    )),
-                    [None, Some(user)] => {
-                        current_user = Some(String::from_utf8_lossy(user).into_owned())
-                    }
-                    _ => failed = true,
-                },
-                Message::ErrorResponse(_) => failed = true,
-                Message::ReadyForQuery(r) => {
-                    self.tx_status = r.status();
-                    return Ok(current_user.filter(|_| !failed).map(|current_user| {
-                        SessionSettings {
-                            settings,
-                            current_user,
-                        }
-                    }));
-                }
-                _ => {}
+        let Ok(rows) = self.query_rows(shard, SESSION_SETTINGS).await? else {
+            return Ok(None);
+        };
+        let (mut settings, mut current_user) = (Vec::new(), None);
+        for row in rows {
+            match <[Option<String>; 2]>::try_from(row) {
+                Ok([Some(name), Some(value)]) => settings.push((name, value)),
+                Ok([None, Some(user)]) => current_user = Some(user),
+                _ => return Ok(None),
             }
         }
+        Ok(current_user.map(|current_user| SessionSettings {
+            settings,
+            current_user,
+        }))
     }
 }

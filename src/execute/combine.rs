@@ -79,10 +79,17 @@ fn split_results<'m, 'a>(messages: &'m [Message<'a>]) -> Vec<&'m [Message<'a>]> 
     out
 }
 
-fn tag_text(frame_bytes: &[u8]) -> &str {
+/// The tag of a CommandComplete frame.
+pub(crate) fn tag_text(frame_bytes: &[u8]) -> &str {
     let body = &frame_bytes[frame::HEADER_LEN..];
     let body = body.strip_suffix(b"\0").unwrap_or(body);
     std::str::from_utf8(body).unwrap_or("")
+}
+
+/// A tag's row count and what comes before it (`COPY 5` -> `COPY`, 5); None without one.
+pub(crate) fn tag_count(tag: &str) -> Option<(&str, u64)> {
+    let (prefix, n) = tag.rsplit_once(' ')?;
+    Some((prefix, n.parse().ok()?))
 }
 
 /// `INSERT 0 2` + `INSERT 0 3` = `INSERT 0 5`; tags without a count (`CREATE TABLE`) are the first one.
@@ -90,11 +97,8 @@ fn add_tags<'a>(tags: impl Iterator<Item = &'a str>) -> String {
     let mut first: Option<(&str, Option<u64>)> = None;
     let mut total = 0u64;
     for tag in tags {
-        let (prefix, count) = match tag.rsplit_once(' ') {
-            Some((p, n)) => match n.parse::<u64>() {
-                Ok(n) => (p, Some(n)),
-                Err(_) => (tag, None),
-            },
+        let (prefix, count) = match tag_count(tag) {
+            Some((p, n)) => (p, Some(n)),
             None => (tag, None),
         };
         total += count.unwrap_or(0);

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 
-use super::combine::rename_error;
+use super::combine::{rename_error, tag_count, tag_text};
 use super::copy_split::{Field, Piece, Splitter};
 use super::directory::DirectoryCache;
 use crate::backend::BackendError;
@@ -21,7 +21,7 @@ use crate::frontend::cancel::{ServerKey, Slot};
 use crate::protocol::backend::{self, ErrorFields, Severity};
 use crate::protocol::{frame, frontend as msg, sqlstate};
 use crate::proxy::Topology;
-use crate::router::{CopyFormat, CopyIn, Route};
+use crate::router::{CopyIn, Route};
 use crate::sharding::{KeyValue, Placement, Sharded, TableKind};
 
 /// Buffered rows go to a shard past this much.
@@ -30,15 +30,11 @@ const SEND_AT: usize = 64 * 1024;
 /// A row whose directory key is not inline, and the key to look up.
 type Lookup = (Vec<u8>, KeyValue);
 
-/// SQLSTATE bad_copy_file_format.
-const BAD_COPY_FILE_FORMAT: &str = "22P04";
-
 /// A COPY under way on every shard.
 pub(crate) struct CopyRun {
     topology: Arc<Topology>,
     table: usize,
     sharded: Sharded,
-    binary: bool,
     splitter: Splitter,
     /// One per shard of the map, by shard id.
     shards: Vec<ShardCopy>,
@@ -71,7 +67,8 @@ pub(crate) enum CopyError {
     Backend(#[from] BackendError),
 }
 
-fn refused(code: &'static str, message: impl Into<String>) -> CopyError {
+/// The COPY ends with this error for the client.
+pub(crate) fn refused(code: &'static str, message: impl Into<String>) -> CopyError {
     let mut out = BytesMut::new();
     backend::error_response(&mut out, &ErrorFields::new(Severity::Error, code, message));
     CopyError::Refused(out)
@@ -124,20 +121,9 @@ impl ShardCopy {
     /// Whatever the server sent while rows streamed, without waiting: notices are dropped (a server
     /// blocked writing them would stop reading rows), the first error is kept.
     fn drain(&mut self) {
-        let mut buf = [0u8; 8192];
-        loop {
-            match self.conn.stream.try_read(&mut buf) {
-                Ok(0) => {
-                    self.broken = true;
-                    return;
-                }
-                Ok(n) => self.conn.read_buf.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(_) => {
-                    self.broken = true;
-                    return;
-                }
-            }
+        if self.conn.try_fill(&self.name).is_err() {
+            self.broken = true;
+            return;
         }
         while let Ok(Some(n)) = frame::tagged_len(&self.conn.read_buf, usize::MAX) {
             let m = self.conn.read_buf.split_to(n);
@@ -192,7 +178,6 @@ impl CopyRun {
             topology: topology.clone(),
             table: plan.table,
             sharded: sharded.clone(),
-            binary: plan.format == CopyFormat::Binary,
             splitter: Splitter::new(plan.format.clone(), 0),
             shards,
         };
@@ -265,13 +250,13 @@ impl CopyRun {
         let CopyRun {
             topology,
             sharded,
-            binary,
             splitter,
             shards,
             ..
         } = self;
+        let binary = splitter.binary();
         let mut emit =
-            |p: Piece<'_>| route_piece(p, topology, sharded, *binary, shards, &mut lookups);
+            |p: Piece<'_>| route_piece(p, topology, sharded, binary, shards, &mut lookups);
         let fed = match bytes {
             Some(b) => splitter.feed(b, &mut emit),
             None => splitter.finish(&mut emit),
@@ -286,7 +271,7 @@ impl CopyRun {
         directory: &DirectoryCache,
     ) -> Result<(), CopyError> {
         if let Err(e) = fed {
-            return Err(refused(BAD_COPY_FILE_FORMAT, e));
+            return Err(refused(sqlstate::BAD_COPY_FILE_FORMAT, e));
         }
         for (row, key) in lookups {
             match directory.resolve(&self.topology, self.table, &key).await {
@@ -500,13 +485,7 @@ fn copy_data(out: &mut BytesMut, bytes: &[u8]) {
 
 /// The row count of a `COPY n` CommandComplete.
 fn copied(m: &[u8]) -> u64 {
-    let tag = &m[frame::HEADER_LEN..];
-    let tag = tag.strip_suffix(&[0]).unwrap_or(tag);
-    std::str::from_utf8(tag)
-        .ok()
-        .and_then(|t| t.strip_prefix("COPY "))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0)
+    tag_count(tag_text(m)).map_or(0, |(_, n)| n)
 }
 
 /// The columns a COPY without a column list takes, in order (asked of the first shard; stored
@@ -517,36 +496,15 @@ async fn table_columns(s: &mut ShardCopy, table: &str) -> Result<Vec<String>, Co
          AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
         msg::quote_literal(table)
     );
-    let mut q = BytesMut::new();
-    msg::write_query(&mut q, &sql);
-    s.send(&q).await?;
-    let (mut columns, mut failed) = (Vec::new(), None);
-    loop {
-        let m = match s.conn.recv_frame(&s.name).await {
-            Ok(m) => m,
-            Err(e) => {
-                s.broken = true;
-                return Err(e.into());
-            }
-        };
-        match m[0] {
-            b'D' => {
-                if let Some(Some(name)) = super::rows::columns(&m).and_then(|c| c.first().copied())
-                {
-                    columns.push(String::from_utf8_lossy(name).into_owned());
-                }
-            }
-            b'E' => failed = Some(rename_error(&m, &s.name, None)),
-            b'Z' => {
-                s.conn.tx_status = m.get(frame::HEADER_LEN).copied().unwrap_or(b'E');
-                s.settled = true;
-                break;
-            }
-            _ => {}
-        }
-    }
-    match failed {
-        Some(e) => Err(CopyError::Refused(e)),
-        None => Ok(columns),
+    s.settled = false;
+    let rows = s.conn.query_rows(&s.name, &sql).await;
+    s.broken |= rows.is_err();
+    s.settled = !s.broken;
+    match rows? {
+        Ok(rows) => Ok(rows
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect()),
+        Err(e) => Err(CopyError::Refused(rename_error(&e, &s.name, None))),
     }
 }

@@ -57,6 +57,11 @@ impl Splitter {
         }
     }
 
+    /// Key fields come as sent in binary format (else as text).
+    pub(crate) fn binary(&self) -> bool {
+        self.format == CopyFormat::Binary
+    }
+
     /// Takes the next CopyData bytes and passes on every whole piece. `emit` may stop it with an
     /// error, which is returned.
     pub(crate) fn feed(
@@ -117,70 +122,62 @@ impl Splitter {
     /// The piece starting at `pos`: where it ends and what it is (`None`: nothing to pass on, the
     /// end marker); `Ok(None)` when it is not whole yet.
     fn next(&mut self, pos: usize) -> Result<Option<(usize, Option<Pending>)>, String> {
-        let b = &self.buf[pos..];
-        match self.format.clone() {
-            CopyFormat::Binary => self.next_binary(pos),
-            CopyFormat::Text {
-                delimiter,
-                null,
+        if self.binary() {
+            return self.next_binary(pos);
+        }
+        // Borrowed field by field: the format is read, the scan state written, nothing cloned per row.
+        let Splitter {
+            format,
+            key_at,
+            buf,
+            started,
+            ended,
+            scanned,
+            quoted,
+        } = self;
+        let b = &buf[pos..];
+        let (scan, header) = match format {
+            CopyFormat::Text { header, .. } => (text_line(b, *scanned)?, *header),
+            CopyFormat::Csv {
+                quote,
+                escape,
                 header,
-            } => {
-                let len = match text_line(b, self.scanned)? {
-                    Scan::Whole(len) => len,
-                    Scan::Partial(at) => {
-                        self.scanned = at;
-                        return Ok(None);
-                    }
-                };
-                self.scanned = 0;
-                let key_at = self.key_at;
-                Ok(Some(self.line(pos, len, header, |row| {
-                    text_field(row, delimiter, &null, key_at)
-                })))
+                ..
+            } => (csv_line(b, *scanned, *quoted, *quote, *escape)?, *header),
+            CopyFormat::Binary => unreachable!("binary rows are cut above"),
+        };
+        let len = match scan {
+            Scan::Whole(len) => len,
+            Scan::Partial((at, q)) => {
+                (*scanned, *quoted) = (at, q);
+                return Ok(None);
             }
+        };
+        (*scanned, *quoted) = (0, false);
+        let end = pos + len;
+        if header && !*started {
+            *started = true;
+            return Ok(Some((end, Some(Pending::Every(pos..end)))));
+        }
+        let line = &buf[pos..end];
+        if is_end_marker(line) {
+            *ended = true;
+            return Ok(Some((end, None)));
+        }
+        let key = match format {
+            CopyFormat::Text {
+                delimiter, null, ..
+            } => text_field(content(line), *delimiter, null, *key_at),
             CopyFormat::Csv {
                 delimiter,
                 quote,
                 escape,
                 null,
-                header,
-            } => {
-                let len = match csv_line(b, self.scanned, self.quoted, quote, escape)? {
-                    Scan::Whole(len) => len,
-                    Scan::Partial((at, quoted)) => {
-                        (self.scanned, self.quoted) = (at, quoted);
-                        return Ok(None);
-                    }
-                };
-                (self.scanned, self.quoted) = (0, false);
-                let key_at = self.key_at;
-                Ok(Some(self.line(pos, len, header, |row| {
-                    csv_field(row, delimiter, quote, escape, &null, key_at)
-                })))
-            }
-        }
-    }
-
-    /// The whole text or CSV row of `len` bytes at `pos`: the header line, the end marker, or a row
-    /// whose key `key_of` reads from its content.
-    fn line(
-        &mut self,
-        pos: usize,
-        len: usize,
-        header: bool,
-        key_of: impl FnOnce(&[u8]) -> Field,
-    ) -> (usize, Option<Pending>) {
-        let end = pos + len;
-        if header && !self.started {
-            self.started = true;
-            return (end, Some(Pending::Every(pos..end)));
-        }
-        let line = &self.buf[pos..end];
-        if is_end_marker(line) {
-            self.ended = true;
-            return (end, None);
-        }
-        (end, Some(Pending::Row(pos..end, key_of(content(line)))))
+                ..
+            } => csv_field(content(line), *delimiter, *quote, *escape, null, *key_at),
+            CopyFormat::Binary => unreachable!("binary rows are cut above"),
+        };
+        Ok(Some((end, Some(Pending::Row(pos..end, key)))))
     }
 
     fn next_binary(&mut self, pos: usize) -> Result<Option<(usize, Option<Pending>)>, String> {
@@ -268,10 +265,10 @@ fn i32_at(b: &[u8], at: usize) -> i32 {
 }
 
 /// A row's end: found (the row's length, its line end included), or where to go on scanning once
-/// more data came (and what else the scan needs to resume).
-enum Scan<T> {
+/// more data came, and whether that point is inside a CSV quote.
+enum Scan {
     Whole(usize),
-    Partial(T),
+    Partial((usize, bool)),
 }
 
 const BARE_CR: &str = "COPY data with carriage-return line ends (no newline) is not supported";
@@ -283,19 +280,19 @@ fn bare_cr(b: &[u8], i: usize) -> bool {
 
 /// The text row at the start of `b`, scanned from `from`: a backslash escapes the byte after it (a
 /// newline too).
-fn text_line(b: &[u8], from: usize) -> Result<Scan<usize>, String> {
+fn text_line(b: &[u8], from: usize) -> Result<Scan, String> {
     let mut i = from;
     while i < b.len() {
         match b[i] {
-            b'\\' if i + 1 == b.len() => return Ok(Scan::Partial(i)),
+            b'\\' if i + 1 == b.len() => return Ok(Scan::Partial((i, false))),
             b'\\' => i += 2,
             b'\n' => return Ok(Scan::Whole(i + 1)),
             b'\r' if bare_cr(b, i) => return Err(BARE_CR.into()),
-            b'\r' if i + 1 == b.len() => return Ok(Scan::Partial(i)),
+            b'\r' if i + 1 == b.len() => return Ok(Scan::Partial((i, false))),
             _ => i += 1,
         }
     }
-    Ok(Scan::Partial(i))
+    Ok(Scan::Partial((i, false)))
 }
 
 /// The CSV row at the start of `b`, scanned from `from` (inside quotes or not): newlines inside
@@ -306,7 +303,7 @@ fn csv_line(
     mut quoted: bool,
     quote: u8,
     escape: u8,
-) -> Result<Scan<(usize, bool)>, String> {
+) -> Result<Scan, String> {
     let mut i = from;
     while i < b.len() {
         let c = b[i];
@@ -435,6 +432,8 @@ fn csv_field(row: &[u8], delimiter: u8, quote: u8, escape: u8, null: &[u8], at: 
     let mut field = 0;
     let mut i = 0;
     loop {
+        // Only the key field's bytes are kept.
+        let keep = field == at;
         let mut value = Vec::new();
         let mut was_quoted = false;
         let start = i;
@@ -445,14 +444,16 @@ fn csv_field(row: &[u8], delimiter: u8, quote: u8, escape: u8, null: &[u8], at: 
                 if c == escape && row.get(i + 1).is_some_and(|&n| n == quote || n == escape) {
                     // With escape == quote this is a doubled quote; a lone closing quote is not.
                     if escape != quote || row[i + 1] == quote {
-                        value.push(row[i + 1]);
+                        if keep {
+                            value.push(row[i + 1]);
+                        }
                         i += 2;
                         continue;
                     }
                 }
                 if c == quote {
                     quoted = false;
-                } else {
+                } else if keep {
                     value.push(c);
                 }
             } else if c == quote {
@@ -460,12 +461,12 @@ fn csv_field(row: &[u8], delimiter: u8, quote: u8, escape: u8, null: &[u8], at: 
                 was_quoted = true;
             } else if c == delimiter {
                 break;
-            } else {
+            } else if keep {
                 value.push(c);
             }
             i += 1;
         }
-        if field == at {
+        if keep {
             return if !was_quoted && row[start..i] == *null {
                 Field::Null
             } else {

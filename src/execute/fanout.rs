@@ -145,14 +145,12 @@ impl Sent {
     }
 }
 
-/// Aligns the session parameters, then sends one part's messages.
+/// Sends one part's messages (the server has the client's settings already: `align_now`).
 pub(super) async fn send(
     conn: &mut Pooled,
     shard: &str,
     work: &Work,
-    desired: &[(String, String)],
 ) -> Result<Sent, BackendError> {
-    conn.align_now(shard, desired).await?;
     let mut buf = BytesMut::new();
     let mut sent = Sent {
         owed_parse: false,
@@ -210,7 +208,8 @@ async fn run_one(
     desired: &[(String, String)],
 ) -> Result<Done, BackendError> {
     let shard = conn.pool().target.shard.clone();
-    let mut sent = send(&mut conn, &shard, &part.work, desired).await?;
+    conn.align_now(&shard, desired).await?;
+    let mut sent = send(&mut conn, &shard, &part.work).await?;
     let mut replies = BytesMut::new();
     if sent.owed_parse {
         crate::protocol::backend::parse_complete(&mut replies);

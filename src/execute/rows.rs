@@ -90,21 +90,7 @@ pub(crate) fn write_description(out: &mut BytesMut, fields: &[Field]) {
     });
 }
 
-/// The column values of a DataRow frame (`None` for NULL); `None` if malformed.
-pub(crate) fn columns(frame_bytes: &[u8]) -> Option<Vec<Option<&[u8]>>> {
-    let mut c = Cursor::new(frame_bytes.get(frame::HEADER_LEN..)?, "DataRow");
-    let n = c.i16().ok()?;
-    let mut out = Vec::with_capacity(n.max(0) as usize);
-    for _ in 0..n {
-        let len = c.i32().ok()?;
-        out.push(if len < 0 {
-            None
-        } else {
-            Some(c.take(len as usize).ok()?)
-        });
-    }
-    Some(out)
-}
+pub(crate) use crate::protocol::frame::data_row as columns;
 
 #[cfg(test)]
 mod tests {

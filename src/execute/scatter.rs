@@ -157,7 +157,7 @@ async fn start(
         // The client's settings before anything runs, the collation probe included.
         conn.align_now(&shard, desired).await?;
         let text_order = pool.text_order(&mut conn).await?;
-        let sent = send(&mut conn, &shard, &part.work, desired).await?;
+        let sent = send(&mut conn, &shard, &part.work).await?;
         streams.push(Stream {
             shard,
             conn,

@@ -118,6 +118,22 @@ impl<'a> Cursor<'a> {
     }
 }
 
+/// The column values of a DataRow frame (`None` for NULL); `None` if malformed.
+pub(crate) fn data_row(frame_bytes: &[u8]) -> Option<Vec<Option<&[u8]>>> {
+    let mut c = Cursor::new(frame_bytes.get(HEADER_LEN..)?, "DataRow");
+    let n = c.i16().ok()?;
+    let mut out = Vec::with_capacity(n.max(0) as usize);
+    for _ in 0..n {
+        let len = c.i32().ok()?;
+        out.push(if len < 0 {
+            None
+        } else {
+            Some(c.take(len as usize).ok()?)
+        });
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

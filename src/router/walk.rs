@@ -75,12 +75,7 @@ impl<'m> Walker<'m> {
         if !name.contains('.') && self.ctes.iter().flatten().any(|c| c == name) {
             return Rel::Opaque;
         }
-        match self
-            .map
-            .tables
-            .iter()
-            .position(|t| t.name == crate::sharding::table::normalize(name))
-        {
+        match self.map.table_index(name) {
             Some(i) => match &self.map.tables[i].kind {
                 TableKind::Sharded(_) => Rel::Sharded(i),
                 TableKind::Reference => Rel::Reference,

@@ -84,8 +84,13 @@ impl ShardMap {
 
     /// The table a statement names (`t`, `public.t` or `schema.t`, any case).
     pub fn table(&self, name: &str) -> Option<&TableSpec> {
+        self.table_index(name).map(|i| &self.tables[i])
+    }
+
+    /// Where in `tables` the table a statement names is.
+    pub fn table_index(&self, name: &str) -> Option<usize> {
         let name = normalize(name);
-        self.tables.iter().find(|t| t.name == name)
+        self.tables.iter().position(|t| t.name == name)
     }
 
     /// Where the rows with this key live.

@@ -71,14 +71,13 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         match tag {
             b'Q' => {
                 let sql = msg::query(body)?;
-                match self.session_state_policy(sql) {
-                    Ok(carried) => self.changes_settings = carried,
+                match self.session_state_policy(|| classify::session_state(sql)) {
+                    Ok(changes_settings) => return self.on_query(raw, changes_settings).await,
                     Err(r) => {
                         self.refuse(r, false).await?;
                         return Ok(Flow::Continue);
                     }
                 }
-                return self.on_query(raw).await;
             }
             b'P' => self.on_parse(raw).await?,
             b'B' => return self.on_bind(raw).await,
@@ -190,11 +189,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
 
     async fn on_parse(&mut self, raw: &mut BytesMut) -> Result<(), SessionError> {
         let p = msg::parse(&raw[frame::HEADER_LEN..])?;
-        if let Err(r) = self.session_state_policy(p.query) {
-            return self.refuse(r, true).await;
-        }
         // Unnamed statements get a global name too: the Bind that follows may go to another server.
         let stmt = self.proxy.statements.intern(p.query, p.param_types);
+        if let Err(r) = self.session_state_policy(|| stmt.session_state) {
+            return self.refuse(r, true).await;
+        }
         self.statements.insert(p.name, stmt.clone());
         let Some(a) = self.server.as_mut() else {
             if self.deferred.is_empty() && self.proxy.statements.is_valid(stmt.id) {
@@ -211,8 +210,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         Ok(())
     }
 
-    /// A simple Query: route it, then send it to its shard, fan it out, or refuse it.
-    async fn on_query(&mut self, raw: &[u8]) -> Result<Flow, SessionError> {
+    /// A simple Query: route it, then send it to its shard, fan it out, or refuse it. `changes_settings`:
+    /// it changes settings (SET, RESET, set_config), which are read back once it is done.
+    async fn on_query(&mut self, raw: &[u8], changes_settings: bool) -> Result<Flow, SessionError> {
         let sql = msg::query(&raw[frame::HEADER_LEN..])?;
         let pinned_discard = match classify::reset(sql) {
             Ok(None) => false,
@@ -222,11 +222,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 return Ok(Flow::Continue);
             }
             Err(()) => {
-                let r = Refusal {
-                    code: sqlstate::FEATURE_NOT_SUPPORTED,
-                    message: "DISCARD ALL and DEALLOCATE must come as a query of their own".into(),
-                    hint: Some("send them separately".into()),
-                };
+                let r = Refusal::unsupported(
+                    "DISCARD ALL and DEALLOCATE must come as a query of their own",
+                    "send them separately",
+                );
                 self.refuse(r, false).await?;
                 return Ok(Flow::Continue);
             }
@@ -254,7 +253,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         }
         let route = self.look_up(route, &topo).await?;
         let placement = self.place(route.clone(), &topo);
-        if self.changes_settings && matches!(placement, Placement::Fanout | Placement::Scatter(_)) {
+        if changes_settings && matches!(placement, Placement::Fanout | Placement::Scatter(_)) {
             self.refuse(settings_on_several_shards(), false).await?;
             return Ok(Flow::Continue);
         }
@@ -263,7 +262,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 Ok(Step::Go) => {
                     self.forward(raw, Pending::Query).await?;
                     let a = self.server.as_mut().expect("attached by forward");
-                    a.settings_changed |= self.changes_settings;
+                    a.settings_changed |= changes_settings;
                     if pinned_discard {
                         self.discarded_on_server();
                     }
@@ -329,11 +328,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             msg::BindParams::default()
         };
         let route = match &plan.command {
-            Command::SetShard(_) => Route::Refused(Refusal {
-                code: sqlstate::FEATURE_NOT_SUPPORTED,
-                message: "SET shardgate.shard is answered by shardgate over the simple query protocol only".into(),
-                hint: Some("send it as a simple query (psql, batch_execute, simple_query)".into()),
-            }),
+            Command::SetShard(_) => Route::Refused(Refusal::unsupported(
+                "SET shardgate.shard is answered by shardgate over the simple query protocol only",
+                "send it as a simple query (psql, batch_execute, simple_query)",
+            )),
             _ => resolve(
                 &plan,
                 &topo.map,
@@ -480,9 +478,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// setting: so does shardgate's record of it, and of the client; then the client's startup
     /// parameters are set again, as PostgreSQL's RESET ALL goes back to them.
     fn discarded_on_server(&mut self) {
-        self.statements.clear();
-        self.desired.clone_from(&self.startup);
-        self.session_shard = None;
+        self.forget_session();
         let a = self.server.as_mut().expect("the pinned server");
         a.conn.prepared.clear();
         a.conn.applied.clear();
@@ -491,6 +487,14 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             msg::write_query(&mut query, &sql);
             a.inject(&query);
         }
+    }
+
+    /// What DISCARD ALL resets of the client: its statement names, its settings (back to its startup
+    /// parameters), and `SET shardgate.shard`.
+    fn forget_session(&mut self) {
+        self.statements.clear();
+        self.desired.clone_from(&self.startup);
+        self.session_shard = None;
     }
 
     /// DISCARD ALL and DEALLOCATE, answered here: the client's statement names go (the servers keep
@@ -506,16 +510,14 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let tag = match reset {
             Reset::DiscardAll if in_transaction => {
                 let r = Refusal {
-                    code: "25001",
+                    code: sqlstate::ACTIVE_SQL_TRANSACTION,
                     message: "DISCARD ALL cannot run inside a transaction block".into(),
                     hint: None,
                 };
                 return self.refuse(r, false).await;
             }
             Reset::DiscardAll => {
-                self.statements.clear();
-                self.desired.clone_from(&self.startup);
-                self.session_shard = None;
+                self.forget_session();
                 "DISCARD ALL"
             }
             Reset::DeallocateAll => {
@@ -525,7 +527,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             Reset::Deallocate(name) => {
                 if self.statements.remove(&name).is_none() {
                     let r = Refusal {
-                        code: "26000",
+                        code: sqlstate::INVALID_SQL_STATEMENT_NAME,
                         message: format!("prepared statement \"{name}\" does not exist"),
                         hint: None,
                     };
@@ -542,12 +544,15 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// Applies the session-state policy to a statement: whether it changes settings (which are
     /// carried to the client's next servers), pinning the client to its server for other state if the
     /// policy says so, else why it is refused.
-    fn session_state_policy(&mut self, sql: &str) -> Result<bool, Refusal> {
+    fn session_state_policy(
+        &mut self,
+        state: impl FnOnce() -> Option<SessionState>,
+    ) -> Result<bool, Refusal> {
         if self.pinned.is_some() || self.proxy.config.pool_mode == crate::config::PoolMode::Session
         {
             return Ok(false);
         }
-        let Some(state) = classify::session_state(sql) else {
+        let Some(state) = state() else {
             return Ok(false);
         };
         match self.proxy.config.session_state {
@@ -563,37 +568,29 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
 }
 
 fn settings_on_several_shards() -> Refusal {
-    Refusal {
-        code: sqlstate::FEATURE_NOT_SUPPORTED,
-        message:
-            "a statement that changes settings runs on one shard, and this one would run on several"
-                .into(),
-        hint: Some("send the SET (or set_config) as a statement of its own".into()),
-    }
+    Refusal::unsupported(
+        "a statement that changes settings runs on one shard, and this one would run on several",
+        "send the SET (or set_config) as a statement of its own",
+    )
 }
 
 fn refusal(state: SessionState) -> Refusal {
-    Refusal {
-        code: sqlstate::FEATURE_NOT_SUPPORTED,
-        message: format!(
+    Refusal::unsupported(
+        format!(
             "{} is not supported under transaction pooling",
             state.describe()
         ),
-        hint: Some(
-            "run it inside a transaction with SET LOCAL / xact locks, or use pool_mode: session"
-                .into(),
-        ),
-    }
+        "run it inside a transaction with SET LOCAL / xact locks, or use pool_mode: session",
+    )
 }
 
 /// Why a batch with a statement on several shards is refused when more than its Describe, Execute
 /// and Sync follows it: the statements of one batch are one transaction, which cannot span shards.
 fn fanout_not_last() -> Refusal {
-    Refusal {
-        code: sqlstate::FEATURE_NOT_SUPPORTED,
-        message: "a statement on several shards must be the last one before Sync: the statements up to a Sync run as one transaction, and cross-shard transactions are not supported yet".into(),
-        hint: Some("send Sync after its Execute".into()),
-    }
+    Refusal::unsupported(
+        "a statement on several shards must be the last one before Sync: the statements up to a Sync run as one transaction, and cross-shard transactions are not supported yet",
+        "send Sync after its Execute",
+    )
 }
 
 /// Why a message after a merged read that answered a Flush is refused: the read ran to its end (or
@@ -607,11 +604,8 @@ fn after_flushed_read(tag: u8) -> Refusal {
             "a read merged from several shards answered a Flush; only Flush and Sync may follow it before the Sync"
         }
     };
-    Refusal {
-        code: sqlstate::FEATURE_NOT_SUPPORTED,
-        message: message.into(),
-        hint: Some(
-            "send Sync after the read; fetch without a row limit, or page with LIMIT/OFFSET".into(),
-        ),
-    }
+    Refusal::unsupported(
+        message,
+        "send Sync after the read; fetch without a row limit, or page with LIMIT/OFFSET",
+    )
 }

@@ -8,16 +8,13 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::{Flow, Session};
-use crate::execute::copy_in::{CopyError, CopyRun};
+use crate::execute::copy_in::{CopyError, CopyRun, refused};
 use crate::frontend::error::SessionError;
 use crate::frontend::pending::Synthetic;
-use crate::protocol::backend::{self, ErrorFields, Severity};
+use crate::protocol::backend;
 use crate::protocol::{frame, sqlstate};
 use crate::proxy::Topology;
 use crate::router::CopyIn;
-
-/// SQLSTATE query_canceled, which PostgreSQL gives a COPY the client failed.
-const QUERY_CANCELED: &str = "57014";
 
 /// The COPY a client is sending rows to.
 pub(super) struct ClientCopy {
@@ -48,7 +45,6 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         match started {
             Ok((run, response)) => {
                 self.out.extend_from_slice(&response);
-                self.out_own = false;
                 self.copy = Some(ClientCopy { run, extended });
                 Ok(())
             }
@@ -86,8 +82,8 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             b'f' => {
                 let reason = String::from_utf8_lossy(body.strip_suffix(&[0]).unwrap_or(body));
                 run.fail(&reason, &self.cancel).await;
-                Err(error(
-                    QUERY_CANCELED,
+                Err(refused(
+                    sqlstate::QUERY_CANCELED,
                     format!("COPY from stdin failed: {reason}"),
                 ))
             }
@@ -96,7 +92,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                     .await;
                 let message =
                     format!("unexpected message type 0x{other:02X} during COPY from stdin");
-                Err(error(sqlstate::PROTOCOL_VIOLATION, message))
+                Err(refused(sqlstate::PROTOCOL_VIOLATION, message))
             }
         };
         self.copy_ended(result, extended).await?;
@@ -111,7 +107,6 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         extended: bool,
     ) -> Result<(), SessionError> {
         self.cancel.detach().await;
-        self.out_own = false;
         match result {
             Ok(rows) => backend::command_complete(&mut self.out, &format!("COPY {rows}")),
             Err(CopyError::Refused(e)) => {
@@ -125,10 +120,4 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         }
         Ok(())
     }
-}
-
-fn error(code: &'static str, message: String) -> CopyError {
-    let mut out = BytesMut::new();
-    backend::error_response(&mut out, &ErrorFields::new(Severity::Error, code, message));
-    CopyError::Refused(out)
 }

@@ -4,7 +4,10 @@
 
 use bytes::BytesMut;
 
+use super::route::raise_sql;
+use crate::protocol::backend::{ErrorFields, Severity};
 use crate::protocol::frontend as msg;
+use crate::protocol::sqlstate::RAISE_EXCEPTION;
 
 pub(super) struct HeldBegin {
     /// The Query message that opens the transaction on the server it goes to.
@@ -29,10 +32,12 @@ impl HeldBegin {
         }
         self.failed = true;
         self.query.clear();
-        msg::write_query(
-            &mut self.query,
-            "BEGIN; DO $shardgate$BEGIN RAISE EXCEPTION 'the transaction failed at an earlier error'; END$shardgate$",
+        let e = ErrorFields::new(
+            Severity::Error,
+            RAISE_EXCEPTION,
+            "the transaction failed at an earlier error",
         );
+        msg::write_query(&mut self.query, &format!("BEGIN; {}", raise_sql(&e)));
     }
 
     pub(super) fn failed(&self) -> bool {

@@ -72,10 +72,11 @@ pub(crate) struct Session<S> {
     client_w: WriteHalf<S>,
     in_buf: BytesMut,
     out: BytesMut,
-    /// `out` holds only shardgate's own replies (a ParseComplete for a statement already prepared,
-    /// say). While the server owes a ReadyForQuery they wait for its replies and go out with them in
-    /// one write, as PostgreSQL's buffered output would, rather than waking the client twice.
-    out_own: bool,
+    /// How many bytes of `out` are shardgate's own replies (a ParseComplete for a statement already
+    /// prepared, say). When that is all of `out` and the server owes a ReadyForQuery, they wait for its
+    /// replies and go out with them in one write, as PostgreSQL's buffered output would, rather than
+    /// waking the client twice. Anything else appended makes `out` longer, so it goes at once.
+    out_own: usize,
     statements: ClientStatements,
     /// Session parameters set on every server the client uses: its startup packet's, then the
     /// settings its own statements changed (carried from server to server).
@@ -86,8 +87,6 @@ pub(crate) struct Session<S> {
     server: Option<Attached>,
     /// Set once the client created session state shardgate cannot carry; it then keeps its server.
     pinned: Option<SessionState>,
-    /// The simple Query being handled changes settings (SET, RESET, set_config): carried.
-    changes_settings: bool,
     /// After shardgate refused an extended-protocol message, the rest up to Sync is ignored, as a
     /// server would after an error.
     discard_until_sync: bool,
@@ -239,14 +238,13 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             client_w,
             in_buf,
             out: BytesMut::with_capacity(16 * 1024),
-            out_own: false,
+            out_own: 0,
             statements: ClientStatements::default(),
             startup: desired.clone(),
             desired,
             cancel,
             server: None,
             pinned: None,
-            changes_settings: false,
             discard_until_sync: false,
             session_shard: None,
             deferred: Vec::new(),
@@ -298,6 +296,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                     let n = r?;
                     self.proxy.metrics.sent.increment(n as u64);
                     self.out.advance(n);
+                    self.out_own = self.out_own.saturating_sub(n);
                 }
                 Event::ServerRead(r) => {
                     if self.server_read(r)? {
@@ -344,7 +343,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             ..
         } = self;
         // Own replies wait for the server's only when those are sure to come (no client input needed).
-        let hold_own = *out_own
+        let hold_own = *out_own == out.len()
             && out.len() < HIGH_WATER
             && server.as_ref().is_some_and(|a| a.tracker.owes_ready());
         let write_client = !out.is_empty() && !hold_own;
@@ -412,10 +411,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         // The status the client sees: its held BEGIN's, else its server's.
         let server = self.server.as_ref().map_or(b'I', |a| a.conn.tx_status);
         let status = self.begin.as_ref().map_or(server, HeldBegin::status);
-        if self.out.is_empty() {
-            self.out_own = true;
-        }
-        emit(&mut self.out, s, status)
+        let before = self.out.len();
+        emit(&mut self.out, s, status);
+        self.out_own += self.out.len() - before;
     }
 }
 

@@ -266,7 +266,8 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             &self.cancel,
         );
         let outcome = run.await;
-        self.out_own = false;
+        // The scatter wrote out what `out` held, shardgate's own replies among it.
+        self.out_own = 0;
         let outcome = match outcome {
             Ok(outcome) => outcome,
             Err(ScatterError::Backend(e)) => return Err(e.into()),
@@ -322,9 +323,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     ) -> Result<(), SessionError> {
         let timeout = self.proxy.config.checkout_timeout();
         let cancel = &self.cancel;
-        let ran = fanout::run(topo, timeout, &self.desired, parts, &mut self.out, cancel).await;
-        self.out_own = false;
-        ran?;
+        fanout::run(topo, timeout, &self.desired, parts, &mut self.out, cancel).await?;
         Ok(())
     }
 
@@ -369,12 +368,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         }) else {
             return false;
         };
-        let sql = format!(
-            "DO $shardgate$BEGIN RAISE EXCEPTION USING ERRCODE = '{}', MESSAGE = {}, HINT = {}; END$shardgate$",
-            e.code,
-            msg::quote_literal(&e.message),
-            msg::quote_literal(e.hint.as_deref().unwrap_or_default())
-        );
+        let sql = raise_sql(e);
         if extended {
             msg::write_parse(&mut a.to_server, "", &sql, &[0, 0]);
             // No parameter formats, no parameters, no result formats.
@@ -509,4 +503,15 @@ fn widen_result_formats(bind_rest: &[u8], hidden: usize) -> Result<Vec<u8>, Sess
     out.extend_from_slice(&p.tail[2..]);
     out.extend_from_slice(&vec![0u8; 2 * hidden]);
     Ok(out.to_vec())
+}
+
+/// A statement that fails on the server with `e`: what shardgate refuses is raised there, so that the
+/// server's transaction aborts as PostgreSQL's would.
+pub(super) fn raise_sql(e: &ErrorFields) -> String {
+    format!(
+        "DO $shardgate$BEGIN RAISE EXCEPTION USING ERRCODE = '{}', MESSAGE = {}, HINT = {}; END$shardgate$",
+        e.code,
+        msg::quote_literal(&e.message),
+        msg::quote_literal(e.hint.as_deref().unwrap_or_default())
+    )
 }

@@ -243,7 +243,6 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let mut held_status = self.begin.as_ref().map(|b| b.status());
         let (conn, pool) = a.conn.with_pool();
         let mut pos = 0;
-        let mut forwarded = false;
         // Server messages are trusted in size: the server is ours.
         while let Ok(Some(n)) = frame::tagged_len(&conn.read_buf[pos..], usize::MAX) {
             let m = &conn.read_buf[pos..pos + n];
@@ -275,14 +274,12 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                     if tag == b'E' && held_status.is_some() {
                         held_status = Some(b'E');
                     }
-                    forwarded = true;
                     out.extend_from_slice(m)
                 }
                 Verdict::Swallow => {}
                 Verdict::Ready { forward } => {
                     conn.tx_status = m.get(frame::HEADER_LEN).copied().unwrap_or(b'E');
                     if forward {
-                        forwarded = true;
                         if let Some(status) = held_status {
                             out.extend_from_slice(&m[..frame::HEADER_LEN]);
                             out.extend_from_slice(&[status]);
@@ -297,9 +294,6 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             }
         }
         bytes::Buf::advance(&mut conn.read_buf, pos);
-        if forwarded {
-            self.out_own = false;
-        }
         while let Some(s) = a.tracker.pop_synthetic() {
             emit(out, s, held_status.unwrap_or(conn.tx_status));
         }

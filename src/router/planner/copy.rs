@@ -20,7 +20,11 @@ pub(super) fn copy(
     map: &ShardMap,
 ) -> Plan {
     let command = if to { Command::Read } else { Command::Write };
-    let CopySource::Table { table_name, .. } = source else {
+    let CopySource::Table {
+        table_name,
+        columns,
+    } = source
+    else {
         return Plan::refuse(
             command,
             Refusal::unsupported("COPY (query) is not supported", HINT),
@@ -35,14 +39,9 @@ pub(super) fn copy(
             ),
         );
     }
-    let CopySource::Table { columns, .. } = source else {
-        unreachable!("matched above")
-    };
     let name = name_of(table_name);
     let sharded = map
-        .tables
-        .iter()
-        .position(|t| t.name == crate::sharding::table::normalize(&name))
+        .table_index(&name)
         .filter(|&i| matches!(map.tables[i].kind, TableKind::Sharded(_)));
     match sharded {
         Some(table) if !to => match copy_format(options, legacy) {

@@ -56,11 +56,7 @@ fn key_hint(
             Some(stmt) => {
                 let _ = sqlparser::ast::visit_relations(stmt, |r| {
                     let name = name_of(r);
-                    if let Some(i) = map
-                        .tables
-                        .iter()
-                        .position(|t| t.name == crate::sharding::table::normalize(&name))
-                    {
+                    if let Some(i) = map.table_index(&name) {
                         tables.push(i);
                     }
                     std::ops::ControlFlow::<()>::Continue(())

@@ -113,18 +113,14 @@ async fn rows_land_on_the_shard_of_their_key_in_every_format() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(ids_by_shard(&s).await, expected(&s, 1..=550));
-    let email: String = c
-        .query_one("SELECT email FROM users WHERE id = 333", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(email, "a,\"b\"\nc333");
-    let email: String = c
-        .query_one("SELECT email FROM users WHERE id = 7", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(email, "user\t7@example.com");
+    // Quoted and escaped text arrived as it was meant.
+    for (id, want) in [(333i64, "a,\"b\"\nc333"), (7, "user\t7@example.com")] {
+        let row = c
+            .query_one("SELECT email FROM users WHERE id = $1", &[&id])
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), want);
+    }
 }
 
 #[tokio::test]

@@ -324,6 +324,25 @@ async fn discard_all_and_deallocate_drop_only_the_clients_names() {
     c.simple("SELECT 1").await;
     assert_eq!(first_error(&c.simple("DISCARD ALL").await), Some("25001"));
     c.simple("ROLLBACK").await;
+    // The other client's statement is still prepared on the one server (checked before the pinned
+    // client below, whose DISCARD ALL does drop what that server holds).
+    assert_eq!(
+        other
+            .query_one(&stmt, &[&5i64])
+            .await
+            .unwrap()
+            .get::<_, i64>(0),
+        10
+    );
+    let rows = other
+        .simple_query("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE '__shardgate%'")
+        .await
+        .unwrap();
+    assert!(
+        rows.iter().any(
+            |m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) != Some("0"))
+        )
+    );
     // A pinned client's DISCARD ALL runs on its server; what it prepares afterwards is prepared anew.
     let pinned = p.client().await;
     pinned.batch_execute("LISTEN somewhere").await.unwrap();
@@ -354,22 +373,4 @@ async fn discard_all_and_deallocate_drop_only_the_clients_names() {
         2
     );
     drop(pinned);
-    // The other client's statement is still prepared on the one server.
-    assert_eq!(
-        other
-            .query_one(&stmt, &[&5i64])
-            .await
-            .unwrap()
-            .get::<_, i64>(0),
-        10
-    );
-    let rows = other
-        .simple_query("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE '__shardgate%'")
-        .await
-        .unwrap();
-    assert!(
-        rows.iter().any(
-            |m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) != Some("0"))
-        )
-    );
 }
