@@ -57,12 +57,27 @@ pub(crate) struct Registry {
     sweep_at: std::sync::atomic::AtomicUsize,
 }
 
+/// A lock of the registry's; one client's panic while holding it must not stop every other client.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Distinct texts kept before the first sweep; after a sweep, twice what was left.
 const SWEEP_AT: usize = 10_000;
 
 impl Registry {
     pub(crate) fn intern(&self, query: &str, param_types: &[u8]) -> Arc<Statement> {
-        let mut map = self.by_text.lock().expect("registry lock");
+        let map = lock(&self.by_text);
+        if let Some(s) = map
+            .get(query)
+            .and_then(|v| v.iter().find(|s| s.param_types == param_types))
+        {
+            return s.clone();
+        }
+        // Classified without the lock held: the registry is every client's.
+        drop(map);
+        let session_state = crate::frontend::classify::session_state(query);
+        let mut map = lock(&self.by_text);
         if let Some(s) = map
             .get(query)
             .and_then(|v| v.iter().find(|s| s.param_types == param_types))
@@ -78,7 +93,7 @@ impl Registry {
             server_name: server_name(id),
             query: query.to_owned(),
             param_types: param_types.to_vec(),
-            session_state: crate::frontend::classify::session_state(query),
+            session_state,
             plan: ArcSwapOption::empty(),
         });
         map.entry(query.to_owned()).or_default().push(s.clone());
@@ -103,25 +118,22 @@ impl Registry {
         });
         // Only the ids still known stay valid, also one a late ParseComplete marked after its sweep.
         let live: HashSet<u64> = map.values().flatten().map(|s| s.id).collect();
-        self.valid
-            .lock()
-            .expect("registry lock")
-            .retain(|id| live.contains(id));
+        lock(&self.valid).retain(|id| live.contains(id));
         self.sweep_at
             .store(2 * map.len(), std::sync::atomic::Ordering::Relaxed);
     }
 
     pub(crate) fn mark_valid(&self, id: u64) {
-        self.valid.lock().expect("registry lock").insert(id);
+        lock(&self.valid).insert(id);
     }
 
     pub(crate) fn is_valid(&self, id: u64) -> bool {
-        self.valid.lock().expect("registry lock").contains(&id)
+        lock(&self.valid).contains(&id)
     }
 
     /// Distinct statements known now.
     pub(crate) fn len(&self) -> usize {
-        let map = self.by_text.lock().expect("registry lock");
+        let map = lock(&self.by_text);
         map.values().map(Vec::len).sum()
     }
 }

@@ -9,6 +9,9 @@ pub(crate) struct Lexed<'a> {
     pub(crate) text: &'a str,
     pub(crate) words: Vec<String>,
     pub(crate) comments: Vec<&'a str>,
+    /// Binary operators (`+`, `=`, `AND`, ...): each can add a level to the parser's expression tree,
+    /// which is as deep as an operator chain is long.
+    pub(crate) operators: usize,
 }
 
 /// Splits `sql` into statements at top-level semicolons; statements with no words are dropped.
@@ -29,6 +32,9 @@ fn lex<'a>(sql: &'a str) -> Vec<Lexed<'a>> {
     let mut cur = Lexed::default();
     let mut start = 0;
     let mut i = 0;
+    // Whether the last token was an operand, so that an operator after it is binary (`1 - 2`), not a
+    // sign (`(1, -2)`).
+    let mut operand = false;
     let finish = |out: &mut Vec<Lexed<'a>>, cur: &mut Lexed<'a>, end: usize, start: usize| {
         let mut done = std::mem::take(cur);
         done.text = sql[start..end].trim();
@@ -58,12 +64,19 @@ fn lex<'a>(sql: &'a str) -> Vec<Lexed<'a>> {
                 i = end;
                 cur.comments.push(&sql[open + 2..close.max(open + 2)]);
             }
-            b'\'' => i = skip_quoted(b, i, b'\''),
+            b'\'' => {
+                i = skip_quoted(b, i, b'\'');
+                operand = true;
+            }
             b'"' => {
                 let end = skip_quoted(b, i, b'"');
-                let inner = &sql[i + 1..end.saturating_sub(1).max(i + 1)];
+                // An unclosed quote runs to the end of the text, whose last byte may be inside a
+                // multi-byte character: only a closing quote (ASCII) is cut off.
+                let closed = end > i + 1 && b[end - 1] == b'"';
+                let inner = &sql[i + 1..if closed { end - 1 } else { end }];
                 cur.words.push(inner.replace("\"\"", "\""));
                 i = end;
+                operand = true;
             }
             b'$' => match dollar_tag(b, i) {
                 Some(tag_end) => {
@@ -71,6 +84,7 @@ fn lex<'a>(sql: &'a str) -> Vec<Lexed<'a>> {
                     i = sql[tag_end..]
                         .find(tag)
                         .map_or(b.len(), |n| tag_end + n + tag.len());
+                    operand = true;
                 }
                 None => i += 1,
             },
@@ -84,11 +98,26 @@ fn lex<'a>(sql: &'a str) -> Vec<Lexed<'a>> {
                 // E'...' strings: the E is a prefix, not a word.
                 if i - s == 1 && matches!(c, b'e' | b'E') && b.get(i) == Some(&b'\'') {
                     i = skip_quoted_escaped(b, i);
+                    operand = true;
                     continue;
                 }
-                cur.words.push(sql[s..i].to_ascii_lowercase());
+                let word = sql[s..i].to_ascii_lowercase();
+                operand = !matches!(word.as_str(), "and" | "or");
+                cur.operators += usize::from(!operand);
+                cur.words.push(word);
             }
-            _ => i += 1,
+            b'+' | b'-' | b'*' | b'/' | b'%' | b'<' | b'>' | b'=' | b'!' | b'~' | b'&' | b'|'
+            | b'^' | b'#' | b'@' => {
+                cur.operators += usize::from(operand);
+                operand = false;
+                i += 1;
+            }
+            c => {
+                if !c.is_ascii_whitespace() && c != b'.' {
+                    operand = c.is_ascii_digit() || c == b')' || c == b']';
+                }
+                i += 1;
+            }
         }
     }
     finish(&mut out, &mut cur, b.len(), start);

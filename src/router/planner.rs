@@ -24,6 +24,7 @@ use super::lex::{self, Lexed};
 use super::merge;
 use super::plan::{Command, Plan, Refusal, Target, TxControl};
 use super::walk::{Walker, name_of};
+use crate::protocol::sqlstate::STATEMENT_TOO_COMPLEX;
 use crate::sharding::{ShardMap, TableKind};
 use combine::combine;
 use copy::{copy, copy_words};
@@ -31,10 +32,40 @@ use hinted::hinted;
 use insert::plan_insert;
 use set::{is_shardgate, set, set_shard};
 
+/// Operator chains up to this long are planned on the caller's stack (a tokio worker's 2 MiB holds
+/// several hundred levels in a debug build).
+const ON_STACK_OPERATORS: usize = 200;
+/// Longer chains are planned, and their syntax tree dropped (recursively, by sqlparser's types), on a
+/// stack of this much per operator; at most `MAX_OPERATORS` of them. PostgreSQL, too, refuses chains
+/// deeper than its stack with 54001.
+const STACK_PER_OPERATOR: usize = 8 << 10;
+const MAX_OPERATORS: usize = 50_000;
+
 /// Plans a query string (one or more statements) against a map.
 pub fn plan(sql: &str, map: &ShardMap) -> Plan {
     let lexed = lex::statements(sql);
-    let parsed = parse_all(sql, &lexed);
+    let depth = lexed.iter().map(|l| l.operators).max().unwrap_or(0);
+    if depth > MAX_OPERATORS {
+        return Plan::refuse(
+            Command::Utility,
+            Refusal::new(
+                STATEMENT_TOO_COMPLEX,
+                format!(
+                    "statement too complex: a chain of {depth} operators (at most {MAX_OPERATORS})"
+                ),
+            ),
+        );
+    }
+    if depth > ON_STACK_OPERATORS {
+        return stacker::grow((1 << 20) + depth * STACK_PER_OPERATOR, || {
+            plan_lexed(sql, &lexed, map)
+        });
+    }
+    plan_lexed(sql, &lexed, map)
+}
+
+fn plan_lexed(sql: &str, lexed: &[Lexed<'_>], map: &ShardMap) -> Plan {
+    let parsed = parse_all(sql, lexed);
     let plans: Vec<Plan> = lexed
         .iter()
         .zip(&parsed)
@@ -43,7 +74,7 @@ pub fn plan(sql: &str, map: &ShardMap) -> Plan {
     let combined = combine(plans, map);
     match hint::find(sql) {
         None => combined,
-        Some(h) => hinted(h, combined, &lexed, &parsed, map),
+        Some(h) => hinted(h, combined, lexed, &parsed, map),
     }
 }
 
@@ -284,4 +315,54 @@ fn shard_keys(facts: &super::facts::Facts, map: &ShardMap) -> Vec<(String, Strin
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod depth_tests {
+    use super::*;
+
+    fn on_small_stack(sql: String) -> Plan {
+        let map = ShardMap::parse(
+            "version: 1\ndefault: s0\nshards:\n  - {name: s0, host: h, port: 1, database: d}\n",
+            std::path::Path::new("m.yaml"),
+        )
+        .unwrap();
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || plan(&sql, &map))
+            .unwrap()
+            .join()
+            .expect("planned without overflowing a 2 MiB stack")
+    }
+
+    #[test]
+    fn long_operator_chains_are_planned_or_refused_never_overflow() {
+        for n in [150, 2_000, 20_000] {
+            let chain = on_small_stack(format!("SELECT 1 FROM t WHERE {}1 = 1", "1+".repeat(n)));
+            assert!(!matches!(chain.target, Target::Refuse(_)), "{n}: {chain:?}");
+            let ors = (0..n)
+                .map(|i| format!("a = {i}"))
+                .collect::<Vec<_>>()
+                .join(" OR ");
+            let ors = on_small_stack(format!("SELECT 1 FROM t WHERE {ors}"));
+            assert!(!matches!(ors.target, Target::Refuse(_)), "{n}: OR chain");
+        }
+        let deep = on_small_stack(format!("SELECT {}1", "1*".repeat(MAX_OPERATORS + 1)));
+        assert!(
+            matches!(&deep.target, Target::Refuse(r) if r.code == STATEMENT_TOO_COMPLEX),
+            "{:?}",
+            deep.target
+        );
+        // Signs are no operators: a long VALUES list of negative numbers is flat.
+        let values = (0..60_000)
+            .map(|i| format!("(-{i})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let insert = on_small_stack(format!("INSERT INTO t VALUES {values}"));
+        assert!(
+            !matches!(insert.target, Target::Refuse(_)),
+            "{:?}",
+            insert.target
+        );
+    }
 }
