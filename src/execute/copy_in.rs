@@ -127,8 +127,18 @@ impl ShardCopy {
         }
         while let Ok(Some(n)) = frame::tagged_len(&self.conn.read_buf, usize::MAX) {
             let m = self.conn.read_buf.split_to(n);
-            if m[0] == b'E' && self.error.is_none() {
-                self.error = Some(rename_error(&m, &self.name, None));
+            match m[0] {
+                b'E' if self.error.is_none() => {
+                    self.error = Some(rename_error(&m, &self.name, None));
+                }
+                // The COPY ended on the server (after its error): it takes no CopyDone or CopyFail
+                // now, and owes nothing more.
+                b'Z' => {
+                    self.conn.tx_status = m.get(frame::HEADER_LEN).copied().unwrap_or(b'E');
+                    self.settled = true;
+                    self.copying = false;
+                }
+                _ => {}
             }
         }
     }

@@ -364,7 +364,8 @@ fn text_field(row: &[u8], delimiter: u8, null: &[u8], at: usize) -> Field {
             start = i + 1;
             i += 1;
         } else if row[i] == b'\\' {
-            i += 2;
+            // A backslash may end the row (it escaped the line's CR, which `content` took off).
+            i = (i + 2).min(row.len());
         } else {
             i += 1;
         }

@@ -80,7 +80,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let result = match tag {
             b'c' => run.done(directory, &self.cancel).await,
             b'f' => {
-                let reason = String::from_utf8_lossy(body.strip_suffix(&[0]).unwrap_or(body));
+                // The reason is a C string: a NUL inside would end it early in our ErrorResponse.
+                let text = body.split(|&c| c == 0).next().unwrap_or_default();
+                let reason = String::from_utf8_lossy(text);
                 run.fail(&reason, &self.cancel).await;
                 Err(refused(
                     sqlstate::QUERY_CANCELED,

@@ -163,6 +163,22 @@ async fn a_failed_copy_leaves_no_row_on_any_shard() {
         .map(|d| d.message().to_owned())
         .unwrap_or_default();
     assert!(message.contains("on shard s"), "{message}");
+    // The same early in a long COPY: the failed shard's error and ReadyForQuery are read while rows
+    // still stream (its COPY is over; it must not be sent CopyDone and waited on).
+    let long = format!("{}{}", rows(41..=60), rows(1000..=60_000));
+    let e = tokio::time::timeout(
+        std::time::Duration::from_secs(60),
+        copy(
+            &c,
+            "COPY users (id, email) FROM STDIN",
+            long.as_bytes(),
+            8192,
+        ),
+    )
+    .await
+    .expect("a failed long COPY ends")
+    .unwrap_err();
+    assert_eq!(sqlstate(&e), Some("23505"), "{e}");
     // The client gives up: CopyFail (the sink dropped unfinished).
     {
         let sink = c
