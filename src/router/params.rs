@@ -197,7 +197,8 @@ fn binary_array(b: &[u8], ty: KeyType) -> Result<Vec<KeyValue>, ParamError> {
         let size = usize::try_from(size).map_err(|_| bad("negative size"))?;
         count = count.checked_mul(size).ok_or_else(|| bad("too large"))?;
     }
-    if count > b.len() {
+    // Each element takes at least its 4-byte length.
+    if count > (b.len() - r.at) / 4 {
         return Err(bad("more elements than bytes"));
     }
     let mut out = Vec::with_capacity(count);

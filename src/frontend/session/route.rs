@@ -499,7 +499,11 @@ fn widen_result_formats(bind_rest: &[u8], hidden: usize) -> Result<Vec<u8>, Sess
         return Ok(bind_rest.to_vec());
     }
     let mut out = BytesMut::from(&bind_rest[..bind_rest.len() - p.tail.len()]);
-    out.extend_from_slice(&(n + hidden as i16).to_be_bytes());
+    let widened = i16::try_from(hidden)
+        .ok()
+        .and_then(|h| n.checked_add(h))
+        .ok_or(crate::protocol::ProtocolError::Malformed { what: "Bind" })?;
+    out.extend_from_slice(&widened.to_be_bytes());
     out.extend_from_slice(&p.tail[2..]);
     out.extend_from_slice(&vec![0u8; 2 * hidden]);
     Ok(out.to_vec())
