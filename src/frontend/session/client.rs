@@ -71,8 +71,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         match tag {
             b'Q' => {
                 let sql = msg::query(body)?;
-                match self.session_state_policy(|| classify::session_state(sql)) {
-                    Ok(changes_settings) => return self.on_query(raw, changes_settings).await,
+                let state = classify::session_state(sql);
+                match self.session_state_policy(state) {
+                    Ok(changes_settings) => {
+                        return self.on_query(raw, changes_settings, state.is_some()).await;
+                    }
                     Err(r) => {
                         self.refuse(r, false).await?;
                         return Ok(Flow::Continue);
@@ -191,7 +194,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let p = msg::parse(&raw[frame::HEADER_LEN..])?;
         // Unnamed statements get a global name too: the Bind that follows may go to another server.
         let stmt = self.proxy.statements.intern(p.query, p.param_types);
-        if let Err(r) = self.session_state_policy(|| stmt.session_state) {
+        if let Err(r) = self.session_state_policy(stmt.session_state) {
             return self.refuse(r, true).await;
         }
         self.statements.insert(p.name, stmt.clone());
@@ -211,8 +214,14 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     }
 
     /// A simple Query: route it, then send it to its shard, fan it out, or refuse it. `changes_settings`:
-    /// it changes settings (SET, RESET, set_config), which are read back once it is done.
-    async fn on_query(&mut self, raw: &[u8], changes_settings: bool) -> Result<Flow, SessionError> {
+    /// it changes settings (SET, RESET, set_config), which are read back once it is done; `has_state`:
+    /// it leaves session state of any kind on the server it runs on.
+    async fn on_query(
+        &mut self,
+        raw: &[u8],
+        changes_settings: bool,
+        has_state: bool,
+    ) -> Result<Flow, SessionError> {
         let sql = msg::query(&raw[frame::HEADER_LEN..])?;
         let pinned_discard = match classify::reset(sql) {
             Ok(None) => false,
@@ -253,8 +262,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         }
         let route = self.look_up(route, &topo).await?;
         let placement = self.place(route.clone(), &topo);
-        if changes_settings && matches!(placement, Placement::Fanout | Placement::Scatter(_)) {
-            self.refuse(settings_on_several_shards(), false).await?;
+        if has_state && matches!(placement, Placement::Fanout | Placement::Scatter(_)) {
+            self.unpin_unused();
+            self.refuse(state_on_several_shards(), false).await?;
             return Ok(Flow::Continue);
         }
         match placement {
@@ -342,8 +352,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let route = self.look_up(route, &topo).await?;
         let placement = self.place(route.clone(), &topo);
         let changes_settings = stmt.session_state.is_some_and(SessionState::carried);
-        if changes_settings && matches!(placement, Placement::Fanout | Placement::Scatter(_)) {
-            self.refuse(settings_on_several_shards(), true).await?;
+        if stmt.session_state.is_some()
+            && matches!(placement, Placement::Fanout | Placement::Scatter(_))
+        {
+            self.unpin_unused();
+            self.refuse(state_on_several_shards(), true).await?;
             return Ok(Flow::Continue);
         }
         match placement {
@@ -541,18 +554,23 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         Ok(())
     }
 
+    /// A pin no server took yet came from statements that did not run (refused, or skipped with the
+    /// rest of their batch): the client is not pinned after all.
+    fn unpin_unused(&mut self) {
+        if self.server.is_none() {
+            self.pinned = None;
+        }
+    }
+
     /// Applies the session-state policy to a statement: whether it changes settings (which are
     /// carried to the client's next servers), pinning the client to its server for other state if the
     /// policy says so, else why it is refused.
-    fn session_state_policy(
-        &mut self,
-        state: impl FnOnce() -> Option<SessionState>,
-    ) -> Result<bool, Refusal> {
+    fn session_state_policy(&mut self, state: Option<SessionState>) -> Result<bool, Refusal> {
         if self.pinned.is_some() || self.proxy.config.pool_mode == crate::config::PoolMode::Session
         {
             return Ok(false);
         }
-        let Some(state) = state() else {
+        let Some(state) = state else {
             return Ok(false);
         };
         match self.proxy.config.session_state {
@@ -567,10 +585,13 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     }
 }
 
-fn settings_on_several_shards() -> Refusal {
+/// Session state (settings, temporary tables, session locks, LISTEN...) stays on the server it was
+/// made on, and the servers of a statement on several shards go back to the pools after it, in
+/// session pooling too: such a statement would leave its state to other clients.
+fn state_on_several_shards() -> Refusal {
     Refusal::unsupported(
-        "a statement that changes settings runs on one shard, and this one would run on several",
-        "send the SET (or set_config) as a statement of its own",
+        "a statement that changes session state (settings, temporary tables, session locks, LISTEN) runs on one shard, and this one would run on several",
+        "send the SET (or set_config) as a statement of its own, or route the statement to one shard with /* shardgate: shard=NAME */",
     )
 }
 

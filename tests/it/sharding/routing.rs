@@ -232,6 +232,46 @@ async fn ddl_runs_on_every_shard() {
     );
 }
 
+/// Session state made on several shards at once would stay on servers that go back to the pools
+/// (DDL's fan-out), to be met by other clients: refused, simple and extended; on one shard it pins.
+#[tokio::test]
+async fn session_state_on_several_shards_is_refused() {
+    let s = Sharded::start(shared(), "").await;
+    for sql in [
+        "CREATE TEMP TABLE leak (x int)",
+        "SELECT pg_advisory_lock(7) FROM users",
+        "SELECT set_config('work_mem', '77MB', false) FROM users",
+    ] {
+        // A client per statement: a Parse that pins (its Describe ran on one server) keeps the
+        // client on that server even when the Bind is refused.
+        let e = s.proxy.client().await.batch_execute(sql).await.unwrap_err();
+        assert_eq!(sqlstate(&e), Some("0A000"), "{sql}: {e}");
+        let e = s.proxy.client().await.query(sql, &[]).await.unwrap_err();
+        assert_eq!(sqlstate(&e), Some("0A000"), "{sql} (extended): {e}");
+    }
+    let c = s.proxy.client().await;
+    // A refused simple query leaves no pin behind.
+    c.batch_execute("CREATE TEMP TABLE leak (x int)")
+        .await
+        .unwrap_err();
+    c.batch_execute("SELECT count(*) FROM users").await.unwrap();
+    for shard in 0..2 {
+        let direct = s.direct(shared(), shard).await;
+        let temp: i64 = direct
+            .query_one("SELECT count(*) FROM pg_class WHERE relname = 'leak'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(temp, 0, "shard {shard}");
+    }
+    c.batch_execute("/* shardgate: shard=s1 */ CREATE TEMP TABLE mine (x int)")
+        .await
+        .unwrap();
+    c.batch_execute("/* shardgate: shard=s1 */ INSERT INTO mine VALUES (1)")
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn hints_and_set_shardgate_shard_steer_statements() {
     let s = Sharded::start(shared(), "").await;
