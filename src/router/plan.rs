@@ -34,6 +34,8 @@ pub enum Command {
     /// `SET shardgate.shard = 'name'` (Some) or `RESET shardgate.shard` / `... TO DEFAULT` (None): the
     /// session answers it.
     SetShard(Option<String>),
+    /// RESET ALL: a session command that also resets `shardgate.shard`.
+    ResetAll,
     /// SET, SHOW, LISTEN...: stays on the client's current server.
     Session,
 }

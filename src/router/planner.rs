@@ -179,6 +179,11 @@ fn plan_one(stmt: Option<&Statement>, lexed: &Lexed, map: &ShardMap) -> Plan {
             Reset::ConfigurationParameter(n) if is_shardgate(&name_of(n)) => {
                 set_shard(&name_of(n), None, map)
             }
+            Reset::ALL => Plan::new(
+                Command::ResetAll,
+                Target::Any,
+                "RESET ALL stays on the session's server, and resets shardgate.shard",
+            ),
             _ => session(),
         },
         Statement::StartTransaction { .. } => tx(TxControl::Begin),

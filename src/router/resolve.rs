@@ -8,16 +8,22 @@ use crate::protocol::sqlstate;
 use crate::sharding::{KeyValue, Placement, ShardId, ShardMap, Sharded, TableKind};
 
 /// Where one execution of `plan` goes. `session_shard` (from `SET shardgate.shard`) sends every
-/// statement there, except those with a hint of their own.
+/// statement there, except those with a hint of their own and session and transaction commands,
+/// which stay on the server the client holds (a COMMIT or ROLLBACK must reach its transaction).
 pub fn resolve(
     plan: &Plan,
     map: &ShardMap,
     params: &Params,
     session_shard: Option<ShardId>,
 ) -> Route {
-    if let (Some(s), false) = (session_shard, plan.hinted)
-        && !matches!(plan.command, Command::SetShard(_))
-    {
+    let stays = match plan.command {
+        Command::SetShard(_) => true,
+        Command::Session | Command::ResetAll | Command::Transaction(_) => {
+            matches!(plan.target, Target::Any)
+        }
+        _ => false,
+    };
+    if let (Some(s), false, false) = (session_shard, plan.hinted, stays) {
         return Route::Shard(s);
     }
     match &plan.target {

@@ -248,6 +248,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             }
             return Ok(Flow::Continue);
         }
+        if plan.command == Command::ResetAll {
+            self.session_shard = None;
+        }
         if self.server.is_none() && self.hold_begin(&plan.command, sql, raw) {
             return Ok(Flow::Continue);
         }

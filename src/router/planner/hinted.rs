@@ -101,7 +101,7 @@ fn key_hint(
         Ok(k) => {
             let write = !matches!(
                 command,
-                Command::Read | Command::Session | Command::Transaction(_)
+                Command::Read | Command::Session | Command::ResetAll | Command::Transaction(_)
             );
             Plan::new(
                 command,

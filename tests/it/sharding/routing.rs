@@ -321,6 +321,22 @@ async fn hints_and_set_shardgate_shard_steer_statements() {
         .await
         .unwrap());
     assert_eq!(on, s.dbs[shard]);
+    // Session and transaction commands stay on the server the client holds, whatever shard the
+    // session names: a pinned client (LISTEN on s0) that names s1 can still end its transaction and
+    // RESET ALL, which forgets the session's shard too.
+    let p = s.proxy.client().await;
+    p.batch_execute("/* shardgate: shard=s0 */ LISTEN somewhere")
+        .await
+        .unwrap();
+    p.batch_execute("BEGIN; SELECT 1").await.unwrap();
+    p.batch_execute("SET shardgate.shard = 's1'").await.unwrap();
+    let e = p.batch_execute("SELECT 2").await.unwrap_err();
+    assert_eq!(sqlstate(&e), Some("0A000"), "{e}");
+    p.batch_execute("ROLLBACK").await.unwrap();
+    p.batch_execute("SHOW work_mem").await.unwrap();
+    p.batch_execute("RESET ALL").await.unwrap();
+    let on = db(p.simple_query("SELECT current_database()").await.unwrap());
+    assert_eq!(on, s.dbs[0]);
 }
 
 #[tokio::test]
