@@ -69,6 +69,12 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             return Ok(Flow::Continue);
         }
         match tag {
+            // PostgreSQL fails these (invalid message format) and skips to the next Sync, where a
+            // server that took one would skip the Flush shardgate sends to settle it.
+            b'S' | b'H' if !body.is_empty() => {
+                let what = if tag == b'S' { "Sync" } else { "Flush" };
+                return Err(crate::protocol::ProtocolError::Malformed { what }.into());
+            }
             b'Q' => {
                 let sql = msg::query(body)?;
                 let state = classify::session_state(sql);
@@ -227,6 +233,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             Ok(None) => false,
             Ok(Some(Reset::DiscardAll)) if self.pinned.is_some() => true,
             Ok(Some(reset)) => {
+                if self.settle_first() {
+                    return Ok(Flow::Wait);
+                }
                 self.on_reset(reset).await?;
                 return Ok(Flow::Continue);
             }
@@ -242,6 +251,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let topo = self.topology();
         let (plan, literals) = self.proxy.router.plan_simple(sql, &topo.map);
         if let Command::SetShard(name) = &plan.command {
+            if self.settle_first() {
+                return Ok(Flow::Wait);
+            }
             if let Err(r) = self.set_shard(name.clone(), &topo) {
                 // Inside a transaction, as any error there, it aborts it.
                 self.refuse(r, false).await?;
@@ -555,6 +567,13 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         self.reply(Synthetic::CommandComplete(tag));
         self.reply(Synthetic::ReadyForQuery);
         Ok(())
+    }
+
+    /// Before a statement shardgate answers itself: whether the held server must first answer the
+    /// client's earlier messages (asked with a Flush). One of them may fail, and then PostgreSQL
+    /// would skip this statement with the rest of the batch up to its Sync.
+    fn settle_first(&mut self) -> bool {
+        self.server.as_mut().is_some_and(Attached::settle)
     }
 
     /// A pin no server took yet came from statements that did not run (refused, or skipped with the

@@ -2,6 +2,7 @@
 
 mod cli;
 mod copy;
+mod fuzz;
 mod hash;
 mod pipeline;
 mod reload;
