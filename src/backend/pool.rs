@@ -69,10 +69,20 @@ impl Pooled {
     }
 
     /// Returns the connection for reuse. The caller vouches that every Sync it sent was answered and the
-    /// server is idle outside a transaction.
+    /// server is idle outside a transaction; one that is not (a bug) is closed instead, never reused.
     pub(crate) fn release(mut self) {
+        if self
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.tx_status != b'I' || !c.read_buf.is_empty())
+        {
+            debug_assert!(false, "a server released busy");
+            tracing::error!(
+                "a server was released inside a transaction or with replies unread; closed"
+            );
+            return;
+        }
         if let Some(mut conn) = self.conn.take() {
-            debug_assert_eq!(conn.tx_status, b'I');
             conn.last_used = Instant::now();
             self.pool.idle.lock().expect("pool lock").push_back(conn);
         }

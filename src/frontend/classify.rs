@@ -20,6 +20,9 @@ pub(crate) enum SessionState {
     AdvisoryLock,
     HoldCursor,
     Load,
+    /// DO or CALL: code that runs on the server may leave settings, locks or tables shardgate cannot
+    /// see.
+    Code,
 }
 
 impl SessionState {
@@ -42,6 +45,7 @@ impl SessionState {
             }
             SessionState::HoldCursor => "a WITH HOLD cursor",
             SessionState::Load => "LOAD",
+            SessionState::Code => "DO or CALL (code on the server may change the session)",
         }
     }
 }
@@ -131,9 +135,12 @@ fn reset_words(words: &[String]) -> Option<Reset> {
     }
 }
 
+/// DO and CALL run code; they count as whole words only (DO of `ON CONFLICT DO NOTHING` does not).
+const CODE_WORDS: &[&[u8]] = &[b"do", b"call"];
+
 /// The letters trigger words start with, as bits (`a` = bit 0).
 const FIRST_LETTERS: u32 = {
-    let mut bits = 0u32;
+    let mut bits = (1 << (b'd' - b'a')) | (1 << (b'c' - b'a'));
     let mut i = 0;
     while i < TRIGGERS.len() {
         bits |= 1 << (TRIGGERS[i][0] - b'a');
@@ -151,13 +158,35 @@ fn has_trigger(sql: &[u8]) -> bool {
         (i == 0 || !sql[i - 1].is_ascii_alphanumeric())
             && first.is_ascii_lowercase()
             && FIRST_LETTERS & (1 << (first - b'a')) != 0
-            && TRIGGERS.iter().any(|t| {
+            && (TRIGGERS.iter().any(|t| {
                 t[0] == first
                     && sql
                         .get(i..i + t.len())
                         .is_some_and(|w| w.eq_ignore_ascii_case(t))
-            })
+            }) || runs_code(sql, i))
     })
+}
+
+/// Whether the word at `i` is DO or CALL as a statement of their own: DO followed by NOTHING, UPDATE,
+/// ALSO or INSTEAD belongs to an INSERT's ON CONFLICT or a rule.
+fn runs_code(sql: &[u8], i: usize) -> bool {
+    let word_at = |at: usize, w: &[u8]| {
+        sql.get(at..at + w.len())
+            .is_some_and(|x| x.eq_ignore_ascii_case(w))
+            && sql
+                .get(at + w.len())
+                .is_none_or(|&c| !c.is_ascii_alphanumeric() && c != b'_')
+    };
+    CODE_WORDS.iter().any(|w| word_at(i, w))
+        && !(word_at(i, b"do") && {
+            let next = sql[i + 2..]
+                .iter()
+                .position(|c| !c.is_ascii_whitespace())
+                .map_or(sql.len(), |n| i + 2 + n);
+            [&b"nothing"[..], b"update", b"also", b"instead"]
+                .iter()
+                .any(|w| word_at(next, w))
+        })
 }
 
 fn classify(words: &[String]) -> Option<SessionState> {
@@ -170,6 +199,7 @@ fn classify(words: &[String]) -> Option<SessionState> {
         "listen" => Some(SessionState::Listen),
         "prepare" if w(1) != "transaction" => Some(SessionState::Prepare),
         "load" => Some(SessionState::Load),
+        "do" | "call" => Some(SessionState::Code),
         "create" if creates_temp(words) => Some(SessionState::TempTable),
         "declare" if words.windows(2).any(|p| p[0] == "with" && p[1] == "hold") => {
             Some(SessionState::HoldCursor)
@@ -313,6 +343,19 @@ mod tests {
         check("select pg_advisory_xact_lock(1)", None);
         check("SELECT PG_TRY_ADVISORY_LOCK(1)", Some(AdvisoryLock));
         check("select 1;reset role", Some(Role));
+        check(
+            "DO $$BEGIN PERFORM set_config('app.t', 'a', false); END$$",
+            Some(Code),
+        );
+        check("/* shardgate: shard=s1 */ do $$ begin end $$", Some(Code));
+        check("CALL refresh_all()", Some(Code));
+        check("select 1; call p()", Some(Code));
+        check("INSERT INTO t VALUES (1) ON CONFLICT DO NOTHING", None);
+        check(
+            "insert into t values (1) on conflict (a) do\n  update set a = 2",
+            None,
+        );
+        check("select doc, callback, dozen from t", None);
         check("SET ROLE reader", Some(Role));
         check("set session role reader", Some(Role));
         check("SET SESSION AUTHORIZATION reader", Some(Role));

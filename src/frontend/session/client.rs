@@ -6,7 +6,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::held_begin::HeldBegin;
 use super::route::{Placement, merge_of, query_parts};
 use super::{Attached, Deferred, FanoutBatch, Flow, Session, Step};
-use crate::config::SessionStatePolicy;
+use crate::config::{PoolMode, SessionStatePolicy};
 use crate::execute::fanout::{Part, Work};
 use crate::execute::scatter::Scatter;
 use crate::frontend::classify::{self, Reset, SessionState};
@@ -73,7 +73,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             // server that took one would skip the Flush shardgate sends to settle it.
             b'S' | b'H' if !body.is_empty() => {
                 let what = if tag == b'S' { "Sync" } else { "Flush" };
-                return Err(crate::protocol::ProtocolError::Malformed { what }.into());
+                return Err(ProtocolError::Malformed { what }.into());
             }
             b'Q' => {
                 let sql = msg::query(body)?;
@@ -278,7 +278,6 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let route = self.look_up(route, &topo).await?;
         let placement = self.place(route.clone(), &topo);
         if has_state && matches!(placement, Placement::Fanout | Placement::Scatter(_)) {
-            self.unpin_unused();
             self.refuse(state_on_several_shards(), false).await?;
             return Ok(Flow::Continue);
         }
@@ -341,10 +340,25 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     async fn on_bind(&mut self, raw: &mut BytesMut) -> Result<Flow, SessionError> {
         let b = msg::bind(&raw[frame::HEADER_LEN..])?;
         let Some(stmt) = self.statements.get(b.statement).cloned() else {
-            // Unknown: the server answers it (an unknown name fails there as it should).
-            self.forward(raw, Pending::Bind).await?;
+            // Unknown to shardgate. A pinned client's server may know it (from SQL PREPARE, whose
+            // names are the protocol's too); any other server's unnamed statement, say, is not the
+            // client's to run.
+            if self.pinned.is_some() || self.proxy.config.pool_mode == PoolMode::Session {
+                self.forward(raw, Pending::Bind).await?;
+            } else {
+                let r = Refusal::new(
+                    sqlstate::INVALID_SQL_STATEMENT_NAME,
+                    format!("prepared statement \"{}\" does not exist", b.statement),
+                );
+                self.refuse(r, true).await?;
+            }
             return Ok(Flow::Continue);
         };
+        // Its Parse applied the policy; a refusal since may have dropped the pin.
+        if let Err(r) = self.session_state_policy(stmt.session_state) {
+            self.refuse(r, true).await?;
+            return Ok(Flow::Continue);
+        }
         let topo = self.topology();
         let plan = stmt.plan(&self.proxy.router, &topo.map);
         let params = if plan.reads_params() {
@@ -370,7 +384,6 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         if stmt.session_state.is_some()
             && matches!(placement, Placement::Fanout | Placement::Scatter(_))
         {
-            self.unpin_unused();
             self.refuse(state_on_several_shards(), true).await?;
             return Ok(Flow::Continue);
         }
@@ -577,8 +590,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     }
 
     /// A pin no server took yet came from statements that did not run (refused, or skipped with the
-    /// rest of their batch): the client is not pinned after all.
-    fn unpin_unused(&mut self) {
+    /// rest of their batch): the client is not pinned after all. (A statement parsed before the
+    /// refusal pins again at its Bind.)
+    pub(super) fn unpin_unused(&mut self) {
         if self.server.is_none() {
             self.pinned = None;
         }
@@ -588,8 +602,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// carried to the client's next servers), pinning the client to its server for other state if the
     /// policy says so, else why it is refused.
     fn session_state_policy(&mut self, state: Option<SessionState>) -> Result<bool, Refusal> {
-        if self.pinned.is_some() || self.proxy.config.pool_mode == crate::config::PoolMode::Session
-        {
+        if self.pinned.is_some() || self.proxy.config.pool_mode == PoolMode::Session {
             return Ok(false);
         }
         let Some(state) = state else {

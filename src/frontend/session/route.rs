@@ -330,6 +330,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// Answers a refused statement. Simple protocol inside a transaction: the server raises it, so its
     /// transaction aborts as PostgreSQL's would; extended protocol: the rest up to Sync is skipped.
     pub(super) async fn refuse(&mut self, r: Refusal, extended: bool) -> Result<(), SessionError> {
+        self.unpin_unused();
         let mut e = ErrorFields::new(Severity::Error, r.code, r.message);
         e.hint = r.hint;
         // A BEGIN held until a statement chose its shard: the transaction fails here, as PostgreSQL's

@@ -190,6 +190,10 @@ async fn bad_statement_name_in_a_pipeline() {
     c.execute_prepared("never_prepared", &[]).await;
     let replies = c.until_ready().await;
     assert_eq!(first_error(&replies), Some("26000"), "{replies:?}");
+    // The unnamed statement too: a pooled server's own (say, one shardgate used) is not the client's.
+    c.execute_prepared("", &[]).await;
+    let replies = c.until_ready().await;
+    assert_eq!(first_error(&replies), Some("26000"), "{replies:?}");
     assert_eq!(
         c.simple("select 5").await.first(),
         Some(&Reply::Other(b'T'))

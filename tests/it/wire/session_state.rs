@@ -370,6 +370,38 @@ async fn settings_never_leak_however_they_were_made() {
     assert_eq!(show(&next, "statement_timeout").await, "0");
 }
 
+/// DO and CALL run code on the server, whose changes shardgate cannot see (a custom setting is not
+/// even listed in pg_settings): they pin, and the server is reset before anyone else gets it.
+#[tokio::test]
+async fn code_on_the_server_pins() {
+    let p = TestProxy::start(shared(), |c| c.pool.max_size = 2).await;
+    let pinned = p.client().await;
+    let others = [p.client().await, p.client().await];
+    pinned
+        .batch_execute(
+            "/* shardgate: shard=s0 */ DO $$BEGIN PERFORM set_config('app.user', 'code', false); END$$",
+        )
+        .await
+        .unwrap();
+    let at = pid(&pinned).await;
+    let check_pinned = async {
+        for _ in 0..20 {
+            assert_eq!(pid(&pinned).await, at, "a pinned client keeps its server");
+            assert_eq!(custom(&pinned).await, "code");
+        }
+    };
+    let check_others = others.iter().map(|c| async move {
+        for _ in 0..20 {
+            assert_eq!(custom(c).await, "");
+        }
+    });
+    tokio::join!(check_pinned, futures_util::future::join_all(check_others));
+    drop(pinned);
+    for c in &others {
+        assert_eq!(custom(c).await, "");
+    }
+}
+
 async fn custom(c: &Client) -> String {
     let row = c
         .query_one("select current_setting('app.user', true)", &[])
