@@ -119,6 +119,10 @@ pub struct Config {
     /// A client idle outside a transaction longer than this is disconnected; 0 disables.
     #[serde(default)]
     pub client_idle_timeout_ms: u64,
+    /// A client must have sent its startup packet and logged in within this (PostgreSQL's
+    /// authentication_timeout); it holds one of `max_clients` meanwhile.
+    #[serde(default = "defaults::auth_timeout_ms")]
+    pub auth_timeout_ms: u64,
     /// How long SIGTERM waits for running transactions.
     #[serde(default = "defaults::shutdown_timeout_ms")]
     pub shutdown_timeout_ms: u64,
@@ -181,6 +185,9 @@ mod defaults {
     }
     pub fn health_check_interval_ms() -> u64 {
         10_000
+    }
+    pub fn auth_timeout_ms() -> u64 {
+        60_000
     }
     pub fn server_idle_timeout_ms() -> u64 {
         600_000
@@ -261,6 +268,10 @@ impl Config {
 
     pub(crate) fn checkout_timeout(&self) -> Duration {
         Duration::from_millis(self.pool.checkout_timeout_ms)
+    }
+
+    pub(crate) fn auth_timeout(&self) -> Duration {
+        Duration::from_millis(self.auth_timeout_ms)
     }
 }
 

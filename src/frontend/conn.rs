@@ -14,7 +14,15 @@ pub(crate) struct ClientConn<S> {
     max_message: usize,
 }
 
+/// What a client may send before it has logged in: startup, TLS and password messages are small.
+pub(crate) const LOGIN_MAX_MESSAGE: usize = 64 << 10;
+
 impl<S: AsyncRead + AsyncWrite + Unpin> ClientConn<S> {
+    /// The largest message taken from now on (raised once the client has logged in).
+    pub(crate) fn set_max_message(&mut self, max: usize) {
+        self.max_message = max;
+    }
+
     pub(crate) fn new(stream: S, read_buf: BytesMut, max_message: usize) -> Self {
         ClientConn {
             stream,

@@ -28,6 +28,8 @@ pub(crate) enum SessionError {
     Shutdown,
     #[error("terminating connection due to idle timeout")]
     IdleTimeout,
+    #[error("canceling authentication due to timeout")]
+    AuthTimeout,
     #[error("TLS handshake failed: {0}")]
     Tls(std::io::Error),
     #[error("{0}")]
@@ -75,7 +77,7 @@ impl SessionError {
             | SessionError::NotAdmin(_) => ErrorKind::Auth,
             SessionError::TooManyClients => ErrorKind::Limit,
             SessionError::Shutdown => ErrorKind::Shutdown,
-            SessionError::IdleTimeout => ErrorKind::Timeout,
+            SessionError::IdleTimeout | SessionError::AuthTimeout => ErrorKind::Timeout,
         }
     }
 
@@ -87,6 +89,7 @@ impl SessionError {
             SessionError::UnknownUser(_) | SessionError::NotAdmin(_) => Some("unknown_user"),
             SessionError::UnknownDatabase(_) => Some("unknown_database"),
             SessionError::Startup(_) => Some("bad_startup"),
+            SessionError::AuthTimeout => Some("auth_timeout"),
             _ => None,
         }
     }
@@ -105,6 +108,7 @@ impl SessionError {
             SessionError::TooManyClients => sqlstate::TOO_MANY_CONNECTIONS,
             SessionError::Shutdown => sqlstate::ADMIN_SHUTDOWN,
             SessionError::IdleTimeout => sqlstate::IDLE_SESSION_TIMEOUT,
+            SessionError::AuthTimeout => sqlstate::QUERY_CANCELED,
         };
         Some(ErrorFields::new(Severity::Fatal, code, self.to_string()))
     }

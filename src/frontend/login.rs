@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use tokio::net::TcpStream;
 use tracing::Instrument;
 
-use super::conn::ClientConn;
+use super::conn::{ClientConn, LOGIN_MAX_MESSAGE};
 use super::error::SessionError;
 use super::session::Session;
 use super::stream::ClientStream;
@@ -44,9 +44,15 @@ pub(crate) async fn serve(proxy: Arc<Proxy>, tcp: TcpStream, peer: SocketAddr, s
         let conn = ClientConn::new(
             ClientStream::Plain(tcp),
             BytesMut::new(),
-            proxy.config.max_message_bytes,
+            LOGIN_MAX_MESSAGE.min(proxy.config.max_message_bytes),
         );
-        match negotiate(&proxy, conn).await {
+        let deadline = tokio::time::Instant::now() + proxy.config.auth_timeout();
+        let negotiated = tokio::time::timeout_at(deadline, negotiate(&proxy, conn)).await;
+        // A client that says nothing in time is closed without a word, as by PostgreSQL.
+        let Ok(negotiated) = negotiated else {
+            return Err(SessionError::AuthTimeout);
+        };
+        match negotiated {
             Ok(Some((conn, params))) => {
                 login(
                     &proxy,
@@ -57,6 +63,7 @@ pub(crate) async fn serve(proxy: Arc<Proxy>, tcp: TcpStream, peer: SocketAddr, s
                         id: session_id,
                         peer,
                     },
+                    deadline,
                 )
                 .await
             }
@@ -136,7 +143,7 @@ async fn upgrade(
     Ok(ClientConn::new(
         ClientStream::Tls(Box::new(tls)),
         conn.read_buf,
-        proxy.config.max_message_bytes,
+        LOGIN_MAX_MESSAGE.min(proxy.config.max_message_bytes),
     ))
 }
 
@@ -146,8 +153,17 @@ async fn login(
     params: Vec<(String, String)>,
     count: usize,
     client: Client,
+    deadline: tokio::time::Instant,
 ) -> Result<(), SessionError> {
-    let result = check_and_authenticate(proxy, &mut conn, &params, count).await;
+    let result = tokio::time::timeout_at(
+        deadline,
+        check_and_authenticate(proxy, &mut conn, &params, count),
+    )
+    .await
+    .unwrap_or(Err(SessionError::AuthTimeout));
+    if result.is_ok() {
+        conn.set_max_message(proxy.config.max_message_bytes);
+    }
     let user = match result {
         Ok(user) => user,
         Err(e) => {

@@ -56,6 +56,46 @@ async fn garbage_instead_of_a_startup_packet() {
     still_serves(&p, &before).await;
 }
 
+/// A client that does not log in within auth_timeout_ms is closed (it holds a max_clients slot), and
+/// before login a message is at most 64 KiB.
+#[tokio::test]
+async fn slow_or_oversized_logins_are_cut_off() {
+    let p = TestProxy::start(shared(), |c| c.auth_timeout_ms = 300).await;
+    let before = p.client().await;
+    // Silent after connecting: closed without a word.
+    let mut c = RawClient::open(p.addr).await;
+    let t = std::time::Instant::now();
+    assert_eq!(c.until_closed().await, vec![]);
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    // Silent after the startup packet of a password user: told why.
+    let mut c = RawClient::open(p.addr).await;
+    c.send(|b| {
+        frontend::startup_message([("user", "app"), ("database", p.db.as_str())], b).unwrap()
+    })
+    .await;
+    let replies = c.until_closed().await;
+    assert!(
+        matches!(replies.last(), Some(Reply::Error { code, .. }) if code == "57014"),
+        "{replies:?}"
+    );
+    // A password message of 80 KiB (small enough for the socket buffers: it is all written).
+    let mut c = RawClient::open(p.addr).await;
+    c.send(|b| {
+        frontend::startup_message([("user", "md5user"), ("database", p.db.as_str())], b).unwrap()
+    })
+    .await;
+    let mut big = vec![b'p'];
+    big.extend_from_slice(&(4 + (80 << 10) as i32).to_be_bytes());
+    big.resize(5 + (80 << 10), b'x');
+    c.write(&big).await;
+    let replies = c.until_closed().await;
+    assert!(
+        matches!(replies.last(), Some(Reply::Error { code, .. }) if code == "08P01"),
+        "{replies:?}"
+    );
+    still_serves(&p, &before).await;
+}
+
 #[tokio::test]
 async fn unknown_message_type_after_login() {
     let p = TestProxy::start(shared(), |_| {}).await;
