@@ -85,7 +85,7 @@ async fn slow_or_oversized_logins_are_cut_off() {
     })
     .await;
     let mut big = vec![b'p'];
-    big.extend_from_slice(&(4 + (80 << 10) as i32).to_be_bytes());
+    big.extend_from_slice(&(4 + (80i32 << 10)).to_be_bytes());
     big.resize(5 + (80 << 10), b'x');
     c.write(&big).await;
     let replies = c.until_closed().await;
