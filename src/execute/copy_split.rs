@@ -641,4 +641,61 @@ mod tests {
         assert!(split(CopyFormat::Binary, 0, &[b"not a copy file at all"]).is_err());
         assert!(split(CopyFormat::Binary, 0, &[&data[..25]]).is_err());
     }
+
+    fn formats() -> Vec<CopyFormat> {
+        vec![
+            text(),
+            csv(true),
+            CopyFormat::Csv {
+                delimiter: b';',
+                quote: b'\'',
+                escape: b'\\',
+                null: b"NULL".to_vec(),
+                header: false,
+            },
+            CopyFormat::Binary,
+        ]
+    }
+
+    /// Feeds and finishes, ignoring the outcome: only a panic fails.
+    fn split_all(format: CopyFormat, key_at: usize, chunks: &[Vec<u8>]) {
+        let mut s = Splitter::new(format, key_at);
+        let mut emit = |_: Piece<'_>| Ok(());
+        for c in chunks {
+            if s.feed(c, &mut emit).is_err() {
+                return;
+            }
+        }
+        let _ = s.finish(&mut emit);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 512, ..Default::default() })]
+
+        /// Whatever a client sends as COPY data, the splitter answers (rows or an error).
+        #[test]
+    fn copy_data_never_panics(
+        chunks in proptest::prelude::prop::collection::vec(
+            proptest::prelude::prop::collection::vec(proptest::prelude::prop::sample::select(b"1a\t,;\\\r\n\"'N.\xc3\xa9\0\xff".to_vec()), 0..24),
+            0..6,
+        ),
+        key_at in 0usize..3,
+    ) {
+        for f in formats() {
+            split_all(f, key_at, &chunks);
+        }
+    }
+    }
+
+    #[test]
+    fn a_text_row_ending_in_a_backslash_before_crlf() {
+        // The backslash escapes the CR, the LF ends the line: the row's last byte is the backslash.
+        for key_at in 0..2 {
+            split_all(
+                text(),
+                key_at,
+                &[b"7\\\r\n".to_vec(), b"8\tx\\\r\n".to_vec()],
+            );
+        }
+    }
 }

@@ -14,6 +14,10 @@ use crate::sharding::{KeyType, ShardMap, TableKind};
 
 const STRIPES: usize = 16;
 
+/// Longer texts (bulk INSERTs, generated IN lists) are planned each time, not kept: a cache keyed by
+/// them would hold up to its capacity times the largest message a client may send.
+const MAX_CACHED_TEXT: usize = 16 << 10;
+
 /// One stripe of the cache: text -> (map version, plan).
 type Stripe = Mutex<HashMap<String, (u64, Arc<Plan>)>>;
 
@@ -61,6 +65,9 @@ impl Router {
         self.misses.fetch_add(1, Ordering::Relaxed);
         // Planned outside the lock: a slow parse must not stall other sessions' lookups.
         let plan = Arc::new(planner::plan(sql, map));
+        if sql.len() > MAX_CACHED_TEXT {
+            return plan;
+        }
         let mut guard = stripe.lock().unwrap_or_else(|p| p.into_inner());
         if guard.len() >= self.per_stripe && !guard.contains_key(sql) {
             guard.clear();
@@ -131,4 +138,24 @@ fn numbers_as_text_keys(plan: &Plan, numeric: &[bool], map: &ShardMap) -> bool {
         KeySource::Param(i) | KeySource::ParamArray(i) => numeric.get(*i).copied().unwrap_or(false),
         KeySource::Value(_) => false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_texts_are_planned_but_not_kept() {
+        let map = ShardMap::parse(
+            "version: 1\ndefault: s0\nshards:\n  - {name: s0, host: h, port: 1, database: d}\n",
+            std::path::Path::new("m.yaml"),
+        )
+        .unwrap();
+        let r = Router::new(100);
+        r.plan("SELECT 1", &map);
+        let long = format!("SELECT 1 -- {}", "x".repeat(MAX_CACHED_TEXT));
+        r.plan(&long, &map);
+        r.plan(&long, &map);
+        assert_eq!((r.len(), r.misses()), (1, 3));
+    }
 }

@@ -28,6 +28,8 @@ mod walk;
 
 #[cfg(test)]
 mod golden;
+#[cfg(test)]
+mod robustness;
 
 pub use cache::Router;
 pub use having::{CmpOp, Filter, Operand};
