@@ -122,11 +122,21 @@ impl Committer {
 }
 
 fn run(shared: &Shared, rx: &Receiver<Request>) {
-    while let Ok(first) = rx.recv() {
+    // A request taken that would have made its group too large starts the next one.
+    let mut carried: Option<Request> = None;
+    while let Some(first) = carried.take().or_else(|| rx.recv().ok()) {
+        let mut bytes = first.batch.rep.len();
         let mut group = vec![first];
         while group.len() < MAX_REQUESTS_PER_GROUP {
             match rx.try_recv() {
-                Ok(r) => group.push(r),
+                Ok(r) if bytes + r.batch.rep.len() > shared.opts.max_group_bytes => {
+                    carried = Some(r);
+                    break;
+                }
+                Ok(r) => {
+                    bytes += r.batch.rep.len();
+                    group.push(r);
+                }
                 Err(_) => break,
             }
         }

@@ -166,6 +166,10 @@ impl Shared {
         // Tables may hold entries not yet visible (their fsync still running):
         // the next sequence after a restart must be above all of them.
         edit.last_seq = Some(self.assigned_seq.load(Ordering::Acquire));
+        // The new tables' names must be durable before the manifest names them (power loss).
+        if !edit.added.is_empty() {
+            sync_dir(&self.dir)?;
+        }
         st.manifest.append(&edit)?;
         st.mstate.apply(&edit);
         st.version = Arc::new(st.version.apply(&edit, added));

@@ -87,6 +87,7 @@ fn reserve_covered(st: &mut State, mem: &Memtable) -> Vec<(u8, Arc<TableFile>)> 
 
 /// Flushes the oldest frozen memtable and retires its WAL segments.
 pub(crate) fn flush_oldest(shared: &Shared, mem: &Arc<Memtable>) -> Result<()> {
+    shared.wait_visible(mem.last_seq())?;
     let (version, dropping) = {
         let mut st = shared.lock_state();
         (st.version.clone(), reserve_covered(&mut st, mem))

@@ -71,6 +71,9 @@ pub(crate) struct Memtable {
     /// The WAL segment that takes the writes made after this table is frozen;
     /// once this table is flushed every older segment can go.
     next_segment: AtomicU64,
+    /// The last sequence in it, set when it is frozen: it is flushed only once every write up to
+    /// there is visible (durable), so no table ever holds a version readers may not see yet.
+    last_seq: AtomicU64,
 }
 
 impl Memtable {
@@ -80,6 +83,7 @@ impl Memtable {
             tombstones: RwLock::new(Vec::new()),
             size: AtomicUsize::new(0),
             next_segment: AtomicU64::new(0),
+            last_seq: AtomicU64::new(0),
         }
     }
 
@@ -93,6 +97,14 @@ impl Memtable {
 
     pub(crate) fn next_segment(&self) -> u64 {
         self.next_segment.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_last_seq(&self, seq: u64) {
+        self.last_seq.store(seq, Ordering::Release);
+    }
+
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.last_seq.load(Ordering::Acquire)
     }
 
     /// Applies a WAL record payload that `for_each_op` has already validated;

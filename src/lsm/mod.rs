@@ -204,7 +204,14 @@ impl Db {
             return Ok(());
         }
         self.committer.stop();
-        let synced = {
+        // After a failed write the log ends where it failed: no end marker after a torn record.
+        let synced = if self
+            .shared
+            .poisoned
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            Ok(())
+        } else {
             let mut wal = self.shared.lock_wal();
             wal.writer.finish()
         };

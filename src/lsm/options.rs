@@ -62,6 +62,10 @@ impl Default for Options {
     }
 }
 
+/// A commit group is one WAL record, which the reader takes up to 256 MiB: groups of at most this
+/// (or one batch, at most 64 MiB) stay well under it.
+pub(crate) const MAX_GROUP_BYTES: usize = 128 << 20;
+
 /// Per-write options.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct WriteOptions {
@@ -93,6 +97,9 @@ impl Options {
             return bad(
                 "max_immutable_memtables and max_group_bytes must be positive, level_size_ratio at least 2",
             );
+        }
+        if self.max_group_bytes > MAX_GROUP_BYTES {
+            return bad("max_group_bytes is at most 128 MiB (a group is one WAL record)");
         }
         Ok(())
     }

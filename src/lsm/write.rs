@@ -127,6 +127,25 @@ impl Shared {
         Ok(())
     }
 
+    /// Waits until every write up to `seq` is visible: a frozen memtable may hold a group still in
+    /// its fsync, which must not reach a table (where it would hide an older, visible version)
+    /// before it is durable, nor at all if the fsync fails.
+    pub(crate) fn wait_visible(&self, seq: u64) -> Result<()> {
+        let mut waiting = self.publish.lock().unwrap_or_else(|e| e.into_inner());
+        while self.visible_seq.load(Ordering::Acquire) < seq {
+            if self.poisoned.load(Ordering::Acquire) {
+                return Err(Error::Poisoned("an earlier write failed".into()));
+            }
+            *waiting += 1;
+            waiting = self
+                .publish_cv
+                .wait(waiting)
+                .unwrap_or_else(|e| e.into_inner());
+            *waiting -= 1;
+        }
+        Ok(())
+    }
+
     /// Makes sure the active memtable has room, freezing it when full. Applies
     /// backpressure: a short delay per write group while level 0 is crowded,
     /// then a stall while frozen memtables or level-0 tables pile up.
@@ -169,7 +188,11 @@ impl Shared {
     fn freeze(&self, st: &mut State) -> Result<()> {
         st.mstate.next_file += 1;
         let segment = st.mstate.next_file - 1;
-        if let Err(e) = self.lock_wal().writer.rotate(segment) {
+        let mut wal = self.lock_wal();
+        let last_seq = wal.last_seq;
+        let rotated = wal.writer.rotate(segment);
+        drop(wal);
+        if let Err(e) = rotated {
             // Like `poison`, but the state lock is already held (the publish
             // lock is only ever taken after it, never before).
             st.error.get_or_insert_with(|| e.to_string());
@@ -180,9 +203,42 @@ impl Shared {
             return Err(e);
         }
         st.mem.set_next_segment(segment);
+        st.mem.set_last_seq(last_seq);
         let old = std::mem::replace(&mut st.mem, Arc::new(Memtable::new()));
         st.imms.push_back(old);
         self.publish(st);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lsm::{Db, Options, WriteOptions};
+
+    /// A group staged (in the memtable) but not yet durable when its memtable is frozen: the flush
+    /// waits for it. Had it not, the table would keep only the newest version of `k`, invisible
+    /// still, and a read would fall through to the older table's value.
+    #[test]
+    fn a_memtable_is_flushed_only_once_its_writes_are_visible() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = std::sync::Arc::new(Db::open(dir.path(), Options::default()).unwrap());
+        let sync = WriteOptions { sync: true };
+        db.put(b"k", b"v0", sync).unwrap();
+        db.flush().unwrap();
+        db.put(b"k", b"v1", sync).unwrap();
+        let mut b = WriteBatch::new();
+        b.put(b"k", b"v2");
+        let writer = Arc::new(Writer::new(vec![b], true, false));
+        let staged = db.shared.stage(&[writer]).unwrap();
+        let flushing = {
+            let db = db.clone();
+            std::thread::spawn(move || db.flush())
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v1"[..]));
+        db.shared.complete(staged).unwrap();
+        flushing.join().unwrap().unwrap();
+        assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v2"[..]));
     }
 }

@@ -156,6 +156,15 @@ fn handles_can_cross_threads_and_bad_options_are_refused() {
         Db::open(dir.path(), bad),
         Err(Error::InvalidArgument(_))
     ));
+    // A commit group is one WAL record, which must stay readable (at most 256 MiB).
+    let huge_groups = Options {
+        max_group_bytes: 512 << 20,
+        ..Options::default()
+    };
+    assert!(matches!(
+        Db::open(dir.path(), huge_groups),
+        Err(Error::InvalidArgument(_))
+    ));
 }
 
 fn tables_on_disk(dir: &std::path::Path) -> Vec<String> {

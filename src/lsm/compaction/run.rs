@@ -40,7 +40,11 @@ fn merge(shared: &Shared, c: &Choice, tombs: &[RangeTombstone]) -> Result<Vec<Fi
     let keep: &[RangeTombstone] = if c.bottom { &[] } else { tombs };
     let mut cursor = TombstoneCursor::new(tombs.to_vec(), key::MAX_SEQ);
     let result = (|| {
-        it.seek(&[0; key::TAG_LEN])?;
+        // Before every version of the first (maybe empty) key: tags sort newest first, so a zero
+        // tag would land after the empty key's versions.
+        let mut first = Vec::new();
+        key::encode(&mut first, b"", key::lookup_tag(key::MAX_SEQ));
+        it.seek(&first)?;
         let mut last: Option<Vec<u8>> = None;
         while it.valid() {
             let (user, tag) = key::split(it.key());

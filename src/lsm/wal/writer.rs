@@ -101,11 +101,13 @@ impl WalWriter {
         if self.buf.is_empty() {
             return Ok(());
         }
-        (&*self.file)
-            .write_all(&self.buf)
-            .map_err(|e| Error::io(&self.path, e))?;
-        self.cfg.stats.add_wal_bytes(self.buf.len() as u64);
+        let written = (&*self.file).write_all(&self.buf);
+        // Written or not, the bytes go: a failed write poisons the engine, and writing them again
+        // (at close) could make a write that failed durable, or leave a torn record before a good one.
+        let len = self.buf.len() as u64;
         self.buf.clear();
+        written.map_err(|e| Error::io(&self.path, e))?;
+        self.cfg.stats.add_wal_bytes(len);
         Ok(())
     }
 
