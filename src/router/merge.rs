@@ -13,7 +13,9 @@ mod order;
 #[cfg(test)]
 mod tests;
 
-use sqlparser::ast::{Distinct, Expr, GroupByExpr, Query, Select, SelectItem, SetExpr, Value};
+use sqlparser::ast::{
+    Distinct, Expr, GroupByExpr, JoinOperator, Query, Select, SelectItem, SetExpr, Value,
+};
 
 use super::having::{self, Filter};
 use super::plan::Refusal;
@@ -64,13 +66,29 @@ pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePl
         return Err(refuse("UNION, INTERSECT, EXCEPT or VALUES"));
     };
     let is_key = |e: &Expr| is_shard_key(e, keys);
+    // A shard key value lives on one shard, but an outer join's NULLs come from every shard: the
+    // shortcuts below (rows or groups by the key are whole on one shard) need inner joins.
+    let outer = select.from.iter().flat_map(|t| &t.joins).any(|j| {
+        matches!(
+            j.join_operator,
+            JoinOperator::Left(_)
+                | JoinOperator::LeftOuter(_)
+                | JoinOperator::Right(_)
+                | JoinOperator::RightOuter(_)
+                | JoinOperator::FullOuter(_)
+                | JoinOperator::OuterApply
+        )
+    });
+    let whole_by_key = |e: &Expr| !outer && is_key(e);
     match &select.distinct {
         None | Some(Distinct::All) => {}
         // Rows that differ in the shard key live on different shards or on the same one: each shard's
         // DISTINCT rows are distinct from every other shard's, so they only need concatenating.
         Some(Distinct::Distinct)
             if select.projection.iter().any(|i| match i {
-                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => is_key(e),
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                    whole_by_key(e)
+                }
                 _ => false,
             }) => {}
         Some(_) => return Err(refuse("DISTINCT (except over the shard key)")),
@@ -95,7 +113,7 @@ pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePl
     };
     // Grouped by the shard key, every group lives on one shard: each shard's groups (with their HAVING,
     // any aggregate) are final, and the rows merge like rows without aggregates.
-    let whole_groups = group_by.iter().any(&is_key);
+    let whole_groups = group_by.iter().any(whole_by_key);
     let aggregates = if whole_groups {
         for e in items.iter().flatten() {
             if contains_window(e) {
@@ -158,12 +176,8 @@ pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePl
     if let SetExpr::Select(s) = shard.body.as_mut() {
         shard_select(s, having.as_ref(), &mut aggregates, &mut hidden)?;
     }
-    shard.limit_clause = if aggregated {
-        // Groups combine across shards before LIMIT and OFFSET can apply.
-        None
-    } else {
-        shard_limit(limit, offset)
-    };
+    // Groups combine across shards before LIMIT and OFFSET can apply.
+    shard.limit_clause = shard_limit(limit, offset, aggregated);
     Ok(MergePlan {
         shard_sql: shard.to_string(),
         order_by,

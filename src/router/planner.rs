@@ -172,6 +172,15 @@ fn plan_one(stmt: Option<&Statement>, lexed: &Lexed, map: &ShardMap) -> Plan {
                     ),
                 );
             }
+            // The shards' plans are no rows to merge (the merge would run the SELECT's plan on the
+            // plan lines): one shard's plan at a time.
+            let mut inner = inner;
+            if inner.merge.is_some() {
+                inner.merge = Some(Err(Refusal::unsupported(
+                    "EXPLAIN of a read over several shards",
+                    "add /* shardgate: shard=NAME */ to see one shard's plan",
+                )));
+            }
             inner
         }
         Statement::Set(s) => set(s, map),

@@ -446,6 +446,8 @@ pub(super) fn merge_of(plan: &Plan, params: &Params, param_types: &[u8]) -> Resu
         match c {
             None => Ok(None),
             Some(Count::Value(v)) => Ok(Some(v)),
+            // NULL: no LIMIT, no OFFSET, as in PostgreSQL.
+            Some(Count::Param(i)) if matches!(params.value(i), Ok(None)) => Ok(None),
             Some(Count::Param(i)) => match params.key(i, KeyType::Int8) {
                 Ok(KeyValue::Int(v)) if v >= 0 => Ok(Some(v as u64)),
                 _ => Err(Refusal {

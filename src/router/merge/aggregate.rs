@@ -73,6 +73,9 @@ pub(super) fn aggregate(e: &Expr, is_key: &dyn Fn(&Expr) -> bool) -> Result<Opti
             return Err(refuse("a window function"));
         }
         let name = f.name.to_string().to_ascii_lowercase();
+        if !f.within_group.is_empty() {
+            return Err(refuse(&format!("{name}(...) WITHIN GROUP")));
+        }
         let agg = match name.as_str() {
             "count" => Some(Agg::Count),
             "sum" => Some(Agg::Sum),
@@ -97,6 +100,9 @@ pub(super) fn aggregate(e: &Expr, is_key: &dyn Fn(&Expr) -> bool) -> Result<Opti
                 }
             }
             return Ok(Some(agg));
+        }
+        if is_aggregate_name(&name) {
+            return Err(refuse(&format!("the aggregate {name}()")));
         }
     }
     if contains_aggregate(e) {
@@ -124,24 +130,86 @@ pub(super) fn contains_window(e: &Expr) -> bool {
     e.to_string().to_ascii_lowercase().contains(" over ")
 }
 
+/// PostgreSQL's built-in aggregates (pg_aggregate, releases 15 to 17). Only count, sum, min, max,
+/// avg, bool_and/or and every combine across shards; any other is refused rather than taken for a
+/// plain column (which would give one row, or one group, per shard). An aggregate of the
+/// application's own (CREATE AGGREGATE) is not known here: see the README.
+const AGGREGATES: &[&str] = &[
+    "any_value",
+    "array_agg",
+    "avg",
+    "bit_and",
+    "bit_or",
+    "bit_xor",
+    "bool_and",
+    "bool_or",
+    "corr",
+    "count",
+    "covar_pop",
+    "covar_samp",
+    "cume_dist",
+    "dense_rank",
+    "every",
+    "json_agg",
+    "json_agg_strict",
+    "json_arrayagg",
+    "json_object_agg",
+    "json_object_agg_strict",
+    "json_object_agg_unique",
+    "json_object_agg_unique_strict",
+    "json_objectagg",
+    "jsonb_agg",
+    "jsonb_agg_strict",
+    "jsonb_object_agg",
+    "jsonb_object_agg_strict",
+    "jsonb_object_agg_unique",
+    "jsonb_object_agg_unique_strict",
+    "max",
+    "min",
+    "mode",
+    "percent_rank",
+    "percentile_cont",
+    "percentile_disc",
+    "range_agg",
+    "range_intersect_agg",
+    "rank",
+    "regr_avgx",
+    "regr_avgy",
+    "regr_count",
+    "regr_intercept",
+    "regr_r2",
+    "regr_slope",
+    "regr_sxx",
+    "regr_sxy",
+    "regr_syy",
+    "stddev",
+    "stddev_pop",
+    "stddev_samp",
+    "string_agg",
+    "sum",
+    "var_pop",
+    "var_samp",
+    "variance",
+    "xmlagg",
+];
+
+/// `name` as written, maybe schema-qualified (`pg_catalog.sum`).
+fn is_aggregate_name(name: &str) -> bool {
+    let bare = name.rsplit('.').next().unwrap_or(name).trim_matches('"');
+    AGGREGATES.contains(&bare)
+}
+
 /// Whether an aggregate or window function appears anywhere inside.
 fn contains_aggregate(e: &Expr) -> bool {
-    let text = e.to_string().to_ascii_lowercase();
-    [
-        "count(",
-        "sum(",
-        "min(",
-        "max(",
-        "avg(",
-        "bool_and(",
-        "bool_or(",
-        "every(",
-        " over ",
-        "array_agg(",
-        "string_agg(",
-        "json_agg(",
-        "jsonb_agg(",
-    ]
-    .iter()
-    .any(|f| text.contains(f))
+    sqlparser::ast::visit_expressions(e, |x| match x {
+        Expr::Function(f)
+            if f.over.is_some()
+                || !f.within_group.is_empty()
+                || is_aggregate_name(&f.name.to_string().to_ascii_lowercase()) =>
+        {
+            std::ops::ControlFlow::Break(())
+        }
+        _ => std::ops::ControlFlow::Continue(()),
+    })
+    .is_break()
 }

@@ -1,7 +1,7 @@
 //! LIMIT and OFFSET over several shards: each shard returns its first LIMIT + OFFSET rows, the
 //! merge skips OFFSET of them all and stops at LIMIT.
 
-use sqlparser::ast::{Expr, LimitClause, Query, Value};
+use sqlparser::ast::{Expr, LimitClause, Offset, OffsetRows, Query, Value};
 
 use super::refuse;
 use crate::router::plan::Refusal;
@@ -35,23 +35,50 @@ pub(super) fn limit_and_offset(q: &Query) -> Result<(Option<Count>, Option<Count
 }
 
 /// Each shard returns the first LIMIT + OFFSET rows of its own; the merge skips OFFSET of them all.
-pub(super) fn shard_limit(limit: Option<Count>, offset: Option<Count>) -> Option<LimitClause> {
-    let limit = limit?;
+/// Without a LIMIT, or when groups combine across shards first (`aggregated`), the shards return
+/// every row; a LIMIT or OFFSET parameter then stays in the statement as `OFFSET 0 * (...)`, so that
+/// the client's Bind still fits it (with the type PostgreSQL infers for it), and offsets nothing.
+pub(super) fn shard_limit(
+    limit: Option<Count>,
+    offset: Option<Count>,
+    aggregated: bool,
+) -> Option<LimitClause> {
     let expr = |c: Count| match c {
         Count::Value(v) => format!("{v}"),
         Count::Param(i) => format!("${}::int8", i + 1),
     };
-    let text = match offset {
-        None => expr(limit),
-        Some(o) => format!("({} + {})", expr(limit), expr(o)),
+    let parse = |text: &str| {
+        sqlparser::parser::Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
+            .try_with_sql(text)
+            .and_then(|mut p| p.parse_expr())
+            .ok()
     };
-    let parsed = sqlparser::parser::Parser::new(&sqlparser::dialect::PostgreSqlDialect {})
-        .try_with_sql(&text)
-        .and_then(|mut p| p.parse_expr())
-        .ok()?;
+    if let (Some(l), false) = (limit, aggregated) {
+        let text = match offset {
+            None => expr(l),
+            Some(o) => format!("({} + {})", expr(l), expr(o)),
+        };
+        return Some(LimitClause::LimitOffset {
+            limit: Some(parse(&text)?),
+            offset: None,
+            limit_by: Vec::new(),
+        });
+    }
+    let params: Vec<String> = [limit, offset]
+        .into_iter()
+        .flatten()
+        .filter(|c| matches!(c, Count::Param(_)))
+        .map(expr)
+        .collect();
+    if params.is_empty() {
+        return None;
+    }
     Some(LimitClause::LimitOffset {
-        limit: Some(parsed),
-        offset: None,
+        limit: None,
+        offset: Some(Offset {
+            value: parse(&format!("0 * ({})", params.join(" + ")))?,
+            rows: OffsetRows::None,
+        }),
         limit_by: Vec::new(),
     })
 }

@@ -144,6 +144,9 @@ fn queries() -> Vec<(String, bool)> {
         "SELECT u.id, u.email, o.id, o.amount FROM users u JOIN orders o ON o.user_id = u.id",
         "SELECT u.email, o.amount FROM orders o JOIN users u ON u.id = o.user_id WHERE o.amount > 400",
         "SELECT u.id, count(o.id) FROM users u LEFT JOIN orders o ON o.user_id = u.id GROUP BY u.id",
+        // The outer join's NULL keys come from every shard: one NULL group, one NULL row.
+        "SELECT o.user_id, count(*) FROM users u LEFT JOIN orders o ON o.user_id = u.id GROUP BY o.user_id",
+        "SELECT count(DISTINCT o.user_id), count(*) FROM users u LEFT JOIN orders o ON o.user_id = u.id",
         "SELECT u.id, sum(o.amount), max(o.id) FROM users u JOIN orders o ON o.user_id = u.id GROUP BY u.id HAVING count(*) > 3",
         "SELECT count(*), sum(o.amount), avg(o.amount), min(u.email) FROM users u JOIN orders o ON o.user_id = u.id",
         "SELECT u.email, count(*) FROM users u JOIN orders o ON o.user_id = u.id GROUP BY u.email HAVING sum(o.amount) > 1000",
@@ -423,6 +426,54 @@ async fn having_reads_bind_parameters() {
     assert!(rows(&proxy, sql, &[&Option::<i64>::None]).await.is_empty());
 }
 
+/// LIMIT and OFFSET parameters (types left to the server, as most drivers do) stay in the shards'
+/// statement even where the shards must return every row (groups combine first; OFFSET without
+/// LIMIT), so that the client's Bind fits it; NULL means no LIMIT, no OFFSET.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limit_and_offset_parameters() {
+    let (_s, oracle, proxy) = loaded().await;
+    async fn rows(c: &Client, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Vec<Vec<Raw>> {
+        let rows = c
+            .query(sql, p)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        rows.iter()
+            .map(|r| (0..r.len()).map(|i| r.get::<_, Raw>(i)).collect())
+            .collect()
+    }
+    let cases: [(&str, Vec<Option<i64>>); 6] = [
+        (
+            "SELECT grp, count(*) FROM items GROUP BY grp ORDER BY 2 DESC, grp LIMIT $1",
+            vec![Some(3)],
+        ),
+        (
+            "SELECT grp, count(*) FROM items GROUP BY grp ORDER BY grp LIMIT $1 OFFSET $2",
+            vec![Some(2), Some(1)],
+        ),
+        (
+            "SELECT id FROM items ORDER BY id OFFSET $1",
+            vec![Some(250)],
+        ),
+        (
+            "SELECT id FROM items ORDER BY id LIMIT $1 OFFSET $2",
+            vec![Some(5), Some(10)],
+        ),
+        ("SELECT id FROM items ORDER BY id LIMIT $1", vec![None]),
+        (
+            "SELECT id FROM items ORDER BY id LIMIT 3 OFFSET $1",
+            vec![None],
+        ),
+    ];
+    for (sql, params) in cases {
+        let p: Vec<&(dyn ToSql + Sync)> = params.iter().map(|v| v as &(dyn ToSql + Sync)).collect();
+        assert_eq!(
+            rows(&proxy, sql, &p).await,
+            rows(&oracle, sql, &p).await,
+            "{sql} {params:?}"
+        );
+    }
+}
+
 /// What cannot merge exactly is refused with 0A000 and the reason; the session goes on.
 #[tokio::test]
 async fn what_cannot_merge_is_refused() {
@@ -453,6 +504,25 @@ async fn what_cannot_merge_is_refused() {
             "an expression over aggregates",
         ),
         ("SELECT grp, row_number() OVER () FROM items", "window"),
+        // Aggregates that do not combine across shards, which must not pass for plain columns.
+        ("SELECT stddev(price) FROM items", "the aggregate stddev()"),
+        (
+            "SELECT grp, string_agg(name, ',') FROM items GROUP BY grp",
+            "the aggregate string_agg()",
+        ),
+        (
+            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY price) FROM items",
+            "WITHIN GROUP",
+        ),
+        (
+            "SELECT coalesce(sum(qty), 0) FROM items",
+            "an expression over aggregates",
+        ),
+        // Each shard's plan: no rows to merge.
+        (
+            "EXPLAIN SELECT * FROM items",
+            "EXPLAIN of a read over several shards",
+        ),
         (
             "SELECT u.id, o.id FROM users u JOIN orders o ON o.id = u.id",
             "orders, users are not joined on their shard keys",
