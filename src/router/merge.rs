@@ -145,11 +145,25 @@ pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePl
     if aggregated && wildcard {
         return Err(refuse("* with aggregates"));
     }
-    // Every group key must be an output column, so that shard rows of one group can be recognised.
+    // Every group key must be an output column, so that shard rows of one group can be recognised;
+    // and every other plain output column must follow from the keys, or it would split a group
+    // where shards differ in it (now(), random(), current_database()).
     if aggregated {
+        let mut keys = Vec::new();
         for g in &group_by {
-            if position(select, &items, g).is_none() {
+            let Some(i) = position(select, &items, g) else {
                 return Err(refuse(&format!("GROUP BY {g} not in the select list")));
+            };
+            keys.push(g.to_string());
+            keys.extend(items[i].map(ToString::to_string));
+        }
+        for (e, agg) in items.iter().zip(&aggregates) {
+            if let (Some(e), None) = (e, agg)
+                && !follows_from(e, &keys)
+            {
+                return Err(refuse(&format!(
+                    "{e} next to aggregates, being neither a GROUP BY expression nor made of them"
+                )));
             }
         }
     }
@@ -194,6 +208,22 @@ pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePl
         having,
         hidden: hidden.items.len(),
     })
+}
+
+/// Whether `e` is a group key, a constant, or operators and casts over those (the same on every shard
+/// for one group). Anything else, a function call included, may differ from shard to shard.
+fn follows_from(e: &Expr, keys: &[String]) -> bool {
+    if keys.iter().any(|k| *k == e.to_string()) {
+        return true;
+    }
+    match e {
+        Expr::Value(_) => true,
+        Expr::BinaryOp { left, right, .. } => follows_from(left, keys) && follows_from(right, keys),
+        Expr::UnaryOp { expr, .. } | Expr::Nested(expr) | Expr::Cast { expr, .. } => {
+            follows_from(expr, keys)
+        }
+        _ => false,
+    }
 }
 
 /// The SELECT the shards run: without the HAVING the merge applies (one with parameters stays as
