@@ -16,6 +16,26 @@ pub(crate) struct Field {
     pub format: i16,
 }
 
+/// The first object id a database gives its own types (PostgreSQL's FirstNormalObjectId).
+const FIRST_USER_OID: u32 = 16384;
+
+/// Whether two shards' RowDescriptions describe the same result: the same names, formats, sizes and
+/// modifiers, and the same types, where a type of the database's own (an enum, a domain, an
+/// extension's type) counts as the same whatever its oid, which each shard numbers itself. (A merge
+/// that must compare such values refuses them as a type it does not know.)
+pub(crate) fn same_shape(a: &Option<Vec<Field>>, b: &Option<Vec<Field>>) -> bool {
+    let (Some(a), Some(b)) = (a, b) else {
+        return a.is_none() && b.is_none();
+    };
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            let user = x.type_oid >= FIRST_USER_OID && y.type_oid >= FIRST_USER_OID;
+            (x.type_oid == y.type_oid || user)
+                && (x.name.as_slice(), x.typlen, x.typmod, x.format)
+                    == (y.name.as_slice(), y.typlen, y.typmod, y.format)
+        })
+}
+
 /// The fields of a RowDescription frame (tag and length included); `None` if malformed.
 pub(crate) fn fields(frame_bytes: &[u8]) -> Option<Vec<Field>> {
     let mut c = Cursor::new(frame_bytes.get(frame::HEADER_LEN..)?, "RowDescription");

@@ -189,7 +189,10 @@ async fn respond<W: AsyncWrite + Unpin>(
     let (before, description) = &headers[0];
     owed(&streams[0], before, out);
     let first = rows::fields(description);
-    if headers[1..].iter().any(|(_, d)| rows::fields(d) != first) {
+    if headers[1..]
+        .iter()
+        .any(|(_, d)| !rows::same_shape(&rows::fields(d), &first))
+    {
         return fail(streams, out, disagree());
     }
     let fields = first.unwrap_or_default();

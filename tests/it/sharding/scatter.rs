@@ -475,6 +475,66 @@ async fn limit_and_offset_parameters() {
     }
 }
 
+/// An enum (any type of the database's own) has another oid on each shard: its rows still merge,
+/// grouped by it too; only an order by it is refused.
+#[tokio::test]
+async fn types_of_the_databases_own_merge() {
+    let s = Sharded::start_n(shared(), 2, "").await;
+    for shard in 0..2 {
+        let d = s.direct(shared(), shard).await;
+        // Shard 1 numbers its types differently.
+        if shard == 1 {
+            d.batch_execute("CREATE TYPE filler AS ENUM ('x')")
+                .await
+                .unwrap();
+        }
+        d.batch_execute(
+            "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy'); ALTER TABLE items ADD COLUMN m mood",
+        )
+        .await
+        .unwrap();
+    }
+    let c = s.proxy.client().await;
+    let values: Vec<String> = (1..=30)
+        .map(|g| format!("({g}, '{}')", ["sad", "ok", "happy"][g % 3]))
+        .collect();
+    c.batch_execute(&format!(
+        "INSERT INTO items (id, m) VALUES {}",
+        values.join(", ")
+    ))
+    .await
+    .unwrap();
+    let rows = c
+        .simple_query("SELECT id, m FROM items ORDER BY id")
+        .await
+        .unwrap();
+    let texts: Vec<String> = rows
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => {
+                Some(format!("{}|{}", r.get(0).unwrap(), r.get(1).unwrap()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts.len(), 30);
+    assert_eq!(texts[0], "1|ok");
+    // Groups by the enum.
+    let grouped = c
+        .simple_query("SELECT m, count(*) FROM items GROUP BY m")
+        .await
+        .unwrap()
+        .iter()
+        .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
+        .count();
+    assert_eq!(grouped, 3);
+    let e = c
+        .simple_query("SELECT id FROM items ORDER BY m, id")
+        .await
+        .unwrap_err();
+    assert!(e.as_db_error().is_some(), "{e}");
+}
+
 /// What cannot merge exactly is refused with 0A000 and the reason; the session goes on.
 #[tokio::test]
 async fn what_cannot_merge_is_refused() {
