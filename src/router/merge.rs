@@ -25,7 +25,7 @@ use hidden::Hidden;
 pub use limit::Count;
 use limit::{limit_and_offset, shard_limit};
 pub use order::{SortColumn, SortRef};
-use order::{foreign_collation, position, same_expression, sort_columns};
+use order::{foreign_collation, group_position, same_expression, sort_columns};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MergePlan {
@@ -151,7 +151,7 @@ pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePl
     if aggregated {
         let mut keys = Vec::new();
         for g in &group_by {
-            let Some(i) = position(select, &items, g) else {
+            let Some(i) = group_position(select, &items, g) else {
                 return Err(refuse(&format!("GROUP BY {g} not in the select list")));
             };
             keys.push(g.to_string());

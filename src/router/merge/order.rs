@@ -66,8 +66,10 @@ pub(super) fn sort_columns(
                     )));
                 }
                 None => {
+                    // An alias past a `*` names an expression the shards must compute again.
+                    let expr = aliased(select, &o.expr).unwrap_or(&o.expr);
                     hidden.push(SelectItem::ExprWithAlias {
-                        expr: o.expr.clone(),
+                        expr: expr.clone(),
                         alias: Ident::new(format!("__shardgate_sort_{}", hidden.len())),
                     });
                     (
@@ -151,34 +153,84 @@ pub(super) fn same_expression(select: &Select, items: &[Option<&Expr>], e: &Expr
 fn find(select: &Select, items: &[Option<&Expr>], e: &Expr, by_alias: bool) -> Option<usize> {
     let text = e.to_string();
     let name = match e {
-        Expr::Identifier(i) => Some(i.value.as_str()),
+        Expr::Identifier(i) => Some(folded(i)),
         _ => None,
     };
-    for (i, item) in select.projection.iter().enumerate() {
-        if items[..i].iter().any(Option::is_none) {
-            return None;
-        }
-        let hit = match item {
-            SelectItem::ExprWithAlias { alias, expr } => {
-                (by_alias && name.is_some_and(|n| n == alias.value)) || expr.to_string() == text
+    // Past a `*` the positions are unknown.
+    let known = items
+        .iter()
+        .position(Option::is_none)
+        .unwrap_or(items.len());
+    let projection = &select.projection[..known.min(select.projection.len())];
+    // A bare name is an output column's name first (PostgreSQL's rule for ORDER BY).
+    if by_alias && let Some(n) = &name {
+        for (i, item) in projection.iter().enumerate() {
+            let output = match item {
+                SelectItem::ExprWithAlias { alias, .. } => Some(folded(alias)),
+                SelectItem::UnnamedExpr(expr) => unqualified(expr).map(folded),
+                _ => None,
+            };
+            if output.as_ref() == Some(n) {
+                return Some(i);
             }
-            SelectItem::UnnamedExpr(expr) => {
-                expr.to_string() == text || unqualified(expr).is_some_and(|c| Some(c) == name)
-            }
-            _ => false,
-        };
-        if hit {
-            return Some(i);
         }
     }
-    None
+    projection.iter().position(|item| match item {
+        SelectItem::ExprWithAlias { expr, .. } => expr.to_string() == text,
+        SelectItem::UnnamedExpr(expr) => {
+            expr.to_string() == text || name.is_some() && unqualified(expr).map(folded) == name
+        }
+        _ => false,
+    })
+}
+
+/// The output column a GROUP BY key is. A bare name is an input column first (PostgreSQL's rule for
+/// GROUP BY), so an alias counts only where its own expression does not read a column of that name
+/// (`date_trunc('day', at) AS at ... GROUP BY at` groups by the column `at`, not the day).
+pub(super) fn group_position(select: &Select, items: &[Option<&Expr>], e: &Expr) -> Option<usize> {
+    let i = position(select, items, e)?;
+    let shadowing = match (e, &select.projection[i]) {
+        (Expr::Identifier(name), SelectItem::ExprWithAlias { expr, .. }) => {
+            let name = folded(name);
+            let mut reads = false;
+            let _ = sqlparser::ast::visit_expressions(expr, |x| {
+                reads |= unqualified(x).map(folded).as_ref() == Some(&name);
+                std::ops::ControlFlow::<()>::Continue(())
+            });
+            reads
+                && expr.to_string() != e.to_string()
+                && unqualified(expr).map(folded) != Some(name)
+        }
+        _ => false,
+    };
+    (!shadowing).then_some(i)
+}
+
+/// The expression an output alias stands for, when `e` is a bare name that is one.
+fn aliased<'a>(select: &'a Select, e: &Expr) -> Option<&'a Expr> {
+    let Expr::Identifier(name) = e else {
+        return None;
+    };
+    let name = folded(name);
+    select.projection.iter().find_map(|item| match item {
+        SelectItem::ExprWithAlias { alias, expr } if folded(alias) == name => Some(expr),
+        _ => None,
+    })
+}
+
+/// An identifier as PostgreSQL reads it: folded to lower case unless quoted.
+fn folded(i: &Ident) -> String {
+    match i.quote_style {
+        Some(_) => i.value.clone(),
+        None => i.value.to_lowercase(),
+    }
 }
 
 /// `t.col` answers to `col`.
-fn unqualified(e: &Expr) -> Option<&str> {
+fn unqualified(e: &Expr) -> Option<&Ident> {
     match e {
-        Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.as_str()),
-        Expr::Identifier(i) => Some(i.value.as_str()),
+        Expr::CompoundIdentifier(parts) => parts.last(),
+        Expr::Identifier(i) => Some(i),
         _ => None,
     }
 }

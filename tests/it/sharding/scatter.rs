@@ -181,6 +181,10 @@ fn queries() -> Vec<(String, bool)> {
             "SELECT id FROM items ORDER BY id OFFSET 1000",
             "SELECT name, id FROM items ORDER BY name COLLATE \"C\", id",
             "SELECT id, price FROM items ORDER BY price, id",
+            // A bare ORDER BY name is an output column's name first, folded like PostgreSQL folds it.
+            "SELECT id AS raw, id * -1 AS id, name FROM items ORDER BY id LIMIT 20",
+            "SELECT price AS Total, id FROM items ORDER BY total, id",
+            "SELECT *, price * 2 AS p2 FROM items ORDER BY p2, id",
         ]
         .iter()
         .map(|s| (s.to_string(), true)),
@@ -587,6 +591,11 @@ async fn what_cannot_merge_is_refused() {
         (
             "SELECT u.id, o.id FROM users u JOIN orders o ON o.id = u.id",
             "orders, users are not joined on their shard keys",
+        ),
+        // GROUP BY at is the column at (PostgreSQL reads input columns first), not the alias.
+        (
+            "SELECT date_trunc('day', at) AS at, count(*) FROM items GROUP BY at",
+            "GROUP BY at not in the select list",
         ),
         // Differs from shard to shard: it would split the one row into one per shard.
         (
