@@ -76,9 +76,10 @@ impl Pooled {
             .as_ref()
             .is_some_and(|c| c.tx_status != b'I' || !c.read_buf.is_empty())
         {
-            debug_assert!(false, "a server released busy");
-            tracing::error!(
-                "a server was released inside a transaction or with replies unread; closed"
+            // Inside a transaction it is a caller's bug; unread bytes may be a notice or notification
+            // that came after the last ReadyForQuery. Either way it is not reused.
+            tracing::debug!(
+                "a server released inside a transaction or with bytes unread is closed"
             );
             return;
         }

@@ -140,7 +140,12 @@ const CODE_WORDS: &[&[u8]] = &[b"do", b"call"];
 
 /// The letters trigger words start with, as bits (`a` = bit 0).
 const FIRST_LETTERS: u32 = {
-    let mut bits = (1 << (b'd' - b'a')) | (1 << (b'c' - b'a'));
+    let mut bits = 0u32;
+    let mut i = 0;
+    while i < CODE_WORDS.len() {
+        bits |= 1 << (CODE_WORDS[i][0] - b'a');
+        i += 1;
+    }
     let mut i = 0;
     while i < TRIGGERS.len() {
         bits |= 1 << (TRIGGERS[i][0] - b'a');
@@ -177,7 +182,9 @@ fn runs_code(sql: &[u8], i: usize) -> bool {
                 .get(at + w.len())
                 .is_none_or(|&c| !c.is_ascii_alphanumeric() && c != b'_')
     };
-    CODE_WORDS.iter().any(|w| word_at(i, w))
+    // `on_call` is one word (has_trigger takes `_` for a break).
+    (i == 0 || sql[i - 1] != b'_')
+        && CODE_WORDS.iter().any(|w| word_at(i, w))
         && !(word_at(i, b"do") && {
             let next = sql[i + 2..]
                 .iter()

@@ -104,20 +104,7 @@ impl Shared {
             self.stats.add_wal_sync();
             self.stats.add_sync_writes(s.sync_writes);
         }
-        // The lock guards the count of groups waiting for their turn: a
-        // condvar notify is a system call, worth making only for a waiter.
-        let mut waiting = self.publish.lock().unwrap_or_else(|e| e.into_inner());
-        while self.visible_seq.load(Ordering::Acquire) + 1 < s.first {
-            if self.poisoned.load(Ordering::Acquire) {
-                return Err(Error::Poisoned("an earlier write failed".into()));
-            }
-            *waiting += 1;
-            waiting = self
-                .publish_cv
-                .wait(waiting)
-                .unwrap_or_else(|e| e.into_inner());
-            *waiting -= 1;
-        }
+        let waiting = self.wait_turn(s.first - 1)?;
         if s.last >= s.first {
             self.visible_seq.store(s.last, Ordering::Release);
         }
@@ -131,6 +118,12 @@ impl Shared {
     /// its fsync, which must not reach a table (where it would hide an older, visible version)
     /// before it is durable, nor at all if the fsync fails.
     pub(crate) fn wait_visible(&self, seq: u64) -> Result<()> {
+        self.wait_turn(seq).map(drop)
+    }
+
+    /// Waits until every write up to `seq` is visible; returns the publish lock, which guards the
+    /// count of threads waiting (a condvar notify is a system call, worth making only for a waiter).
+    fn wait_turn(&self, seq: u64) -> Result<std::sync::MutexGuard<'_, usize>> {
         let mut waiting = self.publish.lock().unwrap_or_else(|e| e.into_inner());
         while self.visible_seq.load(Ordering::Acquire) < seq {
             if self.poisoned.load(Ordering::Acquire) {
@@ -143,7 +136,7 @@ impl Shared {
                 .unwrap_or_else(|e| e.into_inner());
             *waiting -= 1;
         }
-        Ok(())
+        Ok(waiting)
     }
 
     /// Makes sure the active memtable has room, freezing it when full. Applies

@@ -19,3 +19,4 @@ pub(crate) const INVALID_SQL_STATEMENT_NAME: &str = "26000";
 pub(crate) const QUERY_CANCELED: &str = "57014";
 pub(crate) const RAISE_EXCEPTION: &str = "P0001";
 pub(crate) const STATEMENT_TOO_COMPLEX: &str = "54001";
+pub(crate) const INVALID_COLUMN_REFERENCE: &str = "42P10";

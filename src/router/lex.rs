@@ -9,9 +9,9 @@ pub(crate) struct Lexed<'a> {
     pub(crate) text: &'a str,
     pub(crate) words: Vec<String>,
     pub(crate) comments: Vec<&'a str>,
-    /// Binary operators (`+`, `=`, `AND`, ...): each can add a level to the parser's expression tree,
-    /// which is as deep as an operator chain is long.
-    pub(crate) operators: usize,
+    /// The longest chain of binary operators (`+`, `=`, `AND`, ...) at one nesting level, between
+    /// commas and clause words: the parser's expression tree is as deep as such a chain is long.
+    pub(crate) chain: usize,
 }
 
 /// Splits `sql` into statements at top-level semicolons; statements with no words are dropped.
@@ -33,8 +33,9 @@ fn lex<'a>(sql: &'a str) -> Vec<Lexed<'a>> {
     let mut start = 0;
     let mut i = 0;
     // Whether the last token was an operand, so that an operator after it is binary (`1 - 2`), not a
-    // sign (`(1, -2)`).
+    // sign (`(1, -2)`); and the operators chained so far at each nesting level.
     let mut operand = false;
+    let mut runs: Vec<usize> = vec![0];
     let finish = |out: &mut Vec<Lexed<'a>>, cur: &mut Lexed<'a>, end: usize, start: usize| {
         let mut done = std::mem::take(cur);
         done.text = sql[start..end].trim();
@@ -103,16 +104,39 @@ fn lex<'a>(sql: &'a str) -> Vec<Lexed<'a>> {
                 }
                 let word = sql[s..i].to_ascii_lowercase();
                 operand = !matches!(word.as_str(), "and" | "or");
-                cur.operators += usize::from(!operand);
+                let run = runs.last_mut().expect("one level at least");
+                if !operand {
+                    *run += 1;
+                    cur.chain = cur.chain.max(*run);
+                } else if CLAUSE_WORDS.contains(&word.as_str()) {
+                    *run = 0;
+                }
                 cur.words.push(word);
             }
             b'+' | b'-' | b'*' | b'/' | b'%' | b'<' | b'>' | b'=' | b'!' | b'~' | b'&' | b'|'
             | b'^' | b'#' | b'@' => {
-                cur.operators += usize::from(operand);
+                // The sign of a number's exponent (`1.5e-05`) is no operator.
+                let exponent = matches!(c, b'+' | b'-')
+                    && i >= 2
+                    && b[i - 1] | 0x20 == b'e'
+                    && b[i - 2].is_ascii_digit();
+                if operand && !exponent {
+                    let run = runs.last_mut().expect("one level at least");
+                    *run += 1;
+                    cur.chain = cur.chain.max(*run);
+                }
                 operand = false;
                 i += 1;
             }
             c => {
+                match c {
+                    b'(' => runs.push(0),
+                    b')' if runs.len() > 1 => {
+                        runs.pop();
+                    }
+                    b',' => *runs.last_mut().expect("one level at least") = 0,
+                    _ => {}
+                }
                 if !c.is_ascii_whitespace() && c != b'.' {
                     operand = c.is_ascii_digit() || c == b')' || c == b']';
                 }
@@ -123,6 +147,30 @@ fn lex<'a>(sql: &'a str) -> Vec<Lexed<'a>> {
     finish(&mut out, &mut cur, b.len(), start);
     out
 }
+
+/// Words that start another part of a statement (or of a CASE): an operator chain ends there.
+const CLAUSE_WORDS: &[&str] = &[
+    "select",
+    "from",
+    "where",
+    "values",
+    "set",
+    "on",
+    "having",
+    "by",
+    "limit",
+    "offset",
+    "returning",
+    "case",
+    "when",
+    "then",
+    "else",
+    "end",
+    "as",
+    "join",
+    "using",
+    "into",
+];
 
 /// The index after a quoted run starting at `i` (doubled quotes stay inside), or the end of the text.
 pub(crate) fn skip_quoted(b: &[u8], i: usize, q: u8) -> usize {

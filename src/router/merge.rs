@@ -14,7 +14,8 @@ mod order;
 mod tests;
 
 use sqlparser::ast::{
-    Distinct, Expr, GroupByExpr, JoinOperator, Query, Select, SelectItem, SetExpr, Value,
+    Distinct, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, JoinOperator,
+    Query, Select, SelectItem, SetExpr, TableFactor, Value,
 };
 
 use super::having::{self, Filter};
@@ -25,7 +26,7 @@ use hidden::Hidden;
 pub use limit::Count;
 use limit::{limit_and_offset, shard_limit};
 pub use order::{SortColumn, SortRef};
-use order::{foreign_collation, group_position, same_expression, sort_columns};
+use order::{folded, foreign_collation, group_position, same_expression, sort_columns};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MergePlan {
@@ -66,20 +67,20 @@ pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePl
         return Err(refuse("UNION, INTERSECT, EXCEPT or VALUES"));
     };
     let is_key = |e: &Expr| is_shard_key(e, keys);
-    // A shard key value lives on one shard, but an outer join's NULLs come from every shard: the
-    // shortcuts below (rows or groups by the key are whole on one shard) need inner joins.
-    let outer = select.from.iter().flat_map(|t| &t.joins).any(|j| {
-        matches!(
-            j.join_operator,
-            JoinOperator::Left(_)
-                | JoinOperator::LeftOuter(_)
-                | JoinOperator::Right(_)
-                | JoinOperator::RightOuter(_)
-                | JoinOperator::FullOuter(_)
-                | JoinOperator::OuterApply
-        )
-    });
-    let whole_by_key = |e: &Expr| !outer && is_key(e);
+    // A shard key value lives on one shard, but the NULLs an outer join fills in come from every
+    // shard: the shortcuts below (rows or groups by the key are whole on one shard) take keys of the
+    // tables whose rows are kept only.
+    let nullable = nullable_tables(select);
+    let whole_by_key = |e: &Expr| {
+        is_key(e)
+            && match e {
+                Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
+                    let table = parts[parts.len() - 2].value.to_lowercase();
+                    !nullable.contains(&table)
+                }
+                _ => nullable.is_empty(),
+            }
+    };
     match &select.distinct {
         None | Some(Distinct::All) => {}
         // Rows that differ in the shard key live on different shards or on the same one: each shard's
@@ -149,13 +150,13 @@ pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePl
     // and every other plain output column must follow from the keys, or it would split a group
     // where shards differ in it (now(), random(), current_database()).
     if aggregated {
-        let mut keys = Vec::new();
+        let mut keys: Vec<&Expr> = Vec::new();
         for g in &group_by {
             let Some(i) = group_position(select, &items, g) else {
                 return Err(refuse(&format!("GROUP BY {g} not in the select list")));
             };
-            keys.push(g.to_string());
-            keys.extend(items[i].map(ToString::to_string));
+            keys.push(g);
+            keys.extend(items.get(i).copied().flatten());
         }
         for (e, agg) in items.iter().zip(&aggregates) {
             if let (Some(e), None) = (e, agg)
@@ -210,17 +211,136 @@ pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePl
     })
 }
 
-/// Whether `e` is a group key, a constant, or operators and casts over those (the same on every shard
-/// for one group). Anything else, a function call included, may differ from shard to shard.
-fn follows_from(e: &Expr, keys: &[String]) -> bool {
-    if keys.iter().any(|k| *k == e.to_string()) {
+/// The tables (by alias, else name; lower case) whose columns an outer join may fill with NULLs.
+fn nullable_tables(select: &Select) -> Vec<String> {
+    let name = |f: &TableFactor| match f {
+        TableFactor::Table { name, alias, .. } => alias
+            .as_ref()
+            .map(|a| a.name.value.to_lowercase())
+            .or_else(|| name.0.last().map(|p| p.to_string().to_lowercase()))
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    let mut out = Vec::new();
+    for t in &select.from {
+        let mut before = vec![name(&t.relation)];
+        for j in &t.joins {
+            let this = name(&j.relation);
+            match j.join_operator {
+                JoinOperator::Left(_) | JoinOperator::LeftOuter(_) | JoinOperator::OuterApply => {
+                    out.push(this.clone());
+                }
+                JoinOperator::Right(_) | JoinOperator::RightOuter(_) => out.extend(before.clone()),
+                JoinOperator::FullOuter(_) => {
+                    out.extend(before.clone());
+                    out.push(this.clone());
+                }
+                _ => {}
+            }
+            before.push(this);
+        }
+    }
+    out
+}
+
+/// Functions whose value may differ from shard to shard for the same arguments.
+const VARIES_BY_SHARD: &[&str] = &[
+    "now",
+    "random",
+    "clock_timestamp",
+    "statement_timestamp",
+    "transaction_timestamp",
+    "timeofday",
+    "current_database",
+    "current_setting",
+    "pg_backend_pid",
+    "inet_server_addr",
+    "inet_server_port",
+    "txid_current",
+    "pg_current_xact_id",
+    "nextval",
+    "currval",
+    "lastval",
+    "gen_random_uuid",
+    "uuid_generate_v1",
+    "uuid_generate_v4",
+    "version",
+    "pg_postmaster_start_time",
+    "current_timestamp",
+    "current_time",
+    "current_date",
+    "localtime",
+    "localtimestamp",
+];
+
+/// Whether `e` is the same for every row of a group wherever it comes from: a group key (as written,
+/// or the same column however qualified or cased), a constant, or operators, casts, CASE and
+/// function calls over those, except functions that differ from shard to shard (`now()`).
+fn follows_from(e: &Expr, keys: &[&Expr]) -> bool {
+    if keys
+        .iter()
+        .any(|k| same_column(k, e) || k.to_string() == e.to_string())
+    {
         return true;
     }
     match e {
-        Expr::Value(_) => true,
+        Expr::Value(_) | Expr::TypedString(_) => true,
         Expr::BinaryOp { left, right, .. } => follows_from(left, keys) && follows_from(right, keys),
         Expr::UnaryOp { expr, .. } | Expr::Nested(expr) | Expr::Cast { expr, .. } => {
             follows_from(expr, keys)
+        }
+        Expr::Case {
+            operand,
+            conditions,
+            else_result,
+            ..
+        } => operand
+            .iter()
+            .chain(else_result.iter())
+            .map(|b| b.as_ref())
+            .chain(conditions.iter().flat_map(|c| [&c.condition, &c.result]))
+            .all(|x| follows_from(x, keys)),
+        Expr::Function(f) => {
+            let name = f.name.to_string().to_ascii_lowercase();
+            let name = name.rsplit('.').next().unwrap_or(&name);
+            let args: Option<Vec<&Expr>> = match &f.args {
+                FunctionArguments::None => Some(Vec::new()),
+                FunctionArguments::List(list) => list
+                    .args
+                    .iter()
+                    .map(|a| match a {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(x))
+                        | FunctionArg::Named {
+                            arg: FunctionArgExpr::Expr(x),
+                            ..
+                        } => Some(x),
+                        _ => None,
+                    })
+                    .collect(),
+                FunctionArguments::Subquery(_) => None,
+            };
+            f.over.is_none()
+                && f.filter.is_none()
+                && !VARIES_BY_SHARD.contains(&name)
+                && args.is_some_and(|a| a.into_iter().all(|x| follows_from(x, keys)))
+        }
+        _ => false,
+    }
+}
+
+/// Two references to one column: `grp`, `i.grp` and `GRP` are the same (the query has one such
+/// column, or PostgreSQL would have refused it as ambiguous).
+fn same_column(a: &Expr, b: &Expr) -> bool {
+    let parts = |e: &Expr| -> Option<Vec<String>> {
+        match e {
+            Expr::Identifier(i) => Some(vec![folded(i)]),
+            Expr::CompoundIdentifier(p) => Some(p.iter().map(folded).collect()),
+            _ => None,
+        }
+    };
+    match (parts(a), parts(b)) {
+        (Some(x), Some(y)) => {
+            x.last() == y.last() && (x.len() == 1 || y.len() == 1 || x.len() == y.len() && x == y)
         }
         _ => false,
     }

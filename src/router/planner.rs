@@ -44,7 +44,7 @@ const MAX_OPERATORS: usize = 50_000;
 /// Plans a query string (one or more statements) against a map.
 pub fn plan(sql: &str, map: &ShardMap) -> Plan {
     let lexed = lex::statements(sql);
-    let depth = lexed.iter().map(|l| l.operators).max().unwrap_or(0);
+    let depth = lexed.iter().map(|l| l.chain).max().unwrap_or(0);
     if depth > MAX_OPERATORS {
         return Plan::refuse(
             Command::Utility,
@@ -58,7 +58,25 @@ pub fn plan(sql: &str, map: &ShardMap) -> Plan {
     }
     if depth > ON_STACK_OPERATORS {
         return stacker::grow((1 << 20) + depth * STACK_PER_OPERATOR, || {
-            plan_lexed(sql, &lexed, map)
+            let plan = plan_lexed(sql, &lexed, map);
+            // A plan that keeps part of the syntax tree (a split INSERT's rows, a HAVING to apply)
+            // would use and drop it later on an ordinary stack: refused here, where it is dropped.
+            let having = plan
+                .merge
+                .as_ref()
+                .is_some_and(|m| m.as_ref().is_ok_and(|m| m.having.is_some()));
+            if matches!(plan.target, Target::Insert { .. }) || having {
+                return Plan::refuse(
+                    Command::Utility,
+                    Refusal::new(
+                        STATEMENT_TOO_COMPLEX,
+                        format!(
+                            "statement too complex: a multi-row INSERT or a HAVING with a chain of {depth} operators (at most {ON_STACK_OPERATORS} there)"
+                        ),
+                    ),
+                );
+            }
+            plan
         });
     }
     plan_lexed(sql, &lexed, map)
@@ -337,7 +355,7 @@ mod depth_tests {
 
     fn on_small_stack(sql: String) -> Plan {
         let map = ShardMap::parse(
-            "version: 1\ndefault: s0\nshards:\n  - {name: s0, host: h, port: 1, database: d}\n",
+            "version: 1\nbuckets: 16\ndefault: s0\nshards:\n  - {name: s0, host: h, port: 1, database: d, buckets: [0-7]}\n  - {name: s1, host: h, port: 1, database: d, buckets: [8-15]}\ntables:\n  - {name: users, key: id, type: int8, strategy: hash}\n",
             std::path::Path::new("m.yaml"),
         )
         .unwrap();
@@ -366,6 +384,27 @@ mod depth_tests {
             matches!(&deep.target, Target::Refuse(r) if r.code == STATEMENT_TOO_COMPLEX),
             "{:?}",
             deep.target
+        );
+        // A long CASE (Django's bulk_update) and numbers with exponents are no chain.
+        let whens = (0..60_000)
+            .map(|i| format!("WHEN id = {i} THEN {i}.5e-05"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let case = on_small_stack(format!("SELECT CASE {whens} END FROM t"));
+        assert!(
+            !matches!(case.target, Target::Refuse(_)),
+            "{:?}",
+            case.target
+        );
+        // A split INSERT keeps its rows' syntax trees in the plan: a deep one is refused.
+        let deep_row = on_small_stack(format!(
+            "INSERT INTO users (id, n) VALUES (1, {}1), (2, 0)",
+            "1+".repeat(300)
+        ));
+        assert!(
+            matches!(&deep_row.target, Target::Refuse(r) if r.code == STATEMENT_TOO_COMPLEX),
+            "{:?}",
+            deep_row.target
         );
         // Signs are no operators: a long VALUES list of negative numbers is flat.
         let values = (0..60_000)

@@ -361,6 +361,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         }
         let topo = self.topology();
         let plan = stmt.plan(&self.proxy.router, &topo.map);
+        if plan.command == Command::ResetAll {
+            self.session_shard = None;
+        }
         let params = if plan.reads_params() {
             msg::bind_params(b.rest)?
         } else {
@@ -626,7 +629,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
 fn state_on_several_shards() -> Refusal {
     Refusal::unsupported(
         "a statement that changes session state (settings, temporary tables, session locks, LISTEN) runs on one shard, and this one would run on several",
-        "send the SET (or set_config) as a statement of its own, or route the statement to one shard with /* shardgate: shard=NAME */",
+        "send a SET (or set_config) as a statement of its own; route anything else that keeps state (CREATE TEMP TABLE, pg_advisory_lock, LISTEN) to one shard with /* shardgate: shard=NAME */",
     )
 }
 

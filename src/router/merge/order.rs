@@ -4,6 +4,7 @@
 use sqlparser::ast::{Expr, Ident, OrderByKind, OrderBySort, Query, Select, SelectItem, Value};
 
 use super::refuse;
+use crate::protocol::sqlstate;
 use crate::router::plan::Refusal;
 
 /// A sort key: an output column, counted from the start, or one of the hidden columns.
@@ -59,6 +60,12 @@ pub(super) fn sort_columns(
                             .flatten()
                             .is_some_and(collated_bytewise),
                 ),
+                None if ordinal(&o.expr).is_some() => {
+                    return Err(Refusal::new(
+                        sqlstate::INVALID_COLUMN_REFERENCE,
+                        format!("ORDER BY position {} is not in select list", o.expr),
+                    ));
+                }
                 None if aggregated => {
                     return Err(refuse(&format!(
                         "ORDER BY {} not in the select list",
@@ -139,7 +146,9 @@ fn ordinal(e: &Expr) -> Option<usize> {
 pub(super) fn position(select: &Select, items: &[Option<&Expr>], e: &Expr) -> Option<usize> {
     if let Some(n) = ordinal(e) {
         // The n-th column of the output as PostgreSQL expands it; hidden columns come after all of them.
-        return Some(n - 1);
+        // Past the select list (when it has no `*` to expand) there is no such column.
+        let expanded = items.iter().any(Option::is_none);
+        return (expanded || n <= items.len()).then(|| n - 1);
     }
     find(select, items, e, true)
 }
@@ -189,7 +198,7 @@ fn find(select: &Select, items: &[Option<&Expr>], e: &Expr, by_alias: bool) -> O
 /// (`date_trunc('day', at) AS at ... GROUP BY at` groups by the column `at`, not the day).
 pub(super) fn group_position(select: &Select, items: &[Option<&Expr>], e: &Expr) -> Option<usize> {
     let i = position(select, items, e)?;
-    let shadowing = match (e, &select.projection[i]) {
+    let shadowing = match (e, select.projection.get(i)?) {
         (Expr::Identifier(name), SelectItem::ExprWithAlias { expr, .. }) => {
             let name = folded(name);
             let mut reads = false;
@@ -219,7 +228,7 @@ fn aliased<'a>(select: &'a Select, e: &Expr) -> Option<&'a Expr> {
 }
 
 /// An identifier as PostgreSQL reads it: folded to lower case unless quoted.
-fn folded(i: &Ident) -> String {
+pub(super) fn folded(i: &Ident) -> String {
     match i.quote_style {
         Some(_) => i.value.clone(),
         None => i.value.to_lowercase(),

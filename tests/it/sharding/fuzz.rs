@@ -17,15 +17,15 @@ use crate::harness::raw::{RawClient, Reply};
 use crate::harness::sharded::Sharded;
 use crate::harness::shared;
 
-/// xorshift64*: small, seeded, reproducible.
-struct Rng(u64);
+/// Seeded, so that a failure replays (with the Cargo.lock's rand).
+struct Rng(rand::rngs::StdRng);
 
 impl Rng {
+    fn seeded(seed: u64) -> Rng {
+        Rng(rand::SeedableRng::seed_from_u64(seed))
+    }
     fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        rand::RngExt::random(&mut self.0)
     }
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
@@ -319,7 +319,7 @@ async fn session(
     session: usize,
     verbose: bool,
 ) -> Result<(), String> {
-    let mut rng = Rng(seed ^ (session as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut rng = Rng::seeded(seed ^ (session as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15));
     let mut c = RawClient::login(addr, "trustuser", "app").await;
     let mut log = String::new();
     let mut framed = true;
