@@ -50,6 +50,12 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         if self.copy.is_some() && tag != b'X' {
             return self.on_copy_message(tag, raw).await;
         }
+        if tag != b'X'
+            && let Some(a) = self.server.as_mut().filter(|a| a.copy_in)
+        {
+            on_server_copy_message(a, tag, raw);
+            return Ok(Flow::Continue);
+        }
         let body = &raw[frame::HEADER_LEN..];
         if self.read_flushed && !matches!(tag, b'H' | b'S' | b'X' | b'C') {
             self.read_flushed = false;
@@ -619,6 +625,24 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 Ok(false)
             }
             SessionStatePolicy::Refuse => Err(refusal(state)),
+        }
+    }
+}
+
+/// A client message while the held server runs a COPY FROM STDIN, as PostgreSQL takes it: copy data
+/// goes on; Flush and Sync mean nothing there (the server ignores them, so no reply is owed); any other
+/// message fails the COPY ("unexpected message type") and is itself dropped.
+fn on_server_copy_message(a: &mut Attached, tag: u8, raw: &[u8]) {
+    match tag {
+        b'd' | b'H' | b'S' => a.to_server.extend_from_slice(raw),
+        b'c' | b'f' => {
+            a.to_server.extend_from_slice(raw);
+            a.copy_in = false;
+        }
+        _ => {
+            let reason = format!("unexpected message type 0x{tag:02X} during COPY from stdin");
+            frame::write_message(&mut a.to_server, b'f', |b| frame::put_cstr(b, &reason));
+            a.copy_in = false;
         }
     }
 }

@@ -56,6 +56,9 @@ struct Attached {
     query_starts: VecDeque<Instant>,
     /// The client sent it a statement that changes settings: they are read back before it goes.
     settings_changed: bool,
+    /// It answered CopyInResponse: until the COPY ends it takes only CopyData, CopyDone and
+    /// CopyFail, and ignores Flush and Sync (so nothing may wait for its answer to one).
+    copy_in: bool,
 }
 
 /// The buffers of a server the client held, kept for the next one: a transaction then allocates none.
@@ -311,7 +314,13 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 Event::IdleTimeout => return Err(SessionError::IdleTimeout),
                 Event::Shutdown => return Err(SessionError::Shutdown),
             }
-            if self.blocked && self.server.as_ref().is_none_or(|a| a.tracker.idle()) {
+            // Done, or in a COPY that takes nothing else (the message waiting then fails it).
+            if self.blocked
+                && self
+                    .server
+                    .as_ref()
+                    .is_none_or(|a| a.tracker.idle() || a.copy_in)
+            {
                 self.blocked = false;
                 if self.on_client_input().await? == Flow::Terminate {
                     return Ok(());

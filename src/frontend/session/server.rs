@@ -167,6 +167,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             since: now,
             query_starts,
             settings_changed: false,
+            copy_in: false,
         };
         if let Some(held) = self.begin.take_if(|_| begin) {
             a.inject(held.query());
@@ -257,6 +258,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 None
             };
             let verdict = a.tracker.on_backend(tag, &mut conn.prepared);
+            match tag {
+                b'G' => a.copy_in = true,
+                b'E' | b'Z' => a.copy_in = false,
+                _ => {}
+            }
             if let Some(id) = parsed {
                 statements.mark_valid(id);
             }

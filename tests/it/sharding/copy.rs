@@ -217,3 +217,31 @@ async fn a_failed_copy_leaves_no_row_on_any_shard() {
         .get(0);
     assert_eq!(n, 12);
 }
+
+/// A statement sent in the middle of a one-shard COPY (pipelined before the CopyInResponse, as the
+/// fuzzer did) fails the COPY as PostgreSQL would, and is itself dropped; nothing waits on a server
+/// that takes only COPY data (it ignores the Flush shardgate would ask with).
+#[tokio::test]
+async fn a_statement_during_a_copy_fails_it() {
+    use crate::harness::raw::{RawClient, Reply, first_error};
+    use postgres_protocol::message::frontend;
+    let s = Sharded::start(shared(), "").await;
+    let mut c = RawClient::login(s.proxy.addr, "trustuser", "app").await;
+    c.send(|b| {
+        frontend::query(
+            "/* shardgate: shard=s0 */ COPY users (id, email) FROM STDIN",
+            b,
+        )
+        .unwrap();
+        frontend::query("SET shardgate.shard = 's1'", b).unwrap();
+        frontend::copy_done(b);
+    })
+    .await;
+    let replies = tokio::time::timeout(std::time::Duration::from_secs(20), c.until_ready())
+        .await
+        .expect("the COPY ends");
+    assert_eq!(first_error(&replies), Some("57014"), "{replies:?}");
+    // The session goes on.
+    let rows = c.simple("SELECT count(*) FROM users").await;
+    assert!(matches!(rows.last(), Some(Reply::Ready(b'I'))), "{rows:?}");
+}
