@@ -379,43 +379,35 @@ mod depth_tests {
             let ors = on_small_stack(format!("SELECT 1 FROM t WHERE {ors}"));
             assert!(!matches!(ors.target, Target::Refuse(_)), "{n}: OR chain");
         }
-        let deep = on_small_stack(format!("SELECT {}1", "1*".repeat(MAX_OPERATORS + 1)));
-        assert!(
-            matches!(&deep.target, Target::Refuse(r) if r.code == STATEMENT_TOO_COMPLEX),
-            "{:?}",
-            deep.target
-        );
+        let too_complex = |sql: String| {
+            let p = on_small_stack(sql);
+            assert!(
+                matches!(&p.target, Target::Refuse(r) if r.code == STATEMENT_TOO_COMPLEX),
+                "{:?}",
+                p.target
+            );
+        };
+        let planned = |sql: String| {
+            let p = on_small_stack(sql);
+            assert!(!matches!(p.target, Target::Refuse(_)), "{:?}", p.target);
+        };
+        too_complex(format!("SELECT {}1", "1*".repeat(MAX_OPERATORS + 1)));
         // A long CASE (Django's bulk_update) and numbers with exponents are no chain.
         let whens = (0..60_000)
             .map(|i| format!("WHEN id = {i} THEN {i}.5e-05"))
             .collect::<Vec<_>>()
             .join(" ");
-        let case = on_small_stack(format!("SELECT CASE {whens} END FROM t"));
-        assert!(
-            !matches!(case.target, Target::Refuse(_)),
-            "{:?}",
-            case.target
-        );
+        planned(format!("SELECT CASE {whens} END FROM t"));
         // A split INSERT keeps its rows' syntax trees in the plan: a deep one is refused.
-        let deep_row = on_small_stack(format!(
+        too_complex(format!(
             "INSERT INTO users (id, n) VALUES (1, {}1), (2, 0)",
             "1+".repeat(300)
         ));
-        assert!(
-            matches!(&deep_row.target, Target::Refuse(r) if r.code == STATEMENT_TOO_COMPLEX),
-            "{:?}",
-            deep_row.target
-        );
         // Signs are no operators: a long VALUES list of negative numbers is flat.
         let values = (0..60_000)
             .map(|i| format!("(-{i})"))
             .collect::<Vec<_>>()
             .join(", ");
-        let insert = on_small_stack(format!("INSERT INTO t VALUES {values}"));
-        assert!(
-            !matches!(insert.target, Target::Refuse(_)),
-            "{:?}",
-            insert.target
-        );
+        planned(format!("INSERT INTO t VALUES {values}"));
     }
 }
