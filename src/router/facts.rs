@@ -29,6 +29,8 @@ pub(crate) struct Binding {
     pub(crate) own: Option<Vec<KeySource>>,
     /// Bindings whose rows this one's relevant rows are co-located with (joined on the key).
     pub(crate) follows: Vec<usize>,
+    /// On the side of an outer join that may come out NULL.
+    pub(crate) nullable: bool,
 }
 
 #[derive(Debug, Default)]

@@ -14,14 +14,14 @@ mod order;
 mod tests;
 
 use sqlparser::ast::{
-    Distinct, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, JoinOperator,
-    Query, Select, SelectItem, SetExpr, TableFactor, Value,
+    Distinct, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Query, Select,
+    SelectItem, SetExpr, Value,
 };
 
 use super::having::{self, Filter};
 use super::plan::Refusal;
 pub use aggregate::Agg;
-use aggregate::{aggregate, contains_window, is_shard_key};
+use aggregate::{aggregate, contains_window, shard_key};
 use hidden::Hidden;
 pub use limit::Count;
 use limit::{limit_and_offset, shard_limit};
@@ -54,9 +54,18 @@ fn refuse(what: &str) -> Refusal {
     )
 }
 
-/// The merge plan of a read that may run on several shards. `keys`: the (alias, column) shard keys of
-/// its sharded tables.
-pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePlan, Refusal> {
+/// A sharded table's key column as the statement refers to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ShardKey {
+    /// The alias, or the table's last name part (folded).
+    pub alias: String,
+    pub column: String,
+    /// The table is on the side of an outer join that may come out NULL.
+    pub nullable: bool,
+}
+
+/// The merge plan of a read that may run on several shards, whose sharded tables have `keys`.
+pub(crate) fn merge_plan(q: &Query, keys: &[ShardKey]) -> Result<MergePlan, Refusal> {
     if q.with.is_some() {
         return Err(refuse("a WITH query"));
     }
@@ -66,21 +75,11 @@ pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePl
     let SetExpr::Select(select) = q.body.as_ref() else {
         return Err(refuse("UNION, INTERSECT, EXCEPT or VALUES"));
     };
-    let is_key = |e: &Expr| is_shard_key(e, keys);
+    let is_key = |e: &Expr| shard_key(e, keys).is_some();
     // A shard key value lives on one shard, but the NULLs an outer join fills in come from every
     // shard: the shortcuts below (rows or groups by the key are whole on one shard) take keys of the
     // tables whose rows are kept only.
-    let nullable = nullable_tables(select);
-    let whole_by_key = |e: &Expr| {
-        is_key(e)
-            && match e {
-                Expr::CompoundIdentifier(parts) if parts.len() >= 2 => {
-                    let table = parts[parts.len() - 2].value.to_lowercase();
-                    !nullable.contains(&table)
-                }
-                _ => nullable.is_empty(),
-            }
-    };
+    let whole_by_key = |e: &Expr| shard_key(e, keys).is_some_and(|k| !k.nullable);
     match &select.distinct {
         None | Some(Distinct::All) => {}
         // Rows that differ in the shard key live on different shards or on the same one: each shard's
@@ -209,38 +208,6 @@ pub(crate) fn merge_plan(q: &Query, keys: &[(String, String)]) -> Result<MergePl
         having,
         hidden: hidden.items.len(),
     })
-}
-
-/// The tables (by alias, else name; lower case) whose columns an outer join may fill with NULLs.
-fn nullable_tables(select: &Select) -> Vec<String> {
-    let name = |f: &TableFactor| match f {
-        TableFactor::Table { name, alias, .. } => alias
-            .as_ref()
-            .map(|a| a.name.value.to_lowercase())
-            .or_else(|| name.0.last().map(|p| p.to_string().to_lowercase()))
-            .unwrap_or_default(),
-        _ => String::new(),
-    };
-    let mut out = Vec::new();
-    for t in &select.from {
-        let mut before = vec![name(&t.relation)];
-        for j in &t.joins {
-            let this = name(&j.relation);
-            match j.join_operator {
-                JoinOperator::Left(_) | JoinOperator::LeftOuter(_) | JoinOperator::OuterApply => {
-                    out.push(this.clone());
-                }
-                JoinOperator::Right(_) | JoinOperator::RightOuter(_) => out.extend(before.clone()),
-                JoinOperator::FullOuter(_) => {
-                    out.extend(before.clone());
-                    out.push(this.clone());
-                }
-                _ => {}
-            }
-            before.push(this);
-        }
-    }
-    out
 }
 
 /// Functions whose value may differ from shard to shard for the same arguments.

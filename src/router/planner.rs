@@ -334,14 +334,18 @@ fn declare(stmts: &[sqlparser::ast::Declare], lexed: &Lexed, map: &ShardMap) -> 
 
 /// The shard key columns of the statement's top-level sharded tables, as (alias, column): rows that
 /// agree on one of them live on one shard, so DISTINCT over it needs no merge.
-fn shard_keys(facts: &super::facts::Facts, map: &ShardMap) -> Vec<(String, String)> {
+fn shard_keys(facts: &super::facts::Facts, map: &ShardMap) -> Vec<merge::ShardKey> {
     facts
         .bindings
         .iter()
         .filter(|b| b.top)
         .filter_map(|b| match (b.rel,) {
             (Rel::Sharded(t),) => match &map.tables.get(t)?.kind {
-                TableKind::Sharded(s) => Some((b.alias.clone(), s.key.clone())),
+                TableKind::Sharded(s) => Some(merge::ShardKey {
+                    alias: b.alias.clone(),
+                    column: s.key.clone(),
+                    nullable: b.nullable,
+                }),
                 TableKind::Reference => None,
             },
             _ => None,

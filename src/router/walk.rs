@@ -93,6 +93,7 @@ impl<'m> Walker<'m> {
             top,
             own: None,
             follows: Vec::new(),
+            nullable: false,
         });
         let id = self.facts.bindings.len() - 1;
         if let Some(scope) = self.scopes.last_mut() {

@@ -6,7 +6,7 @@ use sqlparser::ast::{
     DuplicateTreatment, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, SelectItem,
 };
 
-use super::refuse;
+use super::{ShardKey, refuse};
 use crate::router::plan::Refusal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,17 +112,20 @@ pub(super) fn aggregate(e: &Expr, is_key: &dyn Fn(&Expr) -> bool) -> Result<Opti
 }
 
 /// A column reference to one of the shard keys (`key`, or `alias.key`).
-pub(super) fn is_shard_key(e: &Expr, keys: &[(String, String)]) -> bool {
+pub(super) fn shard_key<'k>(e: &Expr, keys: &'k [ShardKey]) -> Option<&'k ShardKey> {
     match e {
-        Expr::Identifier(i) => keys.iter().any(|(_, k)| *k == i.value.to_ascii_lowercase()),
+        Expr::Identifier(i) => keys
+            .iter()
+            .find(|k| k.column == i.value.to_ascii_lowercase()),
         Expr::CompoundIdentifier(parts) => match parts.as_slice() {
-            [.., alias, col] => keys.iter().any(|(a, k)| {
-                a.eq_ignore_ascii_case(&alias.value) && *k == col.value.to_ascii_lowercase()
+            [.., alias, col] => keys.iter().find(|k| {
+                k.alias.eq_ignore_ascii_case(&alias.value)
+                    && k.column == col.value.to_ascii_lowercase()
             }),
-            _ => false,
+            _ => None,
         },
-        Expr::Nested(inner) => is_shard_key(inner, keys),
-        _ => false,
+        Expr::Nested(inner) => shard_key(inner, keys),
+        _ => None,
     }
 }
 

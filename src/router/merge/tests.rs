@@ -10,7 +10,12 @@ fn check(sql: &str, want: &str) {
         .unwrap()
         .remove(0);
     let Statement::Query(q) = stmt else { panic!() };
-    let got = match merge_plan(&q, &[("t".into(), "id".into())]) {
+    let key = ShardKey {
+        alias: "t".into(),
+        column: "id".into(),
+        nullable: false,
+    };
+    let got = match merge_plan(&q, &[key]) {
         Ok(p) => format!(
             "{} | order {:?} limit {:?} offset {:?} aggs {:?} grouped {} hidden {} having {:?}",
             p.shard_sql,

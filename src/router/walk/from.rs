@@ -39,6 +39,15 @@ impl Walker<'_> {
                         (None, Vec::new())
                     }
                 };
+            let nullable: &[&[usize]] = match &join.join_operator {
+                JoinOperator::Left(_) | JoinOperator::LeftOuter(_) => &[&right],
+                JoinOperator::Right(_) | JoinOperator::RightOuter(_) => &[&left],
+                JoinOperator::FullOuter(_) => &[&left, &right],
+                _ => &[],
+            };
+            for &b in nullable.iter().copied().flatten() {
+                self.facts.bindings[b].nullable = true;
+            }
             match constraint {
                 Some(JoinConstraint::On(e)) => self.condition(e, &filtered),
                 Some(JoinConstraint::Using(cols)) => {

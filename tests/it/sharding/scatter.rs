@@ -151,6 +151,9 @@ fn queries() -> Vec<(String, bool)> {
         // The outer join's NULL keys come from every shard: one NULL group, one NULL row.
         "SELECT o.user_id, count(*) FROM users u LEFT JOIN orders o ON o.user_id = u.id GROUP BY o.user_id",
         "SELECT count(DISTINCT o.user_id), count(*) FROM users u LEFT JOIN orders o ON o.user_id = u.id",
+        // As Django writes it: quoted names, no aliases.
+        "SELECT \"orders\".\"user_id\", count(*) FROM \"users\" LEFT OUTER JOIN \"orders\" ON (\"users\".\"id\" = \"orders\".\"user_id\") GROUP BY \"orders\".\"user_id\"",
+        "SELECT o.user_id, count(*) FROM orders o RIGHT JOIN users u ON o.user_id = u.id GROUP BY o.user_id",
         "SELECT u.id, sum(o.amount), max(o.id) FROM users u JOIN orders o ON o.user_id = u.id GROUP BY u.id HAVING count(*) > 3",
         "SELECT count(*), sum(o.amount), avg(o.amount), min(u.email) FROM users u JOIN orders o ON o.user_id = u.id",
         "SELECT u.email, count(*) FROM users u JOIN orders o ON o.user_id = u.id GROUP BY u.email HAVING sum(o.amount) > 1000",
