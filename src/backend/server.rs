@@ -362,10 +362,7 @@ impl ServerConn {
                     failure.get_or_insert(m);
                 }
                 b'Z' => {
-                    self.tx_status = m
-                        .get(crate::protocol::frame::HEADER_LEN)
-                        .copied()
-                        .unwrap_or(b'E');
+                    self.tx_status = crate::protocol::frame::ready_status(&m);
                     return Ok(match failure {
                         None => Ok(rows),
                         Some(e) => Err(e),

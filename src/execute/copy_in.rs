@@ -109,7 +109,7 @@ impl ShardCopy {
                     failed.get_or_insert_with(|| rename_error(&m, &self.name, None));
                 }
                 b'Z' => {
-                    self.conn.tx_status = m.get(frame::HEADER_LEN).copied().unwrap_or(b'E');
+                    self.conn.tx_status = frame::ready_status(&m);
                     self.settled = true;
                     return Ok((rows, failed));
                 }
@@ -134,7 +134,7 @@ impl ShardCopy {
                 // The COPY ended on the server (after its error): it takes no CopyDone or CopyFail
                 // now, and owes nothing more.
                 b'Z' => {
-                    self.conn.tx_status = m.get(frame::HEADER_LEN).copied().unwrap_or(b'E');
+                    self.conn.tx_status = frame::ready_status(&m);
                     self.settled = true;
                     self.copying = false;
                 }
@@ -428,8 +428,8 @@ impl CopyRun {
     async fn release(&mut self, cancel: &Slot) {
         cancel.detach().await;
         for s in self.shards.drain(..) {
-            let clean = s.settled && !s.broken && !s.copying && s.out.is_empty();
-            if clean && s.conn.tx_status == b'I' && s.conn.read_buf.is_empty() {
+            // Release itself closes a server not idle or with bytes unread.
+            if s.settled && !s.broken && !s.copying && s.out.is_empty() {
                 s.conn.release();
             }
         }

@@ -142,7 +142,7 @@ async fn query(
                 failed = Some(String::from_utf8_lossy(&m[frame::HEADER_LEN..]).replace('\0', " "))
             }
             b'Z' => {
-                conn.tx_status = m.get(frame::HEADER_LEN).copied().unwrap_or(b'E');
+                conn.tx_status = frame::ready_status(&m);
                 break;
             }
             _ => {}

@@ -223,7 +223,7 @@ async fn run_one(
         }
         failed |= tag == b'E';
         if tag == b'Z' {
-            conn.tx_status = frame.get(5).copied().unwrap_or(b'E');
+            conn.tx_status = crate::protocol::frame::ready_status(&frame);
             break;
         }
     }

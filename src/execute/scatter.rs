@@ -446,7 +446,7 @@ async fn drain(mut s: Stream) -> Result<(), BackendError> {
         let m = s.conn.recv_frame(&s.shard).await?;
         s.failed |= m[0] == b'E';
         if m[0] == b'Z' {
-            s.conn.tx_status = m.get(5).copied().unwrap_or(b'E');
+            s.conn.tx_status = crate::protocol::frame::ready_status(&m);
             finish(s.conn, s.failed);
             return Ok(());
         }

@@ -229,6 +229,7 @@ mod tests {
             std::thread::spawn(move || db.flush())
         };
         std::thread::sleep(Duration::from_millis(300));
+        assert!(!flushing.is_finished(), "the flush waits for the group");
         assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v1"[..]));
         db.shared.complete(staged).unwrap();
         flushing.join().unwrap().unwrap();

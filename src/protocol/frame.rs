@@ -9,6 +9,11 @@ use super::ProtocolError;
 /// Bytes of a tagged message header: the tag and the length.
 pub(crate) const HEADER_LEN: usize = 5;
 
+/// The transaction status a ReadyForQuery frame (header included) reports; 'E' when it is missing.
+pub(crate) fn ready_status(frame: &[u8]) -> u8 {
+    frame.get(HEADER_LEN).copied().unwrap_or(b'E')
+}
+
 /// Length in bytes of the first complete tagged message in `buf`, or `None` if more bytes are needed.
 pub(crate) fn tagged_len(buf: &[u8], max: usize) -> Result<Option<usize>, ProtocolError> {
     if buf.len() < HEADER_LEN {

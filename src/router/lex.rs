@@ -34,8 +34,10 @@ fn lex<'a>(sql: &'a str) -> Vec<Lexed<'a>> {
     let mut i = 0;
     // Whether the last token was an operand, so that an operator after it is binary (`1 - 2`), not a
     // sign (`(1, -2)`); and the operators chained so far at each nesting level.
+    // The chain at the current nesting level, and those of the enclosing ones.
     let mut operand = false;
-    let mut runs: Vec<usize> = vec![0];
+    let mut run = 0;
+    let mut outer: Vec<usize> = Vec::new();
     let finish = |out: &mut Vec<Lexed<'a>>, cur: &mut Lexed<'a>, end: usize, start: usize| {
         let mut done = std::mem::take(cur);
         done.text = sql[start..end].trim();
@@ -104,12 +106,10 @@ fn lex<'a>(sql: &'a str) -> Vec<Lexed<'a>> {
                 }
                 let word = sql[s..i].to_ascii_lowercase();
                 operand = !matches!(word.as_str(), "and" | "or");
-                let run = runs.last_mut().expect("one level at least");
                 if !operand {
-                    *run += 1;
-                    cur.chain = cur.chain.max(*run);
-                } else if CLAUSE_WORDS.contains(&word.as_str()) {
-                    *run = 0;
+                    chained(&mut run, &mut cur.chain);
+                } else if starts_clause(&word) {
+                    run = 0;
                 }
                 cur.words.push(word);
             }
@@ -121,20 +121,16 @@ fn lex<'a>(sql: &'a str) -> Vec<Lexed<'a>> {
                     && b[i - 1] | 0x20 == b'e'
                     && b[i - 2].is_ascii_digit();
                 if operand && !exponent {
-                    let run = runs.last_mut().expect("one level at least");
-                    *run += 1;
-                    cur.chain = cur.chain.max(*run);
+                    chained(&mut run, &mut cur.chain);
                 }
                 operand = false;
                 i += 1;
             }
             c => {
                 match c {
-                    b'(' => runs.push(0),
-                    b')' if runs.len() > 1 => {
-                        runs.pop();
-                    }
-                    b',' => *runs.last_mut().expect("one level at least") = 0,
+                    b'(' => outer.push(std::mem::take(&mut run)),
+                    b')' => run = outer.pop().unwrap_or(run),
+                    b',' => run = 0,
                     _ => {}
                 }
                 if !c.is_ascii_whitespace() && c != b'.' {
@@ -148,29 +144,38 @@ fn lex<'a>(sql: &'a str) -> Vec<Lexed<'a>> {
     out
 }
 
+/// One more operator in the current chain.
+fn chained(run: &mut usize, longest: &mut usize) {
+    *run += 1;
+    *longest = (*longest).max(*run);
+}
+
 /// Words that start another part of a statement (or of a CASE): an operator chain ends there.
-const CLAUSE_WORDS: &[&str] = &[
-    "select",
-    "from",
-    "where",
-    "values",
-    "set",
-    "on",
-    "having",
-    "by",
-    "limit",
-    "offset",
-    "returning",
-    "case",
-    "when",
-    "then",
-    "else",
-    "end",
-    "as",
-    "join",
-    "using",
-    "into",
-];
+fn starts_clause(word: &str) -> bool {
+    matches!(
+        word,
+        "select"
+            | "from"
+            | "where"
+            | "values"
+            | "set"
+            | "on"
+            | "having"
+            | "by"
+            | "limit"
+            | "offset"
+            | "returning"
+            | "case"
+            | "when"
+            | "then"
+            | "else"
+            | "end"
+            | "as"
+            | "join"
+            | "using"
+            | "into"
+    )
+}
 
 /// The index after a quoted run starting at `i` (doubled quotes stay inside), or the end of the text.
 pub(crate) fn skip_quoted(b: &[u8], i: usize, q: u8) -> usize {

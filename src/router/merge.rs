@@ -14,19 +14,20 @@ mod order;
 mod tests;
 
 use sqlparser::ast::{
-    Distinct, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Query, Select,
-    SelectItem, SetExpr, Value,
+    Distinct, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, GroupByExpr, Ident, Query,
+    Select, SelectItem, SetExpr, Value,
 };
 
 use super::having::{self, Filter};
 use super::plan::Refusal;
+use super::walk::ident;
 pub use aggregate::Agg;
-use aggregate::{aggregate, contains_window, shard_key};
+use aggregate::{aggregate, bare_name, contains_window, shard_key};
 use hidden::Hidden;
 pub use limit::Count;
 use limit::{limit_and_offset, shard_limit};
 pub use order::{SortColumn, SortRef};
-use order::{folded, foreign_collation, group_position, same_expression, sort_columns};
+use order::{foreign_collation, group_position, same_expression, sort_columns};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MergePlan {
@@ -149,13 +150,16 @@ pub(crate) fn merge_plan(q: &Query, keys: &[ShardKey]) -> Result<MergePlan, Refu
     // and every other plain output column must follow from the keys, or it would split a group
     // where shards differ in it (now(), random(), current_database()).
     if aggregated {
-        let mut keys: Vec<&Expr> = Vec::new();
+        let mut keys: Vec<(&Expr, String)> = Vec::new();
         for g in &group_by {
             let Some(i) = group_position(select, &items, g) else {
                 return Err(refuse(&format!("GROUP BY {g} not in the select list")));
             };
-            keys.push(g);
-            keys.extend(items.get(i).copied().flatten());
+            keys.extend(
+                std::iter::once(g)
+                    .chain(items.get(i).copied().flatten())
+                    .map(|k| (k, k.to_string())),
+            );
         }
         for (e, agg) in items.iter().zip(&aggregates) {
             if let (Some(e), None) = (e, agg)
@@ -242,12 +246,11 @@ const VARIES_BY_SHARD: &[&str] = &[
 
 /// Whether `e` is the same for every row of a group wherever it comes from: a group key (as written,
 /// or the same column however qualified or cased), a constant, or operators, casts, CASE and
-/// function calls over those, except functions that differ from shard to shard (`now()`).
-fn follows_from(e: &Expr, keys: &[&Expr]) -> bool {
-    if keys
-        .iter()
-        .any(|k| same_column(k, e) || k.to_string() == e.to_string())
-    {
+/// function calls over those, except functions that differ from shard to shard (`now()`). `keys`:
+/// the group key expressions with their text.
+fn follows_from(e: &Expr, keys: &[(&Expr, String)]) -> bool {
+    let text = e.to_string();
+    if keys.iter().any(|(k, t)| *t == text || same_column(k, e)) {
         return true;
     }
     match e {
@@ -268,28 +271,22 @@ fn follows_from(e: &Expr, keys: &[&Expr]) -> bool {
             .chain(conditions.iter().flat_map(|c| [&c.condition, &c.result]))
             .all(|x| follows_from(x, keys)),
         Expr::Function(f) => {
-            let name = f.name.to_string().to_ascii_lowercase();
-            let name = name.rsplit('.').next().unwrap_or(&name);
-            let args: Option<Vec<&Expr>> = match &f.args {
-                FunctionArguments::None => Some(Vec::new()),
-                FunctionArguments::List(list) => list
-                    .args
-                    .iter()
-                    .map(|a| match a {
-                        FunctionArg::Unnamed(FunctionArgExpr::Expr(x))
-                        | FunctionArg::Named {
-                            arg: FunctionArgExpr::Expr(x),
-                            ..
-                        } => Some(x),
-                        _ => None,
-                    })
-                    .collect(),
-                FunctionArguments::Subquery(_) => None,
+            let args_follow = match &f.args {
+                FunctionArguments::None => true,
+                FunctionArguments::List(list) => list.args.iter().all(|a| match a {
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(x))
+                    | FunctionArg::Named {
+                        arg: FunctionArgExpr::Expr(x),
+                        ..
+                    } => follows_from(x, keys),
+                    _ => false,
+                }),
+                FunctionArguments::Subquery(_) => false,
             };
             f.over.is_none()
                 && f.filter.is_none()
-                && !VARIES_BY_SHARD.contains(&name)
-                && args.is_some_and(|a| a.into_iter().all(|x| follows_from(x, keys)))
+                && !VARIES_BY_SHARD.contains(&bare_name(f).as_str())
+                && args_follow
         }
         _ => false,
     }
@@ -298,19 +295,20 @@ fn follows_from(e: &Expr, keys: &[&Expr]) -> bool {
 /// Two references to one column: `grp`, `i.grp` and `GRP` are the same (the query has one such
 /// column, or PostgreSQL would have refused it as ambiguous).
 fn same_column(a: &Expr, b: &Expr) -> bool {
-    let parts = |e: &Expr| -> Option<Vec<String>> {
+    fn parts(e: &Expr) -> Option<&[Ident]> {
         match e {
-            Expr::Identifier(i) => Some(vec![folded(i)]),
-            Expr::CompoundIdentifier(p) => Some(p.iter().map(folded).collect()),
+            Expr::Identifier(i) => Some(std::slice::from_ref(i)),
+            Expr::CompoundIdentifier(p) => Some(p.as_slice()),
             _ => None,
         }
-    };
-    match (parts(a), parts(b)) {
-        (Some(x), Some(y)) => {
-            x.last() == y.last() && (x.len() == 1 || y.len() == 1 || x.len() == y.len() && x == y)
-        }
-        _ => false,
     }
+
+    let (Some(x), Some(y)) = (parts(a), parts(b)) else {
+        return false;
+    };
+    let same = |p: &[Ident], q: &[Ident]| p.iter().zip(q).all(|(m, n)| ident(m) == ident(n));
+    same(&x[x.len() - 1..], &y[y.len() - 1..])
+        && (x.len() == 1 || y.len() == 1 || x.len() == y.len() && same(x, y))
 }
 
 /// The SELECT the shards run: without the HAVING the merge applies (one with parameters stays as

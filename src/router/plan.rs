@@ -40,6 +40,16 @@ pub enum Command {
     Session,
 }
 
+impl Command {
+    /// SET, SHOW, RESET ALL, LISTEN..., BEGIN/COMMIT/ROLLBACK: about the session's server, not rows.
+    pub fn is_session_or_transaction(&self) -> bool {
+        matches!(
+            self,
+            Command::Session | Command::ResetAll | Command::Transaction(_)
+        )
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TxControl {
     Begin,

@@ -16,13 +16,8 @@ pub fn resolve(
     params: &Params,
     session_shard: Option<ShardId>,
 ) -> Route {
-    let stays = match plan.command {
-        Command::SetShard(_) => true,
-        Command::Session | Command::ResetAll | Command::Transaction(_) => {
-            matches!(plan.target, Target::Any)
-        }
-        _ => false,
-    };
+    let stays = matches!(plan.command, Command::SetShard(_))
+        || plan.command.is_session_or_transaction() && plan.target == Target::Any;
     if let (Some(s), false, false) = (session_shard, plan.hinted, stays) {
         return Route::Shard(s);
     }

@@ -174,7 +174,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             b'F' => {
                 // A function call runs inside the client's transaction, on whichever shard: a held
                 // BEGIN goes first, once a server held Parse/Describe brought in has answered them.
-                if self.begin.is_some() && self.server.as_mut().is_some_and(Attached::settle) {
+                if self.begin.is_some() && self.settle_first() {
                     return Ok(Flow::Wait);
                 }
                 self.attach(true).await?;
@@ -282,12 +282,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             route = resolve(&plan, &topo.map, &Params::none(), self.session_shard(&topo));
         }
         let route = self.look_up(route, &topo).await?;
-        let placement = self.place(route.clone(), &topo);
-        if has_state && matches!(placement, Placement::Fanout | Placement::Scatter(_)) {
-            self.refuse(state_on_several_shards(), false).await?;
-            return Ok(Flow::Continue);
-        }
-        match placement {
+        match self.place(route.clone(), &topo, has_state) {
             Placement::Shard(s) => match self.hold(s, &topo).await? {
                 Ok(Step::Go) => {
                     self.forward(raw, Pending::Query).await?;
@@ -352,19 +347,18 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             if self.pinned.is_some() || self.proxy.config.pool_mode == PoolMode::Session {
                 self.forward(raw, Pending::Bind).await?;
             } else {
-                let r = Refusal::new(
-                    sqlstate::INVALID_SQL_STATEMENT_NAME,
-                    format!("prepared statement \"{}\" does not exist", b.statement),
-                );
-                self.refuse(r, true).await?;
+                self.refuse(no_such_statement(b.statement), true).await?;
             }
             return Ok(Flow::Continue);
         };
         // Its Parse applied the policy; a refusal since may have dropped the pin.
-        if let Err(r) = self.session_state_policy(stmt.session_state) {
-            self.refuse(r, true).await?;
-            return Ok(Flow::Continue);
-        }
+        let changes_settings = match self.session_state_policy(stmt.session_state) {
+            Ok(changes) => changes,
+            Err(r) => {
+                self.refuse(r, true).await?;
+                return Ok(Flow::Continue);
+            }
+        };
         let topo = self.topology();
         let plan = stmt.plan(&self.proxy.router, &topo.map);
         if plan.command == Command::ResetAll {
@@ -388,15 +382,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             ),
         };
         let route = self.look_up(route, &topo).await?;
-        let placement = self.place(route.clone(), &topo);
-        let changes_settings = stmt.session_state.is_some_and(SessionState::carried);
-        if stmt.session_state.is_some()
-            && matches!(placement, Placement::Fanout | Placement::Scatter(_))
-        {
-            self.refuse(state_on_several_shards(), true).await?;
-            return Ok(Flow::Continue);
-        }
-        match placement {
+        match self.place(route.clone(), &topo, stmt.session_state.is_some()) {
             Placement::Shard(s) => match self.hold(s, &topo).await? {
                 Ok(Step::Go) => {}
                 Ok(Step::Wait) => return Ok(Flow::Wait),
@@ -507,11 +493,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             && topo.map.shard_named(n).is_none()
         {
             let names: Vec<&str> = topo.map.shards.iter().map(|s| s.name.as_str()).collect();
-            return Err(Refusal {
-                code: sqlstate::INVALID_PARAMETER_VALUE,
-                message: format!("unknown shard {n:?} (shards: {})", names.join(", ")),
-                hint: None,
-            });
+            return Err(Refusal::new(
+                sqlstate::INVALID_PARAMETER_VALUE,
+                format!("unknown shard {n:?} (shards: {})", names.join(", ")),
+            ));
         }
         self.session_shard = name;
         let tag = if self.session_shard.is_some() {
@@ -559,11 +544,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 .is_some_and(|a| a.conn.tx_status != b'I');
         let tag = match reset {
             Reset::DiscardAll if in_transaction => {
-                let r = Refusal {
-                    code: sqlstate::ACTIVE_SQL_TRANSACTION,
-                    message: "DISCARD ALL cannot run inside a transaction block".into(),
-                    hint: None,
-                };
+                let r = Refusal::new(
+                    sqlstate::ACTIVE_SQL_TRANSACTION,
+                    "DISCARD ALL cannot run inside a transaction block",
+                );
                 return self.refuse(r, false).await;
             }
             Reset::DiscardAll => {
@@ -576,12 +560,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             }
             Reset::Deallocate(name) => {
                 if self.statements.remove(&name).is_none() {
-                    let r = Refusal {
-                        code: sqlstate::INVALID_SQL_STATEMENT_NAME,
-                        message: format!("prepared statement \"{name}\" does not exist"),
-                        hint: None,
-                    };
-                    return self.refuse(r, false).await;
+                    return self.refuse(no_such_statement(&name), false).await;
                 }
                 "DEALLOCATE"
             }
@@ -594,7 +573,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// Before a statement shardgate answers itself: whether the held server must first answer the
     /// client's earlier messages (asked with a Flush). One of them may fail, and then PostgreSQL
     /// would skip this statement with the rest of the batch up to its Sync.
-    fn settle_first(&mut self) -> bool {
+    pub(super) fn settle_first(&mut self) -> bool {
         self.server.as_mut().is_some_and(Attached::settle)
     }
 
@@ -629,6 +608,13 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     }
 }
 
+fn no_such_statement(name: &str) -> Refusal {
+    Refusal::new(
+        sqlstate::INVALID_SQL_STATEMENT_NAME,
+        format!("prepared statement \"{name}\" does not exist"),
+    )
+}
+
 /// A client message while the held server runs a COPY FROM STDIN, as PostgreSQL takes it: copy data
 /// goes on; Flush and Sync mean nothing there (the server ignores them, so no reply is owed); any other
 /// message fails the COPY ("unexpected message type") and is itself dropped.
@@ -640,21 +626,11 @@ fn on_server_copy_message(a: &mut Attached, tag: u8, raw: &[u8]) {
             a.copy_in = false;
         }
         _ => {
-            let reason = format!("unexpected message type 0x{tag:02X} during COPY from stdin");
+            let reason = super::copy::unexpected_in_copy(tag);
             frame::write_message(&mut a.to_server, b'f', |b| frame::put_cstr(b, &reason));
             a.copy_in = false;
         }
     }
-}
-
-/// Session state (settings, temporary tables, session locks, LISTEN...) stays on the server it was
-/// made on, and the servers of a statement on several shards go back to the pools after it, in
-/// session pooling too: such a statement would leave its state to other clients.
-fn state_on_several_shards() -> Refusal {
-    Refusal::unsupported(
-        "a statement that changes session state (settings, temporary tables, session locks, LISTEN) runs on one shard, and this one would run on several",
-        "send a SET (or set_config) as a statement of its own; route anything else that keeps state (CREATE TEMP TABLE, pg_advisory_lock, LISTEN) to one shard with /* shardgate: shard=NAME */",
-    )
 }
 
 fn refusal(state: SessionState) -> Refusal {

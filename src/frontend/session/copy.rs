@@ -92,9 +92,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             other => {
                 run.fail("unexpected message during COPY", &self.cancel)
                     .await;
-                let message =
-                    format!("unexpected message type 0x{other:02X} during COPY from stdin");
-                Err(refused(sqlstate::PROTOCOL_VIOLATION, message))
+                Err(refused(
+                    sqlstate::PROTOCOL_VIOLATION,
+                    unexpected_in_copy(other),
+                ))
             }
         };
         self.copy_ended(result, extended).await?;
@@ -122,4 +123,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         }
         Ok(())
     }
+}
+
+/// PostgreSQL's words for a message a COPY FROM STDIN does not take.
+pub(super) fn unexpected_in_copy(tag: u8) -> String {
+    format!("unexpected message type 0x{tag:02X} during COPY from stdin")
 }

@@ -8,7 +8,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use bytes::BytesMut;
 
-use super::{Attached, Deferred, FanoutBatch, Session, Step};
+use super::{Deferred, FanoutBatch, Session, Step};
 use crate::execute::fanout::{self, Part, Work};
 use crate::execute::having::FilterParams;
 use crate::execute::scatter::{self, Merge, Outcome, Scatter, ScatterError};
@@ -54,7 +54,18 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     }
 
     /// Where a route runs. `Any` stays on the server the client holds, or takes the next shard in turn.
-    pub(super) fn place(&self, route: Route, topo: &Topology) -> Placement {
+    /// A statement that `keeps_state` is refused on several shards.
+    pub(super) fn place(&self, route: Route, topo: &Topology, keeps_state: bool) -> Placement {
+        let placement = self.place_route(route, topo);
+        match placement {
+            Placement::Fanout | Placement::Scatter(_) if keeps_state => {
+                Placement::Refuse(state_on_several_shards())
+            }
+            p => p,
+        }
+    }
+
+    fn place_route(&self, route: Route, topo: &Topology) -> Placement {
         let shards = topo.map.shards.len();
         match route {
             Route::Shard(s) => Placement::Shard(s),
@@ -139,7 +150,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// Makes sure no server is held before a fan-out: `Wait` while one still owes replies, a refusal
     /// inside a transaction.
     pub(super) async fn before_fanout(&mut self) -> Result<Result<Step, Refusal>, SessionError> {
-        if self.server.as_mut().is_some_and(Attached::settle) {
+        if self.settle_first() {
             return Ok(Ok(Step::Wait));
         }
         self.maybe_release().await?;
@@ -520,5 +531,15 @@ pub(super) fn raise_sql(e: &ErrorFields) -> String {
         e.code,
         msg::quote_literal(&e.message),
         msg::quote_literal(e.hint.as_deref().unwrap_or_default())
+    )
+}
+
+/// Session state (settings, temporary tables, session locks, LISTEN...) stays on the server it was
+/// made on, and the servers of a statement on several shards go back to the pools after it, in
+/// session pooling too: such a statement would leave its state to other clients.
+fn state_on_several_shards() -> Refusal {
+    Refusal::unsupported(
+        "a statement that changes session state (settings, temporary tables, session locks, LISTEN) runs on one shard, and this one would run on several",
+        "send a SET (or set_config) as a statement of its own; route anything else that keeps state (CREATE TEMP TABLE, pg_advisory_lock, LISTEN) to one shard with /* shardgate: shard=NAME */",
     )
 }

@@ -284,7 +284,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 }
                 Verdict::Swallow => {}
                 Verdict::Ready { forward } => {
-                    conn.tx_status = m.get(frame::HEADER_LEN).copied().unwrap_or(b'E');
+                    conn.tx_status = frame::ready_status(m);
                     if forward {
                         if let Some(status) = held_status {
                             out.extend_from_slice(&m[..frame::HEADER_LEN]);

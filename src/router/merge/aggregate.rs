@@ -3,7 +3,8 @@
 //! DISTINCT and grouping need no merge.
 
 use sqlparser::ast::{
-    DuplicateTreatment, Expr, FunctionArg, FunctionArgExpr, FunctionArguments, Ident, SelectItem,
+    DuplicateTreatment, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
+    SelectItem,
 };
 
 use super::{ShardKey, refuse};
@@ -101,7 +102,7 @@ pub(super) fn aggregate(e: &Expr, is_key: &dyn Fn(&Expr) -> bool) -> Result<Opti
             }
             return Ok(Some(agg));
         }
-        if is_aggregate_name(&name) {
+        if is_aggregate(f) {
             return Err(refuse(&format!("the aggregate {name}()")));
         }
     }
@@ -196,20 +197,24 @@ const AGGREGATES: &[&str] = &[
     "xmlagg",
 ];
 
-/// `name` as written, maybe schema-qualified (`pg_catalog.sum`).
-fn is_aggregate_name(name: &str) -> bool {
-    let bare = name.rsplit('.').next().unwrap_or(name).trim_matches('"');
-    AGGREGATES.contains(&bare)
+/// A function's own name, without its schema, lower case (`pg_catalog."SUM"` is `sum`).
+pub(super) fn bare_name(f: &Function) -> String {
+    f.name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(|i| i.value.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+fn is_aggregate(f: &Function) -> bool {
+    AGGREGATES.contains(&bare_name(f).as_str())
 }
 
 /// Whether an aggregate or window function appears anywhere inside.
 fn contains_aggregate(e: &Expr) -> bool {
     sqlparser::ast::visit_expressions(e, |x| match x {
-        Expr::Function(f)
-            if f.over.is_some()
-                || !f.within_group.is_empty()
-                || is_aggregate_name(&f.name.to_string().to_ascii_lowercase()) =>
-        {
+        Expr::Function(f) if f.over.is_some() || !f.within_group.is_empty() || is_aggregate(f) => {
             std::ops::ControlFlow::Break(())
         }
         _ => std::ops::ControlFlow::Continue(()),

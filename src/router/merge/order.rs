@@ -6,6 +6,7 @@ use sqlparser::ast::{Expr, Ident, OrderByKind, OrderBySort, Query, Select, Selec
 use super::refuse;
 use crate::protocol::sqlstate;
 use crate::router::plan::Refusal;
+use crate::router::walk::ident;
 
 /// A sort key: an output column, counted from the start, or one of the hidden columns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,7 +163,7 @@ pub(super) fn same_expression(select: &Select, items: &[Option<&Expr>], e: &Expr
 fn find(select: &Select, items: &[Option<&Expr>], e: &Expr, by_alias: bool) -> Option<usize> {
     let text = e.to_string();
     let name = match e {
-        Expr::Identifier(i) => Some(folded(i)),
+        Expr::Identifier(i) => Some(ident(i)),
         _ => None,
     };
     // Past a `*` the positions are unknown.
@@ -175,8 +176,8 @@ fn find(select: &Select, items: &[Option<&Expr>], e: &Expr, by_alias: bool) -> O
     if by_alias && let Some(n) = &name {
         for (i, item) in projection.iter().enumerate() {
             let output = match item {
-                SelectItem::ExprWithAlias { alias, .. } => Some(folded(alias)),
-                SelectItem::UnnamedExpr(expr) => unqualified(expr).map(folded),
+                SelectItem::ExprWithAlias { alias, .. } => Some(ident(alias)),
+                SelectItem::UnnamedExpr(expr) => unqualified(expr).map(ident),
                 _ => None,
             };
             if output.as_ref() == Some(n) {
@@ -187,7 +188,7 @@ fn find(select: &Select, items: &[Option<&Expr>], e: &Expr, by_alias: bool) -> O
     projection.iter().position(|item| match item {
         SelectItem::ExprWithAlias { expr, .. } => expr.to_string() == text,
         SelectItem::UnnamedExpr(expr) => {
-            expr.to_string() == text || name.is_some() && unqualified(expr).map(folded) == name
+            expr.to_string() == text || name.is_some() && unqualified(expr).map(ident) == name
         }
         _ => false,
     })
@@ -200,15 +201,13 @@ pub(super) fn group_position(select: &Select, items: &[Option<&Expr>], e: &Expr)
     let i = position(select, items, e)?;
     let shadowing = match (e, select.projection.get(i)?) {
         (Expr::Identifier(name), SelectItem::ExprWithAlias { expr, .. }) => {
-            let name = folded(name);
+            let name = ident(name);
             let mut reads = false;
             let _ = sqlparser::ast::visit_expressions(expr, |x| {
-                reads |= unqualified(x).map(folded).as_ref() == Some(&name);
+                reads |= unqualified(x).map(ident).as_ref() == Some(&name);
                 std::ops::ControlFlow::<()>::Continue(())
             });
-            reads
-                && expr.to_string() != e.to_string()
-                && unqualified(expr).map(folded) != Some(name)
+            reads && expr.to_string() != e.to_string() && unqualified(expr).map(ident) != Some(name)
         }
         _ => false,
     };
@@ -220,19 +219,11 @@ fn aliased<'a>(select: &'a Select, e: &Expr) -> Option<&'a Expr> {
     let Expr::Identifier(name) = e else {
         return None;
     };
-    let name = folded(name);
+    let name = ident(name);
     select.projection.iter().find_map(|item| match item {
-        SelectItem::ExprWithAlias { alias, expr } if folded(alias) == name => Some(expr),
+        SelectItem::ExprWithAlias { alias, expr } if ident(alias) == name => Some(expr),
         _ => None,
     })
-}
-
-/// An identifier as PostgreSQL reads it: folded to lower case unless quoted.
-pub(super) fn folded(i: &Ident) -> String {
-    match i.quote_style {
-        Some(_) => i.value.clone(),
-        None => i.value.to_lowercase(),
-    }
 }
 
 /// `t.col` answers to `col`.

@@ -41,10 +41,7 @@ pub(super) fn combine(mut plans: Vec<Plan>, map: &ShardMap) -> Plan {
     let mut command: Option<Command> = None;
     let mut target: Option<Target> = None;
     for p in &plans {
-        if !matches!(
-            p.command,
-            Command::Transaction(_) | Command::Session | Command::ResetAll
-        ) {
+        if !p.command.is_session_or_transaction() {
             command = match (command, &p.command) {
                 (Some(Command::Write), _) => Some(Command::Write),
                 (_, c) => Some(c.clone()),

@@ -99,10 +99,7 @@ fn key_hint(
     }
     match first.key_type.parse_text(value) {
         Ok(k) => {
-            let write = !matches!(
-                command,
-                Command::Read | Command::Session | Command::ResetAll | Command::Transaction(_)
-            );
+            let write = !(command == Command::Read || command.is_session_or_transaction());
             Plan::new(
                 command,
                 Target::Keys {

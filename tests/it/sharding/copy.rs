@@ -28,6 +28,14 @@ async fn copy(
     sink.finish().await
 }
 
+/// The users rows through shardgate (a read over every shard).
+async fn users(c: &Client) -> i64 {
+    c.query_one("SELECT count(*) FROM users", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 /// On each shard directly: the ids of `users` there, sorted.
 async fn ids_by_shard(s: &Sharded) -> Vec<Vec<i64>> {
     let mut all = Vec::new();
@@ -192,12 +200,7 @@ async fn a_failed_copy_leaves_no_row_on_any_shard() {
     // The session goes on, and so does COPY, on servers that went back to the pools clean (the
     // last one used is the next one taken, so one left in a COPY or a transaction would be met).
     for _ in 0..4 {
-        let n: i64 = c
-            .query_one("SELECT count(*) FROM users", &[])
-            .await
-            .unwrap()
-            .get(0);
-        assert_eq!(n, 1);
+        assert_eq!(users(&c).await, 1);
     }
     assert_eq!(
         copy(
@@ -210,12 +213,7 @@ async fn a_failed_copy_leaves_no_row_on_any_shard() {
         .unwrap(),
         11
     );
-    let n: i64 = c
-        .query_one("SELECT count(*) FROM users", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(n, 12);
+    assert_eq!(users(&c).await, 12);
 }
 
 /// A statement sent in the middle of a one-shard COPY (pipelined before the CopyInResponse, as the

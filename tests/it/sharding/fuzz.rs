@@ -1,9 +1,10 @@
 //! Protocol fuzzing end to end: hundreds of seeded random sessions, run four at a time through
 //! shardgate in front of 2 shards, send valid, mutated and malformed messages (simple and extended
-//! query, COPY, transactions, settings, hints, garbage frames, abrupt disconnects). Each session then
-//! ends with CopyFail, Sync, ROLLBACK, RESET ALL and a query of its own marker, and must see that marker
-//! or its connection closed: never a hang, never a value tagged with another session's number. After all
-//! of them, no shard server is left in a transaction and a new client finds every pooled server clean.
+//! query, COPY, transactions, settings, hints, garbage frames, abrupt disconnects). Each session
+//! then ends with CopyFail, Sync, ROLLBACK, RESET ALL and a query of its own marker, and must see
+//! that marker, or its connection closed after a FATAL error (or its own Terminate): never a hang,
+//! never a value tagged with another session's number. After all of them, no shard server is left
+//! in a transaction and a new client finds every pooled server clean.
 //!
 //! `SHARDGATE_FUZZ_SEED` and `SHARDGATE_FUZZ_SESSIONS` replay or widen a run; a failure prints the seed
 //! and the session's messages, and `SHARDGATE_FUZZ_ONLY=N` replays session N alone.
@@ -327,9 +328,12 @@ async fn session(
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(99);
+    let mut terminated = false;
     for _ in 0..(1 + rng.below(14)).min(cap) {
         let mut out = BytesMut::new();
         framed = step(&mut out, session, &mut rng, &mut log);
+        // A Terminate (a random frame may be one) ends the session without a word.
+        terminated |= out.first() == Some(&b'X');
         c.write(&out).await;
         if verbose {
             eprintln!("> {}", log.lines().last().unwrap_or(""));
@@ -366,13 +370,16 @@ async fn session(
     let fail =
         |why: String, log: &str| Err(format!("session {session} (seed {seed}): {why}\n{log}"));
     let mut seen_marker = false;
+    let mut fatal = false;
     loop {
         let reply =
             match tokio::time::timeout(Duration::from_secs(if verbose { 3 } else { 20 }), c.recv())
                 .await
             {
                 Err(_) => return fail("no reply for 20 s".into(), &log),
-                Ok(None) => return Ok(()), // closed: allowed after a fatal error
+                // Closed: only after a FATAL error that says why, or the client's Terminate.
+                Ok(None) if fatal || terminated => return Ok(()),
+                Ok(None) => return fail("closed without a FATAL error".into(), &log),
                 Ok(Some(r)) => r,
             };
         if verbose {
@@ -386,6 +393,7 @@ async fn session(
                 seen_marker |= cols.first() == Some(&Some(marker.clone()));
             }
             Reply::Ready(_) if seen_marker => return Ok(()),
+            Reply::Error { severity, .. } => fatal |= severity == "FATAL",
             _ => {}
         }
     }
@@ -505,11 +513,9 @@ async fn random_sessions_never_hang_leak_or_cross() {
     for c in &holders {
         c.batch_execute("COMMIT").await.unwrap();
     }
+    // And a read over every shard still merges.
     let c = s.proxy.client().await;
-    let n: i64 = c
-        .query_one("SELECT count(*) FROM users", &[])
+    c.query_one("SELECT count(*) FROM users", &[])
         .await
-        .unwrap()
-        .get(0);
-    assert!(n >= 0);
+        .unwrap();
 }

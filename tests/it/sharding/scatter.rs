@@ -542,7 +542,13 @@ async fn types_of_the_databases_own_merge() {
         .simple_query("SELECT id FROM items ORDER BY m, id")
         .await
         .unwrap_err();
-    assert!(e.as_db_error().is_some(), "{e}");
+    let db = e.as_db_error().expect("a refusal");
+    assert_eq!(db.code().code(), "0A000", "{}", db.message());
+    assert!(
+        db.message().contains("cannot be merged"),
+        "{}",
+        db.message()
+    );
 }
 
 /// What cannot merge exactly is refused with 0A000 and the reason; the session goes on.

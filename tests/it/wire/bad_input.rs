@@ -234,6 +234,14 @@ async fn bad_statement_name_in_a_pipeline() {
     c.execute_prepared("", &[]).await;
     let replies = c.until_ready().await;
     assert_eq!(first_error(&replies), Some("26000"), "{replies:?}");
+    // Answered by shardgate (a server would say "unnamed prepared statement does not exist").
+    assert!(
+        replies
+            .iter()
+            .any(|r| matches!(r, Reply::Error { message, .. }
+            if message == "prepared statement \"\" does not exist")),
+        "{replies:?}"
+    );
     assert_eq!(
         c.simple("select 5").await.first(),
         Some(&Reply::Other(b'T'))

@@ -8,6 +8,11 @@ use postgres_protocol::message::frontend;
 use crate::harness::raw::bind_execute;
 use crate::harness::{RawClient, Reply, TestProxy, first_error, shared, sqlstate};
 
+/// A prepared statement's int8 result for one int8 parameter.
+async fn int8(c: &tokio_postgres::Client, stmt: &tokio_postgres::Statement, v: i64) -> i64 {
+    c.query_one(stmt, &[&v]).await.unwrap().get(0)
+}
+
 /// Runs short transactions with statements of its own until `rounds` are done.
 async fn churn(c: tokio_postgres::Client, n: i64, rounds: i64) {
     let stmt = c.prepare("select $1::int8 * 3").await.unwrap();
@@ -253,10 +258,10 @@ async fn a_close_skipped_after_an_error_leaves_the_statement_usable() {
     .await;
     let c = p.client().await;
     let a = c.prepare("select $1::int8 + 1").await.unwrap();
-    assert_eq!(c.query_one(&a, &[&1i64]).await.unwrap().get::<_, i64>(0), 2);
+    assert_eq!(int8(&c, &a, 1).await, 2);
     let divide = "select 10 / $1::int8";
     let b = c.prepare(divide).await.unwrap();
-    assert_eq!(c.query_one(&b, &[&5i64]).await.unwrap().get::<_, i64>(0), 2);
+    assert_eq!(int8(&c, &b, 5).await, 2);
     // One batch: a division by zero, then a new statement, for which shardgate closes the least
     // recently used (a) first. The server skips that Close with the rest of the batch.
     let mut r = RawClient::login(p.addr, "trustuser", &p.db).await;
@@ -276,7 +281,7 @@ async fn a_close_skipped_after_an_error_leaves_the_statement_usable() {
     let replies = r.until_ready().await;
     assert_eq!(first_error(&replies), Some("22012"), "{replies:?}");
     // a is still prepared on the server, and shardgate knows it.
-    assert_eq!(c.query_one(&a, &[&1i64]).await.unwrap().get::<_, i64>(0), 2);
+    assert_eq!(int8(&c, &a, 1).await, 2);
 }
 
 /// DISCARD ALL and DEALLOCATE from a client drop that client's statement names only: the statements
@@ -288,14 +293,7 @@ async fn discard_all_and_deallocate_drop_only_the_clients_names() {
     let p = TestProxy::start(shared(), |c| c.pool.max_size = 1).await;
     let other = p.client().await;
     let stmt = other.prepare("select $1::int8 * 2").await.unwrap();
-    assert_eq!(
-        other
-            .query_one(&stmt, &[&21i64])
-            .await
-            .unwrap()
-            .get::<_, i64>(0),
-        42
-    );
+    assert_eq!(int8(&other, &stmt, 21).await, 42);
     let mut c = RawClient::login(p.addr, "trustuser", &p.db).await;
     c.send(|b| {
         frontend::parse("mine", "select $1::int8 + 1", [], b).unwrap();
@@ -326,14 +324,7 @@ async fn discard_all_and_deallocate_drop_only_the_clients_names() {
     c.simple("ROLLBACK").await;
     // The other client's statement is still prepared on the one server (checked before the pinned
     // client below, whose DISCARD ALL does drop what that server holds).
-    assert_eq!(
-        other
-            .query_one(&stmt, &[&5i64])
-            .await
-            .unwrap()
-            .get::<_, i64>(0),
-        10
-    );
+    assert_eq!(int8(&other, &stmt, 5).await, 10);
     let rows = other
         .simple_query("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE '__shardgate%'")
         .await
@@ -347,14 +338,7 @@ async fn discard_all_and_deallocate_drop_only_the_clients_names() {
     let pinned = p.client().await;
     pinned.batch_execute("LISTEN somewhere").await.unwrap();
     let before = pinned.prepare("select $1::int8 - 1").await.unwrap();
-    assert_eq!(
-        pinned
-            .query_one(&before, &[&1i64])
-            .await
-            .unwrap()
-            .get::<_, i64>(0),
-        0
-    );
+    assert_eq!(int8(&pinned, &before, 1).await, 0);
     pinned
         .batch_execute("SET work_mem = '8MB'; DISCARD ALL")
         .await
@@ -364,13 +348,6 @@ async fn discard_all_and_deallocate_drop_only_the_clients_names() {
     let work_mem: String = pinned.query_one("show work_mem", &[]).await.unwrap().get(0);
     assert_eq!(work_mem, "4MB");
     let after = pinned.prepare("select $1::int8 - 1").await.unwrap();
-    assert_eq!(
-        pinned
-            .query_one(&after, &[&3i64])
-            .await
-            .unwrap()
-            .get::<_, i64>(0),
-        2
-    );
+    assert_eq!(int8(&pinned, &after, 3).await, 2);
     drop(pinned);
 }

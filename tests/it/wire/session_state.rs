@@ -362,7 +362,8 @@ async fn settings_never_leak_however_they_were_made() {
     drop((lower, canonical));
     let leaving = p.client().await;
     leaving
-        .batch_execute("SET statement_timeout = 4242; BEGIN")
+        // Committed before the open transaction: the ROLLBACK at the end does not undo it.
+        .batch_execute("BEGIN; SET statement_timeout = 4242; COMMIT; BEGIN")
         .await
         .unwrap();
     drop(leaving);
