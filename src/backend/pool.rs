@@ -71,15 +71,16 @@ impl Pooled {
     /// Returns the connection for reuse. The caller vouches that every Sync it sent was answered and the
     /// server is idle outside a transaction; one that is not (a bug) is closed instead, never reused.
     pub(crate) fn release(mut self) {
-        if self
-            .conn
-            .as_ref()
-            .is_some_and(|c| c.tx_status != b'I' || !c.read_buf.is_empty())
-        {
+        if self.conn.as_ref().is_some_and(|c| {
+            c.tx_status != b'I'
+                || !c.read_buf.is_empty()
+                || c.cancel_in_doubt.load(Ordering::Acquire)
+        }) {
             // Inside a transaction it is a caller's bug; unread bytes may be a notice or notification
-            // that came after the last ReadyForQuery. Either way it is not reused.
+            // that came after the last ReadyForQuery; a cancel in doubt may yet land on the next
+            // client's query. Either way it is not reused.
             tracing::debug!(
-                "a server released inside a transaction or with bytes unread is closed"
+                "a server released inside a transaction, with bytes unread or a cancel in doubt is closed"
             );
             return;
         }

@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -35,6 +37,9 @@ pub(crate) struct ServerConn {
     pub addr: SocketAddr,
     /// The server's own key, for forwarding a client's cancel.
     pub key: CancelKey,
+    /// Set when a cancel forwarded to this server failed or timed out: it may still land, on whatever
+    /// query runs then, so the server is never reused (`Pooled::release`).
+    pub cancel_in_doubt: Arc<AtomicBool>,
     /// Parameter values the server reported (ParameterStatus).
     pub reported: HashMap<String, String>,
     /// Values shardgate SET on behalf of clients, as the client spelled them.
@@ -75,6 +80,7 @@ impl ServerConn {
             read_buf: BytesMut::with_capacity(16 * 1024),
             addr,
             key: CancelKey { pid: 0, secret: 0 },
+            cancel_in_doubt: Arc::default(),
             reported: HashMap::new(),
             applied: HashMap::new(),
             prepared: Prepared::new(t.max_prepared),

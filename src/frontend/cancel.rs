@@ -2,9 +2,11 @@
 //! servers that client holds at that moment (one, or every shard of a fan-out or scatter-gather). The
 //! slot's lock is held while a cancel is being delivered, and a session takes the same lock before it
 //! gives its server back, so a cancel can never land on a server that already serves another client.
+//! A cancel that failed or timed out may still land later: its server is marked and closed, not reused.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,10 +18,12 @@ use crate::backend::server::ServerConn;
 use crate::protocol::startup::CancelKey;
 
 /// The server a client is using right now, as a cancel must address it.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct ServerKey {
     pub addr: SocketAddr,
     pub key: CancelKey,
+    /// The server's mark for a cancel in doubt (`ServerConn::cancel_in_doubt`).
+    in_doubt: Arc<AtomicBool>,
 }
 
 impl ServerKey {
@@ -28,6 +32,7 @@ impl ServerKey {
         ServerKey {
             addr: conn.addr,
             key: conn.key,
+            in_doubt: conn.cancel_in_doubt.clone(),
         }
     }
 }
@@ -106,15 +111,18 @@ impl Registry {
             return;
         };
         let guard = slot.servers.lock().await;
-        let sends = guard.iter().map(|&server| async move {
-            let sent = tokio::time::timeout(Duration::from_secs(5), send_cancel(server)).await;
+        let sends = guard.iter().map(|server| async move {
+            let sent =
+                tokio::time::timeout(Duration::from_secs(5), send_cancel(server.clone())).await;
             if let Err(e) = sent.unwrap_or_else(|_| {
                 Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     "cancel timed out",
                 ))
             }) {
-                tracing::warn!(error = %e, "could not forward a cancel request");
+                // Set before the slot's lock is let go, so before the server can be given back.
+                server.in_doubt.store(true, Ordering::Release);
+                tracing::warn!(error = %e, "could not forward a cancel request; its server will be closed");
             }
         });
         futures_util::future::join_all(sends).await;

@@ -26,10 +26,10 @@ pub fn base_config(db: &str) -> Config {
     Config::parse(&yaml, Path::new("test.yaml")).expect("test config")
 }
 
-pub fn single_shard_map(cluster: &Cluster, db: &str) -> ShardMap {
+/// One shard, `db` on the server at `port`.
+pub fn single_shard_map(port: u16, db: &str) -> ShardMap {
     let yaml = format!(
-        "version: 1\ndefault: s0\nshards:\n  - {{name: s0, host: 127.0.0.1, port: {}, database: {db}}}\n",
-        cluster.port
+        "version: 1\ndefault: s0\nshards:\n  - {{name: s0, host: 127.0.0.1, port: {port}, database: {db}}}\n"
     );
     ShardMap::parse(&yaml, Path::new("test-map.yaml")).expect("test map")
 }
@@ -38,17 +38,14 @@ impl TestProxy {
     /// A proxy in front of a fresh database on `cluster`, the config adjusted by `tweak`.
     pub async fn start(cluster: &Cluster, tweak: impl FnOnce(&mut Config)) -> TestProxy {
         let db = cluster.create_db("t");
-        TestProxy::start_on(cluster, &db, tweak).await
+        TestProxy::start_on(cluster.port, &db, tweak).await
     }
 
-    pub async fn start_on(
-        cluster: &Cluster,
-        db: &str,
-        tweak: impl FnOnce(&mut Config),
-    ) -> TestProxy {
+    /// A proxy in front of `db` on the server at `port` (a cluster's, or something in between).
+    pub async fn start_on(port: u16, db: &str, tweak: impl FnOnce(&mut Config)) -> TestProxy {
         let mut config = base_config(db);
         tweak(&mut config);
-        let running = shardgate::start(config, single_shard_map(cluster, db))
+        let running = shardgate::start(config, single_shard_map(port, db))
             .await
             .expect("proxy starts");
         TestProxy {

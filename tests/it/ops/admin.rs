@@ -143,7 +143,7 @@ async fn reload_of_a_bad_map_is_refused_with_the_reason() {
     );
     let db = cluster.create_db("t");
     std::fs::write(&map, good.replace("DB", &db)).unwrap();
-    let p = TestProxy::start_on(cluster, &db, |c| c.shardmap = map.clone()).await;
+    let p = TestProxy::start_on(cluster.port, &db, |c| c.shardmap = map.clone()).await;
     let admin = connect_as(&admin_conn(&p)).await.unwrap();
     std::fs::write(
         &map,

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_postgres::NoTls;
 
 use crate::harness::{TestProxy, active_backend, client, shared, sqlstate};
@@ -96,4 +97,70 @@ async fn a_cancel_never_reaches_another_clients_query() {
         a.query_one("select 2", &[]).await.unwrap().get::<_, i32>(0),
         2
     );
+}
+
+/// A cancel that could not be delivered in time may still land later, on whatever query its server runs
+/// then: that server is closed, never given to the next client. The shard is reached through a
+/// forwarder that holds every CancelRequest unanswered, so shardgate's delivery times out (5 s).
+#[tokio::test]
+async fn a_server_whose_cancel_timed_out_is_not_reused() {
+    let db = shared().create_db("t");
+    let forwarder = holding_cancels(shared().port).await;
+    let p = TestProxy::start_on(forwarder, &db, |c| {
+        c.pool.max_size = 1;
+        c.pool.checkout_timeout_ms = 20_000;
+    })
+    .await;
+    let direct = client(shared(), &db).await;
+    let (a, b) = (p.client().await, p.client().await);
+    let first = pid(&a).await;
+    let sql = "select pg_sleep(1), 'a done' /* held-cancel */";
+    let sleeper = async { a.query_one(sql, &[]).await.map(|r| r.get::<_, String>(1)) };
+    let canceller = async {
+        active_backend(&direct, sql).await;
+        a.cancel_token().cancel_query(NoTls).await.unwrap();
+    };
+    let (result, ()) = tokio::join!(sleeper, canceller);
+    assert_eq!(result.map_err(|e| e.to_string()).as_deref(), Ok("a done"));
+    // B waits for the only server until the cancel gave up, and gets a new one.
+    let next = tokio::time::timeout(Duration::from_secs(15), pid(&b))
+        .await
+        .expect("B gets a server once the cancel timed out");
+    assert_ne!(next, first, "the server with a cancel in doubt was reused");
+}
+
+async fn pid(c: &tokio_postgres::Client) -> i32 {
+    c.query_one("select pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get::<_, i32>(0)
+}
+
+/// A TCP forwarder to `port` that never answers a CancelRequest (it holds the connection open).
+async fn holding_cancels(port: u16) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let local = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = [0u8; 8];
+                if client.read_exact(&mut head).await.is_err() {
+                    return;
+                }
+                // 55.7: a CancelRequest's code, after its length.
+                if head[4..] == 80_877_102i32.to_be_bytes() {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    return;
+                }
+                let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await
+                else {
+                    return;
+                };
+                if server.write_all(&head).await.is_ok() {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                }
+            });
+        }
+    });
+    local
 }
