@@ -14,6 +14,7 @@ use crate::backend::BackendError;
 use crate::backend::pool::Pooled;
 use crate::frontend::cancel::{ServerKey, Slot};
 use crate::frontend::statements::Statement;
+use crate::protocol::frame;
 use crate::protocol::frontend as msg;
 use crate::proxy::Topology;
 use crate::sharding::ShardId;
@@ -24,9 +25,14 @@ pub(crate) struct Part {
     pub work: Work,
 }
 
+#[derive(Clone)]
 pub(crate) enum Work {
     /// A simple Query.
     Query(String),
+    /// A simple Query's read, run as a prepared statement on the server so that the server parses and
+    /// plans it once, not at every run on every shard; the client is owed none of the extended
+    /// protocol's replies. Results come in text, as a simple Query's do.
+    Prepared(Arc<Statement>),
     /// Bind (+ Describe portal) + Execute + Sync of a prepared statement, prepared first if this server
     /// lacks it. `client_parse`: the client's own Parse of it was deferred here and is owed its
     /// ParseComplete.
@@ -124,6 +130,8 @@ pub(super) struct Sent {
     pub skip_parse: usize,
     /// A Close shardgate sent to make room for the statement: its CloseComplete is not the client's.
     pub skip_close: bool,
+    /// The client sent a simple Query: its BindComplete is not the client's either.
+    pub skip_bind: bool,
 }
 
 impl Sent {
@@ -138,6 +146,7 @@ impl Sent {
                 self.skip_close = false;
                 false
             }
+            b'2' if self.skip_bind => false,
             // Parameter changes, notices and notifications of a shared server are not the client's.
             b'S' | b'N' | b'A' => false,
             _ => true,
@@ -156,6 +165,7 @@ pub(super) async fn send(
         owed_parse: false,
         skip_parse: 0,
         skip_close: false,
+        skip_bind: false,
     };
     match work {
         Work::Query(sql) => msg::write_query(&mut buf, sql),
@@ -166,23 +176,81 @@ pub(super) async fn send(
             describe,
             max_rows,
         } => {
-            if conn.prepared.use_if_present(stmt.id) {
-                sent.owed_parse = *client_parse;
-            } else {
-                sent.skip_close = conn.prepared.make_room(stmt.id, &mut buf).is_some();
-                msg::write_parse(&mut buf, &stmt.server_name, &stmt.query, &stmt.param_types);
-                sent.skip_parse = usize::from(!client_parse);
-            }
-            msg::write_bind(&mut buf, "", &stmt.server_name, bind_rest);
-            if *describe {
-                msg::write_describe_portal(&mut buf, "");
-            }
-            msg::write_execute(&mut buf, "", *max_rows);
-            msg::write_sync(&mut buf);
+            prepare(conn, stmt, *client_parse, &mut buf, &mut sent);
+            write_run(&mut buf, stmt, bind_rest, *describe, *max_rows);
+        }
+        Work::Prepared(stmt) => {
+            prepare(conn, stmt, false, &mut buf, &mut sent);
+            sent.skip_bind = true;
+            // No parameters, no format codes: every result column in text.
+            write_run(&mut buf, stmt, &[0; 6], true, 0);
         }
     }
     conn.send(shard, &buf).await?;
     Ok(sent)
+}
+
+/// A Parse of the statement unless the server has it already (then the client's own Parse, if it sent
+/// one, is answered by shardgate).
+fn prepare(
+    conn: &mut Pooled,
+    stmt: &Statement,
+    client_parse: bool,
+    buf: &mut BytesMut,
+    sent: &mut Sent,
+) {
+    if conn.prepared.use_if_present(stmt.id) {
+        sent.owed_parse = client_parse;
+    } else {
+        sent.skip_close = conn.prepared.make_room(stmt.id, buf).is_some();
+        msg::write_parse(buf, &stmt.server_name, &stmt.query, &stmt.param_types);
+        sent.skip_parse = usize::from(!client_parse);
+    }
+}
+
+/// Bind (+ Describe portal) + Execute + Sync of a statement the server has.
+fn write_run(buf: &mut BytesMut, stmt: &Statement, bind_rest: &[u8], describe: bool, rows: i32) {
+    msg::write_bind(buf, "", &stmt.server_name, bind_rest);
+    if describe {
+        msg::write_describe_portal(buf, "");
+    }
+    msg::write_execute(buf, "", rows);
+    msg::write_sync(buf);
+}
+
+/// Whether a server's ErrorResponse is PostgreSQL's refusal to run a prepared statement whose result
+/// columns changed since it was prepared (DDL in between; `RevalidateCachedQuery`). It comes at the
+/// Bind, before anything ran, and preparing the statement again cures it. Servers keep statements for
+/// every client, so a client that never saw the old columns would otherwise get it.
+pub(super) fn stale_statement(frame: &[u8]) -> bool {
+    frame.first() == Some(&b'E')
+        && frame::error_field(frame, b'C') == Some(b"0A000")
+        && frame::error_field(frame, b'M') == Some(b"cached plan must not change result type")
+}
+
+/// After `stale_statement`: reads the failed run through its ReadyForQuery, closes the statement on
+/// the server and sends the work again (which prepares it anew).
+pub(super) async fn resend(
+    conn: &mut Pooled,
+    shard: &str,
+    work: &Work,
+) -> Result<Sent, BackendError> {
+    let (Work::Execute { stmt, .. } | Work::Prepared(stmt)) = work else {
+        unreachable!("a simple Query prepares nothing")
+    };
+    skip_through_ready(conn, shard).await?;
+    let mut buf = BytesMut::new();
+    msg::write_close_statement(&mut buf, &stmt.server_name);
+    msg::write_sync(&mut buf);
+    conn.prepared.remove(stmt.id);
+    conn.send(shard, &buf).await?;
+    skip_through_ready(conn, shard).await?;
+    send(conn, shard, work).await
+}
+
+async fn skip_through_ready(conn: &mut Pooled, shard: &str) -> Result<(), BackendError> {
+    while conn.recv_frame(shard).await?[0] != b'Z' {}
+    Ok(())
 }
 
 /// After a server's ReadyForQuery: back to the pool when it answered cleanly and is idle; else closed
@@ -215,9 +283,19 @@ async fn run_one(
         crate::protocol::backend::parse_complete(&mut replies);
     }
     let mut failed = false;
+    let mut retried = false;
     loop {
         let frame = conn.recv_frame(&shard).await?;
         let tag = frame[0];
+        if !retried && stale_statement(&frame) {
+            retried = true;
+            sent = resend(&mut conn, &shard, &part.work).await?;
+            replies.clear();
+            if sent.owed_parse {
+                crate::protocol::backend::parse_complete(&mut replies);
+            }
+            continue;
+        }
         if sent.keep(tag) {
             replies.extend_from_slice(&frame);
         }

@@ -14,7 +14,7 @@ use futures_util::future::try_join_all;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::combine::rename_error;
-use super::fanout::{Part, Sent, finish, send};
+use super::fanout::{Part, Sent, Work, finish, resend, send, stale_statement};
 use super::having::FilterParams;
 use super::rows::{self, Field};
 use super::value::{self, SortKey, Value};
@@ -180,7 +180,11 @@ async fn respond<W: AsyncWrite + Unpin>(
     client: &mut W,
 ) -> Result<Option<(Vec<Stream>, u64)>, ScatterError> {
     // Every shard up to its RowDescription, at once: the first error, from any shard, ends the reply.
-    let headers = match try_join_all(streams.iter_mut().map(header)).await {
+    let headers = streams
+        .iter_mut()
+        .zip(&job.parts)
+        .map(|(s, part)| header(s, &part.work));
+    let headers = match try_join_all(headers).await {
         Ok(headers) => headers,
         Err(Stop::Error(e)) => return fail(streams, out, e),
         Err(Stop::Io(e)) => return Err(e),
@@ -267,10 +271,17 @@ fn owed(s: &Stream, before: &[BytesMut], out: &mut BytesMut) {
 /// What a shard sends before its rows: the ParseComplete/BindComplete the client may be owed, and the
 /// RowDescription. On an error, the error frame carries the owed replies the shard gave before it
 /// (a Bind that failed was still parsed), as one server would have answered.
-async fn header(s: &mut Stream) -> Result<(Vec<BytesMut>, BytesMut), Stop> {
+async fn header(s: &mut Stream, work: &Work) -> Result<(Vec<BytesMut>, BytesMut), Stop> {
     let mut before = Vec::new();
+    let mut retried = false;
     loop {
         let m = s.conn.recv_frame(&s.shard).await?;
+        if !retried && stale_statement(&m) {
+            retried = true;
+            s.sent = resend(&mut s.conn, &s.shard, work).await?;
+            before.clear();
+            continue;
+        }
         if !s.sent.keep(m[0]) {
             continue;
         }

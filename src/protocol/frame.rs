@@ -139,9 +139,31 @@ pub(crate) fn data_row(frame_bytes: &[u8]) -> Option<Vec<Option<&[u8]>>> {
     Some(out)
 }
 
+/// One field of an ErrorResponse or NoticeResponse frame (55.8: a code byte, then a C string), if
+/// present.
+pub(crate) fn error_field(frame_bytes: &[u8], code: u8) -> Option<&[u8]> {
+    frame_bytes
+        .get(HEADER_LEN..)?
+        .split(|&b| b == 0)
+        .find(|f| f.first() == Some(&code))
+        .map(|f| &f[1..])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_fields_by_code() {
+        let mut e = BytesMut::new();
+        write_message(&mut e, b'E', |b| {
+            b.put_slice(b"SERROR\0C0A000\0Mcached plan\0\0");
+        });
+        assert_eq!(error_field(&e, b'C'), Some(&b"0A000"[..]));
+        assert_eq!(error_field(&e, b'M'), Some(&b"cached plan"[..]));
+        assert_eq!(error_field(&e, b'D'), None);
+        assert_eq!(error_field(b"E", b'C'), None);
+    }
 
     fn check(buf: &[u8], max: usize, want: Result<Option<usize>, ProtocolError>) {
         assert_eq!(tagged_len(buf, max), want, "{buf:?}");

@@ -311,11 +311,12 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                     (Ok(Step::Wait), _) => return Ok(Flow::Wait),
                     (Err(r), _) | (_, Err(r)) => self.refuse(r, false).await?,
                     (Ok(Step::Go), Ok(merge)) => {
+                        let work = self.simple_read(&merge.plan.shard_sql);
                         let parts = shards
                             .into_iter()
                             .map(|shard| Part {
                                 shard,
-                                work: Work::Query(merge.plan.shard_sql.clone()),
+                                work: work.clone(),
                             })
                             .collect();
                         let job = Scatter {
@@ -667,4 +668,17 @@ fn after_flushed_read(tag: u8) -> Refusal {
         message,
         "send Sync after the read; fetch without a row limit, or page with LIMIT/OFFSET",
     )
+}
+
+impl<S: AsyncRead + AsyncWrite> Session<S> {
+    /// What each shard runs for a simple Query's merged read: a statement prepared on the server, or
+    /// the text as a simple Query when it has a `$` (a placeholder would be read as a parameter, and a
+    /// dollar quote is not worth telling apart).
+    fn simple_read(&self, shard_sql: &str) -> Work {
+        match shard_sql.contains('$') {
+            true => Work::Query(shard_sql.to_owned()),
+            // Parse's parameter-type section: no types.
+            false => Work::Prepared(self.proxy.statements.intern(shard_sql, &[0, 0])),
+        }
+    }
 }

@@ -818,3 +818,40 @@ async fn a_column_collation_is_seen_too() {
     ];
     only_bytewise_merges(&c, &refused).await;
 }
+
+/// Servers keep a simple Query's merged read prepared, for every client; after DDL changes the columns
+/// it returns, PostgreSQL refuses the old statement ("cached plan must not change result type").
+/// shardgate prepares it again, and no client sees the refusal.
+#[tokio::test]
+async fn a_merged_read_sees_columns_added_since_it_last_ran() {
+    let s = Sharded::start_n(shared(), 2, "").await;
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        clients.push(s.proxy.client().await);
+    }
+    clients[0]
+        .batch_execute("INSERT INTO users (id, email) VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+        .await
+        .unwrap();
+    let sql = "SELECT * FROM users ORDER BY id";
+    let read_all = |want: usize| {
+        let clients = &clients;
+        async move {
+            // At once, so that the reads use several servers of each pool.
+            let reads = clients.iter().map(|c| text(c, sql));
+            for r in futures_util::future::join_all(reads).await {
+                let rows = r.unwrap_or_else(|e| panic!("{sql}: {e}"));
+                assert_eq!(rows.len(), 3);
+                assert_eq!(rows[0].split('|').count(), want, "{rows:?}");
+            }
+        }
+    };
+    read_all(2).await;
+    clients[0]
+        .batch_execute("ALTER TABLE users ADD COLUMN note text DEFAULT 'x'")
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        read_all(3).await;
+    }
+}
