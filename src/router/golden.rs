@@ -1720,6 +1720,20 @@ fn several_statements() {
         ),
     ];
     table_no_params(&refusing(), rows);
+    // On a map of one shard, every statement's shard is that one.
+    let one = ShardMap::parse(
+        "version: 1\ndefault: s0\nshards:\n  - {name: s0, host: h, port: 1, database: d}\n",
+        Path::new("one.yaml"),
+    )
+    .expect("fixture");
+    let rows: &[(&str, &str)] = &[
+        (
+            "CREATE TABLE t (a int); INSERT INTO t VALUES (1)",
+            "shard shard0",
+        ),
+        ("SELECT 1; VACUUM", "shard shard0"),
+    ];
+    table_no_params(&one, rows);
 }
 
 #[test]

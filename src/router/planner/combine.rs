@@ -63,8 +63,12 @@ pub(super) fn combine(mut plans: Vec<Plan>, map: &ShardMap) -> Plan {
     Plan::new(command, target, reason)
 }
 
-/// Keys that are literals on one shard, as that shard (so statements on one shard compare equal).
+/// Keys that are literals on one shard, as that shard (so statements on one shard compare equal); on
+/// a map of one shard, whatever goes to a shard goes to that one.
 fn literal(t: &Target, map: &ShardMap) -> Target {
+    if map.shards.len() == 1 && !matches!(t, Target::Any | Target::Refuse(_)) {
+        return Target::Shard(crate::sharding::ShardId(0));
+    }
     if let Target::Keys { table, keys, .. } = t
         && let TableKind::Sharded(s) = &map.tables[*table].kind
     {
