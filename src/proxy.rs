@@ -15,6 +15,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::admin::metrics::{self, ProxyMetrics};
 use crate::backend::pool::Pool;
+use crate::backend::prepared::SchemaEpoch;
 use crate::backend::server::ServerTarget;
 use crate::config::{Config, User};
 use crate::execute::directory::DirectoryCache;
@@ -47,6 +48,8 @@ pub struct Proxy {
     pub(crate) topology: ArcSwap<Topology>,
     pub(crate) cancels: cancel::Registry,
     pub(crate) statements: statements::Registry,
+    /// Every server's statements are stamped with it (`backend::prepared`).
+    schema_epoch: SchemaEpoch,
     pub(crate) clients: clients::Clients,
     pub(crate) tls: Option<TlsAcceptor>,
     pub(crate) client_count: AtomicUsize,
@@ -61,7 +64,7 @@ pub struct Proxy {
 }
 
 /// Where and as whom shardgate reaches a shard: its own user/password, else `server_auth`.
-pub(crate) fn target(config: &Config, s: &ShardSpec) -> ServerTarget {
+pub(crate) fn target(config: &Config, s: &ShardSpec, schema_epoch: &SchemaEpoch) -> ServerTarget {
     ServerTarget {
         shard: s.name.clone(),
         host: s.host.clone(),
@@ -76,6 +79,7 @@ pub(crate) fn target(config: &Config, s: &ShardSpec) -> ServerTarget {
             .clone()
             .or_else(|| config.server_auth.password.clone()),
         max_prepared: config.pool.max_prepared_statements,
+        schema_epoch: schema_epoch.clone(),
     }
 }
 
@@ -102,7 +106,10 @@ impl Proxy {
                         .map(|i| t.pools[i].clone())
                 });
                 reuse.unwrap_or_else(|| {
-                    let pool = Pool::new(target(&self.config, s), self.config.pool.clone());
+                    let pool = Pool::new(
+                        target(&self.config, s, &self.schema_epoch),
+                        self.config.pool.clone(),
+                    );
                     tokio::spawn(pool.clone().run_maintenance(self.shutdown_signal()));
                     pool
                 })
@@ -207,6 +214,7 @@ pub async fn start(config: Config, map: ShardMap) -> Result<Running, StartError>
         }),
         cancels: cancel::Registry::default(),
         statements: statements::Registry::default(),
+        schema_epoch: SchemaEpoch::default(),
         clients: clients::Clients::default(),
         tls,
         client_count: AtomicUsize::new(0),

@@ -1,12 +1,61 @@
 //! The global prepared statements one server holds (see `frontend::statements`), at most `cap` of
 //! them: past that the least recently used one is closed on the server before the next is prepared,
 //! so neither the server's memory nor shardgate's grows with every distinct SQL text clients send.
+//!
+//! A statement prepared before DDL changed the columns it returns is refused by PostgreSQL ("cached
+//! plan must not change result type"), for ever. Servers keep statements for every client, so a
+//! client that prepares a statement after the DDL would get it too. Every statement a server holds is
+//! stamped with the schema epoch it was prepared in; DDL seen through shardgate, or that refusal from
+//! any server, starts a new epoch, and a statement from an older one is closed and prepared again
+//! where it is next used.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::BytesMut;
 
+use crate::protocol::frame;
 use crate::protocol::frontend as msg;
+
+/// The schema epoch every server of the proxy shares.
+#[derive(Debug, Clone)]
+pub(crate) struct SchemaEpoch(Arc<AtomicU64>);
+
+impl Default for SchemaEpoch {
+    fn default() -> Self {
+        // 0 marks a statement whose epoch is unknown (`Prepared::restore`): stale in every epoch.
+        SchemaEpoch(Arc::new(AtomicU64::new(1)))
+    }
+}
+
+impl SchemaEpoch {
+    fn current(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// The schema changed: every statement prepared until now is prepared again where next used.
+    pub(crate) fn changed(&self) {
+        self.0.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+/// Whether a server's ErrorResponse is PostgreSQL's refusal to run a prepared statement whose result
+/// columns changed since it was prepared (`RevalidateCachedQuery`). It comes at the Bind or Describe,
+/// before anything ran; preparing the statement again cures it.
+pub(crate) fn stale_statement(m: &[u8]) -> bool {
+    m.first() == Some(&b'E')
+        && frame::error_field(m, b'C') == Some(b"0A000")
+        && frame::error_field(m, b'M') == Some(b"cached plan must not change result type")
+}
+
+/// Whether a CommandComplete is of DDL, which may change the columns statements return.
+fn ddl_tag(m: &[u8]) -> bool {
+    let tag = m.get(frame::HEADER_LEN..).unwrap_or_default();
+    [&b"ALTER "[..], b"CREATE ", b"DROP "]
+        .iter()
+        .any(|p| tag.starts_with(p))
+}
 
 /// The name global statement `id` has on servers.
 pub(crate) fn server_name(id: u64) -> String {
@@ -15,40 +64,58 @@ pub(crate) fn server_name(id: u64) -> String {
 
 #[derive(Debug)]
 pub(crate) struct Prepared {
-    /// Statement id -> the tick of its last use; the smallest tick is the least recently used.
-    last_use: HashMap<u64, u64>,
+    /// Statement id -> the tick of its last use (the smallest tick is the least recently used) and
+    /// the schema epoch it was prepared in.
+    last_use: HashMap<u64, (u64, u64)>,
     tick: u64,
     cap: usize,
+    epoch: SchemaEpoch,
+    /// The server ran DDL in its current transaction: a new epoch when it ends.
+    ddl_pending: bool,
 }
 
 impl Prepared {
-    pub(crate) fn new(cap: usize) -> Prepared {
+    pub(crate) fn new(cap: usize, epoch: SchemaEpoch) -> Prepared {
         Prepared {
             last_use: HashMap::new(),
             tick: 0,
             cap: cap.max(1),
+            epoch,
+            ddl_pending: false,
         }
     }
 
-    /// Whether the server has the statement; if so it counts as used now. Runs for every Bind, so it
-    /// only bumps a counter: the least recently used is looked for when one must go.
+    /// Whether the server has the statement, prepared in this schema epoch; if so it counts as used
+    /// now. Runs for every Bind, so it only bumps a counter: the least recently used is looked for
+    /// when one must go.
     pub(crate) fn use_if_present(&mut self, id: u64) -> bool {
-        let Some(at) = self.last_use.get_mut(&id) else {
+        let epoch = self.epoch.current();
+        let Some((at, made)) = self.last_use.get_mut(&id) else {
             return false;
         };
+        if *made != epoch {
+            return false;
+        }
         self.tick += 1;
         *at = self.tick;
         true
     }
 
-    /// Records a statement the server is about to prepare; returns the one to close first when the
-    /// server is full. (One it has already is only used.)
+    /// Records a statement the server is about to prepare; returns the one to close first: the same
+    /// statement from an older epoch, or the least recently used when the server is full. (One it
+    /// has already is only used.)
     pub(crate) fn add(&mut self, id: u64) -> Option<u64> {
         if self.use_if_present(id) {
             return None;
         }
+        let epoch = self.epoch.current();
+        if self.last_use.remove(&id).is_some() {
+            self.tick += 1;
+            self.last_use.insert(id, (self.tick, epoch));
+            return Some(id);
+        }
         let evicted = if self.last_use.len() >= self.cap {
-            let oldest = self.last_use.iter().min_by_key(|(_, at)| **at);
+            let oldest = self.last_use.iter().min_by_key(|(_, (at, _))| *at);
             oldest.map(|(old, _)| *old)
         } else {
             None
@@ -57,7 +124,7 @@ impl Prepared {
             self.last_use.remove(&old);
         }
         self.tick += 1;
-        self.last_use.insert(id, self.tick);
+        self.last_use.insert(id, (self.tick, epoch));
         evicted
     }
 
@@ -70,10 +137,26 @@ impl Prepared {
         Some(old)
     }
 
-    /// The server kept it after all (its Close was skipped); it counts as used now.
+    /// The server kept it after all (its Close was skipped); it counts as used now, and as prepared
+    /// in an unknown epoch: it may be the stale one a new Parse was to replace.
     pub(crate) fn restore(&mut self, id: u64) {
         self.tick += 1;
-        self.last_use.insert(id, self.tick);
+        self.last_use.insert(id, (self.tick, 0));
+    }
+
+    /// Watches a server's replies for what makes statements stale: DDL (its CommandComplete; a new
+    /// epoch at the ReadyForQuery that ends its transaction, when other servers can see it) and
+    /// PostgreSQL's refusal of a stale statement (this server's, or one DDL made outside shardgate).
+    pub(crate) fn watch(&mut self, m: &[u8]) {
+        match m.first() {
+            Some(b'C') => self.ddl_pending |= ddl_tag(m),
+            Some(b'Z') if self.ddl_pending && frame::ready_status(m) == b'I' => {
+                self.ddl_pending = false;
+                self.epoch.changed();
+            }
+            Some(b'E') if stale_statement(m) => self.epoch.changed(),
+            _ => {}
+        }
     }
 
     /// The server does not have it (its Parse failed or was skipped).
@@ -102,7 +185,7 @@ mod tests {
 
     #[test]
     fn the_least_recently_used_goes_first() {
-        let mut p = Prepared::new(3);
+        let mut p = Prepared::new(3, SchemaEpoch::default());
         assert_eq!(p.add(1), None);
         assert_eq!(p.add(2), None);
         assert_eq!(p.add(3), None);
@@ -116,5 +199,50 @@ mod tests {
         assert!(!p.contains(1));
         assert_eq!(p.add(7), None);
         assert!(!p.use_if_present(2));
+    }
+
+    fn frame(tag: u8, body: &[u8]) -> BytesMut {
+        let mut m = BytesMut::new();
+        frame::write_message(&mut m, tag, |b| b.extend_from_slice(body));
+        m
+    }
+
+    #[test]
+    fn a_new_schema_epoch_prepares_statements_again_in_their_place() {
+        let epoch = SchemaEpoch::default();
+        let mut p = Prepared::new(2, epoch.clone());
+        assert_eq!(p.add(1), None);
+        assert_eq!(p.add(2), None);
+        epoch.changed();
+        assert!(!p.use_if_present(1), "prepared in the old epoch");
+        assert_eq!(p.add(1), Some(1), "closed first, then prepared again");
+        assert!(p.use_if_present(1));
+        assert_eq!(p.len(), 2, "2 is still on the server, stale");
+        assert_eq!(p.add(3), Some(2));
+        // A skipped Close leaves the server's copy, whose epoch is then unknown.
+        p.restore(3);
+        assert!(!p.use_if_present(3));
+    }
+
+    #[test]
+    fn ddl_and_stale_refusals_start_a_new_epoch() {
+        let epoch = SchemaEpoch::default();
+        let mut p = Prepared::new(8, epoch.clone());
+        let start = epoch.current();
+        p.watch(&frame(b'C', b"ALTER TABLE\0"));
+        p.watch(&frame(b'Z', b"T"));
+        assert_eq!(epoch.current(), start, "not before the transaction ends");
+        p.watch(&frame(b'C', b"SELECT 1\0"));
+        p.watch(&frame(b'Z', b"I"));
+        assert_eq!(epoch.current(), start + 1);
+        p.watch(&frame(b'Z', b"I"));
+        p.watch(&frame(b'C', b"UPDATE 3\0"));
+        p.watch(&frame(b'Z', b"I"));
+        assert_eq!(epoch.current(), start + 1);
+        let stale = b"SERROR\0C0A000\0Mcached plan must not change result type\0\0";
+        p.watch(&frame(b'E', stale));
+        assert_eq!(epoch.current(), start + 2);
+        p.watch(&frame(b'E', b"SERROR\0C0A000\0Mother\0\0"));
+        assert_eq!(epoch.current(), start + 2);
     }
 }

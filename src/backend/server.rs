@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::BackendError;
-use super::prepared::Prepared;
+use super::prepared::{Prepared, SchemaEpoch};
 use crate::protocol::startup::CancelKey;
 
 /// Where and as whom to connect.
@@ -29,6 +29,8 @@ pub(crate) struct ServerTarget {
     pub password: Option<String>,
     /// The most global prepared statements one connection keeps.
     pub max_prepared: usize,
+    /// The proxy's schema epoch (see `prepared`).
+    pub schema_epoch: SchemaEpoch,
 }
 
 pub(crate) struct ServerConn {
@@ -83,7 +85,7 @@ impl ServerConn {
             cancel_in_doubt: Arc::default(),
             reported: HashMap::new(),
             applied: HashMap::new(),
-            prepared: Prepared::new(t.max_prepared),
+            prepared: Prepared::new(t.max_prepared, t.schema_epoch.clone()),
             last_used: now,
             tx_status: b'I',
         };

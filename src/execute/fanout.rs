@@ -12,9 +12,9 @@ use super::combine::{ShardReply, combine, messages};
 use crate::admin::metrics::{self, RouteKind};
 use crate::backend::BackendError;
 use crate::backend::pool::Pooled;
+pub(super) use crate::backend::prepared::stale_statement;
 use crate::frontend::cancel::{ServerKey, Slot};
 use crate::frontend::statements::Statement;
-use crate::protocol::frame;
 use crate::protocol::frontend as msg;
 use crate::proxy::Topology;
 use crate::sharding::ShardId;
@@ -218,16 +218,6 @@ fn write_run(buf: &mut BytesMut, stmt: &Statement, bind_rest: &[u8], describe: b
     msg::write_sync(buf);
 }
 
-/// Whether a server's ErrorResponse is PostgreSQL's refusal to run a prepared statement whose result
-/// columns changed since it was prepared (DDL in between; `RevalidateCachedQuery`). It comes at the
-/// Bind, before anything ran, and preparing the statement again cures it. Servers keep statements for
-/// every client, so a client that never saw the old columns would otherwise get it.
-pub(super) fn stale_statement(frame: &[u8]) -> bool {
-    frame.first() == Some(&b'E')
-        && frame::error_field(frame, b'C') == Some(b"0A000")
-        && frame::error_field(frame, b'M') == Some(b"cached plan must not change result type")
-}
-
 /// After `stale_statement`: reads the failed run through its ReadyForQuery, closes the statement on
 /// the server and sends the work again (which prepares it anew).
 pub(super) async fn resend(
@@ -287,6 +277,7 @@ async fn run_one(
     loop {
         let frame = conn.recv_frame(&shard).await?;
         let tag = frame[0];
+        conn.prepared.watch(&frame);
         if !retried && stale_statement(&frame) {
             retried = true;
             sent = resend(&mut conn, &shard, &part.work).await?;

@@ -276,6 +276,7 @@ async fn header(s: &mut Stream, work: &Work) -> Result<(Vec<BytesMut>, BytesMut)
     let mut retried = false;
     loop {
         let m = s.conn.recv_frame(&s.shard).await?;
+        s.conn.prepared.watch(&m);
         if !retried && stale_statement(&m) {
             retried = true;
             s.sent = resend(&mut s.conn, &s.shard, work).await?;

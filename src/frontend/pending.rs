@@ -253,7 +253,7 @@ mod tests {
         for p in sent {
             t.push(p);
         }
-        let mut set = Prepared::new(100);
+        let mut set = Prepared::new(100, Default::default());
         for id in prepared {
             set.add(*id);
         }
@@ -407,7 +407,7 @@ mod tests {
             t.push(p);
         }
         for tag in tags {
-            t.on_backend(*tag, &mut Prepared::new(100));
+            t.on_backend(*tag, &mut Prepared::new(100, Default::default()));
         }
         t.batch()
     }

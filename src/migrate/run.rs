@@ -85,7 +85,7 @@ pub async fn migrate(
 ) -> Result<Summary, MigrateError> {
     let mut clients = Vec::with_capacity(map.shards.len());
     for spec in &map.shards {
-        let target = crate::proxy::target(config, spec);
+        let target = crate::proxy::target(config, spec, &Default::default());
         let client = connect(&target, options.connect_timeout).await?;
         if !options.dry_run {
             prepare(&client)

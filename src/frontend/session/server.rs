@@ -258,6 +258,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 None
             };
             let verdict = a.tracker.on_backend(tag, &mut conn.prepared);
+            conn.prepared.watch(m);
             match tag {
                 b'G' => a.copy_in = true,
                 b'E' | b'Z' => a.copy_in = false,

@@ -819,9 +819,9 @@ async fn a_column_collation_is_seen_too() {
     only_bytewise_merges(&c, &refused).await;
 }
 
-/// Servers keep a simple Query's merged read prepared, for every client; after DDL changes the columns
-/// it returns, PostgreSQL refuses the old statement ("cached plan must not change result type").
-/// shardgate prepares it again, and no client sees the refusal.
+/// Servers keep a merged read prepared (a simple Query's too), for every client; after DDL changes the
+/// columns it returns, PostgreSQL refuses the old statement ("cached plan must not change result
+/// type"). shardgate prepares it again, and no client sees the refusal.
 #[tokio::test]
 async fn a_merged_read_sees_columns_added_since_it_last_ran() {
     let s = Sharded::start_n(shared(), 2, "").await;
@@ -838,11 +838,16 @@ async fn a_merged_read_sees_columns_added_since_it_last_ran() {
         let clients = &clients;
         async move {
             // At once, so that the reads use several servers of each pool.
-            let reads = clients.iter().map(|c| text(c, sql));
+            let reads = clients.iter().map(|c| async move {
+                let rows = text(c, sql).await?;
+                let typed = c.query(sql, &[]).await.map_err(|e| e.to_string())?;
+                Ok::<_, String>((rows, typed.first().map(|r| r.len())))
+            });
             for r in futures_util::future::join_all(reads).await {
-                let rows = r.unwrap_or_else(|e| panic!("{sql}: {e}"));
+                let (rows, typed_width) = r.unwrap_or_else(|e| panic!("{sql}: {e}"));
                 assert_eq!(rows.len(), 3);
                 assert_eq!(rows[0].split('|').count(), want, "{rows:?}");
+                assert_eq!(typed_width, Some(want));
             }
         }
     };

@@ -351,3 +351,56 @@ async fn discard_all_and_deallocate_drop_only_the_clients_names() {
     assert_eq!(int8(&pinned, &after, 3).await, 2);
     drop(pinned);
 }
+
+/// A statement a server prepared for one client serves the next, but DDL since may have changed the
+/// columns it returns, and PostgreSQL then refuses it for ever ("cached plan must not change result
+/// type"). After DDL sent through shardgate every server prepares its statements again before their
+/// next use; after DDL made past it, the first refusal does the same, so at most one run fails.
+#[tokio::test]
+async fn statements_follow_ddl_that_changes_their_columns() {
+    let p = TestProxy::start(shared(), |_| {}).await;
+    let clients = [p.client().await, p.client().await, p.client().await];
+    for setup in ["create table t (a int)", "insert into t values (1)"] {
+        clients[0].batch_execute(setup).await.unwrap();
+    }
+    let sql = "select * from t";
+    // At once, so that several servers prepare the statement.
+    let widths = || async {
+        let runs = clients
+            .iter()
+            .map(|c| async move { c.query(sql, &[]).await.map(|rows| rows[0].len()) });
+        futures_util::future::join_all(runs).await
+    };
+    for w in widths().await {
+        assert_eq!(w.unwrap(), 1);
+    }
+    clients[0]
+        .batch_execute("alter table t add column b int")
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        for w in widths().await {
+            assert_eq!(w.map_err(|e| e.to_string()), Ok(2));
+        }
+    }
+    // Past shardgate: one client's run may be refused once, then every server prepares it again.
+    let direct = crate::harness::client(shared(), &p.db).await;
+    direct
+        .batch_execute("alter table t add column c int")
+        .await
+        .unwrap();
+    let mut refused = 0;
+    for _ in 0..6 {
+        match clients[0].query(sql, &[]).await {
+            Ok(rows) => assert_eq!(rows[0].len(), 3),
+            Err(e) => {
+                assert_eq!(sqlstate(&e), Some("0A000"), "{e}");
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused <= 1, "refused {refused} times");
+    for w in widths().await {
+        assert_eq!(w.map_err(|e| e.to_string()), Ok(3));
+    }
+}
