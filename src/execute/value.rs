@@ -13,6 +13,7 @@ mod decimal;
 mod decode;
 mod encode;
 mod float_text;
+mod group_key;
 mod numeric_binary;
 mod order;
 
@@ -20,6 +21,7 @@ pub(crate) use agg::{Agg, merge};
 pub(crate) use avg::{average, result_type as avg_type};
 pub(crate) use decimal::Decimal;
 pub(crate) use decode::{decode, decode_column};
+pub(crate) use group_key::canonical as group_key;
 pub(crate) use order::{SortKey, compare, compare_rows};
 
 /// Type OIDs we understand (`pg_type.oid`, stable across PostgreSQL versions).

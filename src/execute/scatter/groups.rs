@@ -81,18 +81,22 @@ pub(super) async fn combine_groups<W: AsyncWrite + Unpin>(
         let Some(cols) = rows::columns(&m).filter(|c| c.len() == all && all >= width) else {
             return Err(Stop::Error(error_frame("a malformed DataRow")));
         };
-        let key: Cells = plan
+        let key_columns = plan
             .aggregates
             .iter()
-            .zip(&cols)
+            .zip(cols.iter().zip(fields.shard))
             .filter(|(a, _)| a.is_none())
-            .map(|(_, c)| c.map(<[u8]>::to_vec))
+            .map(|(_, c)| c);
+        // Matched as PostgreSQL compares the values (5.0 = 5.00); the group keeps its first spelling.
+        let matched: Cells = key_columns
+            .clone()
+            .map(|(c, f)| c.map(|c| value::group_key(f.type_oid, f.format, c).into_owned()))
             .collect();
-        // A key is copied once per group, not once per row.
-        let at = match index.get(&key) {
+        let at = match index.get(&matched) {
             Some(&at) => at,
             None => {
-                index.insert(key.clone(), groups.len());
+                let key = key_columns.map(|(c, _)| c.map(<[u8]>::to_vec)).collect();
+                index.insert(matched, groups.len());
                 groups.push((key, vec![Vec::new(); all]));
                 groups.len() - 1
             }
