@@ -69,7 +69,8 @@ impl Pooled {
     }
 
     /// Returns the connection for reuse. The caller vouches that every Sync it sent was answered and the
-    /// server is idle outside a transaction; one that is not (a bug) is closed instead, never reused.
+    /// server is idle outside a transaction; one that is not (a bug), or that a cancel in doubt may
+    /// still reach, is closed instead, never reused.
     pub(crate) fn release(mut self) {
         if self.conn.as_ref().is_some_and(|c| {
             c.tx_status != b'I'

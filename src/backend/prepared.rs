@@ -41,12 +41,13 @@ impl SchemaEpoch {
 }
 
 /// Whether a server's ErrorResponse is PostgreSQL's refusal to run a prepared statement whose result
-/// columns changed since it was prepared (`RevalidateCachedQuery`). It comes at the Bind or Describe,
-/// before anything ran; preparing the statement again cures it.
+/// columns changed since it was prepared ("cached plan must not change result type"). It comes at the
+/// Bind or Describe, before anything ran; preparing the statement again cures it. Told by its
+/// routine, which neither lc_messages translates nor a client's RAISE can set.
 pub(crate) fn stale_statement(m: &[u8]) -> bool {
     m.first() == Some(&b'E')
         && frame::error_field(m, b'C') == Some(b"0A000")
-        && frame::error_field(m, b'M') == Some(b"cached plan must not change result type")
+        && frame::error_field(m, b'R') == Some(b"RevalidateCachedQuery")
 }
 
 /// Whether a CommandComplete is of DDL, which may change the columns statements return.
@@ -144,18 +145,37 @@ impl Prepared {
         self.last_use.insert(id, (self.tick, 0));
     }
 
-    /// Watches a server's replies for what makes statements stale: DDL (its CommandComplete; a new
-    /// epoch at the ReadyForQuery that ends its transaction, when other servers can see it) and
-    /// PostgreSQL's refusal of a stale statement (this server's, or one DDL made outside shardgate).
+    /// Watches a server's replies for what makes statements stale: DDL (its CommandComplete: this
+    /// server's statements at once, since its own transaction sees the DDL; a new epoch for every
+    /// server at the ReadyForQuery that ends the transaction, committed or not) and PostgreSQL's
+    /// refusal of a stale statement (after DDL made outside shardgate).
     pub(crate) fn watch(&mut self, m: &[u8]) {
         match m.first() {
-            Some(b'C') => self.ddl_pending |= ddl_tag(m),
+            Some(b'C') if ddl_tag(m) => {
+                self.ddl_pending = true;
+                self.last_use.values_mut().for_each(|(_, made)| *made = 0);
+            }
             Some(b'Z') if self.ddl_pending && frame::ready_status(m) == b'I' => {
                 self.ddl_pending = false;
                 self.epoch.changed();
             }
             Some(b'E') if stale_statement(m) => self.epoch.changed(),
             _ => {}
+        }
+    }
+
+    /// The server prepared it after all (a ParseComplete) though shardgate had let it go (an earlier
+    /// Parse of it failed): it counts again, as of an unknown epoch.
+    pub(crate) fn confirm(&mut self, id: u64) {
+        if !self.last_use.contains_key(&id) {
+            self.restore(id);
+        }
+    }
+
+    /// This server's copy is stale (PostgreSQL refused it): closed and prepared again when next used.
+    pub(crate) fn mark_stale(&mut self, id: u64) {
+        if let Some((_, made)) = self.last_use.get_mut(&id) {
+            *made = 0;
         }
     }
 
@@ -229,9 +249,13 @@ mod tests {
         let epoch = SchemaEpoch::default();
         let mut p = Prepared::new(8, epoch.clone());
         let start = epoch.current();
+        assert_eq!(p.add(1), None);
         p.watch(&frame(b'C', b"ALTER TABLE\0"));
+        assert!(!p.use_if_present(1), "stale on this server at once");
+        assert_eq!(p.add(2), None);
         p.watch(&frame(b'Z', b"T"));
         assert_eq!(epoch.current(), start, "not before the transaction ends");
+        assert!(p.use_if_present(2), "prepared after the DDL");
         p.watch(&frame(b'C', b"SELECT 1\0"));
         p.watch(&frame(b'Z', b"I"));
         assert_eq!(epoch.current(), start + 1);
@@ -239,10 +263,14 @@ mod tests {
         p.watch(&frame(b'C', b"UPDATE 3\0"));
         p.watch(&frame(b'Z', b"I"));
         assert_eq!(epoch.current(), start + 1);
-        let stale = b"SERROR\0C0A000\0Mcached plan must not change result type\0\0";
+        let stale =
+            b"SERROR\0C0A000\0Mcached plan must not change result type\0RRevalidateCachedQuery\0\0";
         p.watch(&frame(b'E', stale));
         assert_eq!(epoch.current(), start + 2);
-        p.watch(&frame(b'E', b"SERROR\0C0A000\0Mother\0\0"));
+        // A client's RAISE of the same message is not it.
+        let raised =
+            b"SERROR\0C0A000\0Mcached plan must not change result type\0Rexec_stmt_raise\0\0";
+        p.watch(&frame(b'E', raised));
         assert_eq!(epoch.current(), start + 2);
     }
 }

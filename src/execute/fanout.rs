@@ -12,7 +12,7 @@ use super::combine::{ShardReply, combine, messages};
 use crate::admin::metrics::{self, RouteKind};
 use crate::backend::BackendError;
 use crate::backend::pool::Pooled;
-pub(super) use crate::backend::prepared::stale_statement;
+use crate::backend::prepared::stale_statement;
 use crate::frontend::cancel::{ServerKey, Slot};
 use crate::frontend::statements::Statement;
 use crate::protocol::frontend as msg;
@@ -125,10 +125,12 @@ pub(crate) async fn run(
 
 /// What was sent to one server, to sort its replies: the client may be owed a ParseComplete the server
 /// will not send (it had the statement), or not owed one it will send (shardgate prepared it).
+#[derive(Default)]
 pub(super) struct Sent {
     pub owed_parse: bool,
     pub skip_parse: usize,
-    /// A Close shardgate sent to make room for the statement: its CloseComplete is not the client's.
+    /// A Close shardgate sent ahead of the statement's Parse (to make room, or of a stale copy of it):
+    /// its CloseComplete is not the client's.
     pub skip_close: bool,
     /// The client sent a simple Query: its BindComplete is not the client's either.
     pub skip_bind: bool,
@@ -161,12 +163,7 @@ pub(super) async fn send(
     work: &Work,
 ) -> Result<Sent, BackendError> {
     let mut buf = BytesMut::new();
-    let mut sent = Sent {
-        owed_parse: false,
-        skip_parse: 0,
-        skip_close: false,
-        skip_bind: false,
-    };
+    let mut sent = Sent::default();
     match work {
         Work::Query(sql) => msg::write_query(&mut buf, sql),
         Work::Execute {
@@ -218,29 +215,27 @@ fn write_run(buf: &mut BytesMut, stmt: &Statement, bind_rest: &[u8], describe: b
     msg::write_sync(buf);
 }
 
-/// After `stale_statement`: reads the failed run through its ReadyForQuery, closes the statement on
-/// the server and sends the work again (which prepares it anew).
-pub(super) async fn resend(
+/// One more try for a prepared statement PostgreSQL refused as stale (`stale_statement`), once per
+/// run, before any of its rows: reads the failed run through its ReadyForQuery and sends the work
+/// again, with a Close of the server's copy ahead of the new Parse. `None` when `m` is not that
+/// refusal, the work prepares nothing, or the run had its try.
+pub(super) async fn retry_stale(
     conn: &mut Pooled,
     shard: &str,
     work: &Work,
-) -> Result<Sent, BackendError> {
+    m: &[u8],
+    retried: &mut bool,
+) -> Result<Option<Sent>, BackendError> {
     let (Work::Execute { stmt, .. } | Work::Prepared(stmt)) = work else {
-        unreachable!("a simple Query prepares nothing")
+        return Ok(None);
     };
-    skip_through_ready(conn, shard).await?;
-    let mut buf = BytesMut::new();
-    msg::write_close_statement(&mut buf, &stmt.server_name);
-    msg::write_sync(&mut buf);
-    conn.prepared.remove(stmt.id);
-    conn.send(shard, &buf).await?;
-    skip_through_ready(conn, shard).await?;
-    send(conn, shard, work).await
-}
-
-async fn skip_through_ready(conn: &mut Pooled, shard: &str) -> Result<(), BackendError> {
+    if *retried || !stale_statement(m) {
+        return Ok(None);
+    }
+    *retried = true;
     while conn.recv_frame(shard).await?[0] != b'Z' {}
-    Ok(())
+    conn.prepared.mark_stale(stmt.id);
+    send(conn, shard, work).await.map(Some)
 }
 
 /// After a server's ReadyForQuery: back to the pool when it answered cleanly and is idle; else closed
@@ -278,9 +273,10 @@ async fn run_one(
         let frame = conn.recv_frame(&shard).await?;
         let tag = frame[0];
         conn.prepared.watch(&frame);
-        if !retried && stale_statement(&frame) {
-            retried = true;
-            sent = resend(&mut conn, &shard, &part.work).await?;
+        if let Some(again) =
+            retry_stale(&mut conn, &shard, &part.work, &frame, &mut retried).await?
+        {
+            sent = again;
             replies.clear();
             if sent.owed_parse {
                 crate::protocol::backend::parse_complete(&mut replies);

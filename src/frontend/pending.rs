@@ -38,7 +38,8 @@ pub(crate) enum Pending {
     InjectedParse {
         id: u64,
     },
-    /// A Close shardgate sent for a statement the server had least recently used, to make room.
+    /// A Close shardgate sent for a statement the server had least recently used, to make room, or
+    /// for a stale copy of the statement it prepares next.
     InjectedClose {
         id: u64,
     },
@@ -221,8 +222,8 @@ impl Tracker {
     }
 
     /// Drops the first `n` entries, which the server skipped, and undoes what they did to its
-    /// statements, newest first: a Parse of a statement a skipped Close would have closed leaves it
-    /// as it was.
+    /// statements, newest first: a statement a skipped Close would have closed is the server's again,
+    /// as of an unknown epoch (it may be the stale copy a skipped Parse was to replace).
     fn drop_skipped(&mut self, n: usize, prepared: &mut Prepared) {
         for p in self.queue.range(..n).rev() {
             match p {

@@ -67,12 +67,17 @@ const SWEEP_AT: usize = 10_000;
 
 impl Registry {
     pub(crate) fn intern(&self, query: &str, param_types: &[u8]) -> Arc<Statement> {
+        self.intern_known(query, param_types).0
+    }
+
+    /// `intern`, and whether the statement was known before.
+    pub(crate) fn intern_known(&self, query: &str, param_types: &[u8]) -> (Arc<Statement>, bool) {
         let map = lock(&self.by_text);
         if let Some(s) = map
             .get(query)
             .and_then(|v| v.iter().find(|s| s.param_types == param_types))
         {
-            return s.clone();
+            return (s.clone(), true);
         }
         // Classified without the lock held: the registry is every client's.
         drop(map);
@@ -82,7 +87,7 @@ impl Registry {
             .get(query)
             .and_then(|v| v.iter().find(|s| s.param_types == param_types))
         {
-            return s.clone();
+            return (s.clone(), true);
         }
         let id = self
             .next_id
@@ -105,7 +110,7 @@ impl Registry {
         {
             self.sweep(&mut map);
         }
-        s
+        (s, false)
     }
 
     /// Forgets the statements only the registry still holds (clients closed or replaced them), so

@@ -671,14 +671,21 @@ fn after_flushed_read(tag: u8) -> Refusal {
 }
 
 impl<S: AsyncRead + AsyncWrite> Session<S> {
-    /// What each shard runs for a simple Query's merged read: a statement prepared on the server, or
-    /// the text as a simple Query when it has a `$` (a placeholder would be read as a parameter, and a
-    /// dollar quote is not worth telling apart).
+    /// What each shard runs for a simple Query's merged read: a statement prepared on the server (so
+    /// that the server parses and plans it once) when that cannot change what it means, else the text
+    /// as a simple Query. Not for a text with a string literal: a prepared statement reads it once,
+    /// at its Parse, under the TimeZone and DateStyle of the client that parsed it ('today' would stay
+    /// that day), and every client shares it. Not with a `$` (a placeholder would be taken for a
+    /// parameter; a dollar quote is a string). Not for a text seen the first time: a stream of
+    /// distinct texts would take every server's statement slots.
     fn simple_read(&self, shard_sql: &str) -> Work {
-        match shard_sql.contains('$') {
-            true => Work::Query(shard_sql.to_owned()),
-            // Parse's parameter-type section: no types.
-            false => Work::Prepared(self.proxy.statements.intern(shard_sql, &[0, 0])),
+        if shard_sql.contains(['\'', '$']) {
+            return Work::Query(shard_sql.to_owned());
+        }
+        // Parse's parameter-type section: no types.
+        match self.proxy.statements.intern_known(shard_sql, &[0, 0]) {
+            (stmt, true) => Work::Prepared(stmt),
+            (_, false) => Work::Query(shard_sql.to_owned()),
         }
     }
 }

@@ -61,8 +61,8 @@ impl Attached {
         true
     }
 
-    /// Records that the server is about to prepare `id`, closing the statement it used least recently
-    /// first when it holds as many as it may.
+    /// Records that the server is about to prepare `id`, closing first a stale copy of it, or the
+    /// statement it used least recently when it holds as many as it may.
     fn make_room(&mut self, id: u64) {
         if let Some(old) = self.conn.prepared.make_room(id, &mut self.to_server) {
             self.tracker.push(Pending::InjectedClose { id: old });
@@ -266,6 +266,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             }
             if let Some(id) = parsed {
                 statements.mark_valid(id);
+                conn.prepared.confirm(id);
             }
             if tag == b'S' {
                 let mut c = Cursor::new(&m[frame::HEADER_LEN..], "ParameterStatus");

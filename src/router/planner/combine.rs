@@ -64,9 +64,9 @@ pub(super) fn combine(mut plans: Vec<Plan>, map: &ShardMap) -> Plan {
 }
 
 /// Keys that are literals on one shard, as that shard (so statements on one shard compare equal); on
-/// a map of one shard, whatever goes to a shard goes to that one.
+/// a map of one shard, what goes to every shard goes to that one.
 fn literal(t: &Target, map: &ShardMap) -> Target {
-    if map.shards.len() == 1 && !matches!(t, Target::Any | Target::Refuse(_)) {
+    if map.shards.len() == 1 && matches!(t, Target::All | Target::EveryShard | Target::Scatter) {
         return Target::Shard(crate::sharding::ShardId(0));
     }
     if let Target::Keys { table, keys, .. } = t

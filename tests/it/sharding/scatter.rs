@@ -860,3 +860,65 @@ async fn a_merged_read_sees_columns_added_since_it_last_ran() {
         read_all(3).await;
     }
 }
+
+/// Group keys equal as PostgreSQL compares them but spelled differently on different shards (numeric
+/// 5 and 5.0 and 5.00, float 0 and -0) make one group, as on one server.
+#[tokio::test]
+async fn equal_group_keys_spelled_differently_make_one_group() {
+    let s = Sharded::start_n(shared(), 3, "").await;
+    // Loaded on each shard directly, each spelling the same amount its way: a merged read does not
+    // care which shard owns a row.
+    for (i, amount) in ["5", "5.0", "5.00"].iter().enumerate() {
+        let d = s.direct(shared(), i).await;
+        let rows: Vec<String> = (0..4)
+            .map(|j| format!("({}, {}, {amount})", i * 4 + j, i * 4 + j))
+            .collect();
+        d.batch_execute(&format!(
+            "INSERT INTO orders (id, user_id, amount) VALUES {}",
+            rows.join(", ")
+        ))
+        .await
+        .unwrap();
+    }
+    let c = s.proxy.client().await;
+    for sql in [
+        "SELECT amount, count(*) FROM orders GROUP BY amount",
+        // 0 on the shards with ids 4 to 11, -0 on the one with ids 0 to 3.
+        "SELECT (amount - 5)::float8 * CASE WHEN id < 4 THEN -1 ELSE 1 END AS z, count(*) \
+         FROM orders GROUP BY 1",
+    ] {
+        let rows = text(&c, sql).await.unwrap();
+        assert_eq!(rows.len(), 1, "{sql}: {rows:?}");
+        assert!(rows[0].ends_with("|12"), "{sql}: {rows:?}");
+        let typed = c.query(sql, &[]).await.unwrap();
+        assert_eq!(typed.len(), 1, "{sql} (binary)");
+        assert_eq!(typed[0].get::<_, i64>(1), 12);
+    }
+}
+
+/// A client's own error that reads like PostgreSQL's stale-statement refusal is only an error: it
+/// reaches the client, and nothing is retried.
+#[tokio::test]
+async fn a_raised_error_like_the_stale_statement_refusal_is_passed_on() {
+    let s = Sharded::start_n(shared(), 2, "").await;
+    let c = s.proxy.client().await;
+    c.batch_execute(
+        "CREATE FUNCTION boom() RETURNS int LANGUAGE plpgsql AS $$ BEGIN \
+         RAISE EXCEPTION USING ERRCODE = '0A000', \
+         MESSAGE = 'cached plan must not change result type'; END $$",
+    )
+    .await
+    .unwrap();
+    c.batch_execute("INSERT INTO users (id, email) VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        for sql in ["SELECT boom() FROM users", "SELECT boom(), '$' FROM users"] {
+            let e = c.simple_query(sql).await.unwrap_err();
+            assert_eq!(sqlstate(&e), Some("0A000"), "{sql}: {e}");
+            let e = c.query(sql, &[]).await.unwrap_err();
+            assert_eq!(sqlstate(&e), Some("0A000"), "{sql}: {e}");
+        }
+    }
+    assert_eq!(text(&c, "SELECT count(*) FROM users").await.unwrap(), ["3"]);
+}

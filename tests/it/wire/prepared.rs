@@ -404,3 +404,22 @@ async fn statements_follow_ddl_that_changes_their_columns() {
         assert_eq!(w.map_err(|e| e.to_string()), Ok(3));
     }
 }
+
+/// DDL inside a transaction: the transaction's own server sees it at once, so a statement it kept
+/// from before is prepared again there before the transaction uses it.
+#[tokio::test]
+async fn a_statement_after_ddl_in_the_same_transaction_sees_the_new_columns() {
+    let p = TestProxy::start(shared(), |c| c.pool.max_size = 1).await;
+    let mut c = p.client().await;
+    c.batch_execute("create table t (a int)").await.unwrap();
+    c.batch_execute("insert into t values (1)").await.unwrap();
+    let sql = "select * from t";
+    assert_eq!(c.query(sql, &[]).await.unwrap()[0].len(), 1);
+    let tx = c.transaction().await.unwrap();
+    tx.batch_execute("alter table t add column b int")
+        .await
+        .unwrap();
+    assert_eq!(tx.query(sql, &[]).await.unwrap()[0].len(), 2);
+    tx.rollback().await.unwrap();
+    assert_eq!(c.query(sql, &[]).await.unwrap()[0].len(), 1);
+}
