@@ -13,14 +13,30 @@ pub(crate) fn canonical(type_oid: u32, format: i16, raw: &[u8]) -> Cow<'_, [u8]>
         (oid::NUMERIC, false) => Cow::Borrowed(numeric_text(raw)),
         (oid::NUMERIC, true) => numeric_binary(raw),
         (oid::FLOAT4 | oid::FLOAT8, false) if raw == b"-0" => Cow::Borrowed(b"0"),
-        (oid::FLOAT4 | oid::FLOAT8, true) if raw.iter().skip(1).all(|&b| b == 0) => {
-            // +0 and -0 differ in the sign bit only.
-            Cow::Owned(vec![0; raw.len()])
-        }
+        (oid::FLOAT4, true) => float4_binary(raw),
+        (oid::FLOAT8, true) => float8_binary(raw),
         (oid::BPCHAR, _) => {
             let end = raw.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
             Cow::Borrowed(&raw[..end])
         }
+        _ => Cow::Borrowed(raw),
+    }
+}
+
+/// Binary IEEE 754: -0 as 0 (the pattern 0.0 matches both), and every NaN as one (PostgreSQL's NaN
+/// equals NaN).
+fn float4_binary(raw: &[u8]) -> Cow<'_, [u8]> {
+    match <[u8; 4]>::try_from(raw).map(f32::from_be_bytes) {
+        Ok(0.0) => Cow::Owned(vec![0; 4]),
+        Ok(f) if f.is_nan() => Cow::Owned(f32::NAN.to_be_bytes().to_vec()),
+        _ => Cow::Borrowed(raw),
+    }
+}
+
+fn float8_binary(raw: &[u8]) -> Cow<'_, [u8]> {
+    match <[u8; 8]>::try_from(raw).map(f64::from_be_bytes) {
+        Ok(0.0) => Cow::Owned(vec![0; 8]),
+        Ok(f) if f.is_nan() => Cow::Owned(f64::NAN.to_be_bytes().to_vec()),
         _ => Cow::Borrowed(raw),
     }
 }
@@ -152,5 +168,29 @@ mod tests {
             &(-1.0f32).to_be_bytes(),
             &1.0f32.to_be_bytes()
         ));
+
+        let f8 = |a: f64, b: f64| {
+            same(
+                oid::FLOAT8,
+                FORMAT_BINARY,
+                &a.to_be_bytes(),
+                &b.to_be_bytes(),
+            )
+        };
+        let f4 = |a: f32, b: f32| {
+            same(
+                oid::FLOAT4,
+                FORMAT_BINARY,
+                &a.to_be_bytes(),
+                &b.to_be_bytes(),
+            )
+        };
+        assert!(f4(-0.0, 0.0));
+        // Bytes after the first all zero, yet not zero.
+        assert!(!f8(2.0, 0.0));
+        assert!(!f4(0.5, 0.0));
+        assert!(!f4(0.5, 2.0));
+        assert!(f8(f64::from_bits(0xfff8_0000_0000_0001), f64::NAN));
+        assert!(!f8(f64::INFINITY, f64::NAN));
     }
 }
