@@ -50,12 +50,15 @@ pub(crate) fn stale_statement(m: &[u8]) -> bool {
         && frame::error_field(m, b'R') == Some(b"RevalidateCachedQuery")
 }
 
-/// Whether a CommandComplete is of DDL, which may change the columns statements return.
+/// Whether a CommandComplete is of DDL that may change the columns a statement already prepared
+/// returns: ALTER and DROP (a table dropped and made again), CREATE OR REPLACE of a view or rule; not
+/// indexes, nor a new table (temporary ones come and go often).
 fn ddl_tag(m: &[u8]) -> bool {
     let tag = m.get(frame::HEADER_LEN..).unwrap_or_default();
-    [&b"ALTER "[..], b"CREATE ", b"DROP "]
-        .iter()
-        .any(|p| tag.starts_with(p))
+    let changes = [&b"ALTER "[..], b"DROP ", b"CREATE VIEW", b"CREATE RULE"];
+    changes.iter().any(|p| tag.starts_with(p))
+        && !tag.starts_with(b"ALTER INDEX")
+        && !tag.starts_with(b"DROP INDEX")
 }
 
 /// The name global statement `id` has on servers.
@@ -145,16 +148,21 @@ impl Prepared {
         self.last_use.insert(id, (self.tick, 0));
     }
 
+    /// DDL was sent to this server: the statements it holds are prepared again before their next
+    /// use, which comes after the DDL in the server's order (a client may pipeline a Parse or Bind
+    /// behind its ALTER TABLE).
+    pub(crate) fn ddl_sent(&mut self) {
+        self.ddl_pending = true;
+        self.last_use.values_mut().for_each(|(_, made)| *made = 0);
+    }
+
     /// Watches a server's replies for what makes statements stale: DDL (its CommandComplete: this
     /// server's statements at once, since its own transaction sees the DDL; a new epoch for every
     /// server at the ReadyForQuery that ends the transaction, committed or not) and PostgreSQL's
     /// refusal of a stale statement (after DDL made outside shardgate).
     pub(crate) fn watch(&mut self, m: &[u8]) {
         match m.first() {
-            Some(b'C') if ddl_tag(m) => {
-                self.ddl_pending = true;
-                self.last_use.values_mut().for_each(|(_, made)| *made = 0);
-            }
+            Some(b'C') if ddl_tag(m) => self.ddl_sent(),
             Some(b'Z') if self.ddl_pending && frame::ready_status(m) == b'I' => {
                 self.ddl_pending = false;
                 self.epoch.changed();
@@ -260,8 +268,10 @@ mod tests {
         p.watch(&frame(b'Z', b"I"));
         assert_eq!(epoch.current(), start + 1);
         p.watch(&frame(b'Z', b"I"));
-        p.watch(&frame(b'C', b"UPDATE 3\0"));
-        p.watch(&frame(b'Z', b"I"));
+        for tag in [&b"UPDATE 3\0"[..], b"CREATE INDEX\0", b"CREATE TABLE\0"] {
+            p.watch(&frame(b'C', tag));
+            p.watch(&frame(b'Z', b"I"));
+        }
         assert_eq!(epoch.current(), start + 1);
         let stale =
             b"SERROR\0C0A000\0Mcached plan must not change result type\0RRevalidateCachedQuery\0\0";

@@ -22,6 +22,8 @@ pub(crate) struct Statement {
     pub query: String,
     /// Parse's raw parameter-type section.
     pub param_types: Vec<u8>,
+    /// What its meaning depends on besides its text (`Registry::context`); empty for most.
+    pub context: String,
     /// The session state running it creates (settings are carried at each run).
     pub session_state: Option<SessionState>,
     /// Its routing plan and the map version it was made for: made once, so a Bind only reads keys.
@@ -62,31 +64,53 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// Settings under which PostgreSQL reads a string literal (dates, times, intervals, escapes).
+const LITERAL_SETTINGS: [&str; 4] = [
+    "timezone",
+    "datestyle",
+    "intervalstyle",
+    "standard_conforming_strings",
+];
+
+/// Date/time input that reads the clock (lowercase, after the literal's opening quote).
+const CLOCK_WORDS: [&str; 4] = ["'now", "'today", "'tomorrow", "'yesterday"];
+
 /// Distinct texts kept before the first sweep; after a sweep, twice what was left.
 const SWEEP_AT: usize = 10_000;
 
 impl Registry {
+    #[cfg(test)]
     pub(crate) fn intern(&self, query: &str, param_types: &[u8]) -> Arc<Statement> {
-        self.intern_known(query, param_types).0
+        self.intern_in(query, param_types, "")
     }
 
-    /// `intern`, and whether the statement was known before.
-    pub(crate) fn intern_known(&self, query: &str, param_types: &[u8]) -> (Arc<Statement>, bool) {
+    /// The statement for a text whose meaning depends on `context` too (`context`).
+    pub(crate) fn intern_in(
+        &self,
+        query: &str,
+        param_types: &[u8],
+        context: &str,
+    ) -> Arc<Statement> {
+        self.intern_known(query, param_types, context).0
+    }
+
+    /// `intern_in`, and whether the statement was known before.
+    pub(crate) fn intern_known(
+        &self,
+        query: &str,
+        param_types: &[u8],
+        context: &str,
+    ) -> (Arc<Statement>, bool) {
+        let same = |s: &&Arc<Statement>| s.param_types == param_types && s.context == context;
         let map = lock(&self.by_text);
-        if let Some(s) = map
-            .get(query)
-            .and_then(|v| v.iter().find(|s| s.param_types == param_types))
-        {
+        if let Some(s) = map.get(query).and_then(|v| v.iter().find(same)) {
             return (s.clone(), true);
         }
         // Classified without the lock held: the registry is every client's.
         drop(map);
         let session_state = crate::frontend::classify::session_state(query);
         let mut map = lock(&self.by_text);
-        if let Some(s) = map
-            .get(query)
-            .and_then(|v| v.iter().find(|s| s.param_types == param_types))
-        {
+        if let Some(s) = map.get(query).and_then(|v| v.iter().find(same)) {
             return (s.clone(), true);
         }
         let id = self
@@ -98,6 +122,7 @@ impl Registry {
             server_name: server_name(id),
             query: query.to_owned(),
             param_types: param_types.to_vec(),
+            context: context.to_owned(),
             session_state,
             plan: ArcSwapOption::empty(),
         });
@@ -126,6 +151,37 @@ impl Registry {
         lock(&self.valid).retain(|id| live.contains(id));
         self.sweep_at
             .store(2 * map.len(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// What a client's statement means besides its text: its search_path, and for one with a string
+    /// literal (PostgreSQL reads it once, at the Parse, under the parsing session's settings) the
+    /// settings that reading depends on; statements are shared only by clients that agree on them.
+    /// One that reads the clock ('now', 'today', ...) is not shared at all: each Parse prepares it
+    /// anew, as a server of the client's own would. Empty for most.
+    pub(crate) fn context(&self, query: &str, desired: &[(String, String)]) -> String {
+        let setting = |name: &str| desired.iter().find(|(n, _)| n.eq_ignore_ascii_case(name));
+        let mut context = String::new();
+        // Which tables the names are: PostgreSQL analyses the text again under another search_path,
+        // and refuses the statement when the columns differ.
+        if let Some((_, v)) = setting("search_path") {
+            context.push_str(&format!("search_path={v};"));
+        }
+        if !query.contains('\'') {
+            return context;
+        }
+        let lower = query.to_ascii_lowercase();
+        if CLOCK_WORDS.iter().any(|w| lower.contains(w)) {
+            let n = self
+                .next_id
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return format!("#{n}");
+        }
+        for name in LITERAL_SETTINGS {
+            if let Some((_, v)) = setting(name) {
+                context.push_str(&format!("{name}={v};"));
+            }
+        }
+        context
     }
 
     pub(crate) fn mark_valid(&self, id: u64) {
@@ -215,5 +271,25 @@ mod tests {
         assert_eq!(r.len(), 3);
         assert_eq!(r.valid.lock().unwrap().len(), 2);
         assert_eq!(r.intern("select 0", b"\0\0").id, c.get("kept").unwrap().id);
+    }
+
+    #[test]
+    fn literals_are_shared_only_under_the_same_settings() {
+        let r = Registry::default();
+        let utc = [("TimeZone".to_owned(), "UTC".to_owned())];
+        let ny = [("timezone".to_owned(), "America/New_York".to_owned())];
+        assert_eq!(r.context("select $1::int", &utc), "");
+        let path = [("search_path".to_owned(), "tenant_1".to_owned())];
+        assert_ne!(r.context("select * from t", &path), "");
+        let q = "select '2024-01-01 00:00'::timestamptz";
+        let (a, b) = (r.context(q, &utc), r.context(q, &ny));
+        assert_ne!(a, b);
+        assert_eq!(a, r.context(q, &utc));
+        assert_ne!(
+            r.intern_in(q, b"\0\0", &a).id,
+            r.intern_in(q, b"\0\0", &b).id
+        );
+        let today = "select 'Today'::date";
+        assert_ne!(r.context(today, &utc), r.context(today, &utc));
     }
 }

@@ -205,7 +205,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     async fn on_parse(&mut self, raw: &mut BytesMut) -> Result<(), SessionError> {
         let p = msg::parse(&raw[frame::HEADER_LEN..])?;
         // Unnamed statements get a global name too: the Bind that follows may go to another server.
-        let stmt = self.proxy.statements.intern(p.query, p.param_types);
+        let context = self.proxy.statements.context(p.query, &self.desired);
+        let stmt = self
+            .proxy
+            .statements
+            .intern_in(p.query, p.param_types, &context);
         if let Err(r) = self.session_state_policy(stmt.session_state) {
             return self.refuse(r, true).await;
         }
@@ -287,6 +291,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 Ok(Step::Go) => {
                     self.forward(raw, Pending::Query).await?;
                     let a = self.server.as_mut().expect("attached by forward");
+                    if plan.command == Command::Ddl {
+                        a.conn.prepared.ddl_sent();
+                    }
                     a.settings_changed |= changes_settings;
                     if pinned_discard {
                         self.discarded_on_server();
@@ -443,6 +450,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let rest_at = raw.len() - b.rest.len();
         let a = self.server.as_mut().expect("held above");
         a.ensure_prepared(&stmt);
+        if plan.command == Command::Ddl {
+            a.conn.prepared.ddl_sent();
+        }
         msg::write_bind(
             &mut a.to_server,
             &portal,
@@ -683,7 +693,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             return Work::Query(shard_sql.to_owned());
         }
         // Parse's parameter-type section: no types.
-        match self.proxy.statements.intern_known(shard_sql, &[0, 0]) {
+        match self.proxy.statements.intern_known(shard_sql, &[0, 0], "") {
             (stmt, true) => Work::Prepared(stmt),
             (_, false) => Work::Query(shard_sql.to_owned()),
         }

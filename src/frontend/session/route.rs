@@ -215,7 +215,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                         let types = pick_param_types(&stmt.param_types, &p.params);
                         let mut rest = BytesMut::new();
                         msg::write_bind_rest(&mut rest, &params, &p.params);
-                        (self.proxy.statements.intern(sql, &types), rest.to_vec())
+                        (
+                            self.proxy.statements.intern_in(sql, &types, &stmt.context),
+                            rest.to_vec(),
+                        )
                     }
                 };
                 Part {
@@ -241,10 +244,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let Some(client_parse) = self.own_batch(stmt).await? else {
             return Ok(());
         };
-        let shard_stmt = self
-            .proxy
-            .statements
-            .intern(&merge.plan.shard_sql, &stmt.param_types);
+        let shard_stmt = self.proxy.statements.intern_in(
+            &merge.plan.shard_sql,
+            &stmt.param_types,
+            &stmt.context,
+        );
         let bind_rest = widen_result_formats(bind_rest, merge.plan.hidden)?;
         let parts = shards
             .into_iter()

@@ -423,3 +423,42 @@ async fn a_statement_after_ddl_in_the_same_transaction_sees_the_new_columns() {
     tx.rollback().await.unwrap();
     assert_eq!(c.query(sql, &[]).await.unwrap()[0].len(), 1);
 }
+
+/// A string literal is read once, at the Parse, under the parsing session's settings: a statement a
+/// server keeps for one client must not serve a client whose TimeZone reads it otherwise.
+#[tokio::test]
+async fn a_literal_is_read_under_each_clients_own_settings() {
+    let p = TestProxy::start(shared(), |c| c.pool.max_size = 1).await;
+    let (utc, ny) = (p.client().await, p.client().await);
+    utc.batch_execute("set timezone = 'UTC'").await.unwrap();
+    ny.batch_execute("set timezone = 'America/New_York'")
+        .await
+        .unwrap();
+    let sql = "select extract(epoch from '2024-01-01 00:00'::timestamptz)::int8";
+    for _ in 0..2 {
+        assert_eq!(first_int8(&utc, sql).await, 1_704_067_200);
+        assert_eq!(first_int8(&ny, sql).await, 1_704_067_200 + 5 * 3600);
+    }
+}
+
+async fn first_int8(c: &tokio_postgres::Client, sql: &str) -> i64 {
+    c.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+/// A statement pipelined right behind the DDL that changes its columns (before the DDL's reply came
+/// back) is prepared again too.
+#[tokio::test]
+async fn a_statement_pipelined_behind_ddl_sees_the_new_columns() {
+    let p = TestProxy::start(shared(), |c| c.pool.max_size = 1).await;
+    let c = p.client().await;
+    c.batch_execute("create table t (a int)").await.unwrap();
+    c.batch_execute("insert into t values (1)").await.unwrap();
+    let sql = "select * from t";
+    assert_eq!(c.query(sql, &[]).await.unwrap()[0].len(), 1);
+    let (ddl, rows) = tokio::join!(
+        c.batch_execute("alter table t add column b int"),
+        c.query(sql, &[])
+    );
+    ddl.unwrap();
+    assert_eq!(rows.map(|r| r[0].len()).map_err(|e| e.to_string()), Ok(2));
+}
