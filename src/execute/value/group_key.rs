@@ -15,6 +15,7 @@ pub(crate) fn canonical(type_oid: u32, format: i16, raw: &[u8]) -> Cow<'_, [u8]>
         (oid::FLOAT4 | oid::FLOAT8, false) if raw == b"-0" => Cow::Borrowed(b"0"),
         (oid::FLOAT4, true) => float4_binary(raw),
         (oid::FLOAT8, true) => float8_binary(raw),
+        (INTERVAL, true) => interval_binary(raw),
         (oid::BPCHAR, _) => {
             let end = raw.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
             Cow::Borrowed(&raw[..end])
@@ -39,6 +40,33 @@ fn float8_binary(raw: &[u8]) -> Cow<'_, [u8]> {
         Ok(f) if f.is_nan() => Cow::Owned(f64::NAN.to_be_bytes().to_vec()),
         _ => Cow::Borrowed(raw),
     }
+}
+
+/// `pg_type.oid` of interval.
+const INTERVAL: u32 = 1186;
+
+/// Binary interval (µs, days, months) as PostgreSQL compares it: one span, a month as 30 days and a
+/// day as 24 hours ('1 mon' = '30 days' = '720 hours'). In text, spellings of one span still differ.
+fn interval_binary(raw: &[u8]) -> Cow<'_, [u8]> {
+    let (Ok(us), Ok(days), Ok(months)) = (
+        raw.get(..8)
+            .unwrap_or_default()
+            .try_into()
+            .map(i64::from_be_bytes),
+        raw.get(8..12)
+            .unwrap_or_default()
+            .try_into()
+            .map(i32::from_be_bytes),
+        raw.get(12..16)
+            .unwrap_or_default()
+            .try_into()
+            .map(i32::from_be_bytes),
+    ) else {
+        return Cow::Borrowed(raw);
+    };
+    const DAY_US: i128 = 86_400_000_000;
+    let span = (i128::from(months) * 30 + i128::from(days)) * DAY_US + i128::from(us);
+    Cow::Owned(span.to_be_bytes().to_vec())
 }
 
 /// Text: without the fraction's trailing zeros (numeric output has no exponent; zero is never
@@ -192,5 +220,16 @@ mod tests {
         assert!(!f4(0.5, 2.0));
         assert!(f8(f64::from_bits(0xfff8_0000_0000_0001), f64::NAN));
         assert!(!f8(f64::INFINITY, f64::NAN));
+
+        let interval = |us: i64, days: i32, months: i32| {
+            let mut v = us.to_be_bytes().to_vec();
+            v.extend_from_slice(&days.to_be_bytes());
+            v.extend_from_slice(&months.to_be_bytes());
+            v
+        };
+        let iv = |a: &[u8], b: &[u8]| same(INTERVAL, FORMAT_BINARY, a, b);
+        assert!(iv(&interval(0, 30, 0), &interval(0, 0, 1)));
+        assert!(iv(&interval(86_400_000_000, 0, 0), &interval(0, 1, 0)));
+        assert!(!iv(&interval(1, 0, 0), &interval(0, 0, 0)));
     }
 }
