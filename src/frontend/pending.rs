@@ -136,6 +136,14 @@ impl Tracker {
         }
     }
 
+    /// Whether a Close of statement `id` is still to come in what was sent (it was let go to make
+    /// room while its Parse was in flight).
+    pub(crate) fn closes_later(&self, id: u64) -> bool {
+        self.queue
+            .iter()
+            .any(|p| matches!(p, Pending::InjectedClose { id: c } if *c == id))
+    }
+
     /// The synthetic replies now at the head, which are due before anything the server sends next.
     pub(crate) fn pop_synthetic(&mut self) -> Option<Synthetic> {
         match self.queue.front() {

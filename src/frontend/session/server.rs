@@ -257,6 +257,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             } else {
                 None
             };
+            // A statement shardgate let go while its Parse was in flight counts again, unless it
+            // was let go to make room (its Close is on the way).
+            let confirmed = parsed.filter(|&id| !a.tracker.closes_later(id));
             let verdict = a.tracker.on_backend(tag, &mut conn.prepared);
             conn.prepared.watch(m);
             match tag {
@@ -266,6 +269,8 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             }
             if let Some(id) = parsed {
                 statements.mark_valid(id);
+            }
+            if let Some(id) = confirmed {
                 conn.prepared.confirm(id);
             }
             if tag == b'S' {
