@@ -7,6 +7,20 @@ use super::plan::{Command, Plan, Refusal, Target, TxControl};
 
 pub(crate) const HINT: &str = "add /* shardgate: shard=NAME */ to the statement (or SET shardgate.shard = 'NAME') to choose the shard";
 
+/// Whether DDL in `sql` may change the columns a statement prepared before it returns: ALTER and
+/// DROP (not of an index), CREATE OR REPLACE, CREATE VIEW or RULE. Not CREATE TABLE: a new table is in
+/// no statement prepared before it, and temporary tables come and go often.
+pub(crate) fn changes_columns(sql: &str) -> bool {
+    super::lex::statements(sql).iter().any(|s| {
+        let w = |i: usize| s.words.get(i).map(String::as_str).unwrap_or("");
+        match w(0) {
+            "alter" | "drop" => w(1) != "index",
+            "create" => matches!(w(1), "or" | "view" | "rule"),
+            _ => false,
+        }
+    })
+}
+
 pub(crate) fn classify(words: &[String]) -> Plan {
     let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
     let first = w(0);
@@ -111,4 +125,32 @@ fn prepared() -> Plan {
             "route the statement to one shard with /* shardgate: shard=NAME */",
         ),
     )
+}
+
+#[cfg(test)]
+mod column_tests {
+    use super::changes_columns;
+
+    #[test]
+    fn ddl_that_may_change_columns() {
+        for (sql, want) in [
+            ("ALTER TABLE t ADD COLUMN b int", true),
+            (
+                "/* shardgate: shard=s1 */ alter table t rename a to b",
+                true,
+            ),
+            ("DROP TABLE t", true),
+            ("CREATE OR REPLACE VIEW v AS SELECT 1", true),
+            ("create view v as select 1", true),
+            ("BEGIN; ALTER TABLE t ADD b int; COMMIT", true),
+            ("CREATE TABLE t (a int)", false),
+            ("CREATE TEMP TABLE t (a int)", false),
+            ("CREATE INDEX ON t (a)", false),
+            ("DROP INDEX i", false),
+            ("ALTER INDEX i RENAME TO j", false),
+            ("SELECT 'alter table'", false),
+        ] {
+            assert_eq!(changes_columns(sql), want, "{sql}");
+        }
+    }
 }

@@ -33,6 +33,7 @@ mod robustness;
 
 pub use cache::Router;
 pub use having::{CmpOp, Filter, Operand};
+pub(crate) use keyword::changes_columns;
 pub use merge::{Agg, Count, MergePlan, SortColumn, SortRef};
 pub use params::Params;
 pub use plan::{

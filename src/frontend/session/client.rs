@@ -15,7 +15,7 @@ use crate::frontend::pending::{Pending, Synthetic};
 use crate::protocol::frontend::{self as msg, Target};
 use crate::protocol::{ProtocolError, frame, sqlstate};
 use crate::proxy::Topology;
-use crate::router::{Command, Params, Refusal, Route, TxControl, resolve};
+use crate::router::{Command, Params, Refusal, Route, TxControl, changes_columns, resolve};
 
 impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// Handles every whole message buffered from the client.
@@ -291,7 +291,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 Ok(Step::Go) => {
                     self.forward(raw, Pending::Query).await?;
                     let a = self.server.as_mut().expect("attached by forward");
-                    if plan.command == Command::Ddl {
+                    if plan.command == Command::Ddl && changes_columns(sql) {
                         a.conn.prepared.ddl_sent();
                     }
                     a.settings_changed |= changes_settings;
@@ -450,7 +450,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let rest_at = raw.len() - b.rest.len();
         let a = self.server.as_mut().expect("held above");
         a.ensure_prepared(&stmt);
-        if plan.command == Command::Ddl {
+        if plan.command == Command::Ddl && changes_columns(&stmt.query) {
             a.conn.prepared.ddl_sent();
         }
         msg::write_bind(
