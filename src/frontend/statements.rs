@@ -1,6 +1,8 @@
 //! Named prepared statements under transaction pooling. A client's statement name is private to it; on
-//! the servers every distinct (SQL, parameter types) gets one global name, so a server that prepared it
-//! for one client can serve it to every client, and each client's names map to the right global one.
+//! the servers every distinct (SQL, parameter types, settings context) gets one global name, so a
+//! server that prepared it for one client can serve it to every client whose settings read it the
+//! same way, and each client's names map to the right global one. A statement that must not be shared
+//! (it reads the clock, or the client's settings are changing) is private: one Parse's own.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -22,7 +24,7 @@ pub(crate) struct Statement {
     pub query: String,
     /// Parse's raw parameter-type section.
     pub param_types: Vec<u8>,
-    /// What its meaning depends on besides its text (`Registry::context`); empty for most.
+    /// The settings context it was shared under (`settings_context`); empty for most.
     pub context: String,
     /// The session state running it creates (settings are carried at each run).
     pub session_state: Option<SessionState>,
@@ -31,6 +33,11 @@ pub(crate) struct Statement {
 }
 
 impl Statement {
+    /// One Parse's own (`Registry::private`).
+    pub(crate) fn is_private(&self) -> bool {
+        self.id >= PRIVATE
+    }
+
     /// The routing plan under `map`: the one already made, unless the map changed since.
     pub(crate) fn plan(&self, router: &Router, map: &ShardMap) -> Arc<Plan> {
         if let Some(made) = self.plan.load().as_ref()
@@ -48,10 +55,12 @@ impl Statement {
 /// Every distinct statement any client prepared, shared by all sessions.
 #[derive(Debug, Default)]
 pub(crate) struct Registry {
-    /// By SQL text; the few statements sharing a text differ in parameter types. Keyed by text alone so a
-    /// lookup borrows the client's bytes instead of copying them.
+    /// Shared statements by SQL text; the few sharing a text differ in parameter types or settings
+    /// context. Keyed by text alone so a lookup borrows the client's bytes instead of copying them.
+    /// Private statements are not here: they go when their client lets them go.
     by_text: Mutex<HashMap<String, Vec<Arc<Statement>>>>,
     next_id: std::sync::atomic::AtomicU64,
+    next_private: std::sync::atomic::AtomicU64,
     /// Statements some server accepted: a client's Parse of one needs no server (it is prepared on
     /// demand where it is used), so preparing never waits for a pool.
     valid: Mutex<HashSet<u64>>,
@@ -64,16 +73,57 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Settings under which PostgreSQL reads a string literal (dates, times, intervals, escapes).
-const LITERAL_SETTINGS: [&str; 4] = [
+/// Ids of private statements start here (shared ones count up from 1).
+const PRIVATE: u64 = 1 << 62;
+
+/// Settings a statement's meaning depends on: search_path (which tables its names are; PostgreSQL
+/// analyses the text again under another and refuses it when the columns differ), and those under
+/// which PostgreSQL reads a literal (dates, times, intervals, escapes), once, at the Parse.
+const CONTEXT_SETTINGS: [&str; 5] = [
+    "search_path",
     "timezone",
     "datestyle",
     "intervalstyle",
     "standard_conforming_strings",
 ];
 
-/// Date/time input that reads the clock (lowercase, after the literal's opening quote).
-const CLOCK_WORDS: [&str; 4] = ["'now", "'today", "'tomorrow", "'yesterday"];
+/// The settings context of a client's statements: the values it set of `CONTEXT_SETTINGS` (the
+/// servers' own defaults are alike). Statements are shared only by clients whose contexts are equal.
+pub(crate) fn settings_context(desired: &[(String, String)]) -> String {
+    let mut context = String::new();
+    for name in CONTEXT_SETTINGS {
+        // The last one counts, as when the settings are applied.
+        if let Some((_, v)) = desired
+            .iter()
+            .rev()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            context.push_str(&format!("{name}={v};"));
+        }
+    }
+    context
+}
+
+/// Whether the text has date/time input that reads the clock ('now', 'today', 'tomorrow',
+/// 'yesterday', in quotes or dollar quotes): PostgreSQL reads it at the Parse, so a statement another
+/// client parsed earlier would keep that moment.
+pub(crate) fn reads_clock(query: &str) -> bool {
+    let b = query.as_bytes();
+    if !b.iter().any(|&c| c == b'\'' || c == b'$') {
+        return false;
+    }
+    (0..b.len()).any(|i| {
+        (b[i] == b'\'' || b[i] == b'$')
+            && ["now", "today", "tomorrow", "yesterday"].iter().any(|w| {
+                let end = i + 1 + w.len();
+                b.get(i + 1..end)
+                    .is_some_and(|x| x.eq_ignore_ascii_case(w.as_bytes()))
+                    && !b
+                        .get(end)
+                        .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_')
+            })
+    })
+}
 
 /// Distinct texts kept before the first sweep; after a sweep, twice what was left.
 const SWEEP_AT: usize = 10_000;
@@ -84,7 +134,7 @@ impl Registry {
         self.intern_in(query, param_types, "")
     }
 
-    /// The statement for a text whose meaning depends on `context` too (`context`).
+    /// The shared statement for a text under a settings context (`settings_context`).
     pub(crate) fn intern_in(
         &self,
         query: &str,
@@ -153,39 +203,58 @@ impl Registry {
             .store(2 * map.len(), std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// What a client's statement means besides its text: its search_path, and for one with a string
-    /// literal (PostgreSQL reads it once, at the Parse, under the parsing session's settings) the
-    /// settings that reading depends on; statements are shared only by clients that agree on them.
-    /// One that reads the clock ('now', 'today', ...) is not shared at all: each Parse prepares it
-    /// anew, as a server of the client's own would. Empty for most.
-    pub(crate) fn context(&self, query: &str, desired: &[(String, String)]) -> String {
-        let setting = |name: &str| desired.iter().find(|(n, _)| n.eq_ignore_ascii_case(name));
-        let mut context = String::new();
-        // Which tables the names are: PostgreSQL analyses the text again under another search_path,
-        // and refuses the statement when the columns differ.
-        if let Some((_, v)) = setting("search_path") {
-            context.push_str(&format!("search_path={v};"));
+    /// A statement of one Parse's own, shared with no other: never found by its text, never
+    /// answered without a server.
+    pub(crate) fn private(&self, query: &str, param_types: &[u8]) -> Arc<Statement> {
+        let n = self
+            .next_private
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = PRIVATE + n;
+        Arc::new(Statement {
+            id,
+            server_name: server_name(id),
+            query: query.to_owned(),
+            param_types: param_types.to_vec(),
+            context: String::new(),
+            session_state: crate::frontend::classify::session_state(query),
+            plan: ArcSwapOption::empty(),
+        })
+    }
+
+    /// The statement for a client's Parse under `context` (`settings_context`): private when it
+    /// reads the clock or `unsettled` (the client's settings are changing: the server would read it
+    /// under settings its context does not say), else shared.
+    pub(crate) fn for_client(
+        &self,
+        query: &str,
+        param_types: &[u8],
+        context: &str,
+        unsettled: bool,
+    ) -> Arc<Statement> {
+        if unsettled || reads_clock(query) {
+            return self.private(query, param_types);
         }
-        if !query.contains('\'') {
-            return context;
+        self.intern_in(query, param_types, context)
+    }
+
+    /// A statement made from `from` (a part of a split INSERT, a merged read's shard statement):
+    /// shared under its context, or private as it is.
+    pub(crate) fn derived(
+        &self,
+        from: &Statement,
+        query: &str,
+        param_types: &[u8],
+    ) -> Arc<Statement> {
+        match from.is_private() {
+            true => self.private(query, param_types),
+            false => self.intern_in(query, param_types, &from.context),
         }
-        let lower = query.to_ascii_lowercase();
-        if CLOCK_WORDS.iter().any(|w| lower.contains(w)) {
-            let n = self
-                .next_id
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return format!("#{n}");
-        }
-        for name in LITERAL_SETTINGS {
-            if let Some((_, v)) = setting(name) {
-                context.push_str(&format!("{name}={v};"));
-            }
-        }
-        context
     }
 
     pub(crate) fn mark_valid(&self, id: u64) {
-        lock(&self.valid).insert(id);
+        if id < PRIVATE {
+            lock(&self.valid).insert(id);
+        }
     }
 
     pub(crate) fn is_valid(&self, id: u64) -> bool {
@@ -274,22 +343,49 @@ mod tests {
     }
 
     #[test]
-    fn literals_are_shared_only_under_the_same_settings() {
+    fn statements_are_shared_only_under_the_same_settings() {
         let r = Registry::default();
-        let utc = [("TimeZone".to_owned(), "UTC".to_owned())];
-        let ny = [("timezone".to_owned(), "America/New_York".to_owned())];
-        assert_eq!(r.context("select $1::int", &utc), "");
-        let path = [("search_path".to_owned(), "tenant_1".to_owned())];
-        assert_ne!(r.context("select * from t", &path), "");
-        let q = "select '2024-01-01 00:00'::timestamptz";
-        let (a, b) = (r.context(q, &utc), r.context(q, &ny));
-        assert_ne!(a, b);
-        assert_eq!(a, r.context(q, &utc));
-        assert_ne!(
-            r.intern_in(q, b"\0\0", &a).id,
-            r.intern_in(q, b"\0\0", &b).id
+        let utc = settings_context(&[("TimeZone".to_owned(), "UTC".to_owned())]);
+        let ny = settings_context(&[
+            ("timezone".to_owned(), "UTC".to_owned()),
+            ("timezone".to_owned(), "America/New_York".to_owned()),
+        ]);
+        assert_eq!(
+            settings_context(&[("application_name".into(), "x".into())]),
+            ""
         );
-        let today = "select 'Today'::date";
-        assert_ne!(r.context(today, &utc), r.context(today, &utc));
+        assert_ne!(utc, ny);
+        assert!(ny.contains("New_York"), "the last one counts: {ny}");
+        let q = "select '2024-01-01 00:00'::timestamptz";
+        let a = r.for_client(q, b"\0\0", &utc, false);
+        assert_eq!(a.id, r.for_client(q, b"\0\0", &utc, false).id);
+        assert_ne!(a.id, r.for_client(q, b"\0\0", &ny, false).id);
+        let unsettled = r.for_client(q, b"\0\0", &utc, true);
+        assert!(unsettled.is_private());
+        r.mark_valid(unsettled.id);
+        assert!(!r.is_valid(unsettled.id));
+        let derived = r.derived(&unsettled, "select 1", b"\0\0");
+        assert!(derived.is_private());
+        assert_eq!(r.derived(&a, "select 1", b"\0\0").context, utc);
+    }
+
+    #[test]
+    fn clock_words_make_a_statement_private() {
+        for (sql, want) in [
+            ("select 'Today'::date", true),
+            ("select $$now$$::timestamptz", true),
+            ("select $x$yesterday$x$::date", true),
+            ("select 'now'::timestamptz - interval '1 day'", true),
+            ("select now()", false),
+            ("select 'nowait', 'todays'", false),
+            ("select $1::date", false),
+        ] {
+            assert_eq!(reads_clock(sql), want, "{sql}");
+        }
+        let r = Registry::default();
+        let a = r.for_client("select 'today'::date", b"\0\0", "", false);
+        let b = r.for_client("select 'today'::date", b"\0\0", "", false);
+        assert!(a.is_private() && b.is_private() && a.id != b.id);
+        assert_eq!(r.len(), 0, "private statements are not kept by text");
     }
 }

@@ -8,14 +8,19 @@ use super::plan::{Command, Plan, Refusal, Target, TxControl};
 pub(crate) const HINT: &str = "add /* shardgate: shard=NAME */ to the statement (or SET shardgate.shard = 'NAME') to choose the shard";
 
 /// Whether DDL in `sql` may change the columns a statement prepared before it returns: ALTER and
-/// DROP (not of an index), CREATE OR REPLACE, CREATE VIEW or RULE. Not CREATE TABLE: a new table is in
+/// DROP (not of an index), CREATE [OR REPLACE] VIEW or RULE. Not CREATE TABLE: a new table is in
 /// no statement prepared before it, and temporary tables come and go often.
 pub(crate) fn changes_columns(sql: &str) -> bool {
     super::lex::statements(sql).iter().any(|s| {
         let w = |i: usize| s.words.get(i).map(String::as_str).unwrap_or("");
         match w(0) {
             "alter" | "drop" => w(1) != "index",
-            "create" => matches!(w(1), "or" | "view" | "rule"),
+            // CREATE [OR REPLACE] [TEMP | TEMPORARY | RECURSIVE] VIEW, or RULE.
+            "create" => s.words[1..]
+                .iter()
+                .map(String::as_str)
+                .find(|w| !matches!(*w, "or" | "replace" | "temp" | "temporary" | "recursive"))
+                .is_some_and(|w| matches!(w, "view" | "rule")),
             _ => false,
         }
     })
@@ -142,6 +147,15 @@ mod column_tests {
             ("DROP TABLE t", true),
             ("CREATE OR REPLACE VIEW v AS SELECT 1", true),
             ("create view v as select 1", true),
+            ("CREATE OR REPLACE TEMP VIEW v AS SELECT 1", true),
+            (
+                "CREATE OR REPLACE RULE r AS ON INSERT TO t DO NOTHING",
+                true,
+            ),
+            (
+                "CREATE OR REPLACE FUNCTION f() RETURNS int AS 'select 1' LANGUAGE sql",
+                false,
+            ),
             ("BEGIN; ALTER TABLE t ADD b int; COMMIT", true),
             ("CREATE TABLE t (a int)", false),
             ("CREATE TEMP TABLE t (a int)", false),

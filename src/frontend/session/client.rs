@@ -205,11 +205,15 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     async fn on_parse(&mut self, raw: &mut BytesMut) -> Result<(), SessionError> {
         let p = msg::parse(&raw[frame::HEADER_LEN..])?;
         // Unnamed statements get a global name too: the Bind that follows may go to another server.
-        let context = self.proxy.statements.context(p.query, &self.desired);
-        let stmt = self
-            .proxy
-            .statements
-            .intern_in(p.query, p.param_types, &context);
+        // A server prepares it under the client's settings of the moment: while a change of them is
+        // not read back yet, its context cannot say which they are.
+        let unsettled = self.server.as_ref().is_some_and(|a| a.settings_changed);
+        let stmt = self.proxy.statements.for_client(
+            p.query,
+            p.param_types,
+            &self.statement_context,
+            unsettled,
+        );
         if let Err(r) = self.session_state_policy(stmt.session_state) {
             return self.refuse(r, true).await;
         }
@@ -348,7 +352,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
 
     async fn on_bind(&mut self, raw: &mut BytesMut) -> Result<Flow, SessionError> {
         let b = msg::bind(&raw[frame::HEADER_LEN..])?;
-        let Some(stmt) = self.statements.get(b.statement).cloned() else {
+        let Some(mut stmt) = self.statements.get(b.statement).cloned() else {
             // Unknown to shardgate. A pinned client's server may know it (from SQL PREPARE, whose
             // names are the protocol's too); any other server's unnamed statement, say, is not the
             // client's to run.
@@ -359,6 +363,15 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             }
             return Ok(Flow::Continue);
         };
+        if !stmt.is_private() && stmt.context != self.statement_context {
+            // The client's settings changed since its Parse: servers that prepare the statement now
+            // would read it otherwise than other clients sharing it do. Its own copy from here on.
+            stmt = self
+                .proxy
+                .statements
+                .private(&stmt.query, &stmt.param_types);
+            self.statements.insert(b.statement, stmt.clone());
+        }
         // Its Parse applied the policy; a refusal since may have dropped the pin.
         let changes_settings = match self.session_state_policy(stmt.session_state) {
             Ok(changes) => changes,
@@ -540,6 +553,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     fn forget_session(&mut self) {
         self.statements.clear();
         self.desired.clone_from(&self.startup);
+        self.statement_context = crate::frontend::statements::settings_context(&self.desired);
         self.session_shard = None;
     }
 
@@ -684,8 +698,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// What each shard runs for a simple Query's merged read: a statement prepared on the server (so
     /// that the server parses and plans it once) when that cannot change what it means, else the text
     /// as a simple Query. Not for a text with a string literal: a prepared statement reads it once,
-    /// at its Parse, under the TimeZone and DateStyle of the client that parsed it ('today' would stay
-    /// that day), and every client shares it. Not with a `$` (a placeholder would be taken for a
+    /// at its Parse ('today' would stay that day). Not with a `$` (a placeholder would be taken for a
     /// parameter; a dollar quote is a string). Not for a text seen the first time: a stream of
     /// distinct texts would take every server's statement slots.
     fn simple_read(&self, shard_sql: &str) -> Work {
@@ -693,7 +706,8 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             return Work::Query(shard_sql.to_owned());
         }
         // Parse's parameter-type section: no types.
-        match self.proxy.statements.intern_known(shard_sql, &[0, 0], "") {
+        let statements = &self.proxy.statements;
+        match statements.intern_known(shard_sql, &[0, 0], &self.statement_context) {
             (stmt, true) => Work::Prepared(stmt),
             (_, false) => Work::Query(shard_sql.to_owned()),
         }

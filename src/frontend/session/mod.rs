@@ -84,6 +84,8 @@ pub(crate) struct Session<S> {
     /// Session parameters set on every server the client uses: its startup packet's, then the
     /// settings its own statements changed (carried from server to server).
     desired: Vec<(String, String)>,
+    /// `statements::settings_context` of `desired`: which shared statements the client may use.
+    statement_context: String,
     /// The startup packet's parameters, what a RESET returns to.
     startup: Vec<(String, String)>,
     cancel: Arc<Slot>,
@@ -244,6 +246,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             out_own: 0,
             statements: ClientStatements::default(),
             startup: desired.clone(),
+            statement_context: crate::frontend::statements::settings_context(&desired),
             desired,
             cancel,
             server: None,

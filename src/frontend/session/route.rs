@@ -216,7 +216,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                         let mut rest = BytesMut::new();
                         msg::write_bind_rest(&mut rest, &params, &p.params);
                         (
-                            self.proxy.statements.intern_in(sql, &types, &stmt.context),
+                            self.proxy.statements.derived(stmt, sql, &types),
                             rest.to_vec(),
                         )
                     }
@@ -244,11 +244,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let Some(client_parse) = self.own_batch(stmt).await? else {
             return Ok(());
         };
-        let shard_stmt = self.proxy.statements.intern_in(
-            &merge.plan.shard_sql,
-            &stmt.param_types,
-            &stmt.context,
-        );
+        let shard_stmt =
+            self.proxy
+                .statements
+                .derived(stmt, &merge.plan.shard_sql, &stmt.param_types);
         let bind_rest = widen_result_formats(bind_rest, merge.plan.hidden)?;
         let parts = shards
             .into_iter()

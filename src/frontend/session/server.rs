@@ -427,6 +427,8 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             .into_iter()
             .map(|(name, value)| (name.to_ascii_lowercase(), value))
             .collect();
+        self.statement_context = crate::frontend::statements::settings_context(&desired);
+        self.statement_context = crate::frontend::statements::settings_context(&desired);
         self.desired = desired;
         Ok(())
     }

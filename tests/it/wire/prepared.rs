@@ -462,3 +462,28 @@ async fn a_statement_pipelined_behind_ddl_sees_the_new_columns() {
     ddl.unwrap();
     assert_eq!(rows.map(|r| r[0].len()).map_err(|e| e.to_string()), Ok(2));
 }
+
+/// A client that changes its TimeZone after preparing a statement gets a copy of its own from then on:
+/// a server preparing the shared one under the new setting would serve other clients its reading.
+#[tokio::test]
+async fn a_statement_prepared_before_a_settings_change_is_not_shared_after_it() {
+    let p = TestProxy::start(shared(), |c| c.pool.max_size = 1).await;
+    let (a, b) = (p.client().await, p.client().await);
+    a.batch_execute("set timezone = 'UTC'").await.unwrap();
+    b.batch_execute("set timezone = 'UTC'").await.unwrap();
+    let sql = "select extract(epoch from '2024-01-01 00:00'::timestamptz)::int8";
+    let stmt = a.prepare(sql).await.unwrap();
+    a.batch_execute("set timezone = 'Asia/Tokyo'")
+        .await
+        .unwrap();
+    // DDL has the server prepare its statements again: what A runs next is prepared under Tokyo.
+    a.batch_execute("alter table if exists nothing_here add column x int")
+        .await
+        .unwrap();
+    let _ = a.query_one(&stmt, &[]).await.unwrap().get::<_, i64>(0);
+    assert_eq!(
+        first_int8(&b, sql).await,
+        1_704_067_200,
+        "B reads it under UTC"
+    );
+}
