@@ -68,18 +68,17 @@ impl Pooled {
         (conn, &self.pool)
     }
 
-    /// Returns the connection for reuse. The caller vouches that every Sync it sent was answered and the
-    /// server is idle outside a transaction; one that is not (a bug), or that a cancel in doubt may
-    /// still reach, is closed instead, never reused.
+    /// Returns the connection for reuse when it is clean: idle outside a transaction, nothing unread,
+    /// no cancel in doubt. Any other is closed, never reused; callers rely on that (a COPY or fan-out
+    /// part that ended mid-transaction).
     pub(crate) fn release(mut self) {
         if self.conn.as_ref().is_some_and(|c| {
             c.tx_status != b'I'
                 || !c.read_buf.is_empty()
                 || c.cancel_in_doubt.load(Ordering::Acquire)
         }) {
-            // Inside a transaction it is a caller's bug; unread bytes may be a notice or notification
-            // that came after the last ReadyForQuery; a cancel in doubt may yet land on the next
-            // client's query. Either way it is not reused.
+            // Unread bytes may be a notice or notification that came after the last ReadyForQuery; a
+            // cancel in doubt may yet land on the next client's query.
             tracing::debug!(
                 "a server released inside a transaction, with bytes unread or a cancel in doubt is closed"
             );

@@ -112,13 +112,9 @@ impl Prepared {
         if self.use_if_present(id) {
             return None;
         }
-        let epoch = self.epoch.current();
-        if self.last_use.remove(&id).is_some() {
-            self.tick += 1;
-            self.last_use.insert(id, (self.tick, epoch));
-            return Some(id);
-        }
-        let evicted = if self.last_use.len() >= self.cap {
+        let evicted = if self.last_use.contains_key(&id) {
+            Some(id)
+        } else if self.last_use.len() >= self.cap {
             let oldest = self.last_use.iter().min_by_key(|(_, (at, _))| *at);
             oldest.map(|(old, _)| *old)
         } else {
@@ -128,7 +124,7 @@ impl Prepared {
             self.last_use.remove(&old);
         }
         self.tick += 1;
-        self.last_use.insert(id, (self.tick, epoch));
+        self.last_use.insert(id, (self.tick, self.epoch.current()));
         evicted
     }
 
@@ -172,27 +168,12 @@ impl Prepared {
         }
     }
 
-    /// The server prepared it after all (a ParseComplete) though shardgate had let it go (an earlier
-    /// Parse of it failed): it counts again, as of an unknown epoch.
-    pub(crate) fn confirm(&mut self, id: u64) {
-        if !self.last_use.contains_key(&id) {
-            self.restore(id);
-        }
-    }
-
-    /// This server's copy is stale (PostgreSQL refused it): closed and prepared again when next used.
-    pub(crate) fn mark_stale(&mut self, id: u64) {
-        if let Some((_, made)) = self.last_use.get_mut(&id) {
-            *made = 0;
-        }
-    }
-
     /// The server does not have it (its Parse failed or was skipped).
     pub(crate) fn remove(&mut self, id: u64) {
         self.last_use.remove(&id);
     }
 
-    #[cfg(test)]
+    /// Whether shardgate counts the statement as the server's, in any epoch.
     pub(crate) fn contains(&self, id: u64) -> bool {
         self.last_use.contains_key(&id)
     }

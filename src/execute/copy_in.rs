@@ -368,9 +368,7 @@ impl CopyRun {
     }
 
     async fn end_and_roll_back(&mut self, message: &str, cancel: &Slot) {
-        let _ = self
-            .end(|out| frame::write_message(out, b'f', |b| frame::put_cstr(b, message)))
-            .await;
+        let _ = self.end(|out| msg::write_copy_fail(out, message)).await;
         self.roll_back(cancel).await;
     }
 

@@ -137,6 +137,16 @@ pub(super) struct Sent {
 }
 
 impl Sent {
+    /// The replies the client is owed before any of the server's: the ParseComplete shardgate
+    /// answers when the server had the statement.
+    pub(super) fn owed(&self) -> BytesMut {
+        let mut out = BytesMut::new();
+        if self.owed_parse {
+            crate::protocol::backend::parse_complete(&mut out);
+        }
+        out
+    }
+
     /// Whether a server message is one the client is owed.
     pub(super) fn keep(&mut self, tag: u8) -> bool {
         match tag {
@@ -217,8 +227,9 @@ fn write_run(buf: &mut BytesMut, stmt: &Statement, bind_rest: &[u8], describe: b
 
 /// One more try for a prepared statement PostgreSQL refused as stale (`stale_statement`), once per
 /// run, before any of its rows: reads the failed run through its ReadyForQuery and sends the work
-/// again, with a Close of the server's copy ahead of the new Parse. `None` when `m` is not that
-/// refusal, the work prepares nothing, or the run had its try.
+/// again. The caller has `watch`ed `m`, which started a new schema epoch, so `send` closes the
+/// server's copy ahead of the new Parse. `None` when `m` is not that refusal, the work prepares
+/// nothing, or the run had its try.
 pub(super) async fn retry_stale(
     conn: &mut Pooled,
     shard: &str,
@@ -226,22 +237,19 @@ pub(super) async fn retry_stale(
     m: &[u8],
     retried: &mut bool,
 ) -> Result<Option<Sent>, BackendError> {
-    let (Work::Execute { stmt, .. } | Work::Prepared(stmt)) = work else {
-        return Ok(None);
-    };
-    if *retried || !stale_statement(m) {
+    if matches!(work, Work::Query(_)) || *retried || !stale_statement(m) {
         return Ok(None);
     }
     *retried = true;
     while conn.recv_frame(shard).await?[0] != b'Z' {}
-    conn.prepared.mark_stale(stmt.id);
     send(conn, shard, work).await.map(Some)
 }
 
-/// After a server's ReadyForQuery: back to the pool when it answered cleanly and is idle; else closed
-/// (so what a failed part did to its statements dies with the connection).
+/// After a server's ReadyForQuery: back to the pool when it answered cleanly (`release` closes one
+/// that is not idle); after an error closed, so what a failed part did to its statements dies with
+/// the connection.
 pub(super) fn finish(conn: Pooled, failed: bool) {
-    if !failed && conn.tx_status == b'I' && conn.read_buf.is_empty() {
+    if !failed {
         conn.release();
     }
 }
@@ -263,10 +271,7 @@ async fn run_one(
     let shard = conn.pool().target.shard.clone();
     conn.align_now(&shard, desired).await?;
     let mut sent = send(&mut conn, &shard, &part.work).await?;
-    let mut replies = BytesMut::new();
-    if sent.owed_parse {
-        crate::protocol::backend::parse_complete(&mut replies);
-    }
+    let mut replies = sent.owed();
     let mut failed = false;
     let mut retried = false;
     loop {
@@ -277,10 +282,7 @@ async fn run_one(
             retry_stale(&mut conn, &shard, &part.work, &frame, &mut retried).await?
         {
             sent = again;
-            replies.clear();
-            if sent.owed_parse {
-                crate::protocol::backend::parse_complete(&mut replies);
-            }
+            replies = sent.owed();
             continue;
         }
         if sent.keep(tag) {

@@ -260,9 +260,7 @@ async fn respond<W: AsyncWrite + Unpin>(
 
 /// The ParseComplete/BindComplete the client is owed, as one shard answered them.
 fn owed(s: &Stream, before: &[BytesMut], out: &mut BytesMut) {
-    if s.sent.owed_parse {
-        backend::parse_complete(out);
-    }
+    out.extend_from_slice(&s.sent.owed());
     for m in before {
         out.extend_from_slice(m);
     }
@@ -476,7 +474,7 @@ fn fail(
             let server = ServerKey::of(&s.conn);
             // The backend is closed right after, so the cancel can only reach this query.
             tokio::spawn(async move {
-                let _ = send_cancel(server).await;
+                let _ = send_cancel(&server).await;
             });
         }
     }

@@ -40,6 +40,7 @@ pub(crate) mod oid {
     pub(crate) const DATE: u32 = 1082;
     pub(crate) const TIMESTAMP: u32 = 1114;
     pub(crate) const TIMESTAMPTZ: u32 = 1184;
+    pub(crate) const INTERVAL: u32 = 1186;
     pub(crate) const NUMERIC: u32 = 1700;
     pub(crate) const UUID: u32 = 2950;
 }
@@ -142,6 +143,6 @@ mod tests {
         check(1184, Some(Kind::TimestampTz));
         check(2950, Some(Kind::Uuid));
         check(114, None); // json
-        check(1186, None); // interval
+        check(oid::INTERVAL, None);
     }
 }

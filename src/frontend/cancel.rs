@@ -113,7 +113,7 @@ impl Registry {
         let guard = slot.servers.lock().await;
         let sends = guard.iter().map(|server| async move {
             let sent =
-                tokio::time::timeout(Duration::from_secs(5), send_cancel(server.clone())).await;
+                tokio::time::timeout(Duration::from_secs(5), send_cancel(server)).await;
             if let Err(e) = sent.unwrap_or_else(|_| {
                 Err(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
@@ -131,7 +131,7 @@ impl Registry {
 
 /// Sends a CancelRequest (55.7) and waits until the postmaster closes the connection, which it does after
 /// signalling the backend.
-pub(crate) async fn send_cancel(server: ServerKey) -> std::io::Result<()> {
+pub(crate) async fn send_cancel(server: &ServerKey) -> std::io::Result<()> {
     let mut stream = TcpStream::connect(server.addr).await?;
     let mut buf = BytesMut::new();
     postgres_protocol::message::frontend::cancel_request(

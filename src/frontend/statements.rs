@@ -5,6 +5,7 @@
 //! (it reads the clock, or the client's settings are changing) is private: one Parse's own.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write;
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwapOption;
@@ -33,6 +34,24 @@ pub(crate) struct Statement {
 }
 
 impl Statement {
+    fn new(
+        id: u64,
+        query: &str,
+        param_types: &[u8],
+        context: &str,
+        session_state: Option<SessionState>,
+    ) -> Arc<Statement> {
+        Arc::new(Statement {
+            id,
+            server_name: server_name(id),
+            query: query.to_owned(),
+            param_types: param_types.to_vec(),
+            context: context.to_owned(),
+            session_state,
+            plan: ArcSwapOption::empty(),
+        })
+    }
+
     /// One Parse's own (`Registry::private`).
     pub(crate) fn is_private(&self) -> bool {
         self.id >= PRIVATE
@@ -98,7 +117,7 @@ pub(crate) fn settings_context(desired: &[(String, String)]) -> String {
             .rev()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
         {
-            context.push_str(&format!("{name}={v};"));
+            let _ = write!(context, "{name}={v};");
         }
     }
     context
@@ -109,9 +128,6 @@ pub(crate) fn settings_context(desired: &[(String, String)]) -> String {
 /// client parsed earlier would keep that moment.
 pub(crate) fn reads_clock(query: &str) -> bool {
     let b = query.as_bytes();
-    if !b.iter().any(|&c| c == b'\'' || c == b'$') {
-        return false;
-    }
     (0..b.len()).any(|i| {
         (b[i] == b'\'' || b[i] == b'$')
             && ["now", "today", "tomorrow", "yesterday"].iter().any(|w| {
@@ -144,6 +160,14 @@ impl Registry {
         self.intern_known(query, param_types, context).0
     }
 
+    /// The shared statement, if it is known.
+    fn find(&self, query: &str, param_types: &[u8], context: &str) -> Option<Arc<Statement>> {
+        let same = |s: &&Arc<Statement>| s.param_types == param_types && s.context == context;
+        lock(&self.by_text)
+            .get(query)
+            .and_then(|v| v.iter().find(same).cloned())
+    }
+
     /// `intern_in`, and whether the statement was known before.
     pub(crate) fn intern_known(
         &self,
@@ -151,13 +175,11 @@ impl Registry {
         param_types: &[u8],
         context: &str,
     ) -> (Arc<Statement>, bool) {
-        let same = |s: &&Arc<Statement>| s.param_types == param_types && s.context == context;
-        let map = lock(&self.by_text);
-        if let Some(s) = map.get(query).and_then(|v| v.iter().find(same)) {
-            return (s.clone(), true);
+        if let Some(s) = self.find(query, param_types, context) {
+            return (s, true);
         }
         // Classified without the lock held: the registry is every client's.
-        drop(map);
+        let same = |s: &&Arc<Statement>| s.param_types == param_types && s.context == context;
         let session_state = crate::frontend::classify::session_state(query);
         let mut map = lock(&self.by_text);
         if let Some(s) = map.get(query).and_then(|v| v.iter().find(same)) {
@@ -167,15 +189,7 @@ impl Registry {
             .next_id
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             + 1;
-        let s = Arc::new(Statement {
-            id,
-            server_name: server_name(id),
-            query: query.to_owned(),
-            param_types: param_types.to_vec(),
-            context: context.to_owned(),
-            session_state,
-            plan: ArcSwapOption::empty(),
-        });
+        let s = Statement::new(id, query, param_types, context, session_state);
         map.entry(query.to_owned()).or_default().push(s.clone());
         if map.len()
             > self
@@ -205,20 +219,21 @@ impl Registry {
 
     /// A statement of one Parse's own, shared with no other: never found by its text, never
     /// answered without a server.
-    pub(crate) fn private(&self, query: &str, param_types: &[u8]) -> Arc<Statement> {
+    fn private(
+        &self,
+        query: &str,
+        param_types: &[u8],
+        session_state: Option<SessionState>,
+    ) -> Arc<Statement> {
         let n = self
             .next_private
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let id = PRIVATE + n;
-        Arc::new(Statement {
-            id,
-            server_name: server_name(id),
-            query: query.to_owned(),
-            param_types: param_types.to_vec(),
-            context: String::new(),
-            session_state: crate::frontend::classify::session_state(query),
-            plan: ArcSwapOption::empty(),
-        })
+        Statement::new(PRIVATE + n, query, param_types, "", session_state)
+    }
+
+    /// A private copy of a shared statement (its client's settings changed since its Parse).
+    pub(crate) fn private_copy(&self, s: &Statement) -> Arc<Statement> {
+        self.private(&s.query, &s.param_types, s.session_state)
     }
 
     /// The statement for a client's Parse under `context` (`settings_context`): private when it
@@ -231,14 +246,26 @@ impl Registry {
         context: &str,
         unsettled: bool,
     ) -> Arc<Statement> {
-        if unsettled || reads_clock(query) {
-            return self.private(query, param_types);
+        let private = |registry: &Self| {
+            let state = crate::frontend::classify::session_state(query);
+            registry.private(query, param_types, state)
+        };
+        if unsettled {
+            return private(self);
+        }
+        // A shared statement was looked at when it was made: none reads the clock.
+        if let Some(s) = self.find(query, param_types, context) {
+            return s;
+        }
+        if reads_clock(query) {
+            return private(self);
         }
         self.intern_in(query, param_types, context)
     }
 
     /// A statement made from `from` (a part of a split INSERT, a merged read's shard statement):
-    /// shared under its context, or private as it is.
+    /// shared under its context; for a private one, kept by text under a context of that statement
+    /// alone, so that each of its runs finds the same one.
     pub(crate) fn derived(
         &self,
         from: &Statement,
@@ -246,7 +273,7 @@ impl Registry {
         param_types: &[u8],
     ) -> Arc<Statement> {
         match from.is_private() {
-            true => self.private(query, param_types),
+            true => self.intern_in(query, param_types, &format!("#{}", from.id)),
             false => self.intern_in(query, param_types, &from.context),
         }
     }
@@ -364,8 +391,10 @@ mod tests {
         assert!(unsettled.is_private());
         r.mark_valid(unsettled.id);
         assert!(!r.is_valid(unsettled.id));
+        // Made from a private statement: its own, and the same one at each of its runs.
         let derived = r.derived(&unsettled, "select 1", b"\0\0");
-        assert!(derived.is_private());
+        assert_ne!(derived.id, r.intern("select 1", b"\0\0").id);
+        assert_eq!(derived.id, r.derived(&unsettled, "select 1", b"\0\0").id);
         assert_eq!(r.derived(&a, "select 1", b"\0\0").context, utc);
     }
 

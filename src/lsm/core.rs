@@ -152,9 +152,21 @@ impl Shared {
         self.publish_cv.notify_all();
     }
 
-    /// Logs `edit` in the manifest, then swaps in the new version. The manifest
-    /// append is the commit point: tables named by the edit are already synced,
-    /// and tables it removes are deleted only after it is durable.
+    /// The state lock for installing `edit`, taken after the directory entries of
+    /// the tables it adds are durable: they must be before the manifest names them
+    /// (power loss), and the directory fsync is not to stall writers, which take
+    /// the same lock to make room in the memtable.
+    pub(crate) fn lock_for_install(&self, edit: &VersionEdit) -> Result<MutexGuard<'_, State>> {
+        if !edit.added.is_empty() {
+            sync_dir(&self.dir)?;
+        }
+        Ok(self.lock_state())
+    }
+
+    /// Logs `edit` in the manifest, then swaps in the new version; `st` comes from
+    /// `lock_for_install`. The manifest append is the commit point: tables named by
+    /// the edit are already synced, and tables it removes are deleted only after it
+    /// is durable.
     pub(crate) fn install(
         &self,
         st: &mut State,
@@ -163,13 +175,9 @@ impl Shared {
         obsolete: &[Arc<TableFile>],
     ) -> Result<()> {
         edit.next_file = Some(st.mstate.next_file);
-        // Tables may hold entries not yet visible (their fsync still running):
-        // the next sequence after a restart must be above all of them.
+        // An upper bound of every sequence the tables hold (a flush waits for its
+        // entries to be visible, so no table holds more than was assigned).
         edit.last_seq = Some(self.assigned_seq.load(Ordering::Acquire));
-        // The new tables' names must be durable before the manifest names them (power loss).
-        if !edit.added.is_empty() {
-            sync_dir(&self.dir)?;
-        }
         st.manifest.append(&edit)?;
         st.mstate.apply(&edit);
         st.version = Arc::new(st.version.apply(&edit, added));

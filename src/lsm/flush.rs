@@ -134,7 +134,7 @@ fn install_flush(
     };
     edit.added = metas.into_iter().map(|m| (0, m)).collect();
     edit.deleted = dropping.iter().map(|(l, f)| (*l, f.meta.number)).collect();
-    let mut st = shared.lock_state();
+    let mut st = shared.lock_for_install(&edit)?;
     // Until the caller pops the memtable, readers may see its data twice
     // (in it and in the table), which is harmless: same keys, same sequences.
     shared.install(&mut st, edit, &files, &dropped)?;

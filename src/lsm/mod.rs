@@ -194,7 +194,9 @@ impl Db {
 
     /// Syncs the WAL (ending its segment cleanly) and stops the background
     /// threads. Unflushed memtables stay in the WAL and are replayed by the
-    /// next open. Dropping a `Db` does the same, ignoring errors.
+    /// next open. After a failed write the WAL is left as it is (no end marker
+    /// after a torn record), and the write's error was already returned. Dropping
+    /// a `Db` does the same, ignoring errors.
     pub fn close(self) -> Result<()> {
         self.shutdown()
     }
@@ -248,7 +250,7 @@ fn check(st: &self::core::State) -> Result<()> {
 
 fn validate(batch: &WriteBatch) -> Result<()> {
     // Keeps every WAL record well under the reader's sanity limit.
-    if batch.rep.len() > 64 << 20 {
+    if batch.rep.len() > options::MAX_BATCH_BYTES {
         return Err(Error::InvalidArgument(
             "write batch larger than 64 MiB".into(),
         ));

@@ -63,8 +63,11 @@ impl Default for Options {
 }
 
 /// A commit group is one WAL record, which the reader takes up to 256 MiB: groups of at most this
-/// (or one batch, at most 64 MiB) stay well under it.
+/// (or one batch, at most `MAX_BATCH_BYTES`) stay well under it.
 pub(crate) const MAX_GROUP_BYTES: usize = 128 << 20;
+
+/// The largest write batch accepted.
+pub(crate) const MAX_BATCH_BYTES: usize = 64 << 20;
 
 /// Per-write options.
 #[derive(Clone, Copy, Debug, Default)]

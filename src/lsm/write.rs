@@ -230,6 +230,11 @@ mod tests {
         };
         std::thread::sleep(Duration::from_millis(300));
         assert!(!flushing.is_finished(), "the flush waits for the group");
+        assert_eq!(
+            db.level_counts()[0],
+            1,
+            "no table of the frozen memtable yet"
+        );
         assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v1"[..]));
         db.shared.complete(staged).unwrap();
         flushing.join().unwrap().unwrap();

@@ -218,6 +218,11 @@ pub(crate) fn write_sync(out: &mut BytesMut) {
     write_message(out, b'S', |_| {});
 }
 
+/// CopyFail (55.7), its reason as a C string.
+pub(crate) fn write_copy_fail(out: &mut BytesMut, reason: &str) {
+    write_message(out, b'f', |b| put_cstr(b, reason));
+}
+
 pub(crate) fn write_flush(out: &mut BytesMut) {
     write_message(out, b'H', |_| {});
 }

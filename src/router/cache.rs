@@ -50,6 +50,11 @@ impl Router {
     /// The plan for `sql` under `map`: cached, or made now (and cached) when absent or made for
     /// another map version.
     pub fn plan(&self, sql: &str, map: &ShardMap) -> Arc<Plan> {
+        if sql.len() > MAX_CACHED_TEXT {
+            // Never cached, so not looked for either.
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return Arc::new(planner::plan(sql, map));
+        }
         let mut h = DefaultHasher::new();
         sql.hash(&mut h);
         let stripe = &self.stripes[(h.finish() as usize) % STRIPES];
@@ -65,9 +70,6 @@ impl Router {
         self.misses.fetch_add(1, Ordering::Relaxed);
         // Planned outside the lock: a slow parse must not stall other sessions' lookups.
         let plan = Arc::new(planner::plan(sql, map));
-        if sql.len() > MAX_CACHED_TEXT {
-            return plan;
-        }
         let mut guard = stripe.lock().unwrap_or_else(|p| p.into_inner());
         if guard.len() >= self.per_stripe && !guard.contains_key(sql) {
             guard.clear();

@@ -32,9 +32,8 @@ fn lex<'a>(sql: &'a str) -> Vec<Lexed<'a>> {
     let mut cur = Lexed::default();
     let mut start = 0;
     let mut i = 0;
-    // Whether the last token was an operand, so that an operator after it is binary (`1 - 2`), not a
-    // sign (`(1, -2)`); and the operators chained so far at each nesting level.
-    // The chain at the current nesting level, and those of the enclosing ones.
+    // `operand`: the last token was an operand, so an operator after it is binary (`1 - 2`), not a
+    // sign (`(1, -2)`). `run`, `outer`: the chain at this nesting level, and at the enclosing ones.
     let mut operand = false;
     let mut run = 0;
     let mut outer: Vec<usize> = Vec::new();

@@ -150,16 +150,12 @@ pub(crate) fn merge_plan(q: &Query, keys: &[ShardKey]) -> Result<MergePlan, Refu
     // and every other plain output column must follow from the keys, or it would split a group
     // where shards differ in it (now(), random(), current_database()).
     if aggregated {
-        let mut keys: Vec<(&Expr, String)> = Vec::new();
+        let mut keys: Vec<&Expr> = Vec::new();
         for g in &group_by {
             let Some(i) = group_position(select, &items, g) else {
                 return Err(refuse(&format!("GROUP BY {g} not in the select list")));
             };
-            keys.extend(
-                std::iter::once(g)
-                    .chain(items.get(i).copied().flatten())
-                    .map(|k| (k, k.to_string())),
-            );
+            keys.extend(std::iter::once(g).chain(items.get(i).copied().flatten()));
         }
         for (e, agg) in items.iter().zip(&aggregates) {
             if let (Some(e), None) = (e, agg)
@@ -194,7 +190,6 @@ pub(crate) fn merge_plan(q: &Query, keys: &[ShardKey]) -> Result<MergePlan, Refu
     if let SetExpr::Select(s) = shard.body.as_mut() {
         shard_select(s, having.as_ref(), &mut aggregates, &mut hidden)?;
     }
-    // Groups combine across shards before LIMIT and OFFSET can apply.
     shard.limit_clause = shard_limit(limit, offset, aggregated);
     Ok(MergePlan {
         shard_sql: shard.to_string(),
@@ -247,10 +242,10 @@ const VARIES_BY_SHARD: &[&str] = &[
 /// Whether `e` is the same for every row of a group wherever it comes from: a group key (as written,
 /// or the same column however qualified or cased), a constant, or operators, casts, CASE and
 /// function calls over those, except functions that differ from shard to shard (`now()`). `keys`:
-/// the group key expressions with their text.
-fn follows_from(e: &Expr, keys: &[(&Expr, String)]) -> bool {
-    let text = e.to_string();
-    if keys.iter().any(|(k, t)| *t == text || same_column(k, e)) {
+/// the group key expressions. (sqlparser's equality ignores source positions; comparing printed
+/// text instead would print every subtree at every level of a long operator chain.)
+fn follows_from(e: &Expr, keys: &[&Expr]) -> bool {
+    if keys.iter().any(|k| *k == e || same_column(k, e)) {
         return true;
     }
     match e {

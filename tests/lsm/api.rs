@@ -185,7 +185,7 @@ fn handles_can_cross_threads_and_bad_options_are_refused() {
     ));
     // A commit group is one WAL record, which must stay readable (at most 256 MiB).
     let huge_groups = Options {
-        max_group_bytes: 512 << 20,
+        max_group_bytes: (128 << 20) + 1,
         ..Options::default()
     };
     assert!(matches!(

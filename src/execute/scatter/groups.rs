@@ -2,6 +2,7 @@
 //! group (one group without GROUP BY), filtered by HAVING, sorted, then emitted with LIMIT and OFFSET.
 //! Holds one row per group per shard, never the rows the groups were made of.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use bytes::BytesMut;
@@ -43,8 +44,9 @@ pub(super) fn output_fields(plan: &MergePlan, fields: &[Field]) -> Result<Vec<Fi
     Ok(out)
 }
 
-/// Column values as sent (`None` for NULL): a group key, or one aggregate column's values per shard.
-type Cells = Vec<Option<Vec<u8>>>;
+/// Column values as sent (`None` for NULL), borrowed from the shards' rows: a group key, or one
+/// aggregate column's values per shard.
+type Cells<'a> = Vec<Option<&'a [u8]>>;
 
 /// What combining groups needs: the plan, the fields, the HAVING filter's parameters.
 pub(super) struct Groups<'a> {
@@ -73,12 +75,13 @@ pub(super) async fn combine_groups<W: AsyncWrite + Unpin>(
     // The groups in the order first seen: the key (the non-aggregate columns as sent) and each
     // aggregate column's shard values (empty for a key column); `index` finds a key's group.
     let mut groups: Vec<(Cells, Vec<Cells>)> = Vec::new();
-    let mut index: HashMap<Cells, usize> = HashMap::new();
+    // Keys as PostgreSQL compares them (5.0 = 5.00): copied only where they were spelled anew.
+    let mut index: HashMap<Vec<Option<Cow<'_, [u8]>>>, usize> = HashMap::new();
     // Every shard's group rows, read at once: the first error, from any shard, ends the reply.
     let per_shard = try_join_all(streams.iter_mut().map(group_rows)).await?;
-    for m in per_shard.into_iter().flatten() {
+    for m in per_shard.iter().flatten() {
         let all = fields.shard.len();
-        let Some(cols) = rows::columns(&m).filter(|c| c.len() == all && all >= width) else {
+        let Some(cols) = rows::columns(m).filter(|c| c.len() == all && all >= width) else {
             return Err(Stop::Error(error_frame("a malformed DataRow")));
         };
         let key_columns = plan
@@ -87,15 +90,15 @@ pub(super) async fn combine_groups<W: AsyncWrite + Unpin>(
             .zip(cols.iter().zip(fields.shard))
             .filter(|(a, _)| a.is_none())
             .map(|(_, c)| c);
-        // Matched as PostgreSQL compares the values (5.0 = 5.00); the group keeps its first spelling.
-        let matched: Cells = key_columns
+        // The group keeps its first spelling.
+        let matched: Vec<_> = key_columns
             .clone()
-            .map(|(c, f)| c.map(|c| value::group_key(f.type_oid, f.format, c).into_owned()))
+            .map(|(c, f)| c.map(|c| value::group_key(f.type_oid, f.format, c)))
             .collect();
         let at = match index.get(&matched) {
             Some(&at) => at,
             None => {
-                let key = key_columns.map(|(c, _)| c.map(<[u8]>::to_vec)).collect();
+                let key = key_columns.map(|(c, _)| *c).collect();
                 index.insert(matched, groups.len());
                 groups.push((key, vec![Vec::new(); all]));
                 groups.len() - 1
@@ -104,7 +107,7 @@ pub(super) async fn combine_groups<W: AsyncWrite + Unpin>(
         let parts = &mut groups[at].1;
         for (j, (c, agg)) in cols.iter().zip(&plan.aggregates).enumerate() {
             if agg.is_some() {
-                parts[j].push(c.map(<[u8]>::to_vec));
+                parts[j].push(*c);
             }
         }
     }
@@ -116,11 +119,11 @@ pub(super) async fn combine_groups<W: AsyncWrite + Unpin>(
     }
     let mut rows_out: Vec<(Vec<Option<Value>>, BytesMut)> = Vec::with_capacity(groups.len());
     for (key, parts) in groups {
-        let mut values: Cells = Vec::with_capacity(width);
+        let mut values: Vec<Option<Vec<u8>>> = Vec::with_capacity(width);
         let mut keys = key.into_iter();
         for (j, agg) in plan.aggregates.iter().enumerate() {
             let merged = match agg {
-                None => Ok(keys.next().flatten()),
+                None => Ok(keys.next().flatten().map(<[u8]>::to_vec)),
                 Some(Agg::Avg { count }) => average(
                     &fields.shard[j],
                     &fields.shard[visible + count],
@@ -129,8 +132,7 @@ pub(super) async fn combine_groups<W: AsyncWrite + Unpin>(
                 ),
                 Some(agg) => {
                     let f = &fields.shard[j];
-                    let parts: Vec<Option<&[u8]>> = parts[j].iter().map(|p| p.as_deref()).collect();
-                    value::merge(*agg, f.type_oid, f.format, &parts)
+                    value::merge(*agg, f.type_oid, f.format, &parts[j])
                 }
             };
             match merged {
@@ -184,15 +186,13 @@ async fn group_rows(s: &mut Stream) -> Result<Vec<BytesMut>, Stop> {
 fn average(
     sum_field: &Field,
     count_field: &Field,
-    sums: &[Option<Vec<u8>>],
-    counts: &[Option<Vec<u8>>],
+    sums: &[Option<&[u8]>],
+    counts: &[Option<&[u8]>],
 ) -> Result<Option<Vec<u8>>, value::ValueError> {
-    let sums: Vec<Option<&[u8]>> = sums.iter().map(|p| p.as_deref()).collect();
-    let counts: Vec<Option<&[u8]>> = counts.iter().map(|p| p.as_deref()).collect();
     let (f, c) = (sum_field, count_field);
-    let sum = value::merge(Agg::Sum, f.type_oid, f.format, &sums)?;
+    let sum = value::merge(Agg::Sum, f.type_oid, f.format, sums)?;
     let sum = value::decode_column(f.type_oid, f.format, sum.as_deref())?;
-    let count = value::merge(Agg::Count, c.type_oid, c.format, &counts)?;
+    let count = value::merge(Agg::Count, c.type_oid, c.format, counts)?;
     let count = match value::decode_column(c.type_oid, c.format, count.as_deref())? {
         Some(Value::Int(n)) => n,
         _ => 0,

@@ -257,7 +257,7 @@ mod tests {
         );
         check(Sum, 700, "3e+38|3e+38", FLOAT_RANGE);
         check(Sum, 25, "a", unsupported(Sum, 25));
-        check(Sum, 1186, "1 day", unsupported(Sum, 1186));
+        check(Sum, oid::INTERVAL, "1 day", unsupported(Sum, oid::INTERVAL));
         check_binary(
             Sum,
             701,

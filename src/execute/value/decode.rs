@@ -115,7 +115,7 @@ fn binary(kind: Kind, raw: &[u8], type_oid: u32) -> Result<Option<Value>, ValueE
 }
 
 /// The bytes as an array; callers have checked the length.
-fn array<const N: usize>(raw: &[u8]) -> [u8; N] {
+pub(super) fn array<const N: usize>(raw: &[u8]) -> [u8; N] {
     let mut out = [0u8; N];
     out.copy_from_slice(&raw[..N]);
     out

@@ -5,6 +5,8 @@
 
 use std::borrow::Cow;
 
+use super::decode::array;
+use super::numeric_binary::NAN;
 use super::{FORMAT_BINARY, oid};
 
 /// One spelling of `raw` per value of its type, for matching groups only.
@@ -15,7 +17,7 @@ pub(crate) fn canonical(type_oid: u32, format: i16, raw: &[u8]) -> Cow<'_, [u8]>
         (oid::FLOAT4 | oid::FLOAT8, false) if raw == b"-0" => Cow::Borrowed(b"0"),
         (oid::FLOAT4, true) => float4_binary(raw),
         (oid::FLOAT8, true) => float8_binary(raw),
-        (INTERVAL, true) => interval_binary(raw),
+        (oid::INTERVAL, true) => interval_binary(raw),
         (oid::BPCHAR, _) => {
             let end = raw.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
             Cow::Borrowed(&raw[..end])
@@ -42,28 +44,15 @@ fn float8_binary(raw: &[u8]) -> Cow<'_, [u8]> {
     }
 }
 
-/// `pg_type.oid` of interval.
-const INTERVAL: u32 = 1186;
-
 /// Binary interval (µs, days, months) as PostgreSQL compares it: one span, a month as 30 days and a
 /// day as 24 hours ('1 mon' = '30 days' = '720 hours'). In text, spellings of one span still differ.
 fn interval_binary(raw: &[u8]) -> Cow<'_, [u8]> {
-    let (Ok(us), Ok(days), Ok(months)) = (
-        raw.get(..8)
-            .unwrap_or_default()
-            .try_into()
-            .map(i64::from_be_bytes),
-        raw.get(8..12)
-            .unwrap_or_default()
-            .try_into()
-            .map(i32::from_be_bytes),
-        raw.get(12..16)
-            .unwrap_or_default()
-            .try_into()
-            .map(i32::from_be_bytes),
-    ) else {
+    if raw.len() != 16 {
         return Cow::Borrowed(raw);
-    };
+    }
+    let us = i64::from_be_bytes(array(&raw[..8]));
+    let days = i32::from_be_bytes(array(&raw[8..12]));
+    let months = i32::from_be_bytes(array(&raw[12..]));
     const DAY_US: i128 = 86_400_000_000;
     let span = (i128::from(months) * 30 + i128::from(days)) * DAY_US + i128::from(us);
     Cow::Owned(span.to_be_bytes().to_vec())
@@ -97,11 +86,11 @@ fn numeric_binary(raw: &[u8]) -> Cow<'_, [u8]> {
         .chunks(2)
         .rposition(|d| d != [0, 0])
         .map_or(0, |i| i + 1);
-    let sign = [raw[4], raw[5]];
+    let sign = u16::from_be_bytes([raw[4], raw[5]]);
     let mut out = Vec::with_capacity(8 + 2 * kept);
     out.extend_from_slice(&(kept as i16).to_be_bytes());
-    if kept == 0 && sign[0] & 0xC0 != 0xC0 {
-        // Zero: no weight, no sign (NaN and the infinities keep theirs).
+    if kept == 0 && sign & NAN != NAN {
+        // Zero: no weight, no sign (NaN and the infinities, which have NaN's bits set, keep theirs).
         out.extend_from_slice(&[0, 0, 0, 0]);
     } else {
         out.extend_from_slice(&raw[2..6]);
@@ -227,7 +216,7 @@ mod tests {
             v.extend_from_slice(&months.to_be_bytes());
             v
         };
-        let iv = |a: &[u8], b: &[u8]| same(INTERVAL, FORMAT_BINARY, a, b);
+        let iv = |a: &[u8], b: &[u8]| same(oid::INTERVAL, FORMAT_BINARY, a, b);
         assert!(iv(&interval(0, 30, 0), &interval(0, 0, 1)));
         assert!(iv(&interval(86_400_000_000, 0, 0), &interval(0, 1, 0)));
         assert!(!iv(&interval(1, 0, 0), &interval(0, 0, 0)));

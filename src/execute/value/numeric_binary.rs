@@ -7,7 +7,7 @@ use super::{FORMAT_BINARY, Kind, ValueError};
 
 const POS: u16 = 0x0000;
 const NEG: u16 = 0x4000;
-const NAN: u16 = 0xC000;
+pub(super) const NAN: u16 = 0xC000;
 const PINF: u16 = 0xD000;
 const NINF: u16 = 0xF000;
 /// numeric_send of ±Infinity sends 32 as dscale: it reads the dscale bits of the special value's

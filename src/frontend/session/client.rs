@@ -6,7 +6,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::held_begin::HeldBegin;
 use super::route::{Placement, merge_of, query_parts};
 use super::{Attached, Deferred, FanoutBatch, Flow, Session, Step};
-use crate::config::{PoolMode, SessionStatePolicy};
+use crate::config::SessionStatePolicy;
 use crate::execute::fanout::{Part, Work};
 use crate::execute::scatter::Scatter;
 use crate::frontend::classify::{self, Reset, SessionState};
@@ -356,7 +356,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             // Unknown to shardgate. A pinned client's server may know it (from SQL PREPARE, whose
             // names are the protocol's too); any other server's unnamed statement, say, is not the
             // client's to run.
-            if self.pinned.is_some() || self.proxy.config.pool_mode == PoolMode::Session {
+            if self.keeps_server() {
                 self.forward(raw, Pending::Bind).await?;
             } else {
                 self.refuse(no_such_statement(b.statement), true).await?;
@@ -366,10 +366,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         if !stmt.is_private() && stmt.context != self.statement_context {
             // The client's settings changed since its Parse: servers that prepare the statement now
             // would read it otherwise than other clients sharing it do. Its own copy from here on.
-            stmt = self
-                .proxy
-                .statements
-                .private(&stmt.query, &stmt.param_types);
+            stmt = self.proxy.statements.private_copy(&stmt);
             self.statements.insert(b.statement, stmt.clone());
         }
         // Its Parse applied the policy; a refusal since may have dropped the pin.
@@ -615,7 +612,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// carried to the client's next servers), pinning the client to its server for other state if the
     /// policy says so, else why it is refused.
     fn session_state_policy(&mut self, state: Option<SessionState>) -> Result<bool, Refusal> {
-        if self.pinned.is_some() || self.proxy.config.pool_mode == PoolMode::Session {
+        if self.keeps_server() {
             return Ok(false);
         }
         let Some(state) = state else {
@@ -652,7 +649,7 @@ fn on_server_copy_message(a: &mut Attached, tag: u8, raw: &[u8]) {
         }
         _ => {
             let reason = super::copy::unexpected_in_copy(tag);
-            frame::write_message(&mut a.to_server, b'f', |b| frame::put_cstr(b, &reason));
+            msg::write_copy_fail(&mut a.to_server, &reason);
             a.copy_in = false;
         }
     }

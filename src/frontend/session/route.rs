@@ -84,11 +84,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             Route::Scatter(list) if list.len() == 1 => Placement::Shard(list[0]),
             Route::Scatter(list) => Placement::Scatter(list),
             Route::CopyIn(c) => Placement::CopyIn(c),
-            Route::Lookup { .. } => Placement::Refuse(Refusal {
-                code: sqlstate::FEATURE_NOT_SUPPORTED,
-                message: "directory lookups in PostgreSQL are resolved before placement".into(),
-                hint: None,
-            }),
+            Route::Lookup { .. } => Placement::Refuse(Refusal::new(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                "directory lookups in PostgreSQL are resolved before placement",
+            )),
             Route::Refused(r) => Placement::Refuse(r),
         }
     }
@@ -464,14 +463,13 @@ pub(super) fn merge_of(plan: &Plan, params: &Params, param_types: &[u8]) -> Resu
             Some(Count::Param(i)) if matches!(params.value(i), Ok(None)) => Ok(None),
             Some(Count::Param(i)) => match params.key(i, KeyType::Int8) {
                 Ok(KeyValue::Int(v)) if v >= 0 => Ok(Some(v as u64)),
-                _ => Err(Refusal {
-                    code: sqlstate::INVALID_PARAMETER_VALUE,
-                    message: format!(
+                _ => Err(Refusal::new(
+                    sqlstate::INVALID_PARAMETER_VALUE,
+                    format!(
                         "LIMIT/OFFSET parameter ${} is not a non-negative integer",
                         i + 1
                     ),
-                    hint: None,
-                }),
+                )),
             },
         }
     };
@@ -479,10 +477,11 @@ pub(super) fn merge_of(plan: &Plan, params: &Params, param_types: &[u8]) -> Resu
     let offset = count(merge.offset)?.unwrap_or(0);
     let mut filter_params = FilterParams::default();
     for i in merge.having.iter().flat_map(|h| h.params()) {
-        let value = params.value(i).map_err(|_| Refusal {
-            code: sqlstate::INVALID_PARAMETER_VALUE,
-            message: format!("HAVING parameter ${} is missing", i + 1),
-            hint: None,
+        let value = params.value(i).map_err(|_| {
+            Refusal::new(
+                sqlstate::INVALID_PARAMETER_VALUE,
+                format!("HAVING parameter ${} is missing", i + 1),
+            )
         })?;
         let declared = declared_type(param_types, i);
         filter_params.0.push((

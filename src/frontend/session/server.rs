@@ -257,9 +257,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             } else {
                 None
             };
-            // A statement shardgate let go while its Parse was in flight counts again, unless it
-            // was let go to make room (its Close is on the way).
-            let confirmed = parsed.filter(|&id| !a.tracker.closes_later(id));
+            // A statement shardgate let go while its Parse was in flight (an earlier Parse of it
+            // failed) counts again, as of an unknown epoch, unless it was let go to make room (its
+            // Close is on the way).
+            let confirmed =
+                parsed.filter(|&id| !conn.prepared.contains(id) && !a.tracker.closes_later(id));
             let verdict = a.tracker.on_backend(tag, &mut conn.prepared);
             conn.prepared.watch(m);
             match tag {
@@ -271,7 +273,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 statements.mark_valid(id);
             }
             if let Some(id) = confirmed {
-                conn.prepared.confirm(id);
+                conn.prepared.restore(id);
             }
             if tag == b'S' {
                 let mut c = Cursor::new(&m[frame::HEADER_LEN..], "ParameterStatus");
@@ -323,7 +325,13 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     }
 
     fn releasable(&self, a: &Attached) -> bool {
-        a.quiet() && self.pinned.is_none() && self.proxy.config.pool_mode == PoolMode::Transaction
+        a.quiet() && !self.keeps_server()
+    }
+
+    /// Whether the client keeps its server past its transactions: pinned to it by session state, or
+    /// under session pooling.
+    pub(super) fn keeps_server(&self) -> bool {
+        self.pinned.is_some() || self.proxy.config.pool_mode == PoolMode::Session
     }
 
     /// Gives the server back at the end of a transaction.
@@ -373,11 +381,12 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// them. A session whose user changed stays pinned, and one whose settings the server would not
     /// show; a server that does not answer ends the session (its settings are unknown).
     async fn carry_settings(&mut self) -> Result<(), SessionError> {
+        let keeps_server = self.keeps_server();
         let Some(a) = self.server.as_mut() else {
             return Ok(());
         };
         a.settings_changed = false;
-        if self.pinned.is_some() || self.proxy.config.pool_mode == PoolMode::Session {
+        if keeps_server {
             return Ok(());
         }
         let target = a.conn.pool().target.clone();
@@ -428,7 +437,6 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             .map(|(name, value)| (name.to_ascii_lowercase(), value))
             .collect();
         self.statement_context = crate::frontend::statements::settings_context(&desired);
-        self.statement_context = crate::frontend::statements::settings_context(&desired);
         self.desired = desired;
         Ok(())
     }
@@ -444,9 +452,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             return; // dropping closes it: replies are still owed, or a batch was never synced
         }
         // Settings changed and never read back: whatever they are, they go.
-        let needs_reset = self.pinned.is_some()
-            || a.settings_changed
-            || self.proxy.config.pool_mode == PoolMode::Session;
+        let needs_reset = self.keeps_server() || a.settings_changed;
         if a.conn.tx_status == b'I' && !needs_reset {
             a.conn.release();
             return;

@@ -94,7 +94,7 @@ pub(crate) fn run(shared: &Shared, c: &Choice) -> Result<()> {
         }
         (files, c.inputs.iter().chain(&c.next).cloned().collect())
     };
-    let mut st = shared.lock_state();
+    let mut st = shared.lock_for_install(&edit)?;
     shared.install(&mut st, edit, &files, &obsolete)?;
     if let Some(hi) = c.inputs.iter().map(|f| f.meta.largest.clone()).max() {
         let mut v = (*st.version).clone();

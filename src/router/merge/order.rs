@@ -207,7 +207,7 @@ pub(super) fn group_position(select: &Select, items: &[Option<&Expr>], e: &Expr)
                 reads |= unqualified(x).map(ident).as_ref() == Some(&name);
                 std::ops::ControlFlow::<()>::Continue(())
             });
-            reads && expr.to_string() != e.to_string() && unqualified(expr).map(ident) != Some(name)
+            reads && unqualified(expr).map(ident) != Some(name)
         }
         _ => false,
     };

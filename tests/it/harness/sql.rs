@@ -9,6 +9,14 @@ pub fn sqlstate(e: &tokio_postgres::Error) -> Option<&str> {
     e.code().map(|c| c.code())
 }
 
+/// The first column of the one row `sql` returns.
+pub async fn one<T: for<'a> tokio_postgres::types::FromSql<'a>>(c: &Client, sql: &str) -> T {
+    c.query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}
+
 /// The pid of the backend running exactly `query` right now, seen through a direct client; waits up to
 /// 10 s for it to show up.
 pub async fn active_backend(direct: &Client, query: &str) -> i32 {

@@ -274,6 +274,12 @@ async fn session_state_on_several_shards_is_refused() {
     c.batch_execute("/* shardgate: shard=s1 */ INSERT INTO mine VALUES (1)")
         .await
         .unwrap();
+    // Pinned to s1: another shard is refused.
+    let e = c
+        .batch_execute("/* shardgate: shard=s0 */ SELECT 1")
+        .await
+        .unwrap_err();
+    assert_eq!(e.code().map(|c| c.code()), Some("0A000"), "{e}");
 }
 
 #[tokio::test]

@@ -296,13 +296,23 @@ async fn text(c: &Client, sql: &str) -> Result<Vec<String>, String> {
         .collect())
 }
 
+/// Each row as its raw cells.
+fn raw_cells(rows: &[tokio_postgres::Row]) -> Vec<Vec<Raw>> {
+    rows.iter()
+        .map(|r| (0..r.len()).map(|i| r.get::<_, Raw>(i)).collect())
+        .collect()
+}
+
 /// The binary result (extended protocol), each row as its raw cells.
 async fn binary(c: &Client, sql: &str) -> Result<Vec<Vec<Raw>>, String> {
     let rows = c.query(sql, &[]).await.map_err(|e| e.to_string())?;
-    Ok(rows
-        .iter()
-        .map(|r| (0..r.len()).map(|i| r.get::<_, Raw>(i)).collect())
-        .collect())
+    Ok(raw_cells(&rows))
+}
+
+/// The binary result of `sql` with parameters `p`.
+async fn rows(c: &Client, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Vec<Vec<Raw>> {
+    let rows = c.query(sql, p).await;
+    raw_cells(&rows.unwrap_or_else(|e| panic!("{sql}: {e}")))
 }
 
 /// The oracle and the sharded setup, loaded with the same rows.
@@ -411,12 +421,6 @@ async fn scatter_gather_matches_a_single_postgresql() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn having_reads_bind_parameters() {
     let (_s, oracle, proxy) = loaded().await;
-    async fn rows(c: &Client, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Vec<Vec<Raw>> {
-        let rows = c.query(sql, p).await.unwrap();
-        rows.iter()
-            .map(|r| (0..r.len()).map(|i| r.get::<_, Raw>(i)).collect())
-            .collect()
-    }
     let sql = "SELECT grp, count(*), avg(price) FROM items GROUP BY grp \
                HAVING count(*) > $1::int4 AND avg(price) < $2::float8 ORDER BY grp";
     for (n, p) in [(40i32, 600.0f64), (0, 1e9), (41, 0.5)] {
@@ -443,15 +447,6 @@ async fn having_reads_bind_parameters() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limit_and_offset_parameters() {
     let (_s, oracle, proxy) = loaded().await;
-    async fn rows(c: &Client, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Vec<Vec<Raw>> {
-        let rows = c
-            .query(sql, p)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        rows.iter()
-            .map(|r| (0..r.len()).map(|i| r.get::<_, Raw>(i)).collect())
-            .collect()
-    }
     let cases: [(&str, Vec<Option<i64>>); 6] = [
         (
             "SELECT grp, count(*) FROM items GROUP BY grp ORDER BY 2 DESC, grp LIMIT $1",
@@ -514,19 +509,9 @@ async fn types_of_the_databases_own_merge() {
     ))
     .await
     .unwrap();
-    let rows = c
-        .simple_query("SELECT id, m FROM items ORDER BY id")
+    let texts = text(&c, "SELECT id, m FROM items ORDER BY id")
         .await
         .unwrap();
-    let texts: Vec<String> = rows
-        .iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => {
-                Some(format!("{}|{}", r.get(0).unwrap(), r.get(1).unwrap()))
-            }
-            _ => None,
-        })
-        .collect();
     assert_eq!(texts.len(), 30);
     assert_eq!(texts[0], "1|ok");
     // Groups by the enum.
@@ -859,6 +844,19 @@ async fn a_merged_read_sees_columns_added_since_it_last_ran() {
     for _ in 0..3 {
         read_all(3).await;
     }
+    // DDL made past shardgate: PostgreSQL itself refuses the statements the servers kept, and
+    // shardgate prepares a merged read again unseen.
+    for i in 0..2 {
+        let d = s.direct(shared(), i).await;
+        d.batch_execute("ALTER TABLE users ADD COLUMN more int")
+            .await
+            .unwrap();
+    }
+    let reads = clients.iter().map(|c| text(c, sql));
+    for r in futures_util::future::join_all(reads).await {
+        let rows = r.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert_eq!(rows[0].split('|').count(), 4, "{rows:?}");
+    }
 }
 
 /// Group keys equal as PostgreSQL compares them but spelled differently on different shards (numeric
@@ -902,8 +900,11 @@ async fn equal_group_keys_spelled_differently_make_one_group() {
 async fn a_raised_error_like_the_stale_statement_refusal_is_passed_on() {
     let s = Sharded::start_n(shared(), 2, "").await;
     let c = s.proxy.client().await;
+    // Each call counts itself in a sequence, which no rollback undoes: a retry would show.
+    c.batch_execute("CREATE SEQUENCE boom_calls").await.unwrap();
     c.batch_execute(
         "CREATE FUNCTION boom() RETURNS int LANGUAGE plpgsql AS $$ BEGIN \
+         PERFORM nextval('boom_calls'); \
          RAISE EXCEPTION USING ERRCODE = '0A000', \
          MESSAGE = 'cached plan must not change result type'; END $$",
     )
@@ -921,4 +922,36 @@ async fn a_raised_error_like_the_stale_statement_refusal_is_passed_on() {
         }
     }
     assert_eq!(text(&c, "SELECT count(*) FROM users").await.unwrap(), ["3"]);
+    // Once more, prepared on the servers by now: each shard calls boom() at most once a statement.
+    let mut direct = Vec::new();
+    for i in 0..2 {
+        let d = s.direct(shared(), i).await;
+        d.batch_execute("SELECT setval('boom_calls', 1, false)")
+            .await
+            .unwrap();
+        direct.push(d);
+    }
+    c.simple_query("SELECT boom() FROM users")
+        .await
+        .unwrap_err();
+    // A reference-table write runs on every shard, where an error after the Bind could be retried.
+    let e = c
+        .execute(
+            "INSERT INTO countries (code, name) SELECT boom()::text, 'x'",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), Some("0A000"), "{e}");
+    for d in &direct {
+        let calls: i64 = d
+            .query_one(
+                "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM boom_calls",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert!(calls <= 2, "boom() ran {calls} times on one shard: retried");
+    }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_postgres::NoTls;
 
-use crate::harness::{TestProxy, active_backend, client, shared, sqlstate};
+use crate::harness::{TestProxy, active_backend, client, one, shared, sqlstate};
 
 #[tokio::test]
 async fn cancel_stops_the_running_query_and_the_client_goes_on() {
@@ -113,7 +113,7 @@ async fn a_server_whose_cancel_timed_out_is_not_reused() {
     .await;
     let direct = client(shared(), &db).await;
     let (a, b) = (p.client().await, p.client().await);
-    let first = pid(&a).await;
+    let first: i32 = one(&a, "select pg_backend_pid()").await;
     let sql = "select pg_sleep(1), 'a done' /* held-cancel */";
     let sleeper = async { a.query_one(sql, &[]).await.map(|r| r.get::<_, String>(1)) };
     let canceller = async {
@@ -123,17 +123,13 @@ async fn a_server_whose_cancel_timed_out_is_not_reused() {
     let (result, ()) = tokio::join!(sleeper, canceller);
     assert_eq!(result.map_err(|e| e.to_string()).as_deref(), Ok("a done"));
     // B waits for the only server until the cancel gave up, and gets a new one.
-    let next = tokio::time::timeout(Duration::from_secs(15), pid(&b))
-        .await
-        .expect("B gets a server once the cancel timed out");
+    let next = tokio::time::timeout(
+        Duration::from_secs(15),
+        one::<i32>(&b, "select pg_backend_pid()"),
+    )
+    .await
+    .expect("B gets a server once the cancel timed out");
     assert_ne!(next, first, "the server with a cancel in doubt was reused");
-}
-
-async fn pid(c: &tokio_postgres::Client) -> i32 {
-    c.query_one("select pg_backend_pid()", &[])
-        .await
-        .unwrap()
-        .get::<_, i32>(0)
 }
 
 /// A TCP forwarder to `port` that never answers a CancelRequest (it holds the connection open).

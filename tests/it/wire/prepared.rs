@@ -6,7 +6,7 @@ use bytes::BytesMut;
 use postgres_protocol::message::frontend;
 
 use crate::harness::raw::bind_execute;
-use crate::harness::{RawClient, Reply, TestProxy, first_error, shared, sqlstate};
+use crate::harness::{RawClient, Reply, TestProxy, first_error, one, shared, sqlstate};
 
 /// A prepared statement's int8 result for one int8 parameter.
 async fn int8(c: &tokio_postgres::Client, stmt: &tokio_postgres::Statement, v: i64) -> i64 {
@@ -436,13 +436,9 @@ async fn a_literal_is_read_under_each_clients_own_settings() {
         .unwrap();
     let sql = "select extract(epoch from '2024-01-01 00:00'::timestamptz)::int8";
     for _ in 0..2 {
-        assert_eq!(first_int8(&utc, sql).await, 1_704_067_200);
-        assert_eq!(first_int8(&ny, sql).await, 1_704_067_200 + 5 * 3600);
+        assert_eq!(one::<i64>(&utc, sql).await, 1_704_067_200);
+        assert_eq!(one::<i64>(&ny, sql).await, 1_704_067_200 + 5 * 3600);
     }
-}
-
-async fn first_int8(c: &tokio_postgres::Client, sql: &str) -> i64 {
-    c.query_one(sql, &[]).await.unwrap().get(0)
 }
 
 /// A statement pipelined right behind the DDL that changes its columns (before the DDL's reply came
@@ -482,7 +478,7 @@ async fn a_statement_prepared_before_a_settings_change_is_not_shared_after_it() 
         .unwrap();
     let _ = a.query_one(&stmt, &[]).await.unwrap().get::<_, i64>(0);
     assert_eq!(
-        first_int8(&b, sql).await,
+        one::<i64>(&b, sql).await,
         1_704_067_200,
         "B reads it under UTC"
     );
