@@ -72,6 +72,11 @@ impl WriteBatch {
         self
     }
 
+    /// The bytes `encode_into` appends.
+    pub(crate) fn encoded_len(&self) -> usize {
+        16 + self.rep.len()
+    }
+
     /// Appends this batch, starting at sequence `seq`, to a WAL record payload.
     pub(crate) fn encode_into(&self, payload: &mut Vec<u8>, seq: u64) {
         payload.extend_from_slice(&seq.to_le_bytes());

@@ -61,16 +61,11 @@ pub(crate) struct State {
 pub(crate) struct WalState {
     pub(crate) writer: WalWriter,
     pub(crate) last_seq: u64,
-    pub(crate) payload: Vec<u8>,
 }
 
 impl WalState {
     pub(crate) fn new(writer: WalWriter, last_seq: u64) -> Self {
-        WalState {
-            writer,
-            last_seq,
-            payload: Vec::new(),
-        }
+        WalState { writer, last_seq }
     }
 }
 

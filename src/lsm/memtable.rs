@@ -1,13 +1,17 @@
 //! The ordered in-memory table that takes writes before they reach an SSTable.
 //!
-//! Each entry is one allocation holding key and value. Entries are never
-//! removed, so a cursor can resume after releasing the lock and still see a
-//! consistent snapshot: everything newer than its sequence is filtered out.
+//! Each entry's key and value sit side by side in an arena chunk the table's
+//! entries share, so a write costs no allocation of its own and dropping the
+//! table frees a few chunks, not every entry. Entries are never removed, so a
+//! cursor can resume after releasing the lock and still see a consistent
+//! snapshot: everything newer than its sequence is filtered out.
 
 use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{RwLock, RwLockReadGuard};
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
+
+use bytes::{Bytes, BytesMut};
 
 use super::batch::{Op, for_each_op};
 use super::key::{self, KIND_DELETE, KIND_PUT, RangeTombstone};
@@ -16,18 +20,38 @@ use super::key::{self, KIND_DELETE, KIND_PUT, RangeTombstone};
 /// ascending, then tag descending.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct MemEntry {
-    buf: Box<[u8]>,
+    buf: Bytes,
     key_len: u32,
     pub(crate) tag: u64,
 }
 
+/// The size of the arena chunks entries are carved from.
+const ARENA_CHUNK: usize = 1 << 20;
+
 impl MemEntry {
+    /// An entry of its own (a lookup probe).
     pub(crate) fn new(user: &[u8], tag: u64, value: &[u8]) -> Self {
         let mut buf = Vec::with_capacity(user.len() + value.len());
         buf.extend_from_slice(user);
         buf.extend_from_slice(value);
         MemEntry {
-            buf: buf.into_boxed_slice(),
+            buf: Bytes::from(buf),
+            key_len: user.len() as u32,
+            tag,
+        }
+    }
+
+    /// An entry carved from `arena`, which gets a new chunk when it has no
+    /// room left.
+    fn carve(arena: &mut BytesMut, user: &[u8], tag: u64, value: &[u8]) -> Self {
+        let n = user.len() + value.len();
+        if arena.capacity() - arena.len() < n {
+            *arena = BytesMut::with_capacity(if n > ARENA_CHUNK / 8 { n } else { ARENA_CHUNK });
+        }
+        arena.extend_from_slice(user);
+        arena.extend_from_slice(value);
+        MemEntry {
+            buf: arena.split().freeze(),
             key_len: user.len() as u32,
             tag,
         }
@@ -65,6 +89,8 @@ pub(crate) enum Found {
 
 pub(crate) struct Memtable {
     map: RwLock<Map>,
+    /// The chunk new entries are carved from; taken under the map's write lock.
+    arena: Mutex<BytesMut>,
     tombstones: RwLock<Vec<RangeTombstone>>,
     /// Approximate bytes held, including per-entry overhead.
     size: AtomicUsize,
@@ -80,6 +106,7 @@ impl Memtable {
     pub(crate) fn new() -> Self {
         Memtable {
             map: RwLock::new(BTreeSet::new()),
+            arena: Mutex::new(BytesMut::new()),
             tombstones: RwLock::new(Vec::new()),
             size: AtomicUsize::new(0),
             next_segment: AtomicU64::new(0),
@@ -112,16 +139,18 @@ impl Memtable {
     pub(crate) fn apply_payload(&self, payload: &[u8]) -> u64 {
         let mut added = 0;
         let mut map = self.map.write().unwrap_or_else(|e| e.into_inner());
+        let mut arena = self.arena.lock().unwrap_or_else(|e| e.into_inner());
+        let arena = &mut *arena;
         let last = for_each_op(payload, |seq, op| {
             added += 48;
             match op {
                 Op::Put(k, v) => {
                     added += k.len() + v.len();
-                    map.insert(MemEntry::new(k, key::tag(seq, KIND_PUT), v));
+                    map.insert(MemEntry::carve(arena, k, key::tag(seq, KIND_PUT), v));
                 }
                 Op::Delete(k) => {
                     added += k.len();
-                    map.insert(MemEntry::new(k, key::tag(seq, KIND_DELETE), b""));
+                    map.insert(MemEntry::carve(arena, k, key::tag(seq, KIND_DELETE), b""));
                 }
                 Op::DeleteRange(s, e) => {
                     added += s.len() + e.len();
@@ -227,5 +256,34 @@ mod tests {
         check(b"c", 6, None);
         check(b"a", 0, None);
         assert!(m.size() > 0);
+    }
+
+    /// Entries carved from shared chunks keep their own bytes: across chunk
+    /// ends, larger than a chunk, and after the table that carved them is gone.
+    #[test]
+    fn arena_entries_keep_their_bytes() {
+        let value = |i: usize| {
+            let len = match i % 50 {
+                0 => ARENA_CHUNK + 3,
+                1 => ARENA_CHUNK / 8 + 1,
+                n => n * 97,
+            };
+            vec![(i % 251) as u8; len]
+        };
+        let m = Memtable::new();
+        for i in 0..600 {
+            apply(
+                &m,
+                i as u64 + 1,
+                WriteBatch::new().put(format!("k{i:04}"), value(i)),
+            );
+        }
+        let entries = m.chunk(std::ops::Bound::Unbounded, usize::MAX);
+        drop(m);
+        assert_eq!(entries.len(), 600);
+        for (i, e) in entries.iter().enumerate() {
+            assert_eq!(e.user(), format!("k{i:04}").as_bytes());
+            assert_eq!(e.value(), &value(i)[..], "entry {i}");
+        }
     }
 }

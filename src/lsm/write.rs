@@ -1,13 +1,15 @@
-//! The write path: commit groups in two stages, so that one group's fsync
-//! overlaps the next group's append.
+//! The write path: commit groups in three steps, so that one group's memtable
+//! insert overlaps the next group's append.
 //!
-//! Stage one (leader only, in sequence order): make room in the memtable,
-//! assign sequences, hand the group's WAL record to the OS, and insert it into
-//! the memtable, where it stays invisible. Stage two (after the next leader has
-//! taken over): fdatasync if any writer asked for it, then publish the group's
-//! sequences once every earlier group has published. Readers only see
-//! sequences up to the published one, so no write is visible before it is
-//! durable, and visibility never has holes.
+//! Stage (leader only, in sequence order): make room in the memtable, assign
+//! sequences, and hand the group's WAL record to the OS. Sync (after the next
+//! leader has taken over): fdatasync if any writer asked for it. Apply (once
+//! the next sync group may append): insert the record into the memtable it was
+//! staged for, then publish the group's sequences once every earlier group
+//! has published. Readers only see sequences up to the published one, so no
+//! write is visible before it is durable, and visibility never has holes; a
+//! frozen memtable is flushed only once its last sequence is visible, so never
+//! before a group staged for it is applied.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -21,10 +23,13 @@ use super::core::{Shared, State};
 use super::error::{Error, Result};
 use super::memtable::Memtable;
 
-/// A group between its two stages.
+/// A group between its steps.
 pub(crate) struct Staged {
     first: u64,
     last: u64,
+    /// The memtable the group goes into, and its WAL record payload.
+    mem: Arc<Memtable>,
+    payload: Vec<u8>,
     /// The segment to fdatasync, for a group that asked for it.
     sync: Option<(Arc<File>, PathBuf)>,
     sync_writes: u64,
@@ -41,11 +46,12 @@ impl Shared {
         self.commit.submit(
             writer,
             |group| self.stage(group),
-            |staged| self.complete(staged),
+            |staged| self.sync(staged),
+            |synced| self.apply(synced),
         )
     }
 
-    /// Stage one, run by the group's leader while it holds the queue.
+    /// Run by the group's leader while it holds the queue.
     fn stage(&self, group: &[Arc<Writer>]) -> Result<Staged> {
         let mem = self.make_room(group[0].force_freeze)?;
         let sync = group.iter().any(|w| w.sync);
@@ -53,22 +59,26 @@ impl Shared {
         let wal = &mut *wal;
         let first = wal.last_seq + 1;
         let mut next = first;
-        wal.payload.clear();
-        for b in group
-            .iter()
-            .flat_map(|w| &w.batches)
-            .filter(|b| !b.is_empty())
-        {
-            b.encode_into(&mut wal.payload, next);
+        // A buffer of its own: the group keeps it until it is applied, after the
+        // next group has appended.
+        let batches = || {
+            group
+                .iter()
+                .flat_map(|w| &w.batches)
+                .filter(|b| !b.is_empty())
+        };
+        let mut payload = Vec::with_capacity(batches().map(WriteBatch::encoded_len).sum());
+        for b in batches() {
+            b.encode_into(&mut payload, next);
             next += u64::from(b.count);
         }
         let mut written = if next > first {
-            wal.writer.append(&wal.payload)
+            wal.writer.append(&payload)
         } else {
             Ok(())
         };
         if written.is_ok() && sync {
-            // The bytes must reach the file before the fdatasync of stage two.
+            // The bytes must reach the file before the group's fdatasync.
             written = wal.writer.flush();
         }
         if let Err(e) = written {
@@ -76,7 +86,6 @@ impl Shared {
             return Err(e);
         }
         if next > first {
-            mem.apply_payload(&wal.payload);
             wal.last_seq = next - 1;
             self.assigned_seq.store(next - 1, Ordering::Release);
         }
@@ -88,13 +97,15 @@ impl Shared {
         Ok(Staged {
             first,
             last: next - 1,
+            mem,
+            payload,
             sync: sync.then(|| wal.writer.sync_handle()),
             sync_writes,
         })
     }
 
-    /// Stage two: durable, then visible, in sequence order.
-    fn complete(&self, s: Staged) -> Result<()> {
+    /// Makes the group durable, if it asked to be.
+    fn sync(&self, s: Staged) -> Result<Staged> {
         if let Some((file, path)) = &s.sync {
             if let Err(e) = file.sync_data() {
                 let e = Error::io(path, e);
@@ -103,6 +114,14 @@ impl Shared {
             }
             self.stats.add_wal_sync();
             self.stats.add_sync_writes(s.sync_writes);
+        }
+        Ok(s)
+    }
+
+    /// Inserts the group into its memtable, then makes it visible, in sequence order.
+    fn apply(&self, s: Staged) -> Result<()> {
+        if s.last >= s.first {
+            s.mem.apply_payload(&s.payload);
         }
         let waiting = self.wait_turn(s.first - 1)?;
         if s.last >= s.first {
@@ -209,8 +228,9 @@ mod tests {
     use super::*;
     use crate::lsm::{Db, Options, WriteOptions};
 
-    /// A group staged (in the memtable) but not yet durable when its memtable is frozen: the flush
-    /// waits for it. Had it not, the table would keep only the newest version of `k`, invisible
+    /// A group staged (in the WAL) but neither durable nor in its memtable when that memtable is
+    /// frozen: the flush waits for it. Had it not, the group would be missing from the table, or,
+    /// applied but not yet durable, the table would keep only the newest version of `k`, invisible
     /// still, and a read would fall through to the older table's value.
     #[test]
     fn a_memtable_is_flushed_only_once_its_writes_are_visible() {
@@ -236,7 +256,8 @@ mod tests {
             "no table of the frozen memtable yet"
         );
         assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v1"[..]));
-        db.shared.complete(staged).unwrap();
+        let synced = db.shared.sync(staged).unwrap();
+        db.shared.apply(synced).unwrap();
         flushing.join().unwrap().unwrap();
         assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v2"[..]));
     }
