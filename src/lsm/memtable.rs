@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 use std::ops::Bound;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, RwLock, RwLockReadGuard};
 
 use bytes::{Bytes, BytesMut};
@@ -46,11 +46,15 @@ impl MemEntry {
     }
 
     /// An entry carved from `arena`, which gets a new chunk when it has no
-    /// room left.
+    /// room left. A large entry gets a buffer of its own instead, so that it
+    /// never leaves the rest of a chunk unused.
     fn carve(arena: &mut BytesMut, user: &[u8], tag: u64, value: &[u8]) -> Self {
         let n = user.len() + value.len();
+        if n > ARENA_CHUNK / 8 {
+            return Self::new(user, tag, value);
+        }
         if arena.capacity() - arena.len() < n {
-            *arena = BytesMut::with_capacity(if n > ARENA_CHUNK / 8 { n } else { ARENA_CHUNK });
+            *arena = BytesMut::with_capacity(ARENA_CHUNK);
         }
         arena.extend_from_slice(user);
         arena.extend_from_slice(value);
@@ -116,6 +120,8 @@ pub(crate) struct Memtable {
     /// The last sequence in it, set when it is frozen: it is flushed only once every write up to
     /// there is visible (durable), so no table ever holds a version readers may not see yet.
     last_seq: AtomicU64,
+    /// Whether a commit group was staged for it; its entries arrive later.
+    staged: AtomicBool,
 }
 
 impl Memtable {
@@ -127,6 +133,7 @@ impl Memtable {
             size: AtomicUsize::new(0),
             next_segment: AtomicU64::new(0),
             last_seq: AtomicU64::new(0),
+            staged: AtomicBool::new(false),
         }
     }
 
@@ -218,8 +225,16 @@ impl Memtable {
             .clone()
     }
 
+    /// Notes that a commit group was staged for this table.
+    pub(crate) fn set_staged(&self) {
+        self.staged.store(true, Ordering::Release);
+    }
+
+    /// Whether no write reached this table and none is on its way: a group
+    /// staged for it may not be in it yet.
     pub(crate) fn is_empty(&self) -> bool {
-        self.read().is_empty()
+        !self.staged.load(Ordering::Acquire)
+            && self.read().is_empty()
             && self
                 .tombstones
                 .read()

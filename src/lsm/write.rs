@@ -86,6 +86,7 @@ impl Shared {
             return Err(e);
         }
         if next > first {
+            mem.set_staged();
             wal.last_seq = next - 1;
             self.assigned_seq.store(next - 1, Ordering::Release);
         }
@@ -133,9 +134,10 @@ impl Shared {
         Ok(())
     }
 
-    /// Waits until every write up to `seq` is visible: a frozen memtable may hold a group still in
-    /// its fsync, which must not reach a table (where it would hide an older, visible version)
-    /// before it is durable, nor at all if the fsync fails.
+    /// Waits until every write up to `seq` is visible. A frozen memtable may be waiting for a group
+    /// staged for it: without the wait its table would miss the group, whose WAL segment then goes;
+    /// or the group would be in its fsync, and must not reach a table (where it would hide an
+    /// older, visible version) before it is durable, nor at all if the fsync fails.
     pub(crate) fn wait_visible(&self, seq: u64) -> Result<()> {
         self.wait_turn(seq).map(drop)
     }
@@ -260,5 +262,28 @@ mod tests {
         db.shared.apply(synced).unwrap();
         flushing.join().unwrap().unwrap();
         assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v2"[..]));
+    }
+
+    /// A manual flush while the only group of an empty memtable is staged but not applied: the
+    /// flush freezes the memtable (it looked empty before) and the table holds the group.
+    #[test]
+    fn a_flush_takes_a_group_staged_for_an_empty_memtable() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = std::sync::Arc::new(Db::open(dir.path(), Options::default()).unwrap());
+        let mut b = WriteBatch::new();
+        b.put(b"k", b"v");
+        let writer = Arc::new(Writer::new(vec![b], true, false));
+        let staged = db.shared.stage(&[writer]).unwrap();
+        let flushing = {
+            let db = db.clone();
+            std::thread::spawn(move || db.flush())
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(!flushing.is_finished(), "the flush waits for the group");
+        let synced = db.shared.sync(staged).unwrap();
+        db.shared.apply(synced).unwrap();
+        flushing.join().unwrap().unwrap();
+        assert_eq!(db.level_counts()[0], 1, "the group is in a table");
+        assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
     }
 }
