@@ -20,9 +20,6 @@ use super::key::{self, KIND_DELETE, KIND_PUT, RangeTombstone};
 /// ascending, then tag descending.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct MemEntry {
-    /// The key's first 8 bytes, big-endian, zero-padded: most comparisons end
-    /// here, without reading the arena.
-    prefix: u64,
     buf: Bytes,
     key_len: u32,
     pub(crate) tag: u64,
@@ -38,7 +35,6 @@ impl MemEntry {
         buf.extend_from_slice(user);
         buf.extend_from_slice(value);
         MemEntry {
-            prefix: prefix(user),
             buf: Bytes::from(buf),
             key_len: user.len() as u32,
             tag,
@@ -59,7 +55,6 @@ impl MemEntry {
         arena.extend_from_slice(user);
         arena.extend_from_slice(value);
         MemEntry {
-            prefix: prefix(user),
             buf: arena.split().freeze(),
             key_len: user.len() as u32,
             tag,
@@ -75,20 +70,9 @@ impl MemEntry {
     }
 }
 
-/// Padded prefixes that differ order two keys as the keys do; equal ones
-/// leave the order to the whole keys.
-fn prefix(user: &[u8]) -> u64 {
-    let mut b = [0u8; 8];
-    let n = user.len().min(8);
-    b[..n].copy_from_slice(&user[..n]);
-    u64::from_be_bytes(b)
-}
-
 impl Ord for MemEntry {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.prefix
-            .cmp(&other.prefix)
-            .then_with(|| key::cmp_parts(self.user(), self.tag, other.user(), other.tag))
+        key::cmp_parts(self.user(), self.tag, other.user(), other.tag)
     }
 }
 
@@ -315,36 +299,6 @@ mod tests {
         for (i, e) in entries.iter().enumerate() {
             assert_eq!(e.user(), format!("k{i:04}").as_bytes());
             assert_eq!(e.value(), &value(i)[..], "entry {i}");
-        }
-    }
-
-    /// The prefix shortcut orders entries exactly as their keys and tags do,
-    /// zero bytes and keys shorter than the prefix included.
-    #[test]
-    fn entries_order_as_their_keys() {
-        let keys: [&[u8]; 10] = [
-            b"",
-            b"\0",
-            b"\0\0",
-            b"a",
-            b"a\0",
-            b"a\0\0\0\0\0\0\0\0",
-            b"abcdefgh",
-            b"abcdefgh\0",
-            b"abcdefgi",
-            b"\xff\xff\xff\xff\xff\xff\xff\xff\xff",
-        ];
-        for a in keys {
-            for b in keys {
-                for (ta, tb) in [(1, 1), (1, 2), (2, 1)] {
-                    let (x, y) = (MemEntry::new(a, ta, b"v"), MemEntry::new(b, tb, b""));
-                    assert_eq!(
-                        x.cmp(&y),
-                        key::cmp_parts(a, ta, b, tb),
-                        "{a:?}@{ta} vs {b:?}@{tb}"
-                    );
-                }
-            }
         }
     }
 }
