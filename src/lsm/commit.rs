@@ -256,6 +256,34 @@ mod tests {
         assert!(commits.load(Ordering::Relaxed) <= 16 * 200);
     }
 
+    /// A failed group's error reaches every writer in it, down the whole wake tree.
+    #[test]
+    fn every_writer_of_a_failed_group_gets_the_error() {
+        let q = Arc::new(CommitQueue::new(1 << 20));
+        let largest = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..24)
+            .map(|_| {
+                let (q, largest) = (q.clone(), largest.clone());
+                thread::spawn(move || {
+                    let stage = |group: &[Arc<Writer>]| {
+                        largest.fetch_max(group.len(), Ordering::Relaxed);
+                        // Long enough for the other writers to queue behind this group.
+                        thread::sleep(std::time::Duration::from_millis(50));
+                        Err::<(), _>(Error::Closed)
+                    };
+                    q.submit(Writer::new(vec![], true, false), stage, Ok, Ok)
+                })
+            })
+            .collect();
+        for t in threads {
+            assert!(matches!(t.join().unwrap(), Err(Error::Closed)));
+        }
+        assert!(
+            largest.load(Ordering::Relaxed) > 2 * WAKE_FANOUT,
+            "a group deep enough for a tree"
+        );
+    }
+
     #[test]
     fn sync_writers_never_join_a_non_sync_leader() {
         let q = CommitQueue::new(1 << 20);
