@@ -241,20 +241,13 @@ mod tests {
     use super::*;
     use crate::lsm::{Db, Options, WriteOptions};
 
-    /// A group staged (in the WAL) but neither durable nor in its memtable when that memtable is
-    /// frozen: the flush waits for it. Had it not, the group would be missing from the table, or,
-    /// applied but not yet durable, the table would keep only the newest version of `k`, invisible
-    /// still, and a read would fall through to the older table's value.
-    #[test]
-    fn a_memtable_is_flushed_only_once_its_writes_are_visible() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = std::sync::Arc::new(Db::open(dir.path(), Options::default()).unwrap());
-        let sync = WriteOptions { sync: true };
-        db.put(b"k", b"v0", sync).unwrap();
-        db.flush().unwrap();
-        db.put(b"k", b"v1", sync).unwrap();
+    type Flushing = std::thread::JoinHandle<Result<()>>;
+
+    /// Stages a group putting `k` = `value` (outside the commit queue), then starts a manual flush
+    /// and checks that it waits for the group.
+    fn flush_while_staged(db: &Arc<Db>, value: &[u8]) -> (Staged, Flushing) {
         let mut b = WriteBatch::new();
-        b.put(b"k", b"v2");
+        b.put(b"k", value);
         let writer = Arc::new(Writer::new(vec![b], true, false));
         let staged = db.shared.stage(&[writer]).unwrap();
         let flushing = {
@@ -263,15 +256,36 @@ mod tests {
         };
         std::thread::sleep(Duration::from_millis(300));
         assert!(!flushing.is_finished(), "the flush waits for the group");
+        (staged, flushing)
+    }
+
+    /// Syncs and applies the group, then lets the flush finish.
+    fn complete(db: &Db, staged: Staged, flushing: Flushing) {
+        let synced = db.shared.sync(staged).unwrap();
+        db.shared.apply(synced).unwrap();
+        flushing.join().unwrap().unwrap();
+    }
+
+    /// A group staged (in the WAL) but neither durable nor in its memtable when that memtable is
+    /// frozen: the flush waits for it. Had it not, the group would be missing from the table, or,
+    /// applied but not yet durable, the table would keep only the newest version of `k`, invisible
+    /// still, and a read would fall through to the older table's value.
+    #[test]
+    fn a_memtable_is_flushed_only_once_its_writes_are_visible() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Arc::new(Db::open(dir.path(), Options::default()).unwrap());
+        let sync = WriteOptions { sync: true };
+        db.put(b"k", b"v0", sync).unwrap();
+        db.flush().unwrap();
+        db.put(b"k", b"v1", sync).unwrap();
+        let (staged, flushing) = flush_while_staged(&db, b"v2");
         assert_eq!(
             db.level_counts()[0],
             1,
             "no table of the frozen memtable yet"
         );
         assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v1"[..]));
-        let synced = db.shared.sync(staged).unwrap();
-        db.shared.apply(synced).unwrap();
-        flushing.join().unwrap().unwrap();
+        complete(&db, staged, flushing);
         assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v2"[..]));
     }
 
@@ -280,20 +294,9 @@ mod tests {
     #[test]
     fn a_flush_takes_a_group_staged_for_an_empty_memtable() {
         let dir = tempfile::tempdir().unwrap();
-        let db = std::sync::Arc::new(Db::open(dir.path(), Options::default()).unwrap());
-        let mut b = WriteBatch::new();
-        b.put(b"k", b"v");
-        let writer = Arc::new(Writer::new(vec![b], true, false));
-        let staged = db.shared.stage(&[writer]).unwrap();
-        let flushing = {
-            let db = db.clone();
-            std::thread::spawn(move || db.flush())
-        };
-        std::thread::sleep(Duration::from_millis(300));
-        assert!(!flushing.is_finished(), "the flush waits for the group");
-        let synced = db.shared.sync(staged).unwrap();
-        db.shared.apply(synced).unwrap();
-        flushing.join().unwrap().unwrap();
+        let db = Arc::new(Db::open(dir.path(), Options::default()).unwrap());
+        let (staged, flushing) = flush_while_staged(&db, b"v");
+        complete(&db, staged, flushing);
         assert_eq!(db.level_counts()[0], 1, "the group is in a table");
         assert_eq!(db.get(b"k").unwrap().as_deref(), Some(&b"v"[..]));
     }
