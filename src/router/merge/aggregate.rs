@@ -73,7 +73,7 @@ pub(super) fn aggregate(e: &Expr, is_key: &dyn Fn(&Expr) -> bool) -> Result<Opti
         if f.over.is_some() {
             return Err(refuse("a window function"));
         }
-        let name = f.name.to_string().to_ascii_lowercase();
+        let name = catalog_name(f);
         if !f.within_group.is_empty() {
             return Err(refuse(&format!("{name}(...) WITHIN GROUP")));
         }
@@ -196,6 +196,21 @@ const AGGREGATES: &[&str] = &[
     "variance",
     "xmlagg",
 ];
+
+/// A function's name as the builtins are matched: lower case, without a `pg_catalog` schema
+/// (`pg_catalog.sum` is the builtin `sum`); any other schema is kept (`app.sum` is not).
+fn catalog_name(f: &Function) -> String {
+    match f.name.0.as_slice() {
+        [schema, _]
+            if schema
+                .as_ident()
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("pg_catalog")) =>
+        {
+            bare_name(f)
+        }
+        _ => f.name.to_string().to_ascii_lowercase(),
+    }
+}
 
 /// A function's own name, without its schema, lower case (`pg_catalog."SUM"` is `sum`).
 pub(super) fn bare_name(f: &Function) -> String {

@@ -104,6 +104,7 @@ fn queries() -> Vec<(String, bool)> {
         "SELECT min(id), max(id), min(price), max(price), min(name), max(name) FROM items",
         "SELECT min(day), max(day), min(at), max(at), min(score), max(score) FROM items",
         "SELECT bool_and(flag), bool_or(flag), every(flag) FROM items",
+        "SELECT pg_catalog.count(*), PG_CATALOG.sum(qty), pg_catalog.max(name), pg_catalog.avg(price) FROM items",
         "SELECT count(*) FROM items WHERE id < 0",
         "SELECT sum(price), max(name) FROM items WHERE id < 0",
         "SELECT grp, count(*) FROM items GROUP BY grp",
@@ -543,6 +544,8 @@ async fn what_cannot_merge_is_refused() {
     let c = s.proxy.client().await;
     for (sql, reason) in [
         ("SELECT avg(DISTINCT price) FROM items", "avg(DISTINCT"),
+        // Another schema's function of a builtin's name is not the builtin.
+        ("SELECT app.sum(qty) FROM items", "the aggregate app.sum()"),
         ("SELECT DISTINCT grp FROM items", "DISTINCT"),
         ("SELECT count(DISTINCT grp) FROM items", "count(DISTINCT"),
         (
