@@ -130,8 +130,13 @@ pub(super) fn shard_key<'k>(e: &Expr, keys: &'k [ShardKey]) -> Option<&'k ShardK
     }
 }
 
+/// Whether a window function appears anywhere inside (not the word "over" in a string).
 pub(super) fn contains_window(e: &Expr) -> bool {
-    e.to_string().to_ascii_lowercase().contains(" over ")
+    sqlparser::ast::visit_expressions(e, |x| match x {
+        Expr::Function(f) if f.over.is_some() => std::ops::ControlFlow::Break(()),
+        _ => std::ops::ControlFlow::Continue(()),
+    })
+    .is_break()
 }
 
 /// PostgreSQL's built-in aggregates (pg_aggregate, releases 15 to 17). Only count, sum, min, max,

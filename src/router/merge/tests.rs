@@ -77,6 +77,15 @@ fn plans() {
         "refused: count(DISTINCT ...)",
     );
     check("SELECT DISTINCT a FROM t", "refused: DISTINCT");
+    // Grouped by the shard key: a window function is refused, the word in a string is not.
+    check(
+        "SELECT id, 1 + row_number() OVER () FROM t GROUP BY id",
+        "refused: a window function",
+    );
+    check(
+        "SELECT id, 'game over ' || count(*) FROM t GROUP BY id",
+        "SELECT id, 'game over ' || count(*) FROM t GROUP BY id | order [] limit None offset None aggs [] grouped true",
+    );
     // The merge compares text bytewise: a collation the query names must be one that does too.
     check(
         "SELECT a FROM t ORDER BY a COLLATE \"C\"",
