@@ -249,11 +249,28 @@ mod tests {
         p.watch(&frame(b'Z', b"I"));
         assert_eq!(epoch.current(), start + 1);
         p.watch(&frame(b'Z', b"I"));
-        for tag in [&b"UPDATE 3\0"[..], b"CREATE INDEX\0", b"CREATE TABLE\0"] {
+        for tag in [
+            &b"UPDATE 3\0"[..],
+            b"CREATE INDEX\0",
+            b"CREATE TABLE\0",
+            b"ALTER INDEX\0",
+            b"DROP INDEX\0",
+        ] {
             p.watch(&frame(b'C', tag));
             p.watch(&frame(b'Z', b"I"));
         }
         assert_eq!(epoch.current(), start + 1);
+        // A DROP TABLE starts one too, at the end of its transaction, even an aborted one.
+        p.watch(&frame(b'C', b"DROP TABLE\0"));
+        p.watch(&frame(b'Z', b"E"));
+        assert_eq!(
+            epoch.current(),
+            start + 1,
+            "not before the transaction ends"
+        );
+        p.watch(&frame(b'Z', b"I"));
+        assert_eq!(epoch.current(), start + 2);
+        let start = start + 1;
         let stale =
             b"SERROR\0C0A000\0Mcached plan must not change result type\0RRevalidateCachedQuery\0\0";
         p.watch(&frame(b'E', stale));

@@ -225,18 +225,19 @@ fn write_run(buf: &mut BytesMut, stmt: &Statement, bind_rest: &[u8], describe: b
     msg::write_sync(buf);
 }
 
-/// One more try for a prepared statement PostgreSQL refused as stale (`stale_statement`), once per
-/// run, before any of its rows: reads the failed run through its ReadyForQuery and sends the work
-/// again. The caller has `watch`ed `m`, which started a new schema epoch, so `send` closes the
-/// server's copy ahead of the new Parse. `None` when `m` is not that refusal, the work prepares
-/// nothing, or the run had its try.
-pub(super) async fn retry_stale(
+/// Shows a shard's reply `m` to the server's statement list (`watch`); then, for a prepared
+/// statement PostgreSQL refused as stale (`stale_statement`), one more try per run, before any of
+/// its rows: reads the failed run through its ReadyForQuery and sends the work again. `watch` has
+/// started a new schema epoch by then, so `send` closes the server's copy ahead of the new Parse.
+/// `None` when `m` is not that refusal, the work prepares nothing, or the run had its try.
+pub(super) async fn watch_or_retry(
     conn: &mut Pooled,
     shard: &str,
     work: &Work,
     m: &[u8],
     retried: &mut bool,
 ) -> Result<Option<Sent>, BackendError> {
+    conn.prepared.watch(m);
     if matches!(work, Work::Query(_)) || *retried || !stale_statement(m) {
         return Ok(None);
     }
@@ -277,9 +278,8 @@ async fn run_one(
     loop {
         let frame = conn.recv_frame(&shard).await?;
         let tag = frame[0];
-        conn.prepared.watch(&frame);
         if let Some(again) =
-            retry_stale(&mut conn, &shard, &part.work, &frame, &mut retried).await?
+            watch_or_retry(&mut conn, &shard, &part.work, &frame, &mut retried).await?
         {
             sent = again;
             replies = sent.owed();

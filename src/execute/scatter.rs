@@ -14,7 +14,7 @@ use futures_util::future::try_join_all;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::combine::rename_error;
-use super::fanout::{Part, Sent, Work, finish, retry_stale, send};
+use super::fanout::{Part, Sent, Work, finish, send, watch_or_retry};
 use super::having::FilterParams;
 use super::rows::{self, Field};
 use super::value::{self, SortKey, Value};
@@ -274,8 +274,7 @@ async fn header(s: &mut Stream, work: &Work) -> Result<(Vec<BytesMut>, BytesMut)
     let mut retried = false;
     loop {
         let m = s.conn.recv_frame(&s.shard).await?;
-        s.conn.prepared.watch(&m);
-        if let Some(again) = retry_stale(&mut s.conn, &s.shard, work, &m, &mut retried).await? {
+        if let Some(again) = watch_or_retry(&mut s.conn, &s.shard, work, &m, &mut retried).await? {
             s.sent = again;
             before.clear();
             continue;

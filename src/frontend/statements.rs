@@ -126,7 +126,7 @@ pub(crate) fn settings_context(desired: &[(String, String)]) -> String {
 /// Whether the text has date/time input that reads the clock ('now', 'today', 'tomorrow',
 /// 'yesterday', in quotes or dollar quotes): PostgreSQL reads it at the Parse, so a statement another
 /// client parsed earlier would keep that moment.
-pub(crate) fn reads_clock(query: &str) -> bool {
+fn reads_clock(query: &str) -> bool {
     let b = query.as_bytes();
     (0..b.len()).any(|i| {
         (b[i] == b'\'' || b[i] == b'$')
@@ -381,6 +381,7 @@ mod tests {
             settings_context(&[("application_name".into(), "x".into())]),
             ""
         );
+        assert_eq!(utc, "timezone=UTC;", "names match in any case");
         assert_ne!(utc, ny);
         assert!(ny.contains("New_York"), "the last one counts: {ny}");
         let q = "select '2024-01-01 00:00'::timestamptz";

@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 
 use super::batch::WriteBatch;
 use super::core::Shared;
-use super::error::{Error, Result};
+use super::error::{Error, Result, shared_result};
 
 const MAX_REQUESTS_PER_GROUP: usize = 1024;
 
@@ -147,10 +147,7 @@ fn run(shared: &Shared, rx: &Receiver<Request>) {
             .collect();
         let result = shared.write(batches, sync, false);
         for r in &group {
-            r.done.complete(match &result {
-                Ok(()) => Ok(()),
-                Err(e) => Err(e.duplicate()),
-            });
+            r.done.complete(shared_result(&result));
         }
     }
 }

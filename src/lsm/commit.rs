@@ -12,7 +12,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::{self, Thread};
 
 use super::batch::WriteBatch;
-use super::error::{Error, Result};
+use super::error::{Error, Result, shared_result};
 
 const WAITING: u8 = 0;
 const LEADER: u8 = 1;
@@ -69,15 +69,8 @@ impl Writer {
     fn wake_followers(&self, r: &Result<()>) {
         let wakes = std::mem::take(&mut *self.wakes.lock().unwrap_or_else(|e| e.into_inner()));
         for f in wakes.into_iter().flatten() {
-            f.finish(duplicate(r));
+            f.finish(shared_result(r));
         }
-    }
-}
-
-fn duplicate(r: &Result<()>) -> Result<()> {
-    match r {
-        Ok(()) => Ok(()),
-        Err(e) => Err(e.duplicate()),
     }
 }
 
@@ -194,7 +187,7 @@ impl CommitQueue {
             }
         }
         for f in followers.iter().take(WAKE_FANOUT) {
-            f.finish(duplicate(&result));
+            f.finish(shared_result(&result));
         }
         result
     }
@@ -269,14 +262,14 @@ mod tests {
                         largest.fetch_max(group.len(), Ordering::Relaxed);
                         // Long enough for the other writers to queue behind this group.
                         thread::sleep(std::time::Duration::from_millis(50));
-                        Err::<(), _>(Error::Closed)
+                        Err::<(), _>(Error::Poisoned("boom".into()))
                     };
                     q.submit(Writer::new(vec![], true, false), stage, Ok, Ok)
                 })
             })
             .collect();
         for t in threads {
-            assert!(matches!(t.join().unwrap(), Err(Error::Closed)));
+            assert!(matches!(t.join().unwrap(), Err(Error::Poisoned(m)) if m == "boom"));
         }
         assert!(
             largest.load(Ordering::Relaxed) > 2 * WAKE_FANOUT,

@@ -61,17 +61,11 @@ pub(crate) struct State {
 pub(crate) struct WalState {
     pub(crate) writer: WalWriter,
     pub(crate) last_seq: u64,
-    /// A payload buffer an applied group gave back, for the next group to fill.
-    pub(crate) spare: Vec<u8>,
 }
 
 impl WalState {
     pub(crate) fn new(writer: WalWriter, last_seq: u64) -> Self {
-        WalState {
-            writer,
-            last_seq,
-            spare: Vec::new(),
-        }
+        WalState { writer, last_seq }
     }
 }
 

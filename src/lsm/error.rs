@@ -80,3 +80,11 @@ impl Error {
         }
     }
 }
+
+/// A commit group's result, copied for each of the writers that share it.
+pub(crate) fn shared_result(r: &Result<()>) -> Result<()> {
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) => Err(e.duplicate()),
+    }
+}

@@ -251,9 +251,10 @@ fn check(st: &self::core::State) -> Result<()> {
 fn validate(batch: &WriteBatch) -> Result<()> {
     // Keeps every WAL record well under the reader's sanity limit.
     if batch.rep.len() > options::MAX_BATCH_BYTES {
-        return Err(Error::InvalidArgument(
-            "write batch larger than 64 MiB".into(),
-        ));
+        return Err(Error::InvalidArgument(format!(
+            "write batch larger than {} MiB",
+            options::MAX_BATCH_BYTES >> 20
+        )));
     }
     Ok(())
 }

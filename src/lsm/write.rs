@@ -23,9 +23,6 @@ use super::core::{Shared, State};
 use super::error::{Error, Result};
 use super::memtable::Memtable;
 
-/// The largest payload buffer kept for the next group: a large one goes.
-const MAX_SPARE: usize = 1 << 20;
-
 /// A group between its steps.
 pub(crate) struct Staged {
     first: u64,
@@ -62,16 +59,15 @@ impl Shared {
         let wal = &mut *wal;
         let first = wal.last_seq + 1;
         let mut next = first;
-        // A buffer the group keeps until it is applied, after the next group
-        // has appended; it gives the buffer back then, if the WAL is free.
+        // A buffer of its own: the group keeps it until it is applied, after
+        // the next group has appended.
         let batches = || {
             group
                 .iter()
                 .flat_map(|w| &w.batches)
                 .filter(|b| !b.is_empty())
         };
-        let mut payload = std::mem::take(&mut wal.spare);
-        payload.reserve(batches().map(WriteBatch::encoded_len).sum());
+        let mut payload = Vec::with_capacity(batches().map(WriteBatch::encoded_len).sum());
         for b in batches() {
             b.encode_into(&mut payload, next);
             next += u64::from(b.count);
@@ -127,13 +123,6 @@ impl Shared {
     fn apply(&self, s: Staged) -> Result<()> {
         if s.last >= s.first {
             s.mem.apply_payload(&s.payload);
-        }
-        if s.payload.capacity() <= MAX_SPARE
-            && let Ok(mut wal) = self.wal.try_lock()
-        {
-            let mut payload = s.payload;
-            payload.clear();
-            wal.spare = payload;
         }
         let waiting = self.wait_turn(s.first - 1)?;
         if s.last >= s.first {

@@ -35,11 +35,17 @@ pub(crate) fn decode_column(
 
 /// bpchar compares without its trailing blanks (bpcharcmp), so "a\t" sorts after "a  ".
 fn text_value(raw: &[u8], type_oid: u32) -> Value {
-    let len = match type_oid {
-        oid::BPCHAR => raw.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1),
-        _ => raw.len(),
+    let text = match type_oid {
+        oid::BPCHAR => bpchar_trimmed(raw),
+        _ => raw,
     };
-    Value::Text(raw[..len].to_vec())
+    Value::Text(text.to_vec())
+}
+
+/// A bpchar value without its trailing blanks, as PostgreSQL compares it.
+pub(super) fn bpchar_trimmed(raw: &[u8]) -> &[u8] {
+    let end = raw.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
+    &raw[..end]
 }
 
 /// Ok(None) is malformed; Err is a well-formed value we cannot represent.

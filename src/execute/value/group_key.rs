@@ -18,28 +18,28 @@ pub(crate) fn canonical(type_oid: u32, format: i16, raw: &[u8]) -> Cow<'_, [u8]>
         (oid::FLOAT4, true) => float4_binary(raw),
         (oid::FLOAT8, true) => float8_binary(raw),
         (oid::INTERVAL, true) => interval_binary(raw),
-        (oid::BPCHAR, _) => {
-            let end = raw.iter().rposition(|&b| b != b' ').map_or(0, |i| i + 1);
-            Cow::Borrowed(&raw[..end])
-        }
+        (oid::BPCHAR, _) => Cow::Borrowed(super::decode::bpchar_trimmed(raw)),
         _ => Cow::Borrowed(raw),
     }
 }
+
+const F4_NAN: [u8; 4] = f32::NAN.to_be_bytes();
+const F8_NAN: [u8; 8] = f64::NAN.to_be_bytes();
 
 /// Binary IEEE 754: -0 as 0 (the pattern 0.0 matches both), and every NaN as one (PostgreSQL's NaN
 /// equals NaN).
 fn float4_binary(raw: &[u8]) -> Cow<'_, [u8]> {
     match <[u8; 4]>::try_from(raw).map(f32::from_be_bytes) {
-        Ok(0.0) => Cow::Owned(vec![0; 4]),
-        Ok(f) if f.is_nan() => Cow::Owned(f32::NAN.to_be_bytes().to_vec()),
+        Ok(0.0) => Cow::Borrowed(&[0; 4]),
+        Ok(f) if f.is_nan() => Cow::Borrowed(&F4_NAN),
         _ => Cow::Borrowed(raw),
     }
 }
 
 fn float8_binary(raw: &[u8]) -> Cow<'_, [u8]> {
     match <[u8; 8]>::try_from(raw).map(f64::from_be_bytes) {
-        Ok(0.0) => Cow::Owned(vec![0; 8]),
-        Ok(f) if f.is_nan() => Cow::Owned(f64::NAN.to_be_bytes().to_vec()),
+        Ok(0.0) => Cow::Borrowed(&[0; 8]),
+        Ok(f) if f.is_nan() => Cow::Borrowed(&F8_NAN),
         _ => Cow::Borrowed(raw),
     }
 }

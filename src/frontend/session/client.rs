@@ -549,8 +549,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// parameters), and `SET shardgate.shard`.
     fn forget_session(&mut self) {
         self.statements.clear();
-        self.desired.clone_from(&self.startup);
-        self.statement_context = crate::frontend::statements::settings_context(&self.desired);
+        self.set_desired(self.startup.clone());
         self.session_shard = None;
     }
 

@@ -266,6 +266,12 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         }
     }
 
+    /// The settings carried from server to server, and with them the statement context.
+    fn set_desired(&mut self, desired: Vec<(String, String)>) {
+        self.statement_context = crate::frontend::statements::settings_context(&desired);
+        self.desired = desired;
+    }
+
     /// Runs until the client leaves or the session fails; on failure the client has been told why.
     pub(crate) async fn run(mut self) -> Result<(), SessionError> {
         let result = self.relay().await;

@@ -436,8 +436,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             .into_iter()
             .map(|(name, value)| (name.to_ascii_lowercase(), value))
             .collect();
-        self.statement_context = crate::frontend::statements::settings_context(&desired);
-        self.desired = desired;
+        self.set_desired(desired);
         Ok(())
     }
 

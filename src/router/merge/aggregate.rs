@@ -132,8 +132,13 @@ pub(super) fn shard_key<'k>(e: &Expr, keys: &'k [ShardKey]) -> Option<&'k ShardK
 
 /// Whether a window function appears anywhere inside (not the word "over" in a string).
 pub(super) fn contains_window(e: &Expr) -> bool {
+    contains_function(e, |f| f.over.is_some())
+}
+
+/// Whether a function call `pick` chooses appears anywhere inside.
+fn contains_function(e: &Expr, pick: impl Fn(&Function) -> bool) -> bool {
     sqlparser::ast::visit_expressions(e, |x| match x {
-        Expr::Function(f) if f.over.is_some() => std::ops::ControlFlow::Break(()),
+        Expr::Function(f) if pick(f) => std::ops::ControlFlow::Break(()),
         _ => std::ops::ControlFlow::Continue(()),
     })
     .is_break()
@@ -233,11 +238,7 @@ fn is_aggregate(f: &Function) -> bool {
 
 /// Whether an aggregate or window function appears anywhere inside.
 fn contains_aggregate(e: &Expr) -> bool {
-    sqlparser::ast::visit_expressions(e, |x| match x {
-        Expr::Function(f) if f.over.is_some() || !f.within_group.is_empty() || is_aggregate(f) => {
-            std::ops::ControlFlow::Break(())
-        }
-        _ => std::ops::ControlFlow::Continue(()),
+    contains_function(e, |f| {
+        f.over.is_some() || !f.within_group.is_empty() || is_aggregate(f)
     })
-    .is_break()
 }

@@ -476,7 +476,11 @@ async fn a_statement_prepared_before_a_settings_change_is_not_shared_after_it() 
     a.batch_execute("alter table if exists nothing_here add column x int")
         .await
         .unwrap();
-    let _ = a.query_one(&stmt, &[]).await.unwrap().get::<_, i64>(0);
+    assert_eq!(
+        a.query_one(&stmt, &[]).await.unwrap().get::<_, i64>(0),
+        1_704_067_200 - 9 * 3600,
+        "A reads it under Tokyo"
+    );
     assert_eq!(
         one::<i64>(&b, sql).await,
         1_704_067_200,
