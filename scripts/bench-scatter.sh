@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Cross-shard reads: shardgate's peak memory while it streams big merged results (ORDER BY ... LIMIT 10 and
 # a full ORDER BY over every row), and the latency of count(*) and top-N ORDER BYs (by the indexed key,
-# and by an unindexed column) through shardgate against the slowest shard queried directly, alone and
-# with every shard queried at once (pgbench, one client each). Starts `scripts/dev.sh up 4`.
+# and by an unindexed column) through shardgate against the slowest shard queried directly (pgbench, one
+# client each). Starts `scripts/dev.sh up 4`. Two tables:
+# - shards uncapped: the slowest shard alone, and while every shard is queried at once; here the four
+#   shards share this machine's cores, so a scatter's shards slow each other down;
+# - shards capped (as root, with a cpu cgroup): each shard's processes held to SHARD_CPU of a core
+#   (default 0.4), as if each shard ran on a small host of its own, and the slowest shard alone on it;
+# and, for scale, the indexed top-10 on one shard directly and through pgbouncer (one hop, no merge).
 # Usage: scripts/bench-scatter.sh [rows per shard, default 2000000] [seconds per latency run, default 10]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,29 +48,103 @@ latency() {
 }
 max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b) ? a : b }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
-# Two baselines for the slowest shard queried directly: alone (the other shards idle), and while every
-# shard is queried at once, as a scatter runs them (here the shards share this machine's cores).
-printf '\n%-52s %10s %13s %6s %13s %6s\n' workload shardgate slowest_alone ratio slowest_busy ratio
-for sql in "SELECT count(*) FROM users" \
-    "SELECT id, email FROM users ORDER BY id DESC LIMIT 10" \
-    "SELECT id, email FROM users ORDER BY email DESC LIMIT 10"; do
-    g=$(latency 6432 app "$sql")
-    alone=0
+WORKLOADS=("SELECT count(*) FROM users"
+    "SELECT id, email FROM users ORDER BY id DESC LIMIT 10"
+    "SELECT id, email FROM users ORDER BY email DESC LIMIT 10")
+slowest_alone() {
+    local slowest=0
     for ((i = 0; i < SHARDS; i++)); do
-        alone=$(max "$(latency $((54320 + i)) postgres "$sql")" "$alone")
+        slowest=$(max "$(latency $((54320 + i)) postgres "$1")" "$slowest")
     done
-    busy=0
+    echo "$slowest"
+}
+slowest_busy() {
+    local slowest=0
     for ((i = 0; i < SHARDS; i++)); do
-        latency $((54320 + i)) postgres "$sql" "$i" >"$DEV/busy$i" &
+        latency $((54320 + i)) postgres "$1" "$i" >"$DEV/busy$i" &
     done
     wait
     for ((i = 0; i < SHARDS; i++)); do
-        busy=$(max "$(cat "$DEV/busy$i")" "$busy")
+        slowest=$(max "$(cat "$DEV/busy$i")" "$slowest")
     done
-    printf '%-52s %7s ms %10s ms %6s %10s ms %6s\n' "$sql" "$g" "$alone" "$(ratio "$g" "$alone")" \
+    echo "$slowest"
+}
+printf '\nshards uncapped (%s cores shared by the %s shards, shardgate and pgbench)\n' "$(nproc)" $SHARDS
+printf '%-56s %10s %13s %6s %13s %6s\n' workload shardgate slowest_alone ratio slowest_busy ratio
+for sql in "${WORKLOADS[@]}"; do
+    g=$(latency 6432 app "$sql")
+    alone=$(slowest_alone "$sql")
+    busy=$(slowest_busy "$sql")
+    printf '%-56s %7s ms %10s ms %6s %10s ms %6s\n' "$sql" "$g" "$alone" "$(ratio "$g" "$alone")" \
         "$busy" "$(ratio "$g" "$busy")"
 done
-echo "(pgbench, 1 client per run, ${SECS}s per run; $(nproc) cores shared by the $SHARDS shards, shardgate and pgbench)"
+
+# Each shard in a cpu cgroup of its own: its postmaster and every process it has forked (shardgate's
+# pooled servers among them) move there, and what it forks later (pgbench's backends, parallel workers)
+# is born there. cgroup v1 (cpu controller) or v2 (cpu.max); nothing happens without either.
+CGROUPS=()
+cap_shards() {
+    local quota root
+    quota=$(awk -v c="$1" 'BEGIN { printf "%d", c * 100000 }')
+    if [ -w /sys/fs/cgroup/cpu/cgroup.procs ]; then
+        root=/sys/fs/cgroup/cpu
+    elif grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null && [ -w /sys/fs/cgroup/cgroup.procs ]; then
+        root=/sys/fs/cgroup
+        echo +cpu >"$root/cgroup.subtree_control" 2>/dev/null || return 1
+    else
+        return 1
+    fi
+    for ((i = 0; i < SHARDS; i++)); do
+        local dir="$root/shardgate-bench-shard$i" pm
+        mkdir -p "$dir" || return 1
+        CGROUPS+=("$dir")
+        if [ -e "$dir/cpu.max" ]; then
+            echo "$quota 100000" >"$dir/cpu.max"
+        else
+            echo 100000 >"$dir/cpu.cfs_period_us" && echo "$quota" >"$dir/cpu.cfs_quota_us"
+        fi || return 1
+        pm=$(head -n 1 "$DEV/pg$i/postmaster.pid")
+        for p in $pm $(pgrep -P "$pm"); do
+            echo "$p" >"$dir/cgroup.procs" 2>/dev/null || true
+        done
+    done
+}
+uncap_shards() {
+    local dir p
+    for dir in "${CGROUPS[@]}"; do
+        while read -r p; do
+            echo "$p" >"$(dirname "$dir")/cgroup.procs" 2>/dev/null || true
+        done <"$dir/cgroup.procs"
+        rmdir "$dir" 2>/dev/null || true
+    done
+    CGROUPS=()
+}
+trap uncap_shards EXIT
+SHARD_CPU=${SHARD_CPU:-0.4}
+if cap_shards "$SHARD_CPU"; then
+    printf '\nshards capped at %s of a core each (cpu cgroup), as if each shard had a host of its own\n' "$SHARD_CPU"
+    printf '%-56s %10s %13s %6s\n' workload shardgate slowest_alone ratio
+    for sql in "${WORKLOADS[@]}"; do
+        g=$(latency 6432 app "$sql")
+        alone=$(slowest_alone "$sql")
+        printf '%-56s %7s ms %10s ms %6s\n' "$sql" "$g" "$alone" "$(ratio "$g" "$alone")"
+    done
+else
+    uncap_shards
+    echo "(no writable cpu cgroup: run as root for the table with each shard capped)"
+fi
+uncap_shards
+
+# For scale: what one pooler's hop costs the smallest of these queries, with nothing to merge.
+start_pgbouncer "$DEV/pgbouncer" 54320
+trap 'uncap_shards; kill "$PGB_PID" 2>/dev/null || true' EXIT
+sql=${WORKLOADS[1]}
+d=$(latency 54320 postgres "$sql")
+b=$(latency 6433 app "$sql")
+printf '\none shard (%s) directly and through pgbouncer, a hop and nothing else\n' shard0
+printf '%-56s %10s %13s %6s\n' workload pgbouncer direct ratio
+printf '%-56s %7s ms %10s ms %6s\n' "$sql" "$b" "$d" "$(ratio "$b" "$d")"
+echo "(pgbench, 1 client per run, ${SECS}s per run)"
 # The rows were loaded past shardgate, each shard holding ids its buckets do not own: gone again, so
 # that the dev setup's users table holds only rows that shardgate placed.
 for ((i = 0; i < SHARDS; i++)); do

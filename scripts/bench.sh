@@ -16,32 +16,8 @@ SG_PID=$(cat "$DEV/shardgate.pid")
 SHARD_PORT=54320
 pgbench -h 127.0.0.1 -p $SHARD_PORT -U postgres -i -s 10 -q app >/dev/null 2>&1
 
-# pgbouncer from Debian, transaction pooling, in front of the same server.
-command -v pgbouncer >/dev/null || { apt-get update -qq && apt-get install -y -qq pgbouncer; } >/dev/null
-PGB_DIR="$DEV/pgbouncer"
-mkdir -p "$PGB_DIR"
-cat >"$PGB_DIR/pgbouncer.ini" <<INI
-[databases]
-app = host=127.0.0.1 port=$SHARD_PORT dbname=app user=postgres
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = 6433
-unix_socket_dir =
-auth_type = trust
-auth_file = $PGB_DIR/users.txt
-pool_mode = transaction
-default_pool_size = 20
-max_client_conn = 200
-logfile = $PGB_DIR/pgbouncer.log
-pidfile = $PGB_DIR/pgbouncer.pid
-INI
-echo '"app" "app"' >"$PGB_DIR/users.txt"
-[ "$(id -u)" = 0 ] && chown -R postgres:postgres "$PGB_DIR"
-if [ -f "$PGB_DIR/pgbouncer.pid" ] && kill -0 "$(cat "$PGB_DIR/pgbouncer.pid")" 2>/dev/null; then :; else
-    as_postgres pgbouncer -d "$PGB_DIR/pgbouncer.ini" 2>/dev/null || as_postgres pgbouncer -d "$PGB_DIR/pgbouncer.ini"
-    sleep 0.5
-fi
-PGB_PID=$(cat "$PGB_DIR/pgbouncer.pid")
+# pgbouncer, transaction pooling, in front of the same server.
+start_pgbouncer "$DEV/pgbouncer" $SHARD_PORT
 # pgbouncer is the bench's own: stop it at the end (scripts/dev.sh down does not know of it).
 trap 'kill "$PGB_PID" 2>/dev/null || true' EXIT
 
