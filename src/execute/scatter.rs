@@ -10,7 +10,8 @@ use std::cmp::Ordering;
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use futures_util::future::try_join_all;
+use futures_util::FutureExt;
+use futures_util::future::{select_all, try_join_all};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::combine::rename_error;
@@ -404,7 +405,7 @@ async fn advance(s: &mut Stream, plan: &MergePlan, fields: &[Field]) -> Result<(
     Ok(())
 }
 
-/// Rows without aggregates: shard after shard, or merged by the sort keys.
+/// Rows without aggregates: merged by the sort keys, or as they come (`merge_unordered`).
 async fn merge_rows<W: AsyncWrite + Unpin>(
     streams: &mut [Stream],
     plan: &MergePlan,
@@ -413,8 +414,11 @@ async fn merge_rows<W: AsyncWrite + Unpin>(
     out: &mut BytesMut,
     client: &mut W,
 ) -> Result<(), Stop> {
-    try_join_all(streams.iter_mut().map(|s| advance(s, plan, fields))).await?;
     let keys_order = sort_keys(plan);
+    if keys_order.is_empty() {
+        return merge_unordered(streams, plan, fields, emit, out, client).await;
+    }
+    try_join_all(streams.iter_mut().map(|s| advance(s, plan, fields))).await?;
     while !emit.full() {
         // Few shards: a scan for the smallest head costs less than a heap.
         let mut best: Option<usize> = None;
@@ -435,6 +439,48 @@ async fn merge_rows<W: AsyncWrite + Unpin>(
         advance(&mut streams[i], plan, fields).await?;
     }
     Ok(())
+}
+
+/// Rows in no order: from whichever shard has one, so that a shard slow to send (or with many rows)
+/// holds up neither the other shards' rows nor their errors. `advance` may be dropped unfinished: what
+/// it read stays in the server's buffer.
+async fn merge_unordered<W: AsyncWrite + Unpin>(
+    streams: &mut [Stream],
+    plan: &MergePlan,
+    fields: &[Field],
+    emit: &mut Emitter,
+    out: &mut BytesMut,
+    client: &mut W,
+) -> Result<(), Stop> {
+    loop {
+        // The rows already here, each shard's in turn.
+        for s in streams.iter_mut() {
+            while s.head.is_some() {
+                if emit.full() {
+                    return Ok(());
+                }
+                let (_, row) = s.head.take().expect("checked above");
+                emit.row(&row, out);
+                flush(out, client).await?;
+                if let Some(read) = advance(s, plan, fields).now_or_never() {
+                    read?;
+                }
+            }
+        }
+        if emit.full() {
+            return Ok(());
+        }
+        // Then wait for the first shard to send a row, an error or its end.
+        let waiting: Vec<_> = streams
+            .iter_mut()
+            .filter(|s| !s.done)
+            .map(|s| Box::pin(advance(s, plan, fields)))
+            .collect();
+        if waiting.is_empty() {
+            return Ok(());
+        }
+        select_all(waiting).await.0?;
+    }
 }
 
 async fn flush<W: AsyncWrite + Unpin>(out: &mut BytesMut, client: &mut W) -> Result<(), Stop> {

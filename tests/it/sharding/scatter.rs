@@ -678,6 +678,40 @@ async fn an_error_is_not_held_up_by_a_slow_shard() {
     backends_running(&direct, "pg_sleep(60)", 0).await;
 }
 
+/// Rows in no order come from whichever shard has one: a shard that sent a row and then stalls holds
+/// up neither the other shards' rows nor their errors.
+#[tokio::test]
+async fn an_unordered_read_is_not_held_up_by_a_shard_that_stalls_midway() {
+    let s = Sharded::start_n(shared(), 3, "").await;
+    let c = s.proxy.client().await;
+    for stmt in dataset().split_inclusive(';') {
+        c.batch_execute(stmt).await.unwrap();
+    }
+    // Each shard's first row in scan order passes; a 100 kB pad makes its server send it at once.
+    // Then the first shard sleeps 60 s, and the others divide by zero (not a constant: no shard
+    // may fail while it plans).
+    let mut first = Vec::new();
+    for i in 0..3 {
+        let direct = s.direct(shared(), i).await;
+        let row = direct.query_one("SELECT id FROM items LIMIT 1", &[]).await;
+        first.push(row.unwrap().get::<_, i64>(0));
+    }
+    let slow = &s.dbs[0];
+    let sql = format!(
+        "SELECT id, repeat('x', 100000) FROM items WHERE CASE WHEN current_database() = '{slow}' \
+         THEN id = {} OR pg_sleep(60) IS NOT NULL ELSE id IN ({}, {}) OR 1 / (id - id) = 1 END",
+        first[0], first[1], first[2]
+    );
+    let e = tokio::time::timeout(Duration::from_secs(30), c.simple_query(&sql))
+        .await
+        .expect("the error arrives long before the stalled shard would go on")
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), Some("22012"), "{e}");
+    c.simple_query("SELECT 1").await.unwrap();
+    let direct = s.direct(shared(), 0).await;
+    backends_running(&direct, "pg_sleep(60)", 0).await;
+}
+
 /// A client's cancel reaches every shard a scatter-gather or a fan-out runs on.
 #[tokio::test]
 async fn cancel_reaches_every_shard() {
