@@ -19,7 +19,7 @@ CREATE TABLE events (day int4 NOT NULL, what text);
 CREATE TABLE tenant_data (tenant text NOT NULL, v int4);
 CREATE TABLE tenant_directory (tenant text PRIMARY KEY, shard text NOT NULL);
 CREATE TABLE items (id bigint PRIMARY KEY, grp int4, price numeric(10, 2), score float8, name text,
-    flag bool, day date, at timestamptz, uid uuid, qty int2);
+    flag bool, day date, at timestamptz, uid uuid, qty int2, ts timestamp);
 ";
 
 pub struct Sharded {

@@ -8,7 +8,7 @@ use tokio_postgres::types::{FromSql, ToSql, Type};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 use crate::harness::sharded::{SCHEMA, Sharded};
-use crate::harness::{client, shared, sqlstate};
+use crate::harness::{client, one, shared, sqlstate};
 
 /// A column value's raw binary bytes, whatever its type.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Clone)]
@@ -37,7 +37,7 @@ fn dataset() -> String {
             }
         };
         rows.push(format!(
-            "({id}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
+            "({id}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
             null(17, (id % 7).to_string()),
             null(13, format!("{}.{:02}", id * 37 % 1000, id % 100)),
             null(11, format!("{}", (id as f64 * 1.37).sin() * 100.0)),
@@ -53,13 +53,20 @@ fn dataset() -> String {
             ),
             null(37, format!("md5('{id}')::uuid")),
             null(41, (id % 50 - 25).to_string()),
+            null(
+                43,
+                format!(
+                    "timestamp '2024-03-30 12:00:00' + interval '{} minutes'",
+                    id * 7 % 500
+                )
+            ),
         ));
     }
     let mut sql: String = rows
         .chunks(50)
         .map(|c| {
             format!(
-                "INSERT INTO items (id, grp, price, score, name, flag, day, at, uid, qty) VALUES {};",
+                "INSERT INTO items (id, grp, price, score, name, flag, day, at, uid, qty, ts) VALUES {};",
                 c.join(", ")
             )
         })
@@ -203,6 +210,7 @@ fn queries() -> Vec<(String, bool)> {
         "flag",
         "day",
         "at",
+        "ts",
         "uid",
         "qty",
         "name COLLATE \"C\"",
@@ -240,6 +248,7 @@ fn queries() -> Vec<(String, bool)> {
         "count(uid)",
         "sum(qty)",
         "max(day)",
+        "min(ts)",
     ] {
         for key in ["grp", "flag", "day", "qty"] {
             q.push((
@@ -710,6 +719,74 @@ async fn an_unordered_read_is_not_held_up_by_a_shard_that_stalls_midway() {
     c.simple_query("SELECT 1").await.unwrap();
     let direct = s.direct(shared(), 0).await;
     backends_running(&direct, "pg_sleep(60)", 0).await;
+}
+
+/// Shards whose RowDescriptions disagree (a column added on one shard past shardgate) give no merged
+/// rows: the read is refused with 0A000, and the session goes on.
+#[tokio::test]
+async fn shards_that_return_different_shapes_are_refused() {
+    let s = Sharded::start_n(shared(), 3, "").await;
+    let c = s.proxy.client().await;
+    for stmt in dataset().split_inclusive(';') {
+        c.batch_execute(stmt).await.unwrap();
+    }
+    let direct = s.direct(shared(), 1).await;
+    direct
+        .batch_execute("ALTER TABLE items ADD COLUMN extra int")
+        .await
+        .unwrap();
+    for sql in ["SELECT * FROM items", "SELECT * FROM items ORDER BY id"] {
+        let e = c.simple_query(sql).await.unwrap_err();
+        assert_eq!(sqlstate(&e), Some("0A000"), "{sql}: {e}");
+        let message = e.as_db_error().unwrap().message();
+        assert!(message.contains("different result shapes"), "{message}");
+        let e = c.query(sql, &[]).await.unwrap_err();
+        assert_eq!(sqlstate(&e), Some("0A000"), "{sql}: {e}");
+    }
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM items").await, 300);
+}
+
+/// With `multi_shard_writes`, an UPDATE or DELETE without a shard key runs on every shard; the client
+/// gets one tag with the rows of all of them.
+#[tokio::test]
+async fn a_write_without_a_key_runs_on_every_shard() {
+    let s = Sharded::start_n(shared(), 3, "multi_shard_writes: true\n").await;
+    let c = s.proxy.client().await;
+    for stmt in dataset().split_inclusive(';') {
+        c.batch_execute(stmt).await.unwrap();
+    }
+    let mut per_shard = Vec::new();
+    for i in 0..3 {
+        let direct = s.direct(shared(), i).await;
+        per_shard.push(one::<i64>(&direct, "SELECT count(*) FROM items WHERE id % 3 = 0").await);
+    }
+    assert!(
+        per_shard.iter().all(|&n| n > 0),
+        "every shard holds some: {per_shard:?}"
+    );
+    let changed = c
+        .execute("UPDATE items SET qty = -100 WHERE id % 3 = 0", &[])
+        .await
+        .unwrap();
+    assert_eq!(changed, 100);
+    for (i, &had) in per_shard.iter().enumerate() {
+        let direct = s.direct(shared(), i).await;
+        let updated = one::<i64>(&direct, "SELECT count(*) FROM items WHERE qty = -100").await;
+        assert_eq!(updated, had, "shard {i}");
+    }
+    let gone = c
+        .execute("DELETE FROM items WHERE qty = -100", &[])
+        .await
+        .unwrap();
+    assert_eq!(gone, 100);
+    assert_eq!(one::<i64>(&c, "SELECT count(*) FROM items").await, 200);
+    for i in 0..3 {
+        let direct = s.direct(shared(), i).await;
+        assert_eq!(
+            one::<i64>(&direct, "SELECT count(*) FROM items WHERE id % 3 = 0").await,
+            0
+        );
+    }
 }
 
 /// A client's cancel reaches every shard a scatter-gather or a fan-out runs on.
