@@ -8,10 +8,11 @@
 
 use std::cmp::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::BytesMut;
 use futures_util::FutureExt;
-use futures_util::future::{select_all, try_join_all};
+use futures_util::future::try_join_all;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::combine::rename_error;
@@ -386,6 +387,11 @@ async fn advance(s: &mut Stream, plan: &MergePlan, fields: &[Field]) -> Result<(
     while !s.done {
         let m = s.conn.recv_frame(&s.shard).await?;
         match m[0] {
+            // Rows in no order need no sort keys.
+            b'D' if plan.order_by.is_empty() => {
+                s.head = Some((Vec::new(), m));
+                return Ok(());
+            }
             b'D' => {
                 let keys = match rows::columns(&m) {
                     Some(cols) => sort_values(plan, fields, &cols),
@@ -436,14 +442,15 @@ async fn merge_rows<W: AsyncWrite + Unpin>(
         let (_, row) = streams[i].head.take().expect("chosen by its head");
         emit.row(&row, out);
         flush(out, client).await?;
-        advance(&mut streams[i], plan, fields).await?;
+        advance_or_write(&mut streams[i], plan, fields, out, client).await?;
     }
     Ok(())
 }
 
-/// Rows in no order: from whichever shard has one, so that a shard slow to send (or with many rows)
-/// holds up neither the other shards' rows nor their errors. `advance` may be dropped unfinished: what
-/// it read stays in the server's buffer.
+/// Rows in no order: from whichever shard has one, a row from each in turn, so that a shard slow to
+/// send (or with many rows) holds up neither the other shards' rows nor their errors. When no shard has
+/// a row at hand, the client gets what is ready before the wait. `advance` may be dropped unfinished:
+/// what it read stays in the server's buffer.
 async fn merge_unordered<W: AsyncWrite + Unpin>(
     streams: &mut [Stream],
     plan: &MergePlan,
@@ -452,39 +459,72 @@ async fn merge_unordered<W: AsyncWrite + Unpin>(
     out: &mut BytesMut,
     client: &mut W,
 ) -> Result<(), Stop> {
-    loop {
-        // The rows already here, each shard's in turn.
-        for s in streams.iter_mut() {
-            while s.head.is_some() {
-                if emit.full() {
-                    return Ok(());
-                }
-                let (_, row) = s.head.take().expect("checked above");
+    let n = streams.len();
+    for pass in 0.. {
+        let mut emitted = false;
+        for k in 0..n {
+            if emit.full() {
+                return Ok(());
+            }
+            let s = &mut streams[(pass + k) % n];
+            if s.head.is_none()
+                && let Some(read) = advance(s, plan, fields).now_or_never()
+            {
+                read?;
+            }
+            if let Some((_, row)) = s.head.take() {
                 emit.row(&row, out);
                 flush(out, client).await?;
-                if let Some(read) = advance(s, plan, fields).now_or_never() {
-                    read?;
-                }
+                emitted = true;
             }
         }
-        if emit.full() {
+        if emit.full() || streams.iter().all(|s| s.done) {
             return Ok(());
         }
-        // Then wait for the first shard to send a row, an error or its end.
-        let waiting: Vec<_> = streams
-            .iter_mut()
-            .filter(|s| !s.done)
-            .map(|s| Box::pin(advance(s, plan, fields)))
-            .collect();
-        if waiting.is_empty() {
-            return Ok(());
+        if !emitted {
+            write_out(out, client).await?;
+            // The first shard to send a row, an error or its end.
+            std::future::poll_fn(|cx| {
+                for s in streams.iter_mut().filter(|s| !s.done) {
+                    if let Poll::Ready(read) = std::pin::pin!(advance(s, plan, fields)).poll(cx) {
+                        return Poll::Ready(read);
+                    }
+                }
+                Poll::Pending
+            })
+            .await?;
         }
-        select_all(waiting).await.0?;
     }
+    Ok(())
 }
 
+/// The next row of `s`; when the shard has none at hand, the client first gets what is ready, so that
+/// no row waits in shardgate for a slow shard.
+async fn advance_or_write<W: AsyncWrite + Unpin>(
+    s: &mut Stream,
+    plan: &MergePlan,
+    fields: &[Field],
+    out: &mut BytesMut,
+    client: &mut W,
+) -> Result<(), Stop> {
+    if let Some(read) = advance(s, plan, fields).now_or_never() {
+        return read;
+    }
+    write_out(out, client).await?;
+    advance(s, plan, fields).await
+}
+
+/// Writes `out` to the client once it holds `FLUSH_AT` bytes.
 async fn flush<W: AsyncWrite + Unpin>(out: &mut BytesMut, client: &mut W) -> Result<(), Stop> {
     if out.len() >= FLUSH_AT {
+        write_out(out, client).await?;
+    }
+    Ok(())
+}
+
+/// Writes whatever `out` holds to the client.
+async fn write_out<W: AsyncWrite + Unpin>(out: &mut BytesMut, client: &mut W) -> Result<(), Stop> {
+    if !out.is_empty() {
         client
             .write_all(out)
             .await

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use tokio_postgres::types::{FromSql, ToSql, Type};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
@@ -688,7 +689,7 @@ async fn an_error_is_not_held_up_by_a_slow_shard() {
 }
 
 /// Rows in no order come from whichever shard has one: a shard that sent a row and then stalls holds
-/// up neither the other shards' rows nor their errors.
+/// up neither the other shards' rows (they reach the client while it stalls) nor their errors.
 #[tokio::test]
 async fn an_unordered_read_is_not_held_up_by_a_shard_that_stalls_midway() {
     let s = Sharded::start_n(shared(), 3, "").await;
@@ -696,19 +697,66 @@ async fn an_unordered_read_is_not_held_up_by_a_shard_that_stalls_midway() {
     for stmt in dataset().split_inclusive(';') {
         c.batch_execute(stmt).await.unwrap();
     }
-    // Each shard's first row in scan order passes; a 100 kB pad makes its server send it at once.
-    // Then the first shard sleeps 60 s, and the others divide by zero (not a constant: no shard
-    // may fail while it plans).
-    let mut first = Vec::new();
+    // A notice makes the server send what it holds (the row before), then it sleeps.
+    c.batch_execute(
+        "CREATE FUNCTION stall() RETURNS bool LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE NOTICE 'stalling'; PERFORM pg_sleep(60); RETURN true; END $$",
+    )
+    .await
+    .unwrap();
+    // Each shard's first row in scan order, and its row count.
+    let (mut first, mut rows) = (Vec::new(), Vec::new());
     for i in 0..3 {
         let direct = s.direct(shared(), i).await;
-        let row = direct.query_one("SELECT id FROM items LIMIT 1", &[]).await;
-        first.push(row.unwrap().get::<_, i64>(0));
+        first.push(one::<i64>(&direct, "SELECT id FROM items LIMIT 1").await);
+        rows.push(one::<i64>(&direct, "SELECT count(*) FROM items").await);
     }
     let slow = &s.dbs[0];
+
+    // The first shard sends a row and stalls; every row of the others arrives meanwhile.
     let sql = format!(
-        "SELECT id, repeat('x', 100000) FROM items WHERE CASE WHEN current_database() = '{slow}' \
-         THEN id = {} OR pg_sleep(60) IS NOT NULL ELSE id IN ({}, {}) OR 1 / (id - id) = 1 END",
+        "SELECT id FROM items WHERE current_database() <> '{slow}' OR id = {} OR stall()",
+        first[0]
+    );
+    let expected = rows[1] + rows[2] + 1;
+    let mut got = 0;
+    let mut stream = None;
+    let streamed = tokio::time::timeout(Duration::from_secs(20), async {
+        let rows = stream.insert(Box::pin(
+            c.query_raw(&sql, Vec::<i64>::new()).await.unwrap(),
+        ));
+        while got < expected {
+            rows.next().await.expect("more rows").unwrap();
+            got += 1;
+        }
+    })
+    .await;
+    // Cancelled in any case: the first shard would sleep 60 s at each of its rows.
+    c.cancel_token().cancel_query(NoTls).await.unwrap();
+    assert!(
+        streamed.is_ok(),
+        "{got} of the other shards' {expected} rows arrived while the first one stalled"
+    );
+    let mut stream = stream.expect("started");
+    let e = loop {
+        match stream
+            .next()
+            .await
+            .expect("the cancelled read ends in an error")
+        {
+            Ok(_) => continue,
+            Err(e) => break e,
+        }
+    };
+    assert_eq!(sqlstate(&e), Some("57014"), "{e}");
+    let direct = s.direct(shared(), 0).await;
+    backends_running(&direct, "stall()", 0).await;
+
+    // The others divide by zero after their first row (not a constant: no shard may fail while it
+    // plans); their error is not held up either.
+    let sql = format!(
+        "SELECT id FROM items WHERE CASE WHEN current_database() = '{slow}' \
+         THEN id = {} OR stall() ELSE id IN ({}, {}) OR 1 / (id - id) = 1 END",
         first[0], first[1], first[2]
     );
     let e = tokio::time::timeout(Duration::from_secs(30), c.simple_query(&sql))
@@ -717,8 +765,7 @@ async fn an_unordered_read_is_not_held_up_by_a_shard_that_stalls_midway() {
         .unwrap_err();
     assert_eq!(sqlstate(&e), Some("22012"), "{e}");
     c.simple_query("SELECT 1").await.unwrap();
-    let direct = s.direct(shared(), 0).await;
-    backends_running(&direct, "pg_sleep(60)", 0).await;
+    backends_running(&direct, "stall()", 0).await;
 }
 
 /// Shards whose RowDescriptions disagree (a column added on one shard past shardgate) give no merged
@@ -742,6 +789,8 @@ async fn shards_that_return_different_shapes_are_refused() {
         assert!(message.contains("different result shapes"), "{message}");
         let e = c.query(sql, &[]).await.unwrap_err();
         assert_eq!(sqlstate(&e), Some("0A000"), "{sql}: {e}");
+        let message = e.as_db_error().unwrap().message();
+        assert!(message.contains("different result shapes"), "{message}");
     }
     assert_eq!(one::<i64>(&c, "SELECT count(*) FROM items").await, 300);
 }
