@@ -447,7 +447,10 @@ async fn merge_rows<W: AsyncWrite + Unpin>(
     Ok(())
 }
 
-/// Rows in no order: from whichever shard has one, a row from each in turn, so that a shard slow to
+/// Rows an unordered merge takes from one shard at hand before it looks at the next.
+const ROWS_PER_TURN: usize = 64;
+
+/// Rows in no order: from whichever shard has one, a few from each in turn, so that a shard slow to
 /// send (or with many rows) holds up neither the other shards' rows nor their errors. When no shard has
 /// a row at hand, the client gets what is ready before the wait. `advance` may be dropped unfinished:
 /// what it read stays in the server's buffer.
@@ -467,15 +470,19 @@ async fn merge_unordered<W: AsyncWrite + Unpin>(
                 return Ok(());
             }
             let s = &mut streams[(pass + k) % n];
-            if s.head.is_none()
-                && let Some(read) = advance(s, plan, fields).now_or_never()
-            {
-                read?;
-            }
-            if let Some((_, row)) = s.head.take() {
+            for _ in 0..ROWS_PER_TURN {
+                if s.head.is_none()
+                    && let Some(read) = advance(s, plan, fields).now_or_never()
+                {
+                    read?;
+                }
+                let Some((_, row)) = s.head.take() else { break };
                 emit.row(&row, out);
                 flush(out, client).await?;
                 emitted = true;
+                if emit.full() {
+                    return Ok(());
+                }
             }
         }
         if emit.full() || streams.iter().all(|s| s.done) {
