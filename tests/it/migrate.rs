@@ -300,3 +300,100 @@ fn a_bad_file_name_is_named() {
         "{err}"
     );
 }
+
+/// The repository's own `migrations/` and the tables of its `shardmap.yaml` (the demo app the README
+/// uses): migrated onto two shards, then used through shardgate. Orders live with their users, the
+/// reference table is on every shard, and a join of users and orders merges across shards.
+#[tokio::test]
+async fn the_demo_schema_serves_the_demo_app() {
+    let s = Setup::new();
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    for f in std::fs::read_dir(repo.join("migrations")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, s.migrations().join(f.file_name().unwrap())).unwrap();
+    }
+    ok(&s, &[]);
+    let map = std::fs::read_to_string(repo.join("shardmap.yaml")).unwrap();
+    let tables = &map[map.find("\ntables:").expect("the map lists tables")..];
+    let port = shared().port;
+    let yaml = format!(
+        "version: 1\nbuckets: 16\nshards:\n  - {{name: a, host: 127.0.0.1, port: {port}, database: {}, buckets: [0-7]}}\n  - {{name: b, host: 127.0.0.1, port: {port}, database: {}, buckets: [8-15]}}{tables}",
+        s.dbs[0], s.dbs[1]
+    );
+    let map_path = s.dir.path().join("demo-map.yaml");
+    std::fs::write(&map_path, yaml).unwrap();
+    let mut config = crate::harness::proxy::base_config("app");
+    config.shardmap = map_path.clone();
+    let map = shardgate::ShardMap::load(&map_path).expect("the demo map");
+    let running = shardgate::start(config, map).await.expect("proxy starts");
+    let proxy = crate::harness::TestProxy {
+        addr: running.local_addr(),
+        running: Some(running),
+        db: "app".into(),
+    };
+    let c = proxy.client().await;
+    // User n lives in the Netherlands when n is even, else in Portugal; it has an order of n and one
+    // of 1.50.
+    let users: Vec<String> = (1..=40)
+        .map(|n| format!("({n}, 'u{n}@example.com', '{}')", ["nl", "pt"][n % 2]))
+        .collect();
+    let orders: Vec<String> = (1..=40)
+        .flat_map(|n| {
+            [
+                format!("({n}, {n}, {n})"),
+                format!("({}, {n}, 1.50)", n + 1000),
+            ]
+        })
+        .collect();
+    for sql in [
+        "INSERT INTO countries (code, name) VALUES ('nl', 'Netherlands'), ('pt', 'Portugal')"
+            .into(),
+        format!(
+            "INSERT INTO users (id, email, country) VALUES {}",
+            users.join(", ")
+        ),
+        format!(
+            "INSERT INTO orders (id, user_id, amount) VALUES {}",
+            orders.join(", ")
+        ),
+    ] {
+        c.batch_execute(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+    }
+    for i in 0..2 {
+        assert_eq!(s.sql(i, "SELECT count(*) FROM countries"), "2", "shard {i}");
+        // Every order is on its user's shard.
+        assert_eq!(
+            s.sql(
+                i,
+                "SELECT count(*) FROM orders o LEFT JOIN users u ON u.id = o.user_id WHERE u.id IS NULL"
+            ),
+            "0",
+            "shard {i}"
+        );
+        let users: i64 = s.sql(i, "SELECT count(*) FROM users").parse().unwrap();
+        assert!(users > 0 && users < 40, "shard {i} holds {users} users");
+    }
+    let sql = "SELECT c.name, count(*), sum(o.amount) FROM users u JOIN orders o ON o.user_id = u.id \
+               JOIN countries c ON c.code = u.country GROUP BY c.name ORDER BY c.name";
+    let got: Vec<Vec<String>> = c
+        .simple_query(sql)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..3).map(|i| r.get(i).unwrap().to_owned()).collect())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            vec!["Netherlands", "40", "450.00"],
+            vec!["Portugal", "40", "430.00"],
+        ]
+    );
+}
