@@ -27,6 +27,16 @@ impl<'a> FromSql<'a> for Raw {
     }
 }
 
+/// Three shards (`extra` in their map) holding the dataset, loaded through shardgate, and a client.
+async fn with_dataset(extra: &str) -> (Sharded, Client) {
+    let s = Sharded::start_n(shared(), 3, extra).await;
+    let c = s.proxy.client().await;
+    for stmt in dataset().split_inclusive(';') {
+        c.batch_execute(stmt).await.unwrap();
+    }
+    (s, c)
+}
+
 fn dataset() -> String {
     let mut rows = Vec::new();
     for id in 1..=300i64 {
@@ -329,14 +339,12 @@ async fn rows(c: &Client, sql: &str, p: &[&(dyn ToSql + Sync)]) -> Vec<Vec<Raw>>
 /// The oracle and the sharded setup, loaded with the same rows.
 async fn loaded() -> (Sharded, Client, Client) {
     let cluster = shared();
-    let s = Sharded::start_n(cluster, 3, "").await;
+    let (s, proxy) = with_dataset("").await;
     let oracle_db = cluster.create_db("oracle");
     let oracle = client(cluster, &oracle_db).await;
     oracle.batch_execute(SCHEMA).await.unwrap();
-    let proxy = s.proxy.client().await;
     for stmt in dataset().split_inclusive(';') {
         oracle.batch_execute(stmt).await.unwrap();
-        proxy.batch_execute(stmt).await.unwrap();
     }
     (s, oracle, proxy)
 }
@@ -628,11 +636,7 @@ async fn what_cannot_merge_is_refused() {
 /// An error on one shard reaches the client once, naming the shard; the session goes on.
 #[tokio::test]
 async fn an_error_on_one_shard_reaches_the_client_once() {
-    let s = Sharded::start_n(shared(), 3, "").await;
-    let c = s.proxy.client().await;
-    for stmt in dataset().split_inclusive(';') {
-        c.batch_execute(stmt).await.unwrap();
-    }
+    let (_s, c) = with_dataset("").await;
     for sql in [
         "SELECT id, 10 / (id - 5) FROM items ORDER BY id",
         "SELECT count(10 / (id - 5)) FROM items",
@@ -660,11 +664,7 @@ async fn an_error_on_one_shard_reaches_the_client_once() {
 /// the busy one is cancelled.
 #[tokio::test]
 async fn an_error_is_not_held_up_by_a_slow_shard() {
-    let s = Sharded::start_n(shared(), 3, "").await;
-    let c = s.proxy.client().await;
-    for stmt in dataset().split_inclusive(';') {
-        c.batch_execute(stmt).await.unwrap();
-    }
+    let (s, c) = with_dataset("").await;
     // The first shard sleeps 60 s on its first row; the others divide by zero.
     let slow = &s.dbs[0];
     for sql in [
@@ -692,11 +692,7 @@ async fn an_error_is_not_held_up_by_a_slow_shard() {
 /// up neither the other shards' rows (they reach the client while it stalls) nor their errors.
 #[tokio::test]
 async fn an_unordered_read_is_not_held_up_by_a_shard_that_stalls_midway() {
-    let s = Sharded::start_n(shared(), 3, "").await;
-    let c = s.proxy.client().await;
-    for stmt in dataset().split_inclusive(';') {
-        c.batch_execute(stmt).await.unwrap();
-    }
+    let (s, c) = with_dataset("").await;
     // A notice makes the server send what it holds (the row before), then it sleeps.
     c.batch_execute(
         "CREATE FUNCTION stall() RETURNS bool LANGUAGE plpgsql AS \
@@ -772,11 +768,7 @@ async fn an_unordered_read_is_not_held_up_by_a_shard_that_stalls_midway() {
 /// rows: the read is refused with 0A000, and the session goes on.
 #[tokio::test]
 async fn shards_that_return_different_shapes_are_refused() {
-    let s = Sharded::start_n(shared(), 3, "").await;
-    let c = s.proxy.client().await;
-    for stmt in dataset().split_inclusive(';') {
-        c.batch_execute(stmt).await.unwrap();
-    }
+    let (s, c) = with_dataset("").await;
     let direct = s.direct(shared(), 1).await;
     direct
         .batch_execute("ALTER TABLE items ADD COLUMN extra int")
@@ -799,11 +791,7 @@ async fn shards_that_return_different_shapes_are_refused() {
 /// gets one tag with the rows of all of them.
 #[tokio::test]
 async fn a_write_without_a_key_runs_on_every_shard() {
-    let s = Sharded::start_n(shared(), 3, "multi_shard_writes: true\n").await;
-    let c = s.proxy.client().await;
-    for stmt in dataset().split_inclusive(';') {
-        c.batch_execute(stmt).await.unwrap();
-    }
+    let (s, c) = with_dataset("multi_shard_writes: true\n").await;
     let mut per_shard = Vec::new();
     for i in 0..3 {
         let direct = s.direct(shared(), i).await;
@@ -841,11 +829,7 @@ async fn a_write_without_a_key_runs_on_every_shard() {
 /// A client's cancel reaches every shard a scatter-gather or a fan-out runs on.
 #[tokio::test]
 async fn cancel_reaches_every_shard() {
-    let s = Sharded::start_n(shared(), 3, "multi_shard_writes: true\n").await;
-    let c = s.proxy.client().await;
-    for stmt in dataset().split_inclusive(';') {
-        c.batch_execute(stmt).await.unwrap();
-    }
+    let (s, c) = with_dataset("multi_shard_writes: true\n").await;
     let direct = s.direct(shared(), 2).await;
     for sql in [
         "SELECT count(pg_sleep(61)) FROM items",
