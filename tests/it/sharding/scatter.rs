@@ -764,6 +764,31 @@ async fn an_unordered_read_is_not_held_up_by_a_shard_that_stalls_midway() {
     backends_running(&direct, "stall()", 0).await;
 }
 
+/// A merged read ends with one CommandComplete whose count is the rows the client got.
+#[tokio::test]
+async fn a_merged_read_is_tagged_with_its_row_count() {
+    let (_s, c) = with_dataset("").await;
+    for (sql, rows) in [
+        ("SELECT id FROM items", 300),
+        ("SELECT id FROM items ORDER BY id DESC LIMIT 7 OFFSET 2", 7),
+        ("SELECT grp, count(*) FROM items GROUP BY grp", 8),
+    ] {
+        let messages = c.simple_query(sql).await.unwrap();
+        let got = messages
+            .iter()
+            .filter(|m| matches!(m, SimpleQueryMessage::Row(_)))
+            .count() as u64;
+        let tags: Vec<u64> = messages
+            .iter()
+            .filter_map(|m| match m {
+                SimpleQueryMessage::CommandComplete(n) => Some(*n),
+                _ => None,
+            })
+            .collect();
+        assert_eq!((got, tags), (rows, vec![rows]), "{sql}");
+    }
+}
+
 /// Shards whose RowDescriptions disagree (a column added on one shard past shardgate) give no merged
 /// rows: the read is refused with 0A000, and the session goes on.
 #[tokio::test]
