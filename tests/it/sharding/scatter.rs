@@ -5,11 +5,13 @@
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use postgres_protocol::message::frontend;
 use tokio_postgres::types::{FromSql, ToSql, Type};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
+use crate::harness::raw::bind_execute;
 use crate::harness::sharded::{SCHEMA, Sharded};
-use crate::harness::{client, one, shared, sqlstate};
+use crate::harness::{RawClient, Reply, client, one, shared, sqlstate};
 
 /// A column value's raw binary bytes, whatever its type.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord, Clone)]
@@ -636,7 +638,7 @@ async fn what_cannot_merge_is_refused() {
 /// An error on one shard reaches the client once, naming the shard; the session goes on.
 #[tokio::test]
 async fn an_error_on_one_shard_reaches_the_client_once() {
-    let (_s, c) = with_dataset("").await;
+    let (s, c) = with_dataset("").await;
     for sql in [
         "SELECT id, 10 / (id - 5) FROM items ORDER BY id",
         "SELECT count(10 / (id - 5)) FROM items",
@@ -646,17 +648,36 @@ async fn an_error_on_one_shard_reaches_the_client_once() {
         assert_eq!(db.code().code(), "22012", "{sql}");
         assert!(db.message().starts_with("on shard s"), "{}", db.message());
         let e = c.query(sql, &[]).await.unwrap_err();
-        assert_eq!(
-            e.as_db_error().map(|d| d.code().code()),
-            Some("22012"),
-            "{sql}"
-        );
+        let db = e.as_db_error().unwrap_or_else(|| panic!("{sql}: {e}"));
+        assert_eq!(db.code().code(), "22012", "{sql}");
+        assert!(db.message().starts_with("on shard s"), "{}", db.message());
         let n: i64 = c
             .query_one("SELECT count(*) FROM items", &[])
             .await
             .unwrap()
             .get(0);
         assert_eq!(n, 300);
+        // On the wire: one ErrorResponse, then ReadyForQuery, in both protocols.
+        let mut raw = RawClient::login(s.proxy.addr, "trustuser", &s.proxy.db).await;
+        let simple = raw.simple(sql).await;
+        raw.send(|b| {
+            frontend::parse("", sql, [], b).unwrap();
+            bind_execute(b, "", &[]);
+            frontend::sync(b);
+        })
+        .await;
+        let extended = raw.until_ready().await;
+        for replies in [simple, extended] {
+            let errors: Vec<&Reply> = replies
+                .iter()
+                .filter(|r| matches!(r, Reply::Error { .. }))
+                .collect();
+            assert!(
+                matches!(errors.as_slice(), [Reply::Error { code, .. }] if code == "22012"),
+                "{sql}: {replies:?}"
+            );
+            assert_eq!(replies.last(), Some(&Reply::Ready(b'I')), "{sql}");
+        }
     }
 }
 
