@@ -238,9 +238,12 @@ async fn respond<W: AsyncWrite + Unpin>(
         },
         count: 0,
         visible,
+        trim: visible < fields.len(),
     };
     let plan = &job.merge.plan;
-    let result = if plan.aggregates.is_empty() {
+    let result = if plan.aggregates.is_empty() && plan.order_by.is_empty() {
+        merge_unordered(&mut streams, plan, &fields, &mut emitted, out, client).await
+    } else if plan.aggregates.is_empty() {
         merge_rows(&mut streams, plan, &fields, &mut emitted, out, client).await
     } else {
         let groups = Groups {
@@ -305,6 +308,8 @@ struct Emitter {
     left: Option<u64>,
     count: u64,
     visible: usize,
+    /// Rows carry hidden columns (sort keys, avg's count) past the `visible` ones, to cut off.
+    trim: bool,
 }
 
 impl Emitter {
@@ -321,7 +326,7 @@ impl Emitter {
             self.skip -= 1;
             return;
         }
-        match rows::columns(frame_bytes) {
+        match self.trim.then(|| rows::columns(frame_bytes)).flatten() {
             Some(cols) if cols.len() > self.visible => {
                 backend::data_row_bytes(out, cols[..self.visible].iter().copied());
             }
@@ -411,7 +416,7 @@ async fn advance(s: &mut Stream, plan: &MergePlan, fields: &[Field]) -> Result<(
     Ok(())
 }
 
-/// Rows without aggregates: merged by the sort keys, or as they come (`merge_unordered`).
+/// Rows without aggregates, merged by the sort keys.
 async fn merge_rows<W: AsyncWrite + Unpin>(
     streams: &mut [Stream],
     plan: &MergePlan,
@@ -421,9 +426,6 @@ async fn merge_rows<W: AsyncWrite + Unpin>(
     client: &mut W,
 ) -> Result<(), Stop> {
     let keys_order = sort_keys(plan);
-    if keys_order.is_empty() {
-        return merge_unordered(streams, plan, fields, emit, out, client).await;
-    }
     try_join_all(streams.iter_mut().map(|s| advance(s, plan, fields))).await?;
     while !emit.full() {
         // Few shards: a scan for the smallest head costs less than a heap.
@@ -463,14 +465,15 @@ async fn merge_unordered<W: AsyncWrite + Unpin>(
     client: &mut W,
 ) -> Result<(), Stop> {
     let n = streams.len();
-    for pass in 0.. {
+    let mut start = 0;
+    loop {
         let mut emitted = false;
         for k in 0..n {
-            if emit.full() {
-                return Ok(());
-            }
-            let s = &mut streams[(pass + k) % n];
+            let s = &mut streams[(start + k) % n];
             for _ in 0..ROWS_PER_TURN {
+                if emit.full() {
+                    return Ok(());
+                }
                 if s.head.is_none()
                     && let Some(read) = advance(s, plan, fields).now_or_never()
                 {
@@ -480,14 +483,12 @@ async fn merge_unordered<W: AsyncWrite + Unpin>(
                 emit.row(&row, out);
                 flush(out, client).await?;
                 emitted = true;
-                if emit.full() {
-                    return Ok(());
-                }
             }
         }
-        if emit.full() || streams.iter().all(|s| s.done) {
+        if streams.iter().all(|s| s.done) {
             return Ok(());
         }
+        start = (start + 1) % n;
         if !emitted {
             write_out(out, client).await?;
             // The first shard to send a row, an error or its end.
@@ -502,7 +503,6 @@ async fn merge_unordered<W: AsyncWrite + Unpin>(
             .await?;
         }
     }
-    Ok(())
 }
 
 /// The next row of `s`; when the shard has none at hand, the client first gets what is ready, so that

@@ -325,12 +325,7 @@ async fn the_demo_schema_serves_the_demo_app() {
     let mut config = crate::harness::proxy::base_config("app");
     config.shardmap = map_path.clone();
     let map = shardgate::ShardMap::load(&map_path).expect("the demo map");
-    let running = shardgate::start(config, map).await.expect("proxy starts");
-    let proxy = crate::harness::TestProxy {
-        addr: running.local_addr(),
-        running: Some(running),
-        db: "app".into(),
-    };
+    let proxy = crate::harness::TestProxy::serve(config, map).await;
     let c = proxy.client().await;
     // User n lives in the Netherlands when n is even, else in Portugal; it has an order of n and one
     // of 1.50.
@@ -377,18 +372,7 @@ async fn the_demo_schema_serves_the_demo_app() {
     }
     let sql = "SELECT c.name, count(*), sum(o.amount) FROM users u JOIN orders o ON o.user_id = u.id \
                JOIN countries c ON c.code = u.country GROUP BY c.name ORDER BY c.name";
-    let got: Vec<Vec<String>> = c
-        .simple_query(sql)
-        .await
-        .unwrap()
-        .iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => {
-                Some((0..3).map(|i| r.get(i).unwrap().to_owned()).collect())
-            }
-            _ => None,
-        })
-        .collect();
+    let got = crate::harness::text_rows(&c, sql).await;
     assert_eq!(
         got,
         vec![

@@ -14,4 +14,4 @@ pub use proxy::{TestProxy, client, connect_as};
 #[allow(unused_imports)]
 pub use raw::{RawClient, Reply, first_error};
 #[allow(unused_imports)]
-pub use sql::{active_backend, one, sqlstate};
+pub use sql::{active_backend, one, sqlstate, text_rows};

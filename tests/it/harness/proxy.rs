@@ -45,13 +45,17 @@ impl TestProxy {
     pub async fn start_on(port: u16, db: &str, tweak: impl FnOnce(&mut Config)) -> TestProxy {
         let mut config = base_config(db);
         tweak(&mut config);
-        let running = shardgate::start(config, single_shard_map(port, db))
-            .await
-            .expect("proxy starts");
+        TestProxy::serve(config, single_shard_map(port, db)).await
+    }
+
+    /// A proxy running `config` over `map`; clients ask for the config's database.
+    pub async fn serve(config: Config, map: ShardMap) -> TestProxy {
+        let db = config.database.clone();
+        let running = shardgate::start(config, map).await.expect("proxy starts");
         TestProxy {
             addr: running.local_addr(),
             running: Some(running),
-            db: db.to_owned(),
+            db,
         }
     }
 

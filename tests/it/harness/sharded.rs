@@ -82,14 +82,8 @@ impl Sharded {
         let mut config = base_config("app");
         config.shardmap = map_path.clone();
         config.shardmap_watch_ms = 100;
-        let running = shardgate::start(config, map).await.expect("proxy starts");
-        let proxy = TestProxy {
-            addr: running.local_addr(),
-            running: Some(running),
-            db: "app".into(),
-        };
         Sharded {
-            proxy,
+            proxy: TestProxy::serve(config, map).await,
             dbs,
             map_path,
             _dir: dir,

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use tokio_postgres::Client;
+use tokio_postgres::{Client, SimpleQueryMessage};
 
 /// The SQLSTATE a tokio-postgres error carries, if the server (or shardgate) sent one.
 pub fn sqlstate(e: &tokio_postgres::Error) -> Option<&str> {
@@ -15,6 +15,23 @@ pub async fn one<T: for<'a> tokio_postgres::types::FromSql<'a>>(c: &Client, sql:
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .get(0)
+}
+
+/// The rows of a simple query, each cell as text (NULL as "").
+pub async fn text_rows(c: &Client, sql: &str) -> Vec<Vec<String>> {
+    c.simple_query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("").to_owned())
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
 }
 
 /// The pid of the backend running exactly `query` right now, seen through a direct client; waits up to

@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use tokio_postgres::SimpleQueryMessage;
-
-use crate::harness::{TestProxy, bin, connect_as, shared};
+use crate::harness::{TestProxy, bin, connect_as, shared, text_rows};
 
 fn admin_conn(p: &TestProxy) -> String {
     format!(
@@ -14,51 +12,34 @@ fn admin_conn(p: &TestProxy) -> String {
     )
 }
 
-/// Rows of a simple query, as text.
-async fn rows(c: &tokio_postgres::Client, sql: &str) -> Vec<Vec<String>> {
-    c.simple_query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"))
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(r) => Some(
-                (0..r.len())
-                    .map(|i| r.get(i).unwrap_or("").to_owned())
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn every_show_answers() {
     let p = TestProxy::start(shared(), |_| {}).await;
     let app = p.client().await;
     app.simple_query("select 1").await.unwrap();
     let admin = connect_as(&admin_conn(&p)).await.unwrap();
-    assert_eq!(rows(&admin, "SHOW SHARDS").await[0][0], "s0");
-    assert_eq!(rows(&admin, "SHOW POOLS").await[0][0], "s0");
-    let clients = rows(&admin, "SHOW CLIENTS").await;
+    assert_eq!(text_rows(&admin, "SHOW SHARDS").await[0][0], "s0");
+    assert_eq!(text_rows(&admin, "SHOW POOLS").await[0][0], "s0");
+    let clients = text_rows(&admin, "SHOW CLIENTS").await;
     assert!(
         clients.iter().any(|r| r[1] == "app") && clients.iter().any(|r| r[1] == "admin"),
         "{clients:?}"
     );
-    assert!(!rows(&admin, "SHOW SERVERS").await.is_empty());
+    assert!(!text_rows(&admin, "SHOW SERVERS").await.is_empty());
     assert!(
-        rows(&admin, "SHOW STATS").await[0][1]
+        text_rows(&admin, "SHOW STATS").await[0][1]
             .parse::<u64>()
             .unwrap()
             >= 1
     );
     assert!(
-        rows(&admin, "SHOW CONFIG")
+        text_rows(&admin, "SHOW CONFIG")
             .await
             .iter()
             .any(|r| r[0] == "pool_mode" && r[1] == "transaction")
     );
     assert_eq!(
-        rows(&admin, "SHOW MAP").await[0][..2],
+        text_rows(&admin, "SHOW MAP").await[0][..2],
         ["1".to_owned(), "s0".to_owned()]
     );
     let err = admin.simple_query("SHOW NOTHING").await.unwrap_err();
@@ -120,7 +101,7 @@ async fn pause_holds_new_transactions_until_resume() {
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!held.is_finished(), "a new transaction ran while paused");
-    assert_eq!(rows(&admin, "SHOW POOLS").await[0][5], "true");
+    assert_eq!(text_rows(&admin, "SHOW POOLS").await[0][5], "true");
     admin.simple_query("RESUME").await.unwrap();
     assert_eq!(
         tokio::time::timeout(Duration::from_secs(5), held)
@@ -153,7 +134,7 @@ async fn reload_of_a_bad_map_is_refused_with_the_reason() {
     let err = admin.simple_query("RELOAD").await.unwrap_err();
     let message = err.as_db_error().unwrap().message().to_owned();
     assert!(message.contains("shardmap.yaml:5"), "{message}");
-    assert_eq!(rows(&admin, "SHOW MAP").await[0][0], "1");
+    assert_eq!(text_rows(&admin, "SHOW MAP").await[0][0], "1");
     let app = p.client().await;
     app.simple_query("select 1").await.unwrap();
     std::fs::write(
@@ -162,5 +143,5 @@ async fn reload_of_a_bad_map_is_refused_with_the_reason() {
     )
     .unwrap();
     admin.simple_query("RELOAD").await.unwrap();
-    assert_eq!(rows(&admin, "SHOW MAP").await[0][0], "2");
+    assert_eq!(text_rows(&admin, "SHOW MAP").await[0][0], "2");
 }
