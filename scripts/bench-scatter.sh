@@ -46,28 +46,22 @@ latency() {
     PGPASSWORD=app pgbench -h 127.0.0.1 -p "$port" -U "$user" -f "$DEV/scatter$tag.sql" -c 1 -T "$SECS" -n app 2>&1 |
         sed -n 's/^latency average = \([0-9.]*\) ms/\1/p'
 }
-max() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b) ? a : b }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
+# The largest of the numbers on stdin.
+largest() { sort -g | tail -n 1; }
 WORKLOADS=("SELECT count(*) FROM users"
     "SELECT id, email FROM users ORDER BY id DESC LIMIT 10"
     "SELECT id, email FROM users ORDER BY email DESC LIMIT 10")
 slowest_alone() {
-    local slowest=0
     for ((i = 0; i < SHARDS; i++)); do
-        slowest=$(max "$(latency $((54320 + i)) postgres "$1")" "$slowest")
-    done
-    echo "$slowest"
+        latency $((54320 + i)) postgres "$1"
+    done | largest
 }
 slowest_busy() {
-    local slowest=0
     for ((i = 0; i < SHARDS; i++)); do
         latency $((54320 + i)) postgres "$1" "$i" >"$DEV/busy$i" &
     done
     wait
-    for ((i = 0; i < SHARDS; i++)); do
-        slowest=$(max "$(cat "$DEV/busy$i")" "$slowest")
-    done
-    echo "$slowest"
+    for ((i = 0; i < SHARDS; i++)); do cat "$DEV/busy$i"; done | largest
 }
 printf '\nshards uncapped (%s cores shared by the %s shards, shardgate and pgbench)\n' "$(nproc)" $SHARDS
 printf '%-56s %10s %13s %6s %13s %6s\n' workload shardgate slowest_alone ratio slowest_busy ratio
@@ -84,12 +78,12 @@ done
 # is born there. cgroup v1 (cpu controller) or v2 (cpu.max); nothing happens without either.
 CGROUPS=()
 cap_shards() {
-    local quota root
+    local quota root v2
     quota=$(awk -v c="$1" 'BEGIN { printf "%d", c * 100000 }')
     if [ -w /sys/fs/cgroup/cpu/cgroup.procs ]; then
-        root=/sys/fs/cgroup/cpu
+        root=/sys/fs/cgroup/cpu v2=
     elif grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null && [ -w /sys/fs/cgroup/cgroup.procs ]; then
-        root=/sys/fs/cgroup
+        root=/sys/fs/cgroup v2=1
         echo +cpu >"$root/cgroup.subtree_control" 2>/dev/null || return 1
     else
         return 1
@@ -98,7 +92,7 @@ cap_shards() {
         local dir="$root/shardgate-bench-shard$i" pm
         mkdir -p "$dir" || return 1
         CGROUPS+=("$dir")
-        if [ -e "$dir/cpu.max" ]; then
+        if [ -n "$v2" ]; then
             echo "$quota 100000" >"$dir/cpu.max"
         else
             echo 100000 >"$dir/cpu.cfs_period_us" && echo "$quota" >"$dir/cpu.cfs_quota_us"
@@ -119,7 +113,8 @@ uncap_shards() {
     done
     CGROUPS=()
 }
-trap uncap_shards EXIT
+cleanup() { uncap_shards; stop_pgbouncer; }
+trap cleanup EXIT
 SHARD_CPU=${SHARD_CPU:-0.4}
 if cap_shards "$SHARD_CPU"; then
     printf '\nshards capped at %s of a core each (cpu cgroup), as if each shard had a host of its own\n' "$SHARD_CPU"
@@ -130,14 +125,12 @@ if cap_shards "$SHARD_CPU"; then
         printf '%-56s %7s ms %10s ms %6s\n' "$sql" "$g" "$alone" "$(ratio "$g" "$alone")"
     done
 else
-    uncap_shards
     echo "(no writable cpu cgroup: run as root for the table with each shard capped)"
 fi
 uncap_shards
 
 # For scale: what one pooler's hop costs the smallest of these queries, with nothing to merge.
 start_pgbouncer "$DEV/pgbouncer" 54320
-trap 'uncap_shards; kill "$PGB_PID" 2>/dev/null || true' EXIT
 sql=${WORKLOADS[1]}
 d=$(latency 54320 postgres "$sql")
 b=$(latency 6433 app "$sql")

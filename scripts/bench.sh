@@ -19,7 +19,7 @@ pgbench -h 127.0.0.1 -p $SHARD_PORT -U postgres -i -s 10 -q app >/dev/null 2>&1
 # pgbouncer, transaction pooling, in front of the same server.
 start_pgbouncer "$DEV/pgbouncer" $SHARD_PORT
 # pgbouncer is the bench's own: stop it at the end (scripts/dev.sh down does not know of it).
-trap 'kill "$PGB_PID" 2>/dev/null || true' EXIT
+trap stop_pgbouncer EXIT
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICK=$(getconf CLK_TCK)
@@ -46,7 +46,6 @@ for clients in 16 1; do
         read -r d_tps d_lat _ < <(run $SHARD_PORT postgres "$mode" "$clients")
         read -r s_tps s_lat s_cpu < <(run 6432 app "$mode" "$clients" "$SG_PID")
         read -r b_tps b_lat b_cpu < <(run 6433 app "$mode" "$clients" "$PGB_PID")
-        ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2f", a/b; else print "-" }'; }
         printf '%-9s %7s | %10s %8s | %10s %8s %6s %7s | %10s %8s %6s %7s\n' "$mode" "$clients" \
             "$d_tps" "$d_lat" "$s_tps" "$s_lat" "$(ratio "$s_tps" "$d_tps")" "$s_cpu" \
             "$b_tps" "$b_lat" "$(ratio "$b_tps" "$d_tps")" "$b_cpu"
@@ -87,7 +86,6 @@ lookup() {
 # the unsharded lookup (the direct script through shardgate, routed to the default shard).
 ROUNDS=${ROUNDS:-3}
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.2f", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2f", a/b; else print "-" }'; }
 owning() {
     local mode=$1 a b
     lookup $SHARD_PORT postgres "$mode" 8 "$DEV/lookup.sql" >"$DEV/own0" &

@@ -55,3 +55,11 @@ INI
     sleep 0.5
     PGB_PID=$(cat "$dir/pgbouncer.pid")
 }
+
+# Stops the pgbouncer start_pgbouncer started, if any.
+stop_pgbouncer() {
+    if [ -n "${PGB_PID:-}" ]; then kill "$PGB_PID" 2>/dev/null || true; fi
+}
+
+# a / b to two decimals, or "-" when either is missing or not positive.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a+0 > 0 && b+0 > 0) printf "%.2f", a/b; else print "-" }'; }
