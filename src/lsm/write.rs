@@ -72,15 +72,14 @@ impl Shared {
             b.encode_into(&mut payload, next);
             next += u64::from(b.count);
         }
-        let mut written = if next > first {
-            wal.writer.append(&payload)
+        // The bytes of a sync group must reach the file before its fdatasync.
+        let written = if next > first {
+            wal.writer.append(&payload, sync)
+        } else if sync {
+            wal.writer.flush_to_sync()
         } else {
             Ok(())
         };
-        if written.is_ok() && sync {
-            // The bytes must reach the file before the group's fdatasync.
-            written = wal.writer.flush();
-        }
         if let Err(e) = written {
             self.poison(&e);
             return Err(e);
@@ -108,12 +107,13 @@ impl Shared {
     /// Makes the group durable, if it asked to be.
     fn sync(&self, s: Staged) -> Result<Staged> {
         if let Some((file, path)) = &s.sync {
+            let start = std::time::Instant::now();
             if let Err(e) = file.sync_data() {
                 let e = Error::io(path, e);
                 self.poison(&e);
                 return Err(e);
             }
-            self.stats.add_wal_sync();
+            self.stats.add_wal_sync(start.elapsed());
             self.stats.add_sync_writes(s.sync_writes);
         }
         Ok(s)

@@ -9,8 +9,27 @@ pub trait Engine: Send + Sync {
     fn get(&self, key: &[u8]) -> bool;
     /// Flushes memtables and waits for background compaction to go quiet.
     fn settle(&self);
-    /// (sync writes, fsyncs) if the engine counts them.
-    fn sync_counts(&self) -> Option<(u64, u64)>;
+    /// What the engine counts of its sync writes, if it does.
+    fn sync_counts(&self) -> Option<SyncCounts>;
+}
+
+#[derive(Clone, Copy)]
+pub struct SyncCounts {
+    pub writes: u64,
+    pub syncs: u64,
+    /// Time spent in fdatasync.
+    pub sync_micros: u64,
+}
+
+impl SyncCounts {
+    pub fn per_sync(&self) -> f64 {
+        self.writes as f64 / self.syncs.max(1) as f64
+    }
+    /// (average fdatasync in us, share of `secs` spent in one)
+    pub fn sync_time(&self, secs: f64) -> (f64, f64) {
+        let us = self.sync_micros as f64;
+        (us / self.syncs.max(1) as f64, us / (secs * 1e6))
+    }
 }
 
 pub struct Ours(pub shardgate::lsm::Db);
@@ -34,9 +53,9 @@ impl Engine for Ours {
         self.0.flush().expect("flush");
         self.0.wait_idle().expect("wait idle");
     }
-    fn sync_counts(&self) -> Option<(u64, u64)> {
+    fn sync_counts(&self) -> Option<SyncCounts> {
         let s = self.0.stats();
-        Some((s.sync_writes, s.wal_syncs))
+        Some(SyncCounts { writes: s.sync_writes, syncs: s.wal_syncs, sync_micros: s.wal_sync_micros })
     }
 }
 
@@ -76,7 +95,7 @@ impl Engine for Fjall {
             quiet = if busy { 0 } else { quiet + 1 };
         }
     }
-    fn sync_counts(&self) -> Option<(u64, u64)> {
+    fn sync_counts(&self) -> Option<SyncCounts> {
         None
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::engines::{open_fjall, open_ours, ours_options, Engine};
+use crate::engines::{open_fjall, open_ours, ours_options, Engine, SyncCounts};
 
 pub struct Row {
     pub name: String,
@@ -168,15 +168,15 @@ pub fn durable(base: &Path, secs: f64) -> Vec<Row> {
         .filter_map(|n| n.trim().parse().ok())
         .collect();
     for threads in writers {
-        let ((ours_rate, per_sync), (fj_rate, _)) = best(|ours| {
+        let ((ours_rate, counts), (fj_rate, _)) = best(|ours| {
             let e = open_durable(base, ours);
             let (rate, _) = durable_run(e.clone(), threads, secs);
-            (rate, e.sync_counts().map(|(w, s)| w as f64 / s.max(1) as f64))
+            (rate, e.sync_counts())
         });
-        eprintln!("durable {threads} writers: ours {ours_rate:.0}/s fjall {fj_rate:.0}/s");
+        eprintln!("durable {threads} writers: ours {ours_rate:.0}/s ({}) fjall {fj_rate:.0}/s", sync_note(counts, secs));
         let raw_col = (threads == 1).then_some(raw);
         rows.push(row(format!("durable writes/s, 256 B, {threads} writers"), Some(ours_rate), Some(fj_rate), raw_col));
-        rows.push(row(format!("  records per fsync, {threads} writers"), per_sync, Some(1.0), None));
+        rows.push(row(format!("  records per fsync, {threads} writers"), counts.map(|c| c.per_sync()), Some(1.0), None));
         if threads == 1 {
             let (a, b) = (1e6 / ours_rate, 1e6 / fj_rate);
             rows.push(row("  one writer's latency, us (raw = floor)", Some(a), Some(b), Some(1e6 / raw)));
@@ -188,15 +188,24 @@ pub fn durable(base: &Path, secs: f64) -> Vec<Row> {
                 let ours = open_ours(&fresh(base, "ours-async"), ours_options());
                 let rate = durable_async(&ours.0, 64, secs);
                 if rate > best_async.0 {
-                    best_async = (rate, ours.sync_counts().map(|(w, s)| w as f64 / s.max(1) as f64));
+                    best_async = (rate, ours.sync_counts());
                 }
             }
-            eprintln!("durable 64 async writers: ours {:.0}/s", best_async.0);
+            eprintln!("durable 64 async writers: ours {:.0}/s ({})", best_async.0, sync_note(best_async.1, secs));
             rows.push(row("durable writes/s, 64 async writers on 1 thread (fjall: 64 threads)", Some(best_async.0), Some(fj_rate), None));
-            rows.push(row("  records per fsync, 64 async writers", best_async.1, Some(1.0), None));
+            rows.push(row("  records per fsync, 64 async writers", best_async.1.map(|c| c.per_sync()), Some(1.0), None));
         }
     }
     rows
+}
+
+/// How long our fdatasyncs took, and how much of the run one was under way:
+/// the rest of the run is the commit path's own time between fsyncs.
+fn sync_note(counts: Option<SyncCounts>, secs: f64) -> String {
+    counts.map_or_else(String::new, |c| {
+        let (avg, busy) = c.sync_time(secs);
+        format!("fdatasync {avg:.0} us avg, in one {:.0}% of the run", busy * 100.0)
+    })
 }
 
 fn key(i: u64) -> [u8; 16] {
