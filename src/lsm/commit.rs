@@ -5,6 +5,14 @@
 //! form the next one. A lone writer becomes leader at once and waits only for
 //! its own fsync. A sync writer never joins a non-sync leader's group, whose
 //! records would not be fsynced.
+//!
+//! A sync leader holds the queue through its fsync and, if sync writers
+//! queued meanwhile, leads their group at once (see [`MAX_GROUPS_LED`]),
+//! handing the group it finished to one of that group's writers to apply and
+//! wake. Handing the queue to a next leader instead left the disk idle 40-90 us
+//! a group, while that thread waited for a CPU among the writers just woken.
+//! A non-sync writer arriving during a held fsync waits for it, as it would
+//! behind any queued sync writer.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -16,11 +24,16 @@ use super::error::{Error, Result, shared_result};
 
 const WAITING: u8 = 0;
 const LEADER: u8 = 1;
-const DONE_OK: u8 = 2;
+/// Handed a synced group (in `handoff`) to apply and wake.
+const APPLY: u8 = 2;
+const DONE_OK: u8 = 3;
 /// Done with an error, which is in `result`.
-const DONE_ERR: u8 = 3;
+const DONE_ERR: u8 = 4;
 
-pub(crate) struct Writer {
+/// A synced group and its writers, handed to one of them.
+type Handoff<D> = (D, Vec<Arc<Writer<D>>>);
+
+pub(crate) struct Writer<D> {
     pub(crate) batches: Vec<WriteBatch>,
     pub(crate) sync: bool,
     /// Freeze the memtable even if it is not full (a manual flush).
@@ -30,10 +43,11 @@ pub(crate) struct Writer {
     result: Mutex<Option<Result<()>>>,
     /// The followers of its group it wakes once woken itself (see
     /// [`WAKE_FANOUT`]), set before it is woken.
-    wakes: Mutex<[Option<Arc<Writer>>; WAKE_FANOUT]>,
+    wakes: Mutex<[Option<Arc<Writer<D>>>; WAKE_FANOUT]>,
+    handoff: Mutex<Option<Handoff<D>>>,
 }
 
-impl Writer {
+impl<D> Writer<D> {
     pub(crate) fn new(batches: Vec<WriteBatch>, sync: bool, force_freeze: bool) -> Self {
         Writer {
             batches,
@@ -43,11 +57,20 @@ impl Writer {
             thread: thread::current(),
             result: Mutex::new(None),
             wakes: Mutex::new(Default::default()),
+            handoff: Mutex::new(None),
         }
     }
 
     fn bytes(&self) -> usize {
         self.batches.iter().map(|b| b.rep.len()).sum()
+    }
+
+    fn set_state(&self, state: u8) {
+        // Clone the handle first: once the state is stored the writer may return
+        // and drop its side of this struct.
+        let thread = self.thread.clone();
+        self.state.store(state, Ordering::Release);
+        thread.unpark();
     }
 
     fn finish(&self, r: Result<()>) {
@@ -58,11 +81,19 @@ impl Writer {
                 DONE_ERR
             }
         };
-        // Clone the handle first: once the state is stored the writer may return
-        // and drop its side of this struct.
-        let thread = self.thread.clone();
-        self.state.store(state, Ordering::Release);
-        thread.unpark();
+        self.set_state(state);
+    }
+
+    /// Its result, once finished.
+    fn done(&self) -> Option<Result<()>> {
+        match self.state.load(Ordering::Acquire) {
+            DONE_OK => Some(Ok(())),
+            DONE_ERR => {
+                let r = self.result.lock().unwrap_or_else(|e| e.into_inner()).take();
+                Some(r.unwrap_or(Err(Error::Closed)))
+            }
+            _ => None,
+        }
     }
 
     /// Finishes the followers this writer was asked to wake.
@@ -81,23 +112,47 @@ impl Writer {
 /// the leader for the whole group.
 const WAKE_FANOUT: usize = 2;
 
-/// Sync groups allowed in their fsync at once. One: the next leader takes its
-/// group when the fsync ends, by when every writer that arrived during it has
+/// Sync groups allowed in their fsync at once. One: the next group is taken
+/// when the fsync ends, by when every writer that arrived during it has
 /// queued. Two split 64 writers into groups of 17 instead of 31, and wrote 8%
 /// fewer records a second (`scripts/bench-engine.sh`, 2 cores).
 const MAX_SYNCING: usize = 1;
 
-pub(crate) struct CommitQueue {
-    queue: Mutex<VecDeque<Arc<Writer>>>,
+/// Groups one sync leader leads in a row before it hands leadership on and
+/// returns: its own write, long durable, waits for that.
+const MAX_GROUPS_LED: usize = 8;
+
+struct Queue<D> {
+    writers: VecDeque<Arc<Writer<D>>>,
+    /// A sync leader in its fsync will lead the writers queued behind it, so
+    /// none of them becomes leader on arrival.
+    held: bool,
+}
+
+impl<D> Queue<D> {
+    /// Stops holding the queue, handing it to the writer at its front if any.
+    fn let_go(&mut self) {
+        self.held = false;
+        if let Some(n) = self.writers.front() {
+            n.set_state(LEADER);
+        }
+    }
+}
+
+pub(crate) struct CommitQueue<D> {
+    queue: Mutex<Queue<D>>,
     max_group_bytes: usize,
     syncing: Mutex<usize>,
     synced: Condvar,
 }
 
-impl CommitQueue {
+impl<D> CommitQueue<D> {
     pub(crate) fn new(max_group_bytes: usize) -> Self {
         CommitQueue {
-            queue: Mutex::new(VecDeque::new()),
+            queue: Mutex::new(Queue {
+                writers: VecDeque::new(),
+                held: false,
+            }),
             max_group_bytes,
             syncing: Mutex::new(0),
             synced: Condvar::new(),
@@ -123,80 +178,151 @@ impl CommitQueue {
     /// hands the queue to the next leader; then `sync`, holding the fsync slot
     /// (so the next sync group forms while this one is in its fsync); then,
     /// with the slot free for the next group, `apply`; then it wakes its
-    /// followers.
-    pub(crate) fn submit<S, D>(
+    /// followers. A sync leader may lead the next group instead of handing
+    /// the queue on; the group it synced is then applied and woken by the
+    /// writer it is handed to.
+    pub(crate) fn submit<S>(
         &self,
-        w: Writer,
-        stage: impl FnOnce(&[Arc<Writer>]) -> Result<S>,
-        sync: impl FnOnce(S) -> Result<D>,
-        apply: impl FnOnce(D) -> Result<()>,
+        w: Writer<D>,
+        stage: impl Fn(&[Arc<Writer<D>>]) -> Result<S>,
+        sync: impl Fn(S) -> Result<D>,
+        apply: impl Fn(D) -> Result<()>,
     ) -> Result<()> {
         let me = Arc::new(w);
         {
-            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            q.push_back(me.clone());
-            if q.len() == 1 {
+            let mut q = self.lock_queue();
+            q.writers.push_back(me.clone());
+            if q.writers.len() == 1 && !q.held {
                 me.state.store(LEADER, Ordering::Release);
             }
         }
         loop {
+            if let Some(r) = me.done() {
+                me.wake_followers(&r);
+                return r;
+            }
             match me.state.load(Ordering::Acquire) {
-                DONE_OK => {
-                    me.wake_followers(&Ok(()));
-                    return Ok(());
-                }
-                DONE_ERR => {
-                    let r = me.result.lock().unwrap_or_else(|e| e.into_inner()).take();
-                    let r = r.unwrap_or(Err(Error::Closed));
-                    me.wake_followers(&r);
+                LEADER => return self.lead(&me, stage, sync, apply),
+                APPLY => {
+                    let handed = me.handoff.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    let (synced, group) = handed.expect("a handed group");
+                    let r = apply(synced);
+                    complete(&group, &me, &r);
                     return r;
                 }
-                LEADER => break,
                 _ => thread::park(),
             }
         }
+    }
+
+    fn lead<S>(
+        &self,
+        me: &Arc<Writer<D>>,
+        stage: impl Fn(&[Arc<Writer<D>>]) -> Result<S>,
+        sync: impl Fn(S) -> Result<D>,
+        apply: impl Fn(D) -> Result<()>,
+    ) -> Result<()> {
         if me.sync {
             self.acquire_sync_slot();
         }
-        let group = self.take_group(&me);
-        let staged = stage(&group);
-        let next = {
-            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-            q.drain(..group.len());
-            q.front().cloned()
-        };
-        // Hand leadership on before syncing: the next group forms while this
-        // one is in its fsync, and is appended while this one is applied.
-        if let Some(n) = next {
-            n.state.store(LEADER, Ordering::Release);
-            n.thread.unpark();
-        }
-        let synced = staged.and_then(sync);
-        if me.sync {
-            self.release_sync_slot();
-        }
-        let result = synced.and_then(apply);
-        let followers = &group[1..];
-        for (i, f) in followers.iter().enumerate() {
-            let first = (i + 1) * WAKE_FANOUT;
-            if first < followers.len() {
-                let mut wakes = f.wakes.lock().unwrap_or_else(|e| e.into_inner());
-                for (slot, kid) in wakes.iter_mut().zip(&followers[first..]) {
-                    *slot = Some(kid.clone());
+        let mut group = self.take_group(&self.lock_queue().writers);
+        let mut led = 1;
+        loop {
+            let staged = stage(&group);
+            let hold = me.sync && staged.is_ok() && led < MAX_GROUPS_LED;
+            {
+                let mut q = self.lock_queue();
+                q.writers.drain(..group.len());
+                // Not holding: hand the queue on before syncing, so the next
+                // group forms while this one is in its fsync, and is appended
+                // while this one is applied.
+                if hold {
+                    q.held = true;
+                } else {
+                    q.let_go();
+                }
+            }
+            let synced = staged.and_then(&sync);
+            let next = match &synced {
+                Ok(_) if hold => self.lead_on(),
+                _ => {
+                    if hold {
+                        self.lock_queue().let_go();
+                    }
+                    None
+                }
+            };
+            match (synced, next) {
+                // Handed off before the next group is staged: staging may wait
+                // for a flush that waits for this group to be visible.
+                (Ok(d), Some(next)) => {
+                    self.hand_off(me, group, d, &apply);
+                    group = next;
+                    led += 1;
+                }
+                (synced, _) => {
+                    if me.sync {
+                        self.release_sync_slot();
+                    }
+                    let r = synced.and_then(&apply);
+                    complete(&group, me, &r);
+                    if Arc::ptr_eq(&group[0], me) {
+                        return r;
+                    }
+                    return self.wait_done(me);
                 }
             }
         }
-        for f in followers.iter().take(WAKE_FANOUT) {
-            f.finish(shared_result(&result));
-        }
-        result
     }
 
-    fn take_group(&self, leader: &Arc<Writer>) -> Vec<Arc<Writer>> {
-        let q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+    /// After a held fsync: the group of sync writers queued meanwhile, for
+    /// this leader to lead; or none, the queue let go.
+    fn lead_on(&self) -> Option<Vec<Arc<Writer<D>>>> {
+        let mut q = self.lock_queue();
+        match q.writers.front() {
+            Some(n) if n.sync => Some(self.take_group(&q.writers)),
+            _ => {
+                q.let_go();
+                None
+            }
+        }
+    }
+
+    /// Passes a synced group to one of its writers other than the leader, to
+    /// apply and wake while the leader syncs the next group; a group of the
+    /// leader alone it applies itself.
+    fn hand_off(
+        &self,
+        leader: &Arc<Writer<D>>,
+        group: Vec<Arc<Writer<D>>>,
+        synced: D,
+        apply: impl Fn(D) -> Result<()>,
+    ) {
+        let Some(to) = group.iter().find(|w| !Arc::ptr_eq(w, leader)).cloned() else {
+            leader.finish(apply(synced));
+            return;
+        };
+        *to.handoff.lock().unwrap_or_else(|e| e.into_inner()) = Some((synced, group));
+        to.set_state(APPLY);
+    }
+
+    /// A leader that led on past its own group waits for that group's result.
+    fn wait_done(&self, me: &Writer<D>) -> Result<()> {
+        loop {
+            if let Some(r) = me.done() {
+                return r;
+            }
+            thread::park();
+        }
+    }
+
+    /// The writer at the front of `writers` and those behind it that may
+    /// share its commit.
+    fn take_group(&self, writers: &VecDeque<Arc<Writer<D>>>) -> Vec<Arc<Writer<D>>> {
+        let leader = &writers[0];
         let mut group = vec![leader.clone()];
         let mut bytes = leader.bytes();
-        for w in q.iter().skip(1) {
+        for w in writers.iter().skip(1) {
             if (w.sync && !leader.sync)
                 || w.force_freeze
                 || bytes + w.bytes() > self.max_group_bytes
@@ -207,6 +333,35 @@ impl CommitQueue {
             group.push(w.clone());
         }
         group
+    }
+
+    fn lock_queue(&self) -> std::sync::MutexGuard<'_, Queue<D>> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Finishes every writer of `group` but `runner` (the one applying it) with
+/// `r`: a leader still leading later groups at once, the rest down a wake tree.
+fn complete<D>(group: &[Arc<Writer<D>>], runner: &Arc<Writer<D>>, r: &Result<()>) {
+    let mut rest = Vec::with_capacity(group.len());
+    for w in group.iter().filter(|w| !Arc::ptr_eq(w, runner)) {
+        if w.state.load(Ordering::Acquire) == LEADER {
+            w.finish(shared_result(r));
+        } else {
+            rest.push(w);
+        }
+    }
+    for (i, f) in rest.iter().enumerate() {
+        let first = (i + 1) * WAKE_FANOUT;
+        if first < rest.len() {
+            let mut wakes = f.wakes.lock().unwrap_or_else(|e| e.into_inner());
+            for (slot, kid) in wakes.iter_mut().zip(&rest[first..]) {
+                *slot = Some((*kid).clone());
+            }
+        }
+    }
+    for f in rest.iter().take(WAKE_FANOUT) {
+        f.finish(shared_result(r));
     }
 }
 
@@ -227,7 +382,7 @@ mod tests {
                     for _ in 0..200 {
                         let mut b = WriteBatch::new();
                         b.put(b"k", b"v");
-                        let stage = |group: &[Arc<Writer>]| {
+                        let stage = |group: &[Arc<Writer<()>>]| {
                             commits.fetch_add(1, Ordering::Relaxed);
                             written.fetch_add(group.len(), Ordering::Relaxed);
                             Ok(())
@@ -258,7 +413,7 @@ mod tests {
             .map(|_| {
                 let (q, largest) = (q.clone(), largest.clone());
                 thread::spawn(move || {
-                    let stage = |group: &[Arc<Writer>]| {
+                    let stage = |group: &[Arc<Writer<()>>]| {
                         largest.fetch_max(group.len(), Ordering::Relaxed);
                         // Long enough for the other writers to queue behind this group.
                         thread::sleep(std::time::Duration::from_millis(50));
@@ -277,21 +432,104 @@ mod tests {
         );
     }
 
+    /// Sync groups staged by one thread in a row (a leader leading on), and
+    /// every group applied once, in order, on whichever thread it was handed to.
+    #[test]
+    fn a_sync_leader_leads_on_and_hands_each_group_to_be_applied() {
+        let q = Arc::new(CommitQueue::<(usize, usize)>::new(1 << 20));
+        let staged = Arc::new(Mutex::new(Vec::new()));
+        let applied = Arc::new(Mutex::new(Vec::new()));
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let (q, staged, applied) = (q.clone(), staged.clone(), applied.clone());
+                thread::spawn(move || {
+                    for _ in 0..100 {
+                        let stage = |group: &[Arc<Writer<(usize, usize)>>]| {
+                            let mut s = staged.lock().unwrap();
+                            s.push(thread::current().id());
+                            Ok((s.len() - 1, group.len()))
+                        };
+                        let sync = |g| {
+                            thread::sleep(std::time::Duration::from_micros(300));
+                            Ok(g)
+                        };
+                        let apply = |g| {
+                            applied.lock().unwrap().push(g);
+                            Ok(())
+                        };
+                        let w = Writer::new(vec![WriteBatch::new()], true, false);
+                        q.submit(w, stage, sync, apply).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let staged = staged.lock().unwrap();
+        let mut applied = applied.lock().unwrap().clone();
+        applied.sort();
+        assert_eq!(
+            applied.iter().map(|g| g.0).collect::<Vec<_>>(),
+            (0..staged.len()).collect::<Vec<_>>()
+        );
+        assert_eq!(applied.iter().map(|g| g.1).sum::<usize>(), 16 * 100);
+        let longest = staged
+            .chunk_by(|a, b| a == b)
+            .map(<[_]>::len)
+            .max()
+            .unwrap();
+        assert!(longest > 1, "no leader led on");
+    }
+
+    /// An fsync failing while a leader leads on: its group gets the error, and
+    /// leadership passes on, so every later writer still completes.
+    #[test]
+    fn a_failed_sync_while_leading_on_hands_leadership_on() {
+        let q = Arc::new(CommitQueue::<usize>::new(1 << 20));
+        let groups = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let (q, groups) = (q.clone(), groups.clone());
+                thread::spawn(move || {
+                    (0..50)
+                        .map(|_| {
+                            let stage = |_: &[Arc<Writer<usize>>]| {
+                                Ok(groups.fetch_add(1, Ordering::Relaxed))
+                            };
+                            let sync = |g| {
+                                thread::sleep(std::time::Duration::from_micros(300));
+                                if g == 5 {
+                                    Err(Error::Poisoned("disk".into()))
+                                } else {
+                                    Ok(g)
+                                }
+                            };
+                            let w = Writer::new(vec![], true, false);
+                            q.submit(w, stage, sync, |_| Ok(())).is_err()
+                        })
+                        .filter(|failed| *failed)
+                        .count()
+                })
+            })
+            .collect();
+        let failed: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert!(failed >= 1, "the failed group's writers got the error");
+        assert!(
+            groups.load(Ordering::Relaxed) > 6,
+            "groups after the failure ran"
+        );
+    }
+
     #[test]
     fn sync_writers_never_join_a_non_sync_leader() {
-        let q = CommitQueue::new(1 << 20);
-        let leader = Arc::new(Writer::new(vec![], false, false));
-        let mut guard = q.queue.lock().unwrap();
-        guard.push_back(leader.clone());
-        guard.push_back(Arc::new(Writer::new(vec![], false, false)));
-        guard.push_back(Arc::new(Writer::new(vec![], true, false)));
-        guard.push_back(Arc::new(Writer::new(vec![], false, false)));
-        drop(guard);
-        assert_eq!(q.take_group(&leader).len(), 2);
-        let sync_leader = Arc::new(Writer::new(vec![], true, false));
-        q.queue.lock().unwrap()[0] = sync_leader.clone();
+        let q = CommitQueue::<()>::new(1 << 20);
+        let w = |sync| Arc::new(Writer::new(vec![], sync, false));
+        let mut writers: VecDeque<_> = [w(false), w(false), w(true), w(false)].into();
+        assert_eq!(q.take_group(&writers).len(), 2);
+        writers[0] = w(true);
         assert_eq!(
-            q.take_group(&sync_leader).len(),
+            q.take_group(&writers).len(),
             4,
             "non-sync writers may ride a sync group"
         );

@@ -16,6 +16,7 @@ use super::stats::Stats;
 use super::version::{TableFile, Version};
 use super::wal::writer::{RecyclePool, WalWriter};
 use super::wal::{segment_path, sync_dir};
+use super::write::Staged;
 
 /// Rewrite the manifest from a snapshot once its log of edits grows past this.
 const MANIFEST_REWRITE: u64 = 32 << 20;
@@ -88,7 +89,7 @@ pub(crate) struct Shared {
     pub(crate) state: Mutex<State>,
     /// Signals background work and its completion (stalled writers wait here).
     pub(crate) cv: Condvar,
-    pub(crate) commit: CommitQueue,
+    pub(crate) commit: CommitQueue<Staged>,
     pub(crate) wal: Mutex<WalState>,
     /// Retired WAL segment files kept for reuse.
     pub(crate) wal_pool: RecyclePool,

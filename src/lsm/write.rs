@@ -52,7 +52,7 @@ impl Shared {
     }
 
     /// Run by the group's leader while it holds the queue.
-    fn stage(&self, group: &[Arc<Writer>]) -> Result<Staged> {
+    fn stage(&self, group: &[Arc<Writer<Staged>>]) -> Result<Staged> {
         let mem = self.make_room(group[0].force_freeze)?;
         let sync = group.iter().any(|w| w.sync);
         let mut wal = self.lock_wal();
