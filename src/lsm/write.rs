@@ -2,10 +2,10 @@
 //! insert overlaps the next group's append.
 //!
 //! Stage (leader only, in sequence order): make room in the memtable, assign
-//! sequences, and hand the group's WAL record to the OS. Sync (after the next
-//! leader has taken over): fdatasync if any writer asked for it. Apply (once
-//! the next sync group may append): insert the record into the memtable it was
-//! staged for, then publish the group's sequences once every earlier group
+//! sequences, and hand the group's WAL record to the OS. Sync (while the next
+//! group forms): fdatasync if any writer asked for it. Apply (while the next
+//! group is staged and synced, by the leader or a writer of the group): insert
+//! the record into the memtable it was staged for, then publish the group's sequences once every earlier group
 //! has published. Readers only see sequences up to the published one, so no
 //! write is visible before it is durable, and visibility never has holes; a
 //! frozen memtable is flushed only once its last sequence is visible, so never

@@ -1,9 +1,9 @@
 //! Appends records to the current WAL segment.
 //!
 //! Segments are preallocated, and files of retired segments are reused, so an
-//! fdatasync rarely has to journal a change of file size or block allocation.
-//! A reused file still holds records of its former life: they carry the old
-//! segment number, and recovery stops at the first one.
+//! fdatasync rarely has to journal a change of file size. A reused file still
+//! holds records of its former life: they carry the old segment number, and
+//! recovery stops at the first one.
 //!
 //! A new segment is preallocated sparse (a fast open), and its blocks are only
 //! allocated when written. So that not every fdatasync journals an allocation,
@@ -50,7 +50,8 @@ pub(crate) struct WalWriter {
     file: Arc<File>,
     segment: u64,
     buf: Vec<u8>,
-    /// Bytes handed to the OS: the file offset of the next write.
+    /// Bytes handed to the OS: the file offset of the next write (after a
+    /// failed write, which poisons the engine, no more are made).
     written: u64,
     /// The file is zero-filled (or holds records) up to here; a reused file is
     /// not zeroed again.
@@ -122,17 +123,15 @@ impl WalWriter {
     pub(crate) fn flush_to_sync(&mut self) -> Result<()> {
         let end = self.written + self.buf.len() as u64;
         if end > self.zeroed && end < self.cfg.prealloc {
-            let from = self.zeroed.max(self.written);
+            // From the end of this write (the bytes before it are written
+            // now). Only an optimisation: a failure (a full disk, say) stops
+            // it and fails no write; zeros past `written` read as unwritten.
             let to = (end + ZERO_AHEAD).min(self.cfg.prealloc);
-            let mut at = from;
-            while at < to {
-                let n = (to - at).min(ZERO_AHEAD) as usize;
-                self.file
-                    .write_all_at(&ZEROS[..n], at)
-                    .map_err(|e| Error::io(&self.path, e))?;
-                at += n as u64;
-            }
-            self.zeroed = to;
+            let zeros = &ZEROS[..(to - end) as usize];
+            self.zeroed = match self.file.write_all_at(zeros, end) {
+                Ok(()) => to,
+                Err(_) => u64::MAX,
+            };
         }
         self.flush()
     }
