@@ -229,7 +229,7 @@ async fn respond<W: AsyncWrite + Unpin>(
             }
         }
     }
-    let mut emitted = Emitter {
+    let mut emit = Emitter {
         skip: job.merge.offset,
         left: match (job.merge.limit, job.row_limit) {
             (limit, 0) => limit,
@@ -239,12 +239,14 @@ async fn respond<W: AsyncWrite + Unpin>(
         count: 0,
         visible,
         trim: visible < fields.len(),
+        out,
+        client,
     };
     let plan = &job.merge.plan;
     let result = if plan.aggregates.is_empty() && plan.order_by.is_empty() {
-        merge_unordered(&mut streams, plan, &fields, &mut emitted, out, client).await
+        merge_unordered(&mut streams, plan, &fields, &mut emit).await
     } else if plan.aggregates.is_empty() {
-        merge_rows(&mut streams, plan, &fields, &mut emitted, out, client).await
+        merge_rows(&mut streams, plan, &fields, &mut emit).await
     } else {
         let groups = Groups {
             plan,
@@ -254,10 +256,11 @@ async fn respond<W: AsyncWrite + Unpin>(
             },
             params: &job.merge.filter_params,
         };
-        combine_groups(&mut streams, groups, &mut emitted, out, client).await
+        combine_groups(&mut streams, groups, &mut emit).await
     };
+    let count = emit.count;
     match result {
-        Ok(()) => Ok(Some((streams, emitted.count))),
+        Ok(()) => Ok(Some((streams, count))),
         Err(Stop::Error(frame)) => fail(streams, out, frame),
         Err(Stop::Io(e)) => Err(e),
     }
@@ -302,40 +305,60 @@ async fn header(s: &mut Stream, work: &Work) -> Result<(Vec<BytesMut>, BytesMut)
     }
 }
 
-/// Offset, limit and the visible columns of the rows the client gets.
-struct Emitter {
+/// The rows the client gets: offset, limit and the visible columns, written to the client through
+/// `out` as it fills.
+struct Emitter<'a, W> {
     skip: u64,
     left: Option<u64>,
     count: u64,
     visible: usize,
     /// Rows carry hidden columns (sort keys, avg's count) past the `visible` ones, to cut off.
     trim: bool,
+    out: &'a mut BytesMut,
+    client: &'a mut W,
 }
 
-impl Emitter {
+impl<W: AsyncWrite + Unpin> Emitter<'_, W> {
     fn full(&self) -> bool {
         self.left == Some(0)
     }
 
-    /// Emits one merged row (a DataRow frame), unless OFFSET still skips it.
-    fn row(&mut self, frame_bytes: &[u8], out: &mut BytesMut) {
+    /// Emits one merged row (a DataRow frame), unless OFFSET still skips it; the client gets `out`
+    /// once it holds `FLUSH_AT` bytes.
+    async fn row(&mut self, frame_bytes: &[u8]) -> Result<(), Stop> {
         if self.full() {
-            return;
+            return Ok(());
         }
         if self.skip > 0 {
             self.skip -= 1;
-            return;
+            return Ok(());
         }
         match self.trim.then(|| rows::columns(frame_bytes)).flatten() {
             Some(cols) if cols.len() > self.visible => {
-                backend::data_row_bytes(out, cols[..self.visible].iter().copied());
+                backend::data_row_bytes(self.out, cols[..self.visible].iter().copied());
             }
-            _ => out.extend_from_slice(frame_bytes),
+            _ => self.out.extend_from_slice(frame_bytes),
         }
         self.count += 1;
         if let Some(n) = &mut self.left {
             *n -= 1;
         }
+        if self.out.len() >= FLUSH_AT {
+            self.write_out().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes whatever `out` holds to the client.
+    async fn write_out(&mut self) -> Result<(), Stop> {
+        if !self.out.is_empty() {
+            self.client
+                .write_all(self.out)
+                .await
+                .map_err(|e| Stop::Io(ScatterError::Client(e)))?;
+            self.out.clear();
+        }
+        Ok(())
     }
 }
 
@@ -421,9 +444,7 @@ async fn merge_rows<W: AsyncWrite + Unpin>(
     streams: &mut [Stream],
     plan: &MergePlan,
     fields: &[Field],
-    emit: &mut Emitter,
-    out: &mut BytesMut,
-    client: &mut W,
+    emit: &mut Emitter<'_, W>,
 ) -> Result<(), Stop> {
     let keys_order = sort_keys(plan);
     try_join_all(streams.iter_mut().map(|s| advance(s, plan, fields))).await?;
@@ -442,9 +463,8 @@ async fn merge_rows<W: AsyncWrite + Unpin>(
         }
         let Some(i) = best else { break };
         let (_, row) = streams[i].head.take().expect("chosen by its head");
-        emit.row(&row, out);
-        flush(out, client).await?;
-        advance_or_write(&mut streams[i], plan, fields, out, client).await?;
+        emit.row(&row).await?;
+        advance_or_write(&mut streams[i], plan, fields, emit).await?;
     }
     Ok(())
 }
@@ -460,9 +480,7 @@ async fn merge_unordered<W: AsyncWrite + Unpin>(
     streams: &mut [Stream],
     plan: &MergePlan,
     fields: &[Field],
-    emit: &mut Emitter,
-    out: &mut BytesMut,
-    client: &mut W,
+    emit: &mut Emitter<'_, W>,
 ) -> Result<(), Stop> {
     let n = streams.len();
     let mut start = 0;
@@ -480,8 +498,7 @@ async fn merge_unordered<W: AsyncWrite + Unpin>(
                     read?;
                 }
                 let Some((_, row)) = s.head.take() else { break };
-                emit.row(&row, out);
-                flush(out, client).await?;
+                emit.row(&row).await?;
                 emitted = true;
             }
         }
@@ -490,7 +507,7 @@ async fn merge_unordered<W: AsyncWrite + Unpin>(
         }
         start = (start + 1) % n;
         if !emitted {
-            write_out(out, client).await?;
+            emit.write_out().await?;
             // The first shard to send a row, an error or its end.
             std::future::poll_fn(|cx| {
                 for s in streams.iter_mut().filter(|s| !s.done) {
@@ -511,34 +528,13 @@ async fn advance_or_write<W: AsyncWrite + Unpin>(
     s: &mut Stream,
     plan: &MergePlan,
     fields: &[Field],
-    out: &mut BytesMut,
-    client: &mut W,
+    emit: &mut Emitter<'_, W>,
 ) -> Result<(), Stop> {
     if let Some(read) = advance(s, plan, fields).now_or_never() {
         return read;
     }
-    write_out(out, client).await?;
+    emit.write_out().await?;
     advance(s, plan, fields).await
-}
-
-/// Writes `out` to the client once it holds `FLUSH_AT` bytes.
-async fn flush<W: AsyncWrite + Unpin>(out: &mut BytesMut, client: &mut W) -> Result<(), Stop> {
-    if out.len() >= FLUSH_AT {
-        write_out(out, client).await?;
-    }
-    Ok(())
-}
-
-/// Writes whatever `out` holds to the client.
-async fn write_out<W: AsyncWrite + Unpin>(out: &mut BytesMut, client: &mut W) -> Result<(), Stop> {
-    if !out.is_empty() {
-        client
-            .write_all(out)
-            .await
-            .map_err(|e| Stop::Io(ScatterError::Client(e)))?;
-        out.clear();
-    }
-    Ok(())
 }
 
 /// Reads a stream through its ReadyForQuery, discarding rows, then gives the server back.

@@ -98,6 +98,16 @@ impl<D> Writer<D> {
         }
     }
 
+    /// A leader that led on past its own group waits for that group's result.
+    fn wait_done(&self) -> Result<()> {
+        loop {
+            if let Some(r) = self.done() {
+                return r;
+            }
+            thread::park();
+        }
+    }
+
     /// Finishes the followers this writer was asked to wake.
     fn wake_followers(&self, r: &Result<()>) {
         let wakes = std::mem::take(&mut *self.wakes.lock().unwrap_or_else(|e| e.into_inner()));
@@ -259,7 +269,7 @@ impl<D> CommitQueue<D> {
                 // Handed off before the next group is staged: staging may wait
                 // for a flush that waits for this group to be visible.
                 (Ok(d), Some(next)) => {
-                    self.hand_off(me, group, d, &apply);
+                    hand_off(me, group, d, &apply);
                     group = next;
                     led += 1;
                 }
@@ -272,7 +282,7 @@ impl<D> CommitQueue<D> {
                     if Arc::ptr_eq(&group[0], me) {
                         return r;
                     }
-                    return self.wait_done(me);
+                    return me.wait_done();
                 }
             }
         }
@@ -288,34 +298,6 @@ impl<D> CommitQueue<D> {
                 q.let_go();
                 None
             }
-        }
-    }
-
-    /// Passes a synced group to one of its writers other than the leader, to
-    /// apply and wake while the leader syncs the next group; a group of the
-    /// leader alone it applies itself.
-    fn hand_off(
-        &self,
-        leader: &Arc<Writer<D>>,
-        group: Vec<Arc<Writer<D>>>,
-        synced: D,
-        apply: impl Fn(D) -> Result<()>,
-    ) {
-        let Some(to) = group.iter().find(|w| !Arc::ptr_eq(w, leader)).cloned() else {
-            leader.finish(apply(synced));
-            return;
-        };
-        *to.handoff.lock().unwrap_or_else(|e| e.into_inner()) = Some((synced, group));
-        to.set_state(APPLY);
-    }
-
-    /// A leader that led on past its own group waits for that group's result.
-    fn wait_done(&self, me: &Writer<D>) -> Result<()> {
-        loop {
-            if let Some(r) = me.done() {
-                return r;
-            }
-            thread::park();
         }
     }
 
@@ -341,6 +323,23 @@ impl<D> CommitQueue<D> {
     fn lock_queue(&self) -> std::sync::MutexGuard<'_, Queue<D>> {
         self.queue.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Passes a synced group to one of its writers other than the leader, to apply
+/// and wake while the leader syncs the next group; a group of the leader alone
+/// it applies itself.
+fn hand_off<D>(
+    leader: &Arc<Writer<D>>,
+    group: Vec<Arc<Writer<D>>>,
+    synced: D,
+    apply: impl Fn(D) -> Result<()>,
+) {
+    let Some(to) = group.iter().find(|w| !Arc::ptr_eq(w, leader)).cloned() else {
+        leader.finish(apply(synced));
+        return;
+    };
+    *to.handoff.lock().unwrap_or_else(|e| e.into_inner()) = Some((synced, group));
+    to.set_state(APPLY);
 }
 
 /// Finishes every writer of `group` but `runner` (the one applying it) with

@@ -22,6 +22,7 @@ use super::commit::Writer;
 use super::core::{Shared, State};
 use super::error::{Error, Result};
 use super::memtable::Memtable;
+use super::wal::writer::sync_segment;
 
 /// A group between its steps.
 pub(crate) struct Staged {
@@ -107,13 +108,10 @@ impl Shared {
     /// Makes the group durable, if it asked to be.
     fn sync(&self, s: Staged) -> Result<Staged> {
         if let Some((file, path)) = &s.sync {
-            let start = std::time::Instant::now();
-            if let Err(e) = file.sync_data() {
-                let e = Error::io(path, e);
+            if let Err(e) = sync_segment(file, path, &self.stats) {
                 self.poison(&e);
                 return Err(e);
             }
-            self.stats.add_wal_sync(start.elapsed());
             self.stats.add_sync_writes(s.sync_writes);
         }
         Ok(s)

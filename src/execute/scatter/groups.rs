@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use futures_util::future::try_join_all;
 use tokio::io::AsyncWrite;
 
-use super::{Emitter, Stop, Stream, error_frame, flush, sort_keys, sort_values};
+use super::{Emitter, Stop, Stream, error_frame, sort_keys, sort_values};
 use crate::execute::having::{self, FilterParams, Group};
 use crate::execute::rows::{self, Field};
 use crate::execute::value::{self, Value};
@@ -60,9 +60,7 @@ pub(super) struct Groups<'a> {
 pub(super) async fn combine_groups<W: AsyncWrite + Unpin>(
     streams: &mut [Stream],
     job: Groups<'_>,
-    emit: &mut Emitter,
-    out: &mut BytesMut,
-    client: &mut W,
+    emit: &mut Emitter<'_, W>,
 ) -> Result<(), Stop> {
     let Groups {
         plan,
@@ -161,8 +159,7 @@ pub(super) async fn combine_groups<W: AsyncWrite + Unpin>(
         rows_out.sort_by(|a, b| value::compare_rows(&keys, &a.0, &b.0));
     }
     for (_, row) in rows_out {
-        emit.row(&row, out);
-        flush(out, client).await?;
+        emit.row(&row).await?;
     }
     Ok(())
 }

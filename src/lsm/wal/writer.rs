@@ -168,12 +168,7 @@ impl WalWriter {
     /// Makes every appended record durable.
     pub(crate) fn sync(&mut self) -> Result<()> {
         self.flush()?;
-        let start = std::time::Instant::now();
-        self.file
-            .sync_data()
-            .map_err(|e| Error::io(&self.path, e))?;
-        self.cfg.stats.add_wal_sync(start.elapsed());
-        Ok(())
+        sync_segment(&self.file, &self.path, &self.cfg.stats)
     }
 
     /// Marks the end of this segment and syncs it; a clean close does this so
@@ -192,6 +187,14 @@ impl WalWriter {
         *self = fresh;
         Ok(())
     }
+}
+
+/// fdatasyncs a segment file, counting the sync and the time it took.
+pub(crate) fn sync_segment(file: &File, path: &Path, stats: &Stats) -> Result<()> {
+    let start = std::time::Instant::now();
+    file.sync_data().map_err(|e| Error::io(path, e))?;
+    stats.add_wal_sync(start.elapsed());
+    Ok(())
 }
 
 #[cfg(test)]
@@ -258,6 +261,11 @@ mod tests {
         assert_eq!(reused.zeroed, u64::MAX);
         reused.append(b"x", true).unwrap();
         assert_eq!(reused.zeroed, u64::MAX);
+        assert!(
+            allocated(&reused) < ZERO_AHEAD,
+            "zeroed {} bytes",
+            allocated(&reused)
+        );
         assert_eq!(records(&reused).0, [b"x".to_vec()]);
     }
 }
