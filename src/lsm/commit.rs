@@ -189,11 +189,12 @@ impl<D> CommitQueue<D> {
 
     /// Runs `w` through the queue. A leader calls `stage` with its group, then
     /// `sync`, holding the fsync slot (so the next sync group forms while this
-    /// one is in its fsync). A non-sync leader, or a sync leader that has led
-    /// enough, hands the queue to the next leader before `sync`, and `apply`s
-    /// with the slot free, then wakes its followers. Otherwise the sync leader
-    /// holds the queue, and after `sync` leads the group at its front, handing
-    /// the group it synced to one of its writers to `apply` and wake.
+    /// one is in its fsync). A non-sync leader `apply`s its group, then hands
+    /// the queue to the next leader and wakes its followers. A sync leader
+    /// that has led enough hands the queue on before `sync`, and `apply`s with
+    /// the slot free. Otherwise the sync leader holds the queue, and after
+    /// `sync` leads the group at its front, handing the group it synced to one
+    /// of its writers to `apply` and wake.
     pub(crate) fn submit<S>(
         &self,
         w: Writer<D>,
@@ -242,7 +243,10 @@ impl<D> CommitQueue<D> {
         let mut led = 1;
         loop {
             let staged = stage(&group);
-            let hold = me.sync && staged.is_ok() && led < MAX_GROUPS_LED;
+            if !me.sync {
+                return self.finish_unsynced(me, &group, staged.and_then(&sync).and_then(&apply));
+            }
+            let hold = staged.is_ok() && led < MAX_GROUPS_LED;
             {
                 let mut q = self.lock_queue();
                 q.writers.drain(..group.len());
@@ -286,6 +290,26 @@ impl<D> CommitQueue<D> {
                 }
             }
         }
+    }
+
+    /// A group with no fsync to overlap: applied before the queue is handed
+    /// on, so the next group never waits for this one's turn to become
+    /// visible. Handing the queue on first left 64 non-sync writers applying
+    /// tiny groups at once, each waiting for the one before (55,000 writes/s
+    /// against 1 writer's 260,000).
+    fn finish_unsynced(
+        &self,
+        me: &Arc<Writer<D>>,
+        group: &[Arc<Writer<D>>],
+        r: Result<()>,
+    ) -> Result<()> {
+        {
+            let mut q = self.lock_queue();
+            q.writers.drain(..group.len());
+            q.let_go();
+        }
+        complete(group, me, &r);
+        r
     }
 
     /// After a held fsync: the group of sync writers queued meanwhile, for
@@ -523,6 +547,43 @@ mod tests {
         let failed: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
         assert!(injected.load(Ordering::Relaxed) > 0, "a leader led on");
         assert!(failed >= 1, "the failed group's writers got the error");
+    }
+
+    /// Non-sync groups are applied one at a time: none is staged while an
+    /// earlier one waits to be applied (and so for its turn to be visible).
+    #[test]
+    fn a_non_sync_group_is_applied_before_the_next_is_staged() {
+        let q = Arc::new(CommitQueue::<()>::new(1 << 20));
+        let unapplied = Arc::new(AtomicUsize::new(0));
+        let groups = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let (q, unapplied, groups) = (q.clone(), unapplied.clone(), groups.clone());
+                thread::spawn(move || {
+                    for _ in 0..200 {
+                        let stage = |_: &[Arc<Writer<()>>]| {
+                            assert_eq!(unapplied.fetch_add(1, Ordering::SeqCst), 0);
+                            groups.fetch_add(1, Ordering::Relaxed);
+                            Ok(())
+                        };
+                        let apply = |()| {
+                            thread::yield_now();
+                            unapplied.fetch_sub(1, Ordering::SeqCst);
+                            Ok(())
+                        };
+                        let w = Writer::new(vec![WriteBatch::new()], false, false);
+                        q.submit(w, stage, Ok, apply).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert!(
+            groups.load(Ordering::Relaxed) < 16 * 200,
+            "writers shared groups"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::memtable::{Found, Memtable};
 use super::options::Options;
 use super::sstable::cache::BlockCache;
 use super::stats::Stats;
+use super::turns::Turns;
 use super::version::{TableFile, Version};
 use super::wal::writer::{RecyclePool, WalWriter};
 use super::wal::{segment_path, sync_dir};
@@ -80,10 +81,8 @@ pub(crate) struct Shared {
     pub(crate) visible_seq: AtomicU64,
     /// Highest sequence handed out; tables may hold entries up to here.
     pub(crate) assigned_seq: AtomicU64,
-    /// Commit groups publish their sequences in order, waiting here for their
-    /// turn; the count is of groups waiting.
-    pub(crate) publish: Mutex<usize>,
-    pub(crate) publish_cv: Condvar,
+    /// Commit groups publish their sequences in order, waiting here for their turn.
+    pub(crate) turns: Turns,
     pub(crate) poisoned: AtomicBool,
     pub(crate) current: RwLock<Arc<SuperVersion>>,
     pub(crate) state: Mutex<State>,
@@ -144,8 +143,7 @@ impl Shared {
         self.poisoned.store(true, Ordering::Release);
         self.cv.notify_all();
         drop(st);
-        let _g = self.publish.lock().unwrap_or_else(|e| e.into_inner());
-        self.publish_cv.notify_all();
+        self.turns.wake_all();
     }
 
     /// The state lock for installing `edit`, taken after the directory entries of

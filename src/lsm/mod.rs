@@ -36,6 +36,7 @@ mod snapshot;
 mod sstable;
 mod stats;
 mod tombstones;
+mod turns;
 mod version;
 mod wal;
 mod worker;

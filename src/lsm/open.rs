@@ -16,6 +16,7 @@ use super::options::Options;
 use super::sstable::cache::BlockCache;
 use super::sstable::table_path;
 use super::stats::Stats;
+use super::turns::Turns;
 use super::version::{TableFile, Version};
 use super::wal::reader::{self, End};
 use super::wal::writer::{RecyclePool, WalConfig, WalWriter};
@@ -187,8 +188,7 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<Shared>> {
         cache,
         visible_seq: AtomicU64::new(last_seq),
         assigned_seq: AtomicU64::new(last_seq),
-        publish: Mutex::new(0),
-        publish_cv: Condvar::new(),
+        turns: Turns::default(),
         poisoned: AtomicBool::new(false),
         current: RwLock::new(Arc::new(sv)),
         state: Mutex::new(state),

@@ -122,12 +122,11 @@ impl Shared {
         if s.last >= s.first {
             s.mem.apply_payload(&s.payload);
         }
-        let waiting = self.wait_turn(s.first - 1)?;
+        let turn = self
+            .turns
+            .wait(&self.visible_seq, s.first - 1, &self.poisoned)?;
         if s.last >= s.first {
-            self.visible_seq.store(s.last, Ordering::Release);
-        }
-        if *waiting > 0 {
-            self.publish_cv.notify_all();
+            turn.publish(&self.visible_seq, s.last);
         }
         Ok(())
     }
@@ -137,25 +136,9 @@ impl Shared {
     /// or the group would be in its fsync, and must not reach a table (where it would hide an
     /// older, visible version) before it is durable, nor at all if the fsync fails.
     pub(crate) fn wait_visible(&self, seq: u64) -> Result<()> {
-        self.wait_turn(seq).map(drop)
-    }
-
-    /// Waits until every write up to `seq` is visible; returns the publish lock, which guards the
-    /// count of threads waiting (a condvar notify is a system call, worth making only for a waiter).
-    fn wait_turn(&self, seq: u64) -> Result<std::sync::MutexGuard<'_, usize>> {
-        let mut waiting = self.publish.lock().unwrap_or_else(|e| e.into_inner());
-        while self.visible_seq.load(Ordering::Acquire) < seq {
-            if self.poisoned.load(Ordering::Acquire) {
-                return Err(Error::Poisoned("an earlier write failed".into()));
-            }
-            *waiting += 1;
-            waiting = self
-                .publish_cv
-                .wait(waiting)
-                .unwrap_or_else(|e| e.into_inner());
-            *waiting -= 1;
-        }
-        Ok(waiting)
+        self.turns
+            .wait(&self.visible_seq, seq, &self.poisoned)
+            .map(drop)
     }
 
     /// Makes sure the active memtable has room, freezing it when full. Applies
@@ -205,13 +188,12 @@ impl Shared {
         let rotated = wal.writer.rotate(segment);
         drop(wal);
         if let Err(e) = rotated {
-            // Like `poison`, but the state lock is already held (the publish
+            // Like `poison`, but the state lock is already held (the turns'
             // lock is only ever taken after it, never before).
             st.error.get_or_insert_with(|| e.to_string());
             self.poisoned.store(true, Ordering::Release);
             self.cv.notify_all();
-            let _turn = self.publish.lock().unwrap_or_else(|p| p.into_inner());
-            self.publish_cv.notify_all();
+            self.turns.wake_all();
             return Err(e);
         }
         st.mem.set_next_segment(segment);

@@ -49,8 +49,8 @@ fn wchar() -> u64 {
     io.lines().find_map(|l| l.strip_prefix("wchar: ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
 }
 
-/// Runs `threads` sync writers for `secs`; returns (writes/s, writes).
-fn durable_run(e: Arc<dyn Engine>, threads: usize, secs: f64) -> (f64, u64) {
+/// Runs `threads` writers (sync or not) for `secs`; returns (writes/s, writes).
+fn writers_run(e: Arc<dyn Engine>, threads: usize, sync: bool, secs: f64) -> (f64, u64) {
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
     let start = Instant::now();
     let handles: Vec<_> = (0..threads)
@@ -60,7 +60,7 @@ fn durable_run(e: Arc<dyn Engine>, threads: usize, secs: f64) -> (f64, u64) {
                 let value = [t as u8; 256];
                 let mut n = 0u64;
                 while Instant::now() < deadline {
-                    e.put(format!("d{t:03}-{n:011}").as_bytes(), &value, true);
+                    e.put(format!("d{t:03}-{n:011}").as_bytes(), &value, sync);
                     n += 1;
                 }
                 n
@@ -170,7 +170,7 @@ pub fn durable(base: &Path, secs: f64) -> Vec<Row> {
     for threads in writers {
         let ((ours_rate, counts), (fj_rate, _)) = best(|ours| {
             let e = open_durable(base, ours);
-            let (rate, _) = durable_run(e.clone(), threads, secs);
+            let (rate, _) = writers_run(e.clone(), threads, true, secs);
             (rate, e.sync_counts())
         });
         eprintln!("durable {threads} writers: ours {ours_rate:.0}/s ({}) fjall {fj_rate:.0}/s", sync_note(counts, secs));
@@ -194,6 +194,10 @@ pub fn durable(base: &Path, secs: f64) -> Vec<Row> {
             eprintln!("durable 64 async writers: ours {:.0}/s ({})", best_async.0, sync_note(best_async.1, secs));
             rows.push(row("durable writes/s, 64 async writers on 1 thread (fjall: 64 threads)", Some(best_async.0), Some(fj_rate), None));
             rows.push(row("  records per fsync, 64 async writers", best_async.1.map(|c| c.per_sync()), Some(1.0), None));
+            // The same 64 threads without sync: every write still waits for its group to be applied.
+            let ((ours_rate, _), (fj_rate, _)) = best(|ours| writers_run(open_durable(base, ours), 64, false, secs));
+            eprintln!("non-durable 64 writers: ours {ours_rate:.0}/s fjall {fj_rate:.0}/s");
+            rows.push(row("non-durable writes/s, 256 B, 64 writers", Some(ours_rate), Some(fj_rate), None));
         }
     }
     rows
