@@ -1,12 +1,13 @@
-//! The write path: commit groups in three steps, so that one group's memtable
-//! insert overlaps the next group's append.
+//! The write path: commit groups in three steps, so that a sync group's
+//! memtable insert overlaps the next group's append and fsync.
 //!
 //! Stage (leader only, in sequence order): make room in the memtable, assign
 //! sequences, and hand the group's WAL record to the OS. Sync (while the next
-//! group forms): fdatasync if any writer asked for it. Apply (while the next
-//! group is staged and synced, by the leader or a writer of the group): insert
-//! the record into the memtable it was staged for, then publish the group's sequences once every earlier group
-//! has published. Readers only see sequences up to the published one, so no
+//! group forms): fdatasync if any writer asked for it. Apply (for a sync group,
+//! while the next group is staged and synced, by the leader or a writer of the
+//! group; a non-sync group's leader applies it before the next is staged):
+//! insert the record into the memtable it was staged for, then publish the
+//! group's sequences once every earlier group has published (`turns.rs`). Readers only see sequences up to the published one, so no
 //! write is visible before it is durable, and visibility never has holes; a
 //! frozen memtable is flushed only once its last sequence is visible, so never
 //! before a group staged for it is applied.
