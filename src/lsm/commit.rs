@@ -590,6 +590,11 @@ mod tests {
         for t in threads {
             t.join().unwrap();
         }
+        assert_eq!(
+            overlaps.load(Ordering::Relaxed),
+            0,
+            "a group staged before the one before it was applied"
+        );
         assert!(
             groups.load(Ordering::Relaxed) < 16 * 200,
             "writers shared groups"
