@@ -22,7 +22,7 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::thread::{self, Thread};
 
 use super::batch::WriteBatch;
@@ -128,12 +128,6 @@ impl<D> Writer<D> {
 /// the leader for the whole group.
 const WAKE_FANOUT: usize = 2;
 
-/// Sync groups allowed in their fsync at once. One: the next group is taken
-/// when the fsync ends, by when every writer that arrived during it has
-/// queued. Two split 64 writers into groups of 17 instead of 31, and wrote 8%
-/// fewer records a second (`scripts/bench-engine.sh`, 2 cores).
-const MAX_SYNCING: usize = 1;
-
 /// Groups one sync leader leads in a row before it hands leadership on and
 /// returns: its own write, long durable, waits for that.
 const MAX_GROUPS_LED: usize = 8;
@@ -142,7 +136,13 @@ struct Queue<D> {
     writers: VecDeque<Arc<Writer<D>>>,
     /// A sync leader between staging and the end of its fsync will look at
     /// the writers queued behind it (and lead them if a sync writer is at the
-    /// front), so none of them becomes leader on arrival.
+    /// front, or else hand the queue on), so none of them becomes leader on
+    /// arrival. So one group at a time is in its fsync, and the next is taken
+    /// when it ends, by when every writer that arrived during it has queued.
+    /// Two fsyncs at once split 64 writers into groups of 17 instead of 31
+    /// and wrote 8% fewer records a second; a second one started only once a
+    /// group as large as the first's had queued, 15% fewer
+    /// (`scripts/bench-engine.sh`, 2 cores).
     held: bool,
 }
 
@@ -159,8 +159,6 @@ impl<D> Queue<D> {
 pub(crate) struct CommitQueue<D> {
     queue: Mutex<Queue<D>>,
     max_group_bytes: usize,
-    syncing: Mutex<usize>,
-    synced: Condvar,
 }
 
 impl<D> CommitQueue<D> {
@@ -171,34 +169,16 @@ impl<D> CommitQueue<D> {
                 held: false,
             }),
             max_group_bytes,
-            syncing: Mutex::new(0),
-            synced: Condvar::new(),
         }
-    }
-
-    /// A sync leader waits for a free fsync slot before taking its group, so
-    /// that writers arriving meanwhile join it.
-    fn acquire_sync_slot(&self) {
-        let mut n = self.syncing.lock().unwrap_or_else(|e| e.into_inner());
-        while *n >= MAX_SYNCING {
-            n = self.synced.wait(n).unwrap_or_else(|e| e.into_inner());
-        }
-        *n += 1;
-    }
-
-    fn release_sync_slot(&self) {
-        *self.syncing.lock().unwrap_or_else(|e| e.into_inner()) -= 1;
-        self.synced.notify_one();
     }
 
     /// Runs `w` through the queue. A leader calls `stage` with its group, then
     /// `sync`. A non-sync leader then `apply`s its group, hands the queue to
-    /// the next leader and wakes its followers. A sync leader holds the fsync
-    /// slot (so the next sync group forms while this one is in its fsync);
-    /// one that has led enough hands the queue on before `sync`, and `apply`s
-    /// with the slot free. Otherwise the sync leader holds the queue, and
-    /// after `sync` leads the group at its front, handing the group it synced
-    /// to one of its writers to `apply` and wake.
+    /// the next leader and wakes its followers. A sync leader holds the queue
+    /// through `sync` (so the next sync group forms meanwhile), then leads the
+    /// group at its front, handing the group it synced to one of its writers
+    /// to `apply` and wake; or, having led enough, hands the queue on and
+    /// `apply`s its group itself.
     pub(crate) fn submit<S>(
         &self,
         w: Writer<D>,
@@ -240,9 +220,6 @@ impl<D> CommitQueue<D> {
         sync: impl Fn(S) -> Result<D>,
         apply: impl Fn(D) -> Result<()>,
     ) -> Result<()> {
-        if me.sync {
-            self.acquire_sync_slot();
-        }
         let mut group = self.take_group(&self.lock_queue().writers);
         let mut led = 1;
         loop {
@@ -250,13 +227,11 @@ impl<D> CommitQueue<D> {
             if !me.sync {
                 return self.finish_unsynced(me, &group, staged.and_then(&sync).and_then(&apply));
             }
-            let hold = staged.is_ok() && led < MAX_GROUPS_LED;
+            // A group that failed to stage has no fsync to hold the queue through.
+            let hold = staged.is_ok();
             {
                 let mut q = self.lock_queue();
                 q.writers.drain(..group.len());
-                // Not holding: hand the queue on before syncing, so the next
-                // group forms while this one is in its fsync, and is appended
-                // while this one is applied.
                 if hold {
                     q.held = true;
                 } else {
@@ -264,14 +239,10 @@ impl<D> CommitQueue<D> {
                 }
             }
             let synced = staged.and_then(&sync);
-            let next = match &synced {
-                Ok(_) if hold => self.lead_on(),
-                _ => {
-                    if hold {
-                        self.lock_queue().let_go();
-                    }
-                    None
-                }
+            let next = if hold {
+                self.after_fsync(synced.is_ok() && led < MAX_GROUPS_LED)
+            } else {
+                None
             };
             match (synced, next) {
                 // Handed off before the next group is staged: staging may wait
@@ -282,7 +253,6 @@ impl<D> CommitQueue<D> {
                     led += 1;
                 }
                 (synced, _) => {
-                    self.release_sync_slot();
                     let r = synced.and_then(&apply);
                     complete(&group, me, &r);
                     if Arc::ptr_eq(&group[0], me) {
@@ -315,11 +285,11 @@ impl<D> CommitQueue<D> {
     }
 
     /// After a held fsync: the group of sync writers queued meanwhile, for
-    /// this leader to lead; or none, the queue let go.
-    fn lead_on(&self) -> Option<Vec<Arc<Writer<D>>>> {
+    /// this leader to lead if it may; or none, the queue let go.
+    fn after_fsync(&self, may_lead_on: bool) -> Option<Vec<Arc<Writer<D>>>> {
         let mut q = self.lock_queue();
         match q.writers.front() {
-            Some(n) if n.sync => Some(self.take_group(&q.writers)),
+            Some(n) if may_lead_on && n.sync => Some(self.take_group(&q.writers)),
             _ => {
                 q.let_go();
                 None
@@ -397,37 +367,38 @@ fn complete<D>(group: &[Arc<Writer<D>>], runner: &Arc<Writer<D>>, r: &Result<()>
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    /// Runs `body` on `n` threads at once; their results.
+    fn on_threads<T: Send>(n: usize, body: impl Fn() -> T + Sync) -> Vec<T> {
+        thread::scope(|s| {
+            let threads: Vec<_> = (0..n).map(|_| s.spawn(&body)).collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        })
+    }
 
     #[test]
     fn concurrent_writers_share_commits_and_all_complete() {
-        let q = Arc::new(CommitQueue::new(1 << 20));
-        let commits = Arc::new(AtomicUsize::new(0));
-        let written = Arc::new(AtomicUsize::new(0));
-        let threads: Vec<_> = (0..16)
-            .map(|_| {
-                let (q, commits, written) = (q.clone(), commits.clone(), written.clone());
-                thread::spawn(move || {
-                    for _ in 0..200 {
-                        let mut b = WriteBatch::new();
-                        b.put(b"k", b"v");
-                        let stage = |group: &[Arc<Writer<()>>]| {
-                            commits.fetch_add(1, Ordering::Relaxed);
-                            written.fetch_add(group.len(), Ordering::Relaxed);
-                            Ok(())
-                        };
-                        let sync = |()| {
-                            thread::yield_now();
-                            Ok(())
-                        };
-                        q.submit(Writer::new(vec![b], true, false), stage, sync, Ok)
-                            .unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
+        let q = CommitQueue::new(1 << 20);
+        let commits = AtomicUsize::new(0);
+        let written = AtomicUsize::new(0);
+        on_threads(16, || {
+            for _ in 0..200 {
+                let mut b = WriteBatch::new();
+                b.put(b"k", b"v");
+                let stage = |group: &[Arc<Writer<()>>]| {
+                    commits.fetch_add(1, Ordering::Relaxed);
+                    written.fetch_add(group.len(), Ordering::Relaxed);
+                    Ok(())
+                };
+                let sync = |()| {
+                    thread::yield_now();
+                    Ok(())
+                };
+                q.submit(Writer::new(vec![b], true, false), stage, sync, Ok)
+                    .unwrap();
+            }
+        });
         assert_eq!(written.load(Ordering::Relaxed), 16 * 200);
         assert!(commits.load(Ordering::Relaxed) <= 16 * 200);
     }
@@ -435,24 +406,19 @@ mod tests {
     /// A failed group's error reaches every writer in it, down the whole wake tree.
     #[test]
     fn every_writer_of_a_failed_group_gets_the_error() {
-        let q = Arc::new(CommitQueue::new(1 << 20));
-        let largest = Arc::new(AtomicUsize::new(0));
-        let threads: Vec<_> = (0..24)
-            .map(|_| {
-                let (q, largest) = (q.clone(), largest.clone());
-                thread::spawn(move || {
-                    let stage = |group: &[Arc<Writer<()>>]| {
-                        largest.fetch_max(group.len(), Ordering::Relaxed);
-                        // Long enough for the other writers to queue behind this group.
-                        thread::sleep(std::time::Duration::from_millis(50));
-                        Err::<(), _>(Error::Poisoned("boom".into()))
-                    };
-                    q.submit(Writer::new(vec![], true, false), stage, Ok, Ok)
-                })
-            })
-            .collect();
-        for t in threads {
-            assert!(matches!(t.join().unwrap(), Err(Error::Poisoned(m)) if m == "boom"));
+        let q = CommitQueue::new(1 << 20);
+        let largest = AtomicUsize::new(0);
+        let results = on_threads(24, || {
+            let stage = |group: &[Arc<Writer<()>>]| {
+                largest.fetch_max(group.len(), Ordering::Relaxed);
+                // Long enough for the other writers to queue behind this group.
+                thread::sleep(Duration::from_millis(50));
+                Err::<(), _>(Error::Poisoned("boom".into()))
+            };
+            q.submit(Writer::new(vec![], true, false), stage, Ok, Ok)
+        });
+        for r in results {
+            assert!(matches!(r, Err(Error::Poisoned(m)) if m == "boom"));
         }
         assert!(
             largest.load(Ordering::Relaxed) > 2 * WAKE_FANOUT,
@@ -464,38 +430,30 @@ mod tests {
     /// every group applied once, in order, on whichever thread it was handed to.
     #[test]
     fn a_sync_leader_leads_on_and_hands_each_group_to_be_applied() {
-        let q = Arc::new(CommitQueue::<(usize, usize)>::new(1 << 20));
-        let staged = Arc::new(Mutex::new(Vec::new()));
-        let applied = Arc::new(Mutex::new(Vec::new()));
-        let threads: Vec<_> = (0..16)
-            .map(|_| {
-                let (q, staged, applied) = (q.clone(), staged.clone(), applied.clone());
-                thread::spawn(move || {
-                    for _ in 0..100 {
-                        let stage = |group: &[Arc<Writer<(usize, usize)>>]| {
-                            let mut s = staged.lock().unwrap();
-                            s.push(thread::current().id());
-                            Ok((s.len() - 1, group.len()))
-                        };
-                        let sync = |g| {
-                            thread::sleep(std::time::Duration::from_micros(300));
-                            Ok(g)
-                        };
-                        let apply = |g| {
-                            applied.lock().unwrap().push(g);
-                            Ok(())
-                        };
-                        let w = Writer::new(vec![WriteBatch::new()], true, false);
-                        q.submit(w, stage, sync, apply).unwrap();
-                    }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        let staged = staged.lock().unwrap();
-        let mut applied = applied.lock().unwrap().clone();
+        let q = CommitQueue::<(usize, usize)>::new(1 << 20);
+        let staged = Mutex::new(Vec::new());
+        let applied = Mutex::new(Vec::new());
+        on_threads(16, || {
+            for _ in 0..100 {
+                let stage = |group: &[Arc<Writer<(usize, usize)>>]| {
+                    let mut s = staged.lock().unwrap();
+                    s.push(thread::current().id());
+                    Ok((s.len() - 1, group.len()))
+                };
+                let sync = |g| {
+                    thread::sleep(Duration::from_micros(300));
+                    Ok(g)
+                };
+                let apply = |g| {
+                    applied.lock().unwrap().push(g);
+                    Ok(())
+                };
+                let w = Writer::new(vec![WriteBatch::new()], true, false);
+                q.submit(w, stage, sync, apply).unwrap();
+            }
+        });
+        let staged = staged.into_inner().unwrap();
+        let mut applied = applied.into_inner().unwrap();
         applied.sort();
         assert_eq!(
             applied.iter().map(|g| g.0).collect::<Vec<_>>(),
@@ -515,38 +473,32 @@ mod tests {
     /// passes on, so every later writer still completes.
     #[test]
     fn a_failed_sync_while_leading_on_hands_leadership_on() {
-        let q = Arc::new(CommitQueue::<bool>::new(1 << 20));
-        let last_stager = Arc::new(Mutex::new(None));
-        let injected = Arc::new(AtomicUsize::new(0));
-        let threads: Vec<_> = (0..16)
-            .map(|_| {
-                let (q, last_stager, injected) = (q.clone(), last_stager.clone(), injected.clone());
-                thread::spawn(move || {
-                    (0..50)
-                        .map(|_| {
-                            let stage = |_: &[Arc<Writer<bool>>]| {
-                                let me = thread::current().id();
-                                let led_on = last_stager.lock().unwrap().replace(me) == Some(me);
-                                let fail = led_on && injected.fetch_add(1, Ordering::Relaxed) == 0;
-                                Ok(fail)
-                            };
-                            let sync = |fail| {
-                                thread::sleep(std::time::Duration::from_micros(300));
-                                if fail {
-                                    Err(Error::Poisoned("disk".into()))
-                                } else {
-                                    Ok(fail)
-                                }
-                            };
-                            let w = Writer::new(vec![], true, false);
-                            q.submit(w, stage, sync, |_| Ok(())).is_err()
-                        })
-                        .filter(|failed| *failed)
-                        .count()
+        let q = CommitQueue::<bool>::new(1 << 20);
+        let last_stager = Mutex::new(None);
+        let injected = AtomicUsize::new(0);
+        let failed: usize = on_threads(16, || {
+            (0..50)
+                .filter(|_| {
+                    let stage = |_: &[Arc<Writer<bool>>]| {
+                        let me = thread::current().id();
+                        let led_on = last_stager.lock().unwrap().replace(me) == Some(me);
+                        Ok(led_on && injected.fetch_add(1, Ordering::Relaxed) == 0)
+                    };
+                    let sync = |fail| {
+                        thread::sleep(Duration::from_micros(300));
+                        if fail {
+                            Err(Error::Poisoned("disk".into()))
+                        } else {
+                            Ok(fail)
+                        }
+                    };
+                    let w = Writer::new(vec![], true, false);
+                    q.submit(w, stage, sync, |_| Ok(())).is_err()
                 })
-            })
-            .collect();
-        let failed: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+                .count()
+        })
+        .into_iter()
+        .sum();
         assert!(injected.load(Ordering::Relaxed) > 0, "a leader led on");
         assert!(failed >= 1, "the failed group's writers got the error");
     }
@@ -555,41 +507,28 @@ mod tests {
     /// earlier one waits to be applied (and so for its turn to be visible).
     #[test]
     fn a_non_sync_group_is_applied_before_the_next_is_staged() {
-        let q = Arc::new(CommitQueue::<()>::new(1 << 20));
-        let unapplied = Arc::new(AtomicUsize::new(0));
-        let overlaps = Arc::new(AtomicUsize::new(0));
-        let groups = Arc::new(AtomicUsize::new(0));
-        let threads: Vec<_> = (0..16)
-            .map(|_| {
-                let (q, unapplied, overlaps, groups) = (
-                    q.clone(),
-                    unapplied.clone(),
-                    overlaps.clone(),
-                    groups.clone(),
-                );
-                thread::spawn(move || {
-                    for _ in 0..200 {
-                        let stage = |_: &[Arc<Writer<()>>]| {
-                            if unapplied.fetch_add(1, Ordering::SeqCst) > 0 {
-                                overlaps.fetch_add(1, Ordering::Relaxed);
-                            }
-                            groups.fetch_add(1, Ordering::Relaxed);
-                            Ok(())
-                        };
-                        let apply = |()| {
-                            thread::yield_now();
-                            unapplied.fetch_sub(1, Ordering::SeqCst);
-                            Ok(())
-                        };
-                        let w = Writer::new(vec![WriteBatch::new()], false, false);
-                        q.submit(w, stage, Ok, apply).unwrap();
+        let q = CommitQueue::<()>::new(1 << 20);
+        let unapplied = AtomicUsize::new(0);
+        let overlaps = AtomicUsize::new(0);
+        let groups = AtomicUsize::new(0);
+        on_threads(16, || {
+            for _ in 0..200 {
+                let stage = |_: &[Arc<Writer<()>>]| {
+                    if unapplied.fetch_add(1, Ordering::SeqCst) > 0 {
+                        overlaps.fetch_add(1, Ordering::Relaxed);
                     }
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
+                    groups.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                };
+                let apply = |()| {
+                    thread::yield_now();
+                    unapplied.fetch_sub(1, Ordering::SeqCst);
+                    Ok(())
+                };
+                let w = Writer::new(vec![WriteBatch::new()], false, false);
+                q.submit(w, stage, Ok, apply).unwrap();
+            }
+        });
         assert_eq!(
             overlaps.load(Ordering::Relaxed),
             0,

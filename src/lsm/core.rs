@@ -76,12 +76,11 @@ pub(crate) struct Shared {
     pub(crate) opts: Options,
     pub(crate) stats: Arc<Stats>,
     pub(crate) cache: Option<Arc<BlockCache>>,
-    /// Highest sequence whose write is durable (when asked) and applied, with
-    /// every sequence below it; reads see up to here.
-    pub(crate) visible_seq: AtomicU64,
     /// Highest sequence handed out; tables may hold entries up to here.
     pub(crate) assigned_seq: AtomicU64,
-    /// Commit groups publish their sequences in order, waiting here for their turn.
+    /// The highest sequence reads see (durable when asked, and applied, with
+    /// every one below it): commit groups publish theirs in order, waiting
+    /// there for their turn.
     pub(crate) turns: Turns,
     pub(crate) poisoned: AtomicBool,
     pub(crate) current: RwLock<Arc<SuperVersion>>,
@@ -117,7 +116,7 @@ impl Shared {
     /// The current sequence and super-version. The sequence is read first: all
     /// writes up to it sit in memtables or tables the later super-version holds.
     pub(crate) fn read_view(&self) -> (u64, Arc<SuperVersion>) {
-        let seq = self.visible_seq.load(Ordering::Acquire);
+        let seq = self.turns.visible();
         let sv = self
             .current
             .read()
@@ -138,11 +137,15 @@ impl Shared {
 
     /// Records a failure; the engine accepts no more writes.
     pub(crate) fn poison(&self, e: &Error) {
-        let mut st = self.lock_state();
+        self.poison_locked(&mut self.lock_state(), e);
+    }
+
+    /// `poison`, the state lock held (the turns' lock is only ever taken
+    /// after it, never before).
+    pub(crate) fn poison_locked(&self, st: &mut State, e: &Error) {
         st.error.get_or_insert_with(|| e.to_string());
         self.poisoned.store(true, Ordering::Release);
         self.cv.notify_all();
-        drop(st);
         self.turns.wake_all();
     }
 

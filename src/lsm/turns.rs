@@ -13,9 +13,11 @@ use std::thread::{self, Thread};
 
 use super::error::{Error, Result};
 
-/// The threads waiting for a sequence to be published.
-#[derive(Default)]
+/// The highest published sequence, and the threads waiting for one to be.
 pub(crate) struct Turns {
+    /// Every write up to here is durable (when asked) and applied; reads see
+    /// up to here. Only a publish moves it.
+    visible: AtomicU64,
     waiting: Mutex<Vec<(u64, Thread)>>,
     /// Threads a publish woke (a test checks that only the due ones were).
     woken: AtomicUsize,
@@ -28,15 +30,23 @@ pub(crate) struct Turn<'a> {
 }
 
 impl Turns {
-    /// Waits until `visible` reaches `seq`, or the engine is `poisoned`.
-    pub(crate) fn wait<'a>(
-        &'a self,
-        visible: &AtomicU64,
-        seq: u64,
-        poisoned: &AtomicBool,
-    ) -> Result<Turn<'a>> {
+    /// Turns after `visible`, the last sequence recovered.
+    pub(crate) fn new(visible: u64) -> Self {
+        Turns {
+            visible: AtomicU64::new(visible),
+            waiting: Mutex::default(),
+            woken: AtomicUsize::new(0),
+        }
+    }
+
+    pub(crate) fn visible(&self) -> u64 {
+        self.visible.load(Ordering::Acquire)
+    }
+
+    /// Waits until every sequence up to `seq` is visible, or the engine is `poisoned`.
+    pub(crate) fn wait(&self, seq: u64, poisoned: &AtomicBool) -> Result<Turn<'_>> {
         let mut waiting = self.lock();
-        while visible.load(Ordering::Acquire) < seq {
+        while self.visible() < seq {
             if poisoned.load(Ordering::Acquire) {
                 return Err(Error::Poisoned("an earlier write failed".into()));
             }
@@ -69,9 +79,9 @@ impl Turns {
 impl Turn<'_> {
     /// Makes sequences up to `seq` visible and wakes the waiters for them,
     /// once the lock is released (which each of them takes on waking).
-    pub(crate) fn publish(self, visible: &AtomicU64, seq: u64) {
+    pub(crate) fn publish(self, seq: u64) {
         let Turn { turns, mut waiting } = self;
-        visible.store(seq, Ordering::Release);
+        turns.visible.store(seq, Ordering::Release);
         if waiting.is_empty() {
             return;
         }
@@ -93,88 +103,72 @@ impl Turn<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     /// Groups publishing out of order still publish in order, each once its
     /// predecessor has.
     #[test]
     fn groups_publish_in_sequence_order() {
-        let turns = Arc::new(Turns::default());
-        let visible = Arc::new(AtomicU64::new(0));
-        let poisoned = Arc::new(AtomicBool::new(false));
-        let order = Arc::new(Mutex::new(Vec::new()));
-        let threads: Vec<_> = (1..=32u64)
-            .rev()
-            .map(|seq| {
-                let (turns, visible, poisoned, order) = (
-                    turns.clone(),
-                    visible.clone(),
-                    poisoned.clone(),
-                    order.clone(),
-                );
-                thread::spawn(move || {
-                    let turn = turns.wait(&visible, seq - 1, &poisoned).unwrap();
+        let turns = Turns::new(0);
+        let poisoned = AtomicBool::new(false);
+        let order = Mutex::new(Vec::new());
+        thread::scope(|s| {
+            for seq in (1..=32u64).rev() {
+                let (turns, poisoned, order) = (&turns, &poisoned, &order);
+                s.spawn(move || {
+                    let turn = turns.wait(seq - 1, poisoned).unwrap();
                     order.lock().unwrap().push(seq);
-                    turn.publish(&visible, seq);
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
+                    turn.publish(seq);
+                });
+            }
+        });
         assert_eq!(*order.lock().unwrap(), (1..=32).collect::<Vec<_>>());
-        assert_eq!(visible.load(Ordering::Acquire), 32);
+        assert_eq!(turns.visible(), 32);
     }
 
     /// Publishing wakes the waiters for what it published, and only them.
     #[test]
     fn a_publish_wakes_only_the_waiters_it_is_due_to() {
-        let turns = Arc::new(Turns::default());
-        let visible = Arc::new(AtomicU64::new(0));
-        let poisoned = Arc::new(AtomicBool::new(false));
-        let waiter = |seq| {
-            let (turns, visible, poisoned) = (turns.clone(), visible.clone(), poisoned.clone());
-            thread::spawn(move || turns.wait(&visible, seq, &poisoned).map(drop))
-        };
-        let (five, ten) = (waiter(5), waiter(10));
-        while turns.lock().len() < 2 {
-            thread::yield_now();
-        }
-        let turn = turns.wait(&visible, 0, &poisoned).unwrap();
-        turn.publish(&visible, 5);
-        five.join().unwrap().unwrap();
-        assert_eq!(
-            turns.woken.load(Ordering::Relaxed),
-            1,
-            "only the waiter for 5 woken"
-        );
-        let left: Vec<u64> = turns.lock().iter().map(|(s, _)| *s).collect();
+        let turns = Turns::new(0);
+        let poisoned = AtomicBool::new(false);
+        let (turns, poisoned) = (&turns, &poisoned);
+        // Checked once every thread is done: a failed assertion inside the
+        // scope would wait forever for the waiter for 10.
+        let (woken, left) = thread::scope(|s| {
+            let waiter = |seq| s.spawn(move || turns.wait(seq, poisoned).map(drop));
+            let (five, ten) = (waiter(5), waiter(10));
+            while turns.lock().len() < 2 {
+                thread::yield_now();
+            }
+            turns.wait(0, poisoned).unwrap().publish(5);
+            five.join().unwrap().unwrap();
+            let woken = turns.woken.load(Ordering::Relaxed);
+            let left: Vec<u64> = turns.lock().iter().map(|(s, _)| *s).collect();
+            turns.wait(5, poisoned).unwrap().publish(10);
+            ten.join().unwrap().unwrap();
+            (woken, left)
+        });
+        assert_eq!(woken, 1, "only the waiter for 5 woken");
         assert_eq!(left, [10], "the waiter for 10 still waits");
-        turns
-            .wait(&visible, 5, &poisoned)
-            .unwrap()
-            .publish(&visible, 10);
-        ten.join().unwrap().unwrap();
     }
 
     #[test]
     fn a_poisoned_engine_wakes_every_waiter_with_its_error() {
-        let turns = Arc::new(Turns::default());
-        let visible = Arc::new(AtomicU64::new(0));
-        let poisoned = Arc::new(AtomicBool::new(false));
-        let threads: Vec<_> = (1..=4u64)
-            .map(|seq| {
-                let (turns, visible, poisoned) = (turns.clone(), visible.clone(), poisoned.clone());
-                thread::spawn(move || turns.wait(&visible, seq, &poisoned).map(drop))
-            })
-            .collect();
-        while turns.lock().len() < 4 {
-            thread::yield_now();
-        }
-        poisoned.store(true, Ordering::Release);
-        turns.wake_all();
-        for t in threads {
-            assert!(matches!(t.join().unwrap(), Err(Error::Poisoned(_))));
+        let turns = Turns::new(0);
+        let poisoned = AtomicBool::new(false);
+        let (turns, poisoned) = (&turns, &poisoned);
+        let results: Vec<_> = thread::scope(|s| {
+            let waiters: Vec<_> = (1..=4u64)
+                .map(|seq| s.spawn(move || turns.wait(seq, poisoned).map(drop)))
+                .collect();
+            while turns.lock().len() < 4 {
+                thread::yield_now();
+            }
+            poisoned.store(true, Ordering::Release);
+            turns.wake_all();
+            waiters.into_iter().map(|w| w.join().unwrap()).collect()
+        });
+        for r in results {
+            assert!(matches!(r, Err(Error::Poisoned(_))));
         }
     }
 }

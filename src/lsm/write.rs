@@ -7,10 +7,11 @@
 //! while the next group is staged and synced, by the leader or a writer of the
 //! group; a non-sync group's leader applies it before the next is staged):
 //! insert the record into the memtable it was staged for, then publish the
-//! group's sequences once every earlier group has published (`turns.rs`). Readers only see sequences up to the published one, so no
-//! write is visible before it is durable, and visibility never has holes; a
-//! frozen memtable is flushed only once its last sequence is visible, so never
-//! before a group staged for it is applied.
+//! group's sequences once every earlier group has published (`turns.rs`).
+//! Readers only see sequences up to the published one, so no write is visible
+//! before it is durable, and visibility never has holes; a frozen memtable is
+//! flushed only once its last sequence is visible, so never before a group
+//! staged for it is applied.
 
 use std::fs::File;
 use std::path::PathBuf;
@@ -123,11 +124,9 @@ impl Shared {
         if s.last >= s.first {
             s.mem.apply_payload(&s.payload);
         }
-        let turn = self
-            .turns
-            .wait(&self.visible_seq, s.first - 1, &self.poisoned)?;
+        let turn = self.turns.wait(s.first - 1, &self.poisoned)?;
         if s.last >= s.first {
-            turn.publish(&self.visible_seq, s.last);
+            turn.publish(s.last);
         }
         Ok(())
     }
@@ -137,9 +136,7 @@ impl Shared {
     /// or the group would be in its fsync, and must not reach a table (where it would hide an
     /// older, visible version) before it is durable, nor at all if the fsync fails.
     pub(crate) fn wait_visible(&self, seq: u64) -> Result<()> {
-        self.turns
-            .wait(&self.visible_seq, seq, &self.poisoned)
-            .map(drop)
+        self.turns.wait(seq, &self.poisoned).map(drop)
     }
 
     /// Makes sure the active memtable has room, freezing it when full. Applies
@@ -189,12 +186,7 @@ impl Shared {
         let rotated = wal.writer.rotate(segment);
         drop(wal);
         if let Err(e) = rotated {
-            // Like `poison`, but the state lock is already held (the turns'
-            // lock is only ever taken after it, never before).
-            st.error.get_or_insert_with(|| e.to_string());
-            self.poisoned.store(true, Ordering::Release);
-            self.cv.notify_all();
-            self.turns.wake_all();
+            self.poison_locked(st, &e);
             return Err(e);
         }
         st.mem.set_next_segment(segment);

@@ -53,8 +53,8 @@ pub(crate) struct WalWriter {
     /// Bytes handed to the OS: the file offset of the next write (after a
     /// failed write, which poisons the engine, no more are made).
     written: u64,
-    /// The file is zero-filled (or holds records) up to here; a reused file is
-    /// not zeroed again.
+    /// The file is zero-filled (or holds records) up to here; `u64::MAX`
+    /// zeroes no more: a reused file, or one whose zero-fill failed.
     zeroed: u64,
     cfg: WalConfig,
 }
