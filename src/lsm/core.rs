@@ -3,7 +3,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 
 use super::commit::CommitQueue;
@@ -82,7 +82,6 @@ pub(crate) struct Shared {
     /// every one below it): commit groups publish theirs in order, waiting
     /// there for their turn.
     pub(crate) turns: Turns,
-    pub(crate) poisoned: AtomicBool,
     pub(crate) current: RwLock<Arc<SuperVersion>>,
     pub(crate) state: Mutex<State>,
     /// Signals background work and its completion (stalled writers wait here).
@@ -144,9 +143,8 @@ impl Shared {
     /// after it, never before).
     pub(crate) fn poison_locked(&self, st: &mut State, e: &Error) {
         st.error.get_or_insert_with(|| e.to_string());
-        self.poisoned.store(true, Ordering::Release);
         self.cv.notify_all();
-        self.turns.wake_all();
+        self.turns.poison();
     }
 
     /// The state lock for installing `edit`, taken after the directory entries of

@@ -208,11 +208,7 @@ impl Db {
         }
         self.committer.stop();
         // After a failed write the log ends where it failed: no end marker after a torn record.
-        let synced = if self
-            .shared
-            .poisoned
-            .load(std::sync::atomic::Ordering::Acquire)
-        {
+        let synced = if self.shared.turns.poisoned() {
             Ok(())
         } else {
             let mut wal = self.shared.lock_wal();

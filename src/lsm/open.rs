@@ -3,7 +3,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use super::batch::for_each_op;
@@ -188,7 +188,6 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<Shared>> {
         cache,
         assigned_seq: AtomicU64::new(last_seq),
         turns: Turns::new(last_seq),
-        poisoned: AtomicBool::new(false),
         current: RwLock::new(Arc::new(sv)),
         state: Mutex::new(state),
         cv: Condvar::new(),

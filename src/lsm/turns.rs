@@ -1,11 +1,12 @@
 //! Commit groups make their writes visible in sequence order, each waiting
 //! for its turn: until every earlier group has published.
 //!
-//! A publish wakes only the waiters for what it published (and poisoning the
-//! engine wakes them all, to return its error); a waiter woken otherwise, as
-//! a parked thread may be, waits again. With one condvar and `notify_all`,
-//! every publish woke every waiter: 64 non-sync writers, each group applied
-//! concurrently then, wrote 3,500 records a second instead of 100,000s.
+//! A publish wakes only the waiters for what it published; a failed write
+//! poisons the turns, which wakes them all to return an error, since no later
+//! turn comes. A waiter woken otherwise, as a parked thread may be, waits
+//! again. With one condvar and `notify_all`, every publish woke every waiter:
+//! 64 non-sync writers, each group applied concurrently then, wrote 3,500
+//! records a second instead of 100,000s.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -18,6 +19,8 @@ pub(crate) struct Turns {
     /// Every write up to here is durable (when asked) and applied; reads see
     /// up to here. Only a publish moves it.
     visible: AtomicU64,
+    /// A write failed (the engine is poisoned): no later turn comes.
+    poisoned: AtomicBool,
     waiting: Mutex<Vec<(u64, Thread)>>,
     /// Threads a publish woke (a test checks that only the due ones were).
     woken: AtomicUsize,
@@ -34,6 +37,7 @@ impl Turns {
     pub(crate) fn new(visible: u64) -> Self {
         Turns {
             visible: AtomicU64::new(visible),
+            poisoned: AtomicBool::new(false),
             waiting: Mutex::default(),
             woken: AtomicUsize::new(0),
         }
@@ -43,11 +47,15 @@ impl Turns {
         self.visible.load(Ordering::Acquire)
     }
 
-    /// Waits until every sequence up to `seq` is visible, or the engine is `poisoned`.
-    pub(crate) fn wait(&self, seq: u64, poisoned: &AtomicBool) -> Result<Turn<'_>> {
+    pub(crate) fn poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
+    }
+
+    /// Waits until every sequence up to `seq` is visible, or the turns are poisoned.
+    pub(crate) fn wait(&self, seq: u64) -> Result<Turn<'_>> {
         let mut waiting = self.lock();
         while self.visible() < seq {
-            if poisoned.load(Ordering::Acquire) {
+            if self.poisoned() {
                 return Err(Error::Poisoned("an earlier write failed".into()));
             }
             let me = thread::current();
@@ -64,8 +72,9 @@ impl Turns {
         })
     }
 
-    /// Wakes every waiter (the engine was poisoned; they return its error).
-    pub(crate) fn wake_all(&self) {
+    /// A write failed: every waiter, and every later one, returns an error.
+    pub(crate) fn poison(&self) {
+        self.poisoned.store(true, Ordering::Release);
         for (_, t) in self.lock().drain(..) {
             t.unpark();
         }
@@ -109,13 +118,12 @@ mod tests {
     #[test]
     fn groups_publish_in_sequence_order() {
         let turns = Turns::new(0);
-        let poisoned = AtomicBool::new(false);
         let order = Mutex::new(Vec::new());
         thread::scope(|s| {
             for seq in (1..=32u64).rev() {
-                let (turns, poisoned, order) = (&turns, &poisoned, &order);
+                let (turns, order) = (&turns, &order);
                 s.spawn(move || {
-                    let turn = turns.wait(seq - 1, poisoned).unwrap();
+                    let turn = turns.wait(seq - 1).unwrap();
                     order.lock().unwrap().push(seq);
                     turn.publish(seq);
                 });
@@ -128,22 +136,20 @@ mod tests {
     /// Publishing wakes the waiters for what it published, and only them.
     #[test]
     fn a_publish_wakes_only_the_waiters_it_is_due_to() {
-        let turns = Turns::new(0);
-        let poisoned = AtomicBool::new(false);
-        let (turns, poisoned) = (&turns, &poisoned);
+        let turns = &Turns::new(0);
         // Checked once every thread is done: a failed assertion inside the
         // scope would wait forever for the waiter for 10.
         let (woken, left) = thread::scope(|s| {
-            let waiter = |seq| s.spawn(move || turns.wait(seq, poisoned).map(drop));
+            let waiter = |seq| s.spawn(move || turns.wait(seq).map(drop));
             let (five, ten) = (waiter(5), waiter(10));
             while turns.lock().len() < 2 {
                 thread::yield_now();
             }
-            turns.wait(0, poisoned).unwrap().publish(5);
+            turns.wait(0).unwrap().publish(5);
             five.join().unwrap().unwrap();
             let woken = turns.woken.load(Ordering::Relaxed);
             let left: Vec<u64> = turns.lock().iter().map(|(s, _)| *s).collect();
-            turns.wait(5, poisoned).unwrap().publish(10);
+            turns.wait(5).unwrap().publish(10);
             ten.join().unwrap().unwrap();
             (woken, left)
         });
@@ -153,22 +159,23 @@ mod tests {
 
     #[test]
     fn a_poisoned_engine_wakes_every_waiter_with_its_error() {
-        let turns = Turns::new(0);
-        let poisoned = AtomicBool::new(false);
-        let (turns, poisoned) = (&turns, &poisoned);
+        let turns = &Turns::new(0);
         let results: Vec<_> = thread::scope(|s| {
             let waiters: Vec<_> = (1..=4u64)
-                .map(|seq| s.spawn(move || turns.wait(seq, poisoned).map(drop)))
+                .map(|seq| s.spawn(move || turns.wait(seq).map(drop)))
                 .collect();
             while turns.lock().len() < 4 {
                 thread::yield_now();
             }
-            poisoned.store(true, Ordering::Release);
-            turns.wake_all();
+            turns.poison();
             waiters.into_iter().map(|w| w.join().unwrap()).collect()
         });
         for r in results {
             assert!(matches!(r, Err(Error::Poisoned(_))));
         }
+        assert!(
+            matches!(turns.wait(5), Err(Error::Poisoned(_))),
+            "a later waiter too"
+        );
     }
 }

@@ -124,7 +124,7 @@ impl Shared {
         if s.last >= s.first {
             s.mem.apply_payload(&s.payload);
         }
-        let turn = self.turns.wait(s.first - 1, &self.poisoned)?;
+        let turn = self.turns.wait(s.first - 1)?;
         if s.last >= s.first {
             turn.publish(s.last);
         }
@@ -136,7 +136,7 @@ impl Shared {
     /// or the group would be in its fsync, and must not reach a table (where it would hide an
     /// older, visible version) before it is durable, nor at all if the fsync fails.
     pub(crate) fn wait_visible(&self, seq: u64) -> Result<()> {
-        self.turns.wait(seq, &self.poisoned).map(drop)
+        self.turns.wait(seq).map(drop)
     }
 
     /// Makes sure the active memtable has room, freezing it when full. Applies
