@@ -5,7 +5,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::held_begin::HeldBegin;
 use super::route::{Placement, merge_of, query_parts};
-use super::{Attached, Deferred, FanoutBatch, Flow, Session, Step};
+use super::{Attached, Deferred, FanoutBatch, Flow, OwnPortal, OwnRun, Session, Step};
 use crate::config::SessionStatePolicy;
 use crate::execute::fanout::{Part, Work};
 use crate::execute::scatter::Scatter;
@@ -108,16 +108,15 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                         None => self.deferred.push(Deferred::Describe(stmt)),
                     }
                 }
-                Target::Portal(_) if self.copy_bound.is_some() => self.reply(Synthetic::NoData),
+                Target::Portal(p) if self.is_own_portal(p) => self.reply(Synthetic::NoData),
                 Target::Portal(_) if self.fanout.is_some() => {
                     self.fanout.as_mut().expect("checked above").describe = true;
                 }
                 _ => self.forward(raw, Pending::Describe).await?,
             },
-            b'E' if self.copy_bound.is_some() => {
-                let (copy, sql) = self.copy_bound.take().expect("checked above");
-                let topo = self.topology();
-                self.start_copy(&copy, &sql, &topo, true).await?;
+            b'E' if msg::execute(body).is_ok_and(|(p, _)| self.is_own_portal(p)) => {
+                let own = self.own_portal.take().expect("checked above");
+                self.run_own_portal(own.runs).await?;
             }
             b'E' if self.fanout.is_some() => {
                 let (_, max_rows) = msg::execute(body)?;
@@ -138,8 +137,8 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             b'S' => {
                 self.discard_until_sync = false;
                 self.read_flushed = false;
-                // A COPY bound but never executed: its portal ends with the batch.
-                self.copy_bound = None;
+                // A portal shardgate answers, bound but never executed, ends with the batch.
+                self.own_portal = None;
                 if let Some(batch) = self.fanout.take() {
                     self.run_batch(batch, true).await?;
                     return Ok(Flow::Continue);
@@ -352,6 +351,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
 
     async fn on_bind(&mut self, raw: &mut BytesMut) -> Result<Flow, SessionError> {
         let b = msg::bind(&raw[frame::HEADER_LEN..])?;
+        if self.is_own_portal(b.portal) {
+            self.own_portal = None;
+        }
         let Some(mut stmt) = self.statements.get(b.statement).cloned() else {
             // Unknown to shardgate. A pinned client's server may know it (from SQL PREPARE, whose
             // names are the protocol's too); any other server's unnamed statement, say, is not the
@@ -381,6 +383,21 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let plan = stmt.plan(&self.proxy.router, &topo.map);
         if plan.command == Command::ResetAll {
             self.session_shard = None;
+        }
+        if let Command::Transaction(tx) = plan.command
+            && self.answers_tx(tx)
+            && let Some(client_parse) = self.only_own_parse(&stmt)
+        {
+            self.deferred.clear();
+            if client_parse {
+                self.reply(Synthetic::ParseComplete);
+            }
+            self.reply(Synthetic::BindComplete);
+            self.own_portal = Some(OwnPortal {
+                name: b.portal.to_owned(),
+                runs: OwnRun::Tx(tx, stmt.query.clone()),
+            });
+            return Ok(Flow::Continue);
         }
         let params = if plan.reads_params() {
             msg::bind_params(b.rest)?
@@ -443,7 +460,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                         if client_parse {
                             self.reply(Synthetic::ParseComplete);
                         }
-                        self.copy_bound = Some((copy, stmt.query.clone()));
+                        self.own_portal = Some(OwnPortal {
+                            name: b.portal.to_owned(),
+                            runs: OwnRun::Copy(copy, stmt.query.clone()),
+                        });
                         self.reply(Synthetic::BindComplete);
                     }
                     Ok(Step::Wait) => return Ok(Flow::Wait),
@@ -478,32 +498,67 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// Without a server, a BEGIN is held (and answered) until the transaction's first statement picks
     /// its shard; a COMMIT or ROLLBACK of a transaction that never ran a statement ends it here.
     fn hold_begin(&mut self, command: &Command, sql: &str, raw: &[u8]) -> bool {
-        let Command::Transaction(tx) = command else {
+        let Command::Transaction(tx) = *command else {
             return false;
         };
         // Only a lone BEGIN: with other statements in the same Query, the others decide the shard.
-        let lone = || !sql.trim().trim_end_matches(';').contains(';');
-        match tx {
-            // Not while Parse messages wait for a server: PostgreSQL answers them first (and skips the
-            // BEGIN should one fail).
-            TxControl::Begin if self.begin.is_none() && self.deferred.is_empty() && lone() => {
-                self.begin = Some(HeldBegin::new(raw));
-                self.reply(Synthetic::CommandComplete("BEGIN"));
-                self.reply(Synthetic::ReadyForQuery);
-                true
+        let lone = !sql.trim().trim_end_matches(';').contains(';');
+        // Not while Parse messages wait for a server: PostgreSQL answers them first (and skips the
+        // BEGIN should one fail).
+        let parses_wait = tx == TxControl::Begin && !self.deferred.is_empty();
+        if !lone || parses_wait || !self.answers_tx(tx) {
+            return false;
+        }
+        let tag = self.run_held_tx(tx, raw);
+        self.reply(Synthetic::CommandComplete(tag));
+        self.reply(Synthetic::ReadyForQuery);
+        true
+    }
+
+    /// Whether shardgate answers this transaction statement itself: a BEGIN when the client holds no
+    /// server and no BEGIN, a COMMIT or ROLLBACK of the BEGIN it holds.
+    fn answers_tx(&self, tx: TxControl) -> bool {
+        self.server.is_none()
+            && match tx {
+                TxControl::Begin => self.begin.is_none(),
+                TxControl::Commit | TxControl::Rollback => self.begin.is_some(),
+                TxControl::Savepoint | TxControl::Prepared => false,
             }
-            TxControl::Commit | TxControl::Rollback if self.begin.is_some() && lone() => {
-                let failed = self.begin.take().is_some_and(|b| b.failed());
-                let tag = if *tx == TxControl::Commit && !failed {
-                    "COMMIT"
-                } else {
-                    "ROLLBACK"
-                };
+    }
+
+    /// Holds the BEGIN (`query`: the Query message that opens it on a server), or ends the BEGIN
+    /// held; its command tag.
+    fn run_held_tx(&mut self, tx: TxControl, query: &[u8]) -> &'static str {
+        if tx == TxControl::Begin {
+            self.begin = Some(HeldBegin::new(query));
+            return "BEGIN";
+        }
+        let failed = self.begin.take().is_some_and(|b| b.failed());
+        if tx == TxControl::Commit && !failed {
+            "COMMIT"
+        } else {
+            "ROLLBACK"
+        }
+    }
+
+    fn is_own_portal(&self, portal: &str) -> bool {
+        self.own_portal.as_ref().is_some_and(|o| o.name == portal)
+    }
+
+    /// Executes a portal shardgate answers itself.
+    async fn run_own_portal(&mut self, runs: OwnRun) -> Result<(), SessionError> {
+        match runs {
+            OwnRun::Copy(copy, sql) => {
+                let topo = self.topology();
+                self.start_copy(&copy, &sql, &topo, true).await
+            }
+            OwnRun::Tx(tx, sql) => {
+                let mut query = BytesMut::new();
+                msg::write_query(&mut query, &sql);
+                let tag = self.run_held_tx(tx, &query);
                 self.reply(Synthetic::CommandComplete(tag));
-                self.reply(Synthetic::ReadyForQuery);
-                true
+                Ok(())
             }
-            _ => false,
         }
     }
 

@@ -31,7 +31,7 @@ use crate::execute::fanout::{Part, Work};
 use crate::execute::scatter::Merge;
 use crate::protocol::backend;
 use crate::proxy::{Proxy, Topology};
-use crate::router::CopyIn;
+use crate::router::{CopyIn, TxControl};
 use crate::sharding::ShardId;
 use held_begin::HeldBegin;
 
@@ -103,8 +103,8 @@ pub(crate) struct Session<S> {
     fanout: Option<FanoutBatch>,
     /// A COPY FROM STDIN into a sharded table under way: the client's CopyData goes to it.
     copy: Option<copy::ClientCopy>,
-    /// A COPY into a sharded table bound over the extended protocol, started at its Execute.
-    copy_bound: Option<(CopyIn, String)>,
+    /// A portal bound over the extended protocol that shardgate answers itself, at its Execute.
+    own_portal: Option<OwnPortal>,
     /// A merged read ran at the client's Flush: only Flush, Close and Sync may follow it up to the Sync.
     read_flushed: bool,
     /// A BEGIN held until the transaction's first statement says which shard it runs on.
@@ -115,6 +115,22 @@ pub(crate) struct Session<S> {
     shutdown: watch::Receiver<bool>,
     info: Arc<ClientInfo>,
     spare: Buffers,
+}
+
+/// A portal bound over the extended protocol that shardgate answers itself: Describe gets NoData,
+/// and Execute runs it here. It ends at the Sync.
+struct OwnPortal {
+    name: String,
+    runs: OwnRun,
+}
+
+enum OwnRun {
+    /// A COPY into a sharded table (its plan and SQL).
+    Copy(CopyIn, String),
+    /// A BEGIN with no server held, or the COMMIT or ROLLBACK of a BEGIN still held (its SQL): held
+    /// or ended as over the simple protocol. JDBC sends its BEGIN so, in one batch with the
+    /// transaction's first statement.
+    Tx(TxControl, String),
 }
 
 /// A client message that waits for the shard of its batch.
@@ -256,7 +272,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             deferred: Vec::new(),
             fanout: None,
             copy: None,
-            copy_bound: None,
+            own_portal: None,
             read_flushed: false,
             begin: None,
             blocked: false,
@@ -337,7 +353,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             }
             let idle = self.server.as_ref().is_none_or(Attached::quiet)
                 && self.copy.is_none()
-                && self.copy_bound.is_none();
+                && self.own_portal.is_none();
             if idle && *self.shutdown.borrow() && self.out.is_empty() {
                 return Err(SessionError::Shutdown);
             }
@@ -357,7 +373,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             blocked,
             begin,
             copy,
-            copy_bound,
+            own_portal,
             ..
         } = self;
         // Own replies wait for the server's only when those are sure to come (no client input needed).
@@ -374,7 +390,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let between = out.is_empty()
             && begin.is_none()
             && copy.is_none()
-            && copy_bound.is_none()
+            && own_portal.is_none()
             && server.as_ref().is_none_or(Attached::quiet);
         let idle = proxy.config.client_idle_timeout_ms;
         let idle_wait = async move {

@@ -170,21 +170,27 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         &mut self,
         stmt: &Statement,
     ) -> Result<Option<bool>, SessionError> {
-        let own = match self.deferred.as_slice() {
-            [] => false,
-            [Deferred::Parse(s)] if s.id == stmt.id => true,
-            _ => {
-                let r = Refusal {
-                    code: sqlstate::FEATURE_NOT_SUPPORTED,
-                    message: "a statement on several shards must come in its own Parse/Bind/Execute/Sync batch".into(),
-                    hint: Some("sync before it".into()),
-                };
-                self.refuse(r, true).await?;
-                return Ok(None);
-            }
+        let Some(own) = self.only_own_parse(stmt) else {
+            let r = Refusal {
+                code: sqlstate::FEATURE_NOT_SUPPORTED,
+                message: "a statement on several shards must come in its own Parse/Bind/Execute/Sync batch".into(),
+                hint: Some("sync before it".into()),
+            };
+            self.refuse(r, true).await?;
+            return Ok(None);
         };
         self.deferred.clear();
         Ok(Some(own))
+    }
+
+    /// Whether nothing waits for a server but the client's Parse of `stmt`: `Some(true)` when that
+    /// Parse does, `Some(false)` when nothing does.
+    pub(super) fn only_own_parse(&self, stmt: &Statement) -> Option<bool> {
+        match self.deferred.as_slice() {
+            [] => Some(false),
+            [Deferred::Parse(s)] if s.id == stmt.id => Some(true),
+            _ => None,
+        }
     }
 
     /// Starts an extended-protocol statement on several shards: its Describe and Execute complete the

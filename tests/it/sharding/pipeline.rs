@@ -419,3 +419,75 @@ async fn a_pipelined_transaction_reports_its_status_through_shardgates_own_repli
     assert_eq!(first_error(&next), Some("25P02"), "{next:?}");
     assert_eq!(c.simple("ROLLBACK").await.last(), Some(&Reply::Ready(b'I')));
 }
+
+/// A named statement's Parse, Bind, Execute and Sync.
+fn named_alone(buf: &mut BytesMut, name: &str, sql: &str) {
+    frontend::parse(name, sql, [], buf).expect("Parse");
+    bind_execute(buf, name, &[]);
+    frontend::sync(buf);
+}
+
+/// JDBC's transactions: BEGIN over the extended protocol, in one batch with the transaction's first
+/// statement, and COMMIT or ROLLBACK as a named statement of their own. The BEGIN is held like a
+/// simple one until the statement picks the shard; before, it ran on whichever shard came next in
+/// turn, and the statement on the other one was refused.
+#[tokio::test]
+async fn an_extended_begin_waits_for_the_statement_that_picks_the_shard() {
+    let s = Sharded::start(shared(), "").await;
+    let (a, b) = keys_on_each_shard(&s.map(), 1);
+    let mut c = RawClient::login(s.proxy.addr, "trustuser", &s.proxy.db).await;
+    // Each key twice in a row: the shards take turns (for statements any shard can answer, as BEGIN
+    // was), so one of each pair would have landed on the other shard.
+    for key in [a, a, b, b] {
+        let key = key.to_string();
+        c.send(|buf| {
+            statement(buf, Some("BEGIN"), &[]);
+            statement(buf, Some(INSERT), &[&key]);
+            frontend::sync(buf);
+        })
+        .await;
+        let replies = c.until_ready().await;
+        assert_eq!(first_error(&replies), None, "{replies:?}");
+        assert_eq!(replies.last(), Some(&Reply::Ready(b'T')), "{replies:?}");
+        c.send(|buf| named_alone(buf, "S_1", "ROLLBACK")).await;
+        let replies = c.until_ready().await;
+        assert_eq!(first_error(&replies), None, "{replies:?}");
+        assert_eq!(replies.last(), Some(&Reply::Ready(b'I')), "{replies:?}");
+    }
+    traffic_on_every_shard(&s).await;
+    assert_eq!(user_ids(&s, 0).await, Vec::<i64>::new(), "rolled back");
+    assert_eq!(user_ids(&s, 1).await, Vec::<i64>::new(), "rolled back");
+    // Committed, each row is on its shard.
+    for key in [a, b] {
+        let key = key.to_string();
+        c.send(|buf| {
+            statement(buf, Some("BEGIN"), &[]);
+            statement(buf, Some(INSERT), &[&key]);
+            frontend::sync(buf);
+        })
+        .await;
+        assert_eq!(first_error(&c.until_ready().await), None);
+        c.send(|buf| named_alone(buf, "S_2", "COMMIT")).await;
+        assert_eq!(c.until_ready().await.last(), Some(&Reply::Ready(b'I')));
+    }
+    assert_eq!(user_ids(&s, 0).await, vec![a]);
+    assert_eq!(user_ids(&s, 1).await, vec![b]);
+    // A transaction with no statement: BEGIN and COMMIT are answered without a server.
+    c.send(|buf| {
+        statement(buf, Some("BEGIN"), &[]);
+        frontend::sync(buf);
+    })
+    .await;
+    assert_eq!(c.until_ready().await.last(), Some(&Reply::Ready(b'T')));
+    c.send(|buf| named_alone(buf, "S_2", "COMMIT")).await;
+    let replies = c.until_ready().await;
+    assert_eq!(
+        replies,
+        vec![
+            Reply::Other(b'1'),
+            Reply::Other(b'2'),
+            Reply::Other(b'C'),
+            Reply::Ready(b'I')
+        ]
+    );
+}
