@@ -1313,6 +1313,45 @@ fn lenient_map() {
     table(&lenient(), rows);
 }
 
+/// Drivers read the catalogs; alike on every shard, they go where unlisted tables go, or to any shard
+/// when the map refuses those.
+#[test]
+fn catalogs() {
+    let rows: &[(&str, &[Option<&str>], &str)] = &[
+        (
+            "SELECT typname FROM pg_catalog.pg_type WHERE oid = $1",
+            &[Some("23")],
+            "any shard",
+        ),
+        (
+            "SELECT * FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace",
+            &[],
+            "any shard",
+        ),
+        (
+            "SELECT table_name FROM information_schema.tables",
+            &[],
+            "any shard",
+        ),
+        (
+            "SELECT u.name, c.relname FROM users u, pg_class c WHERE u.id = 5 AND c.relname = 'users'",
+            &[],
+            "shard shard3",
+        ),
+        // A schema named is that schema's table.
+        (
+            "SELECT * FROM public.pg_type",
+            &[],
+            "refused: 0A000 public.pg_type is not in the shard map",
+        ),
+    ];
+    table(&refusing(), rows);
+    table(
+        &lenient(),
+        &[("SELECT * FROM pg_catalog.pg_type", &[], "shard shard0")],
+    );
+}
+
 #[test]
 fn statements_without_keys() {
     let rows: &[(&str, &str)] = &[

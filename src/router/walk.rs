@@ -23,7 +23,7 @@ use std::ops::ControlFlow;
 use sqlparser::ast::{Ident, ObjectName, ObjectNamePart, Statement};
 
 use super::facts::{Binding, Facts, Rel};
-use crate::sharding::{ShardMap, TableKind};
+use crate::sharding::{ShardMap, TableKind, Unlisted};
 
 pub(crate) struct Walker<'m> {
     map: &'m ShardMap,
@@ -80,6 +80,9 @@ impl<'m> Walker<'m> {
                 TableKind::Sharded(_) => Rel::Sharded(i),
                 TableKind::Reference => Rel::Reference,
             },
+            // Drivers read the catalogs (asyncpg's type introspection, JDBC's metadata): alike on
+            // every shard, they go where unlisted tables go, or to any shard when those are refused.
+            None if is_catalog(name) && self.map.unlisted == Unlisted::Refuse => Rel::Reference,
             None => Rel::Unlisted,
         }
     }
@@ -134,6 +137,15 @@ impl<'m> Walker<'m> {
 }
 
 /// An identifier as PostgreSQL folds it: unquoted names are lowercase.
+/// PostgreSQL's own catalogs and views: relations of `pg_catalog` and `information_schema`, and
+/// unqualified `pg_` names, which the search path looks up in `pg_catalog` first.
+fn is_catalog(name: &str) -> bool {
+    match name.split_once('.') {
+        Some((schema, _)) => schema == "pg_catalog" || schema == "information_schema",
+        None => name.starts_with("pg_"),
+    }
+}
+
 pub(crate) fn ident(i: &Ident) -> String {
     match i.quote_style {
         Some(_) => i.value.clone(),
