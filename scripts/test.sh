@@ -11,4 +11,6 @@ command -v prometheus >/dev/null || {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus
     (service prometheus stop || true) 2>/dev/null
 } >/dev/null
+# The client drivers tests/it/drivers.rs runs (psycopg, asyncpg, node-postgres, pgjdbc).
+scripts/drivers.sh
 cargo test --locked "$@"

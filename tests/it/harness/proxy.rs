@@ -70,6 +70,13 @@ impl TestProxy {
     /// A PostgreSQL client program from `bin()` (psql, pgbench) aimed at the proxy as `user`.
     pub fn command(&self, program: &str, user: &str, password: &str) -> std::process::Command {
         let mut cmd = std::process::Command::new(super::bin().join(program));
+        self.aim(&mut cmd, user, password);
+        cmd
+    }
+
+    /// Aims a client program at the proxy as `user`, through libpq's environment variables, which
+    /// most drivers read too.
+    pub fn aim(&self, cmd: &mut std::process::Command, user: &str, password: &str) {
         cmd.env("PGHOST", "127.0.0.1")
             .env("PGPORT", self.addr.port().to_string())
             .env("PGUSER", user)
@@ -77,7 +84,6 @@ impl TestProxy {
             .env("PGDATABASE", &self.db)
             .env("PGSSLMODE", "disable")
             .env_remove("PGSERVICE");
-        cmd
     }
 
     /// A tokio-postgres client through the proxy as `app`.
