@@ -19,7 +19,7 @@ use super::combine::rename_error;
 use super::fanout::{Part, Sent, Work, finish, send, watch_or_retry};
 use super::having::FilterParams;
 use super::rows::{self, Field};
-use super::value::{self, SortKey, Value};
+use super::value::{self, SortKey, Value, ValueError};
 use crate::backend::pool::Pooled;
 use crate::backend::{BackendError, TextOrder};
 use crate::frontend::cancel::{ServerKey, Slot, send_cancel};
@@ -576,14 +576,24 @@ fn disagree() -> BytesMut {
 }
 
 fn error_frame(message: &str) -> BytesMut {
+    coded_error_frame(crate::protocol::sqlstate::FEATURE_NOT_SUPPORTED, message)
+}
+
+/// Why a column's parts could not be merged: a result out of its type's range is the error one
+/// server raises for it (22003); anything else shardgate cannot merge.
+fn merge_error(e: &ValueError) -> BytesMut {
+    let code = match e {
+        ValueError::OutOfRange(_) => crate::protocol::sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+        _ => crate::protocol::sqlstate::FEATURE_NOT_SUPPORTED,
+    };
+    coded_error_frame(code, &e.to_string())
+}
+
+fn coded_error_frame(code: &'static str, message: &str) -> BytesMut {
     let mut out = BytesMut::new();
     backend::error_response(
         &mut out,
-        &backend::ErrorFields::new(
-            backend::Severity::Error,
-            crate::protocol::sqlstate::FEATURE_NOT_SUPPORTED,
-            message,
-        ),
+        &backend::ErrorFields::new(backend::Severity::Error, code, message),
     );
     out
 }

@@ -113,8 +113,16 @@ pub(crate) enum ValueError {
     UnsupportedAggregate { agg: Agg, type_oid: u32 },
     /// The result does not fit: PostgreSQL would have raised an error too (or, for numerics wider than
     /// 38 digits, we cannot represent it; refusing is better than a wrong answer).
-    #[error("{0:?} value out of range")]
+    #[error("{} out of range", range_name(*.0))]
     OutOfRange(Kind),
+}
+
+/// What PostgreSQL calls a value out of range of its kind (`integer out of range`).
+fn range_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Int => "integer",
+        _ => "value",
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ pub(crate) const ADMIN_SHUTDOWN: &str = "57P01";
 pub(crate) const IDLE_SESSION_TIMEOUT: &str = "57P05";
 pub(crate) const INVALID_PARAMETER_VALUE: &str = "22023";
 pub(crate) const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+pub(crate) const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
 pub(crate) const UNDEFINED_PARAMETER: &str = "42P02";
 pub(crate) const BAD_COPY_FILE_FORMAT: &str = "22P04";
 pub(crate) const ACTIVE_SQL_TRANSACTION: &str = "25001";

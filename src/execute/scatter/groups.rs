@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use futures_util::future::try_join_all;
 use tokio::io::AsyncWrite;
 
-use super::{Emitter, Stop, Stream, error_frame, sort_keys, sort_values};
+use super::{Emitter, Stop, Stream, error_frame, merge_error, sort_keys, sort_values};
 use crate::execute::having::{self, FilterParams, Group};
 use crate::execute::rows::{self, Field};
 use crate::execute::value::{self, Value};
@@ -135,7 +135,7 @@ pub(super) async fn combine_groups<W: AsyncWrite + Unpin>(
             };
             match merged {
                 Ok(v) => values.push(v),
-                Err(e) => return Err(Stop::Error(error_frame(&e.to_string()))),
+                Err(e) => return Err(Stop::Error(merge_error(&e))),
             }
         }
         let cols: Vec<Option<&[u8]>> = values.iter().map(|v| v.as_deref()).collect();

@@ -3,8 +3,8 @@
 //! DISTINCT and grouping need no merge.
 
 use sqlparser::ast::{
-    DuplicateTreatment, Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, Ident,
-    SelectItem,
+    CastKind, DataType, DuplicateTreatment, ExactNumberInfo, Expr, Function, FunctionArg,
+    FunctionArgExpr, FunctionArguments, Ident, SelectItem,
 };
 
 use super::{ShardKey, refuse};
@@ -69,6 +69,19 @@ pub(super) fn aggregate(e: &Expr, is_key: &dyn Fn(&Expr) -> bool) -> Result<Opti
         Expr::Nested(inner) => inner.as_ref(),
         other => other,
     };
+    // `count(*)::int`, as node-postgres users write it: the shards cast their counts, which add up
+    // to the cast of the total (which fails, as on one server, when it does not fit).
+    if let Expr::Cast {
+        kind: CastKind::Cast | CastKind::DoubleColon,
+        expr,
+        data_type,
+        format: None,
+    } = e
+        && exact_for_counts(data_type)
+        && aggregate(expr, is_key)? == Some(Agg::Count)
+    {
+        return Ok(Some(Agg::Count));
+    }
     if let Expr::Function(f) = e {
         if f.over.is_some() {
             return Err(refuse("a window function"));
@@ -110,6 +123,28 @@ pub(super) fn aggregate(e: &Expr, is_key: &dyn Fn(&Expr) -> bool) -> Result<Opti
         return Err(refuse(&format!("an expression over aggregates ({e})")));
     }
     Ok(None)
+}
+
+/// The types a count casts to exactly, so that the shards' cast counts add up to the cast total:
+/// the integers, numeric without a typmod, and float8 (exact for counts below 2^53). Not float4,
+/// whose sum of cast parts can round otherwise than the cast of the sum, nor a numeric typmod, whose
+/// precision the total may exceed although no part does.
+fn exact_for_counts(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Int2(None)
+            | DataType::SmallInt(None)
+            | DataType::Int(None)
+            | DataType::Int4(None)
+            | DataType::Integer(None)
+            | DataType::Int8(None)
+            | DataType::BigInt(None)
+            | DataType::Numeric(ExactNumberInfo::None)
+            | DataType::Decimal(ExactNumberInfo::None)
+            | DataType::Float8
+            | DataType::DoublePrecision
+            | DataType::Float(ExactNumberInfo::None)
+    )
 }
 
 /// A column reference to one of the shard keys (`key`, or `alias.key`).

@@ -121,6 +121,33 @@ fn plans() {
         "SELECT count(*) + 1 FROM t",
         "refused: an expression over aggregates",
     );
+    // A count cast to a type its parts add up in exactly: the shards cast, the merge adds.
+    check(
+        "SELECT count(*)::int AS n, CAST(count(x) AS bigint), count(*)::numeric, (count(*))::float8 FROM t",
+        "SELECT count(*)::INT AS n, CAST(count(x) AS BIGINT), count(*)::NUMERIC, (count(*))::FLOAT8 FROM t | order [] limit None offset None aggs [Some(Count), Some(Count), Some(Count), Some(Count)]",
+    );
+    check(
+        "SELECT a, count(*)::int4 FROM t GROUP BY a ORDER BY 2 DESC",
+        "SELECT a, count(*)::INT4 FROM t GROUP BY a ORDER BY 2 DESC | order [(Output(1), true, true)] limit None offset None aggs [None, Some(Count)] grouped true",
+    );
+    check(
+        "SELECT count(DISTINCT id)::int FROM t",
+        "SELECT count(DISTINCT id)::INT FROM t | order [] limit None offset None aggs [Some(Count)]",
+    );
+    check(
+        "SELECT count(DISTINCT x)::int FROM t",
+        "refused: count(DISTINCT ...)",
+    );
+    for sql in [
+        "SELECT sum(x)::int FROM t",
+        "SELECT max(x)::int FROM t",
+        "SELECT count(*)::real FROM t",
+        "SELECT count(*)::numeric(10, 2) FROM t",
+        "SELECT count(*)::text FROM t",
+        "SELECT TRY_CAST(count(*) AS int) FROM t",
+    ] {
+        check(sql, "refused: an expression over aggregates");
+    }
     check(
         "SELECT a, count(*) FROM t GROUP BY a HAVING count(*) > 1",
         "SELECT a, count(*) FROM t GROUP BY a | order [] limit None offset None aggs [None, Some(Count)] grouped true hidden 0 having Some(Compare(Column(1), Gt, Literal(\"1\")))",

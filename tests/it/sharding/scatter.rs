@@ -136,6 +136,10 @@ fn queries() -> Vec<(String, bool)> {
         "SELECT grp, -grp * 2 + 1 AS g2, 'x' AS tag, count(*) FROM items GROUP BY grp",
         "SELECT i.grp, upper(grp::text), coalesce(GRP, 0), CASE WHEN grp > 2 THEN 'hi' END, count(*) FROM items i GROUP BY i.grp",
         "SELECT count(*) FROM items WHERE name LIKE 'n1%'",
+        // A count cast (node-postgres users cast it to int): the shards cast, the merge adds.
+        "SELECT count(*)::int, CAST(count(grp) AS smallint), count(name)::numeric, count(*)::float8 FROM items",
+        "SELECT grp, count(*)::integer AS n FROM items GROUP BY grp ORDER BY n DESC, grp",
+        "SELECT count(*)::int4 FROM items WHERE id < 0",
         "SELECT avg(price), avg(grp), avg(qty), avg(id) FROM items",
         "SELECT avg(price) FROM items WHERE id < 0",
         "SELECT grp, avg(price), avg(qty) AS q, count(*) FROM items GROUP BY grp",
@@ -588,6 +592,10 @@ async fn what_cannot_merge_is_refused() {
             "SELECT count(*) + 1 FROM items",
             "an expression over aggregates",
         ),
+        (
+            "SELECT sum(qty)::int4 FROM items",
+            "an expression over aggregates (sum(qty)::INT4)",
+        ),
         ("SELECT grp, row_number() OVER () FROM items", "window"),
         // Aggregates that do not combine across shards, which must not pass for plain columns.
         ("SELECT stddev(price) FROM items", "the aggregate stddev()"),
@@ -783,6 +791,41 @@ async fn an_unordered_read_is_not_held_up_by_a_shard_that_stalls_midway() {
     assert_eq!(sqlstate(&e), Some("22012"), "{e}");
     c.simple_query("SELECT 1").await.unwrap();
     backends_running(&direct, "stall()", 0).await;
+}
+
+/// A cast count that fits on every shard but not in total fails as on one server: 22003.
+#[tokio::test]
+async fn a_cast_count_out_of_range_fails_as_on_one_server() {
+    let s = Sharded::start(shared(), "").await;
+    for shard in 0..2 {
+        let direct = s.direct(shared(), shard).await;
+        direct
+            .batch_execute(&format!(
+                "INSERT INTO users SELECT g, 'x' FROM generate_series({}, {}) g",
+                shard * 20_000 + 1,
+                shard * 20_000 + 20_000
+            ))
+            .await
+            .unwrap();
+    }
+    let c = s.proxy.client().await;
+    let n: i32 = c
+        .query_one("SELECT count(*)::int FROM users", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 40_000);
+    let e = c
+        .query_one("SELECT count(*)::int2 FROM users", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), Some("22003"), "{e}");
+    let e = c
+        .simple_query("SELECT count(*)::smallint FROM users")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), Some("22003"), "{e}");
+    c.simple_query("SELECT 1").await.unwrap();
 }
 
 /// A merged read ends with one CommandComplete whose count is the rows the client got.
