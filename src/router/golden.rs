@@ -1313,6 +1313,25 @@ fn lenient_map() {
     table(&lenient(), rows);
 }
 
+/// TRUNCATE goes where the rows are: unlisted tables' on the default shard, a listed table's on every
+/// shard (and so, with any listed table among them, all of them).
+#[test]
+fn truncate() {
+    table_no_params(
+        &lenient(),
+        &[
+            ("TRUNCATE nowhere", "shard shard0"),
+            (
+                "TRUNCATE TABLE nowhere, elsewhere RESTART IDENTITY",
+                "shard shard0",
+            ),
+            ("TRUNCATE nowhere, users", "all shards"),
+            ("TRUNCATE countries", "all shards"),
+        ],
+    );
+    table_no_params(&refusing(), &[("TRUNCATE nowhere", "all shards")]);
+}
+
 /// Drivers read the catalogs; alike on every shard, they go where unlisted tables go, or to any shard
 /// when the map refuses those.
 #[test]

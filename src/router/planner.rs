@@ -25,7 +25,7 @@ use super::merge;
 use super::plan::{Command, Plan, Refusal, Target, TxControl};
 use super::walk::{Walker, name_of};
 use crate::protocol::sqlstate::STATEMENT_TOO_COMPLEX;
-use crate::sharding::{ShardMap, TableKind};
+use crate::sharding::{ShardMap, TableKind, Unlisted};
 use combine::combine;
 use copy::{copy, copy_words};
 use hinted::hinted;
@@ -264,8 +264,23 @@ fn plan_one(stmt: Option<&Statement>, lexed: &Lexed, map: &ShardMap) -> Plan {
         | Statement::DropProcedure { .. }
         | Statement::Comment { .. }
         | Statement::Grant(_)
-        | Statement::Revoke(_)
-        | Statement::Truncate(_) => ddl(),
+        | Statement::Revoke(_) => ddl(),
+        Statement::Truncate(t) => match map.unlisted {
+            // The rows of unlisted tables are on the default shard only (pgbench -i truncates its
+            // tables inside a transaction, which could not span shards).
+            Unlisted::Shard(s)
+                if t.table_names
+                    .iter()
+                    .all(|n| map.table(&name_of(&n.name)).is_none()) =>
+            {
+                Plan::new(
+                    Command::Ddl,
+                    Target::Shard(s),
+                    "TRUNCATE of unlisted tables: the default shard, which holds their rows",
+                )
+            }
+            _ => ddl(),
+        },
         Statement::Copy {
             source,
             to,
