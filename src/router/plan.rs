@@ -59,6 +59,8 @@ pub enum TxControl {
     Savepoint,
     /// PREPARE TRANSACTION, COMMIT/ROLLBACK PREPARED.
     Prepared,
+    /// A setting of the current transaction only: SET LOCAL, SET TRANSACTION, SET LOCAL ROLE.
+    Setting,
 }
 
 #[derive(Debug, Clone, PartialEq)]

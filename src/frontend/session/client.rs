@@ -276,7 +276,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         if plan.command == Command::ResetAll {
             self.session_shard = None;
         }
-        if self.server.is_none() && self.hold_begin(&plan.command, sql, raw) {
+        if self.server.is_none() && self.hold_begin(&plan.command, sql) {
             return Ok(Flow::Continue);
         }
         let values: Vec<Option<&[u8]>> = literals.iter().map(|l| Some(l.as_bytes())).collect();
@@ -496,8 +496,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     }
 
     /// Without a server, a BEGIN is held (and answered) until the transaction's first statement picks
-    /// its shard; a COMMIT or ROLLBACK of a transaction that never ran a statement ends it here.
-    fn hold_begin(&mut self, command: &Command, sql: &str, raw: &[u8]) -> bool {
+    /// its shard, and so are the transaction's settings made before it; a COMMIT or ROLLBACK of a
+    /// transaction that never ran a statement ends it here.
+    fn hold_begin(&mut self, command: &Command, sql: &str) -> bool {
         let Command::Transaction(tx) = *command else {
             return false;
         };
@@ -505,33 +506,42 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let lone = !sql.trim().trim_end_matches(';').contains(';');
         // Not while Parse messages wait for a server: PostgreSQL answers them first (and skips the
         // BEGIN should one fail).
-        let parses_wait = tx == TxControl::Begin && !self.deferred.is_empty();
+        let parses_wait =
+            tx != TxControl::Commit && tx != TxControl::Rollback && !self.deferred.is_empty();
         if !lone || parses_wait || !self.answers_tx(tx) {
             return false;
         }
-        let tag = self.run_held_tx(tx, raw);
+        let tag = self.run_held_tx(tx, sql);
         self.reply(Synthetic::CommandComplete(tag));
         self.reply(Synthetic::ReadyForQuery);
         true
     }
 
     /// Whether shardgate answers this transaction statement itself: a BEGIN when the client holds no
-    /// server and no BEGIN, a COMMIT or ROLLBACK of the BEGIN it holds.
+    /// server and no BEGIN; a setting of the transaction, a COMMIT or a ROLLBACK of the BEGIN it
+    /// holds (a setting only while the transaction has not failed: PostgreSQL refuses it then).
     fn answers_tx(&self, tx: TxControl) -> bool {
         self.server.is_none()
             && match tx {
                 TxControl::Begin => self.begin.is_none(),
                 TxControl::Commit | TxControl::Rollback => self.begin.is_some(),
+                TxControl::Setting => self.begin.as_ref().is_some_and(|b| !b.failed()),
                 TxControl::Savepoint | TxControl::Prepared => false,
             }
     }
 
-    /// Holds the BEGIN (`query`: the Query message that opens it on a server), or ends the BEGIN
-    /// held; its command tag.
-    fn run_held_tx(&mut self, tx: TxControl, query: &[u8]) -> &'static str {
-        if tx == TxControl::Begin {
-            self.begin = Some(HeldBegin::new(query));
-            return "BEGIN";
+    /// Holds the BEGIN (`sql`), adds a setting to it, or ends it; the command tag.
+    fn run_held_tx(&mut self, tx: TxControl, sql: &str) -> &'static str {
+        match tx {
+            TxControl::Begin => {
+                self.begin = Some(HeldBegin::new(sql));
+                return "BEGIN";
+            }
+            TxControl::Setting => {
+                self.begin.as_mut().expect("answers_tx").add(sql);
+                return "SET";
+            }
+            _ => {}
         }
         let failed = self.begin.take().is_some_and(|b| b.failed());
         if tx == TxControl::Commit && !failed {
@@ -553,9 +563,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 self.start_copy(&copy, &sql, &topo, true).await
             }
             OwnRun::Tx(tx, sql) => {
-                let mut query = BytesMut::new();
-                msg::write_query(&mut query, &sql);
-                let tag = self.run_held_tx(tx, &query);
+                let tag = self.run_held_tx(tx, &sql);
                 self.reply(Synthetic::CommandComplete(tag));
                 Ok(())
             }

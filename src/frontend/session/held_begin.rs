@@ -1,6 +1,7 @@
-//! A BEGIN shardgate holds until the transaction's first statement says which shard it runs on. The
-//! client was told BEGIN and sees its transaction meanwhile: in progress, or failed once an error
-//! (from a prepare a server answered) ended it, as PostgreSQL's would.
+//! A BEGIN shardgate holds until the transaction's first statement says which shard it runs on, with
+//! the settings of the transaction made before it (SET LOCAL, SET TRANSACTION). The client was told
+//! BEGIN (and SET) and sees its transaction meanwhile: in progress, or failed once an error (from a
+//! prepare a server answered) ended it, as PostgreSQL's would.
 
 use bytes::BytesMut;
 
@@ -10,18 +11,26 @@ use crate::protocol::frontend as msg;
 use crate::protocol::sqlstate::RAISE_EXCEPTION;
 
 pub(super) struct HeldBegin {
-    /// The Query message that opens the transaction on the server it goes to.
-    query: BytesMut,
+    /// What opens the transaction on the server it goes to: the client's BEGIN, then its settings.
+    sql: String,
     failed: bool,
 }
 
 impl HeldBegin {
     /// The client's BEGIN, as it sent it.
-    pub(super) fn new(query_message: &[u8]) -> HeldBegin {
+    pub(super) fn new(begin: &str) -> HeldBegin {
         HeldBegin {
-            query: BytesMut::from(query_message),
+            sql: statement(begin).to_owned(),
             failed: false,
         }
+    }
+
+    /// A setting of the transaction (SET LOCAL, SET TRANSACTION), made on its server after the
+    /// BEGIN. Should it fail there, the client's next statement gets 25P02, as the statement after a
+    /// failed SET would on one server, but the SET's own error is not the client's to see.
+    pub(super) fn add(&mut self, setting: &str) {
+        self.sql.push_str("; ");
+        self.sql.push_str(statement(setting));
     }
 
     /// An error ended the transaction: it now opens failed on its server, where every statement but
@@ -31,13 +40,12 @@ impl HeldBegin {
             return;
         }
         self.failed = true;
-        self.query.clear();
         let e = ErrorFields::new(
             Severity::Error,
             RAISE_EXCEPTION,
             "the transaction failed at an earlier error",
         );
-        msg::write_query(&mut self.query, &format!("BEGIN; {}", raise_sql(&e)));
+        self.sql = format!("BEGIN; {}", raise_sql(&e));
     }
 
     pub(super) fn failed(&self) -> bool {
@@ -50,7 +58,14 @@ impl HeldBegin {
     }
 
     /// The Query message that opens it on a server; its replies are not the client's.
-    pub(super) fn query(&self) -> &[u8] {
-        &self.query
+    pub(super) fn query(&self) -> BytesMut {
+        let mut query = BytesMut::new();
+        msg::write_query(&mut query, &self.sql);
+        query
     }
+}
+
+/// One statement's text without the semicolons and blanks that end it.
+fn statement(sql: &str) -> &str {
+    sql.trim().trim_end_matches(';').trim_end()
 }

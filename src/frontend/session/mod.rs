@@ -127,9 +127,9 @@ struct OwnPortal {
 enum OwnRun {
     /// A COPY into a sharded table (its plan and SQL).
     Copy(CopyIn, String),
-    /// A BEGIN with no server held, or the COMMIT or ROLLBACK of a BEGIN still held (its SQL): held
-    /// or ended as over the simple protocol. JDBC sends its BEGIN so, in one batch with the
-    /// transaction's first statement.
+    /// A BEGIN with no server held, or a setting, COMMIT or ROLLBACK of a BEGIN still held (its
+    /// SQL): held, added or ended as over the simple protocol. JDBC sends its BEGIN so, in one batch
+    /// with the transaction's first statement.
     Tx(TxControl, String),
 }
 

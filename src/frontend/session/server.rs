@@ -170,7 +170,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             copy_in: false,
         };
         if let Some(held) = self.begin.take_if(|_| begin) {
-            a.inject(held.query());
+            a.inject(&held.query());
         }
         for d in self.deferred.drain(..) {
             match d {
@@ -196,7 +196,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         if let Some(a) = &mut self.server
             && let Some(held) = self.begin.take()
         {
-            a.inject(held.query());
+            a.inject(&held.query());
         }
     }
 

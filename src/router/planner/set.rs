@@ -1,10 +1,10 @@
 //! `SET shardgate.shard = 'NAME'` and `RESET shardgate.shard`: the session's statements go to one
 //! shard until reset. Every other SET stays on the session's server.
 
-use sqlparser::ast::{Expr, Set, Value};
+use sqlparser::ast::{ContextModifier, Expr, Set, Value};
 
 use crate::protocol::sqlstate;
-use crate::router::plan::{Command, Plan, Refusal, Target};
+use crate::router::plan::{Command, Plan, Refusal, Target, TxControl};
 use crate::router::walk::name_of;
 use crate::sharding::ShardMap;
 
@@ -13,6 +13,13 @@ pub(super) fn is_shardgate(name: &str) -> bool {
 }
 
 pub(super) fn set(s: &Set, map: &ShardMap) -> Plan {
+    if is_transaction_setting(s) {
+        return Plan::new(
+            Command::Transaction(TxControl::Setting),
+            Target::Any,
+            "a setting of the current transaction stays on its server",
+        );
+    }
     let Set::SingleAssignment {
         scope,
         variable,
@@ -34,7 +41,7 @@ pub(super) fn set(s: &Set, map: &ShardMap) -> Plan {
             "session command stays on the session's server",
         );
     }
-    if matches!(scope, Some(sqlparser::ast::ContextModifier::Local)) {
+    if matches!(scope, Some(ContextModifier::Local)) {
         return Plan::refuse(
             Command::Session,
             Refusal {
@@ -69,6 +76,22 @@ pub(super) fn set(s: &Set, map: &ShardMap) -> Plan {
                 hint: Some(format!("shards: {}", shard_names(map))),
             },
         ),
+    }
+}
+
+/// SET LOCAL (but of shardgate.shard, refused below), SET TRANSACTION and SET LOCAL ROLE: they
+/// last until the transaction ends.
+fn is_transaction_setting(s: &Set) -> bool {
+    let local = |m: &Option<ContextModifier>| matches!(m, Some(ContextModifier::Local));
+    match s {
+        Set::SingleAssignment {
+            scope, variable, ..
+        } => local(scope) && !is_shardgate(&name_of(variable)),
+        Set::SetTransaction { session, .. } => !session,
+        Set::SetRole {
+            context_modifier, ..
+        } => local(context_modifier),
+        _ => false,
     }
 }
 

@@ -700,3 +700,64 @@ async fn settings_follow_the_client_across_shards() {
         assert_eq!(setting(other.simple_query(&sql).await.unwrap()), "0");
     }
 }
+
+/// The settings of a transaction made before its first routed statement (SET TRANSACTION, SET
+/// LOCAL, as ORMs and row-level-security setups send them) wait with its held BEGIN and reach the
+/// shard that statement picks. Before, they ran on whichever shard came next in turn, and the
+/// statement on the other shard was refused.
+#[tokio::test]
+async fn transaction_settings_wait_with_the_held_begin() {
+    let s = Sharded::start(shared(), "").await;
+    let map = s.map();
+    let a = (1..100i64)
+        .find(|&k| owner(&map, "users", KeyValue::Int(k)) == 0)
+        .unwrap();
+    let b = (1..100i64)
+        .find(|&k| owner(&map, "users", KeyValue::Int(k)) == 1)
+        .unwrap();
+    let c = s.proxy.client().await;
+    for k in [a, b] {
+        c.execute("INSERT INTO users (id, email) VALUES ($1, 'x')", &[&k])
+            .await
+            .unwrap();
+    }
+    let settings = "SELECT current_setting('transaction_isolation'), current_setting('statement_timeout') FROM users WHERE id = $1";
+    // Each key twice in a row: the shards' turns would have sent one of each pair elsewhere.
+    for (i, k) in [a, a, b, b].into_iter().enumerate() {
+        c.batch_execute("BEGIN").await.unwrap();
+        if i % 2 == 0 {
+            c.batch_execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; ")
+                .await
+                .unwrap();
+            c.batch_execute("SET LOCAL statement_timeout = 1234")
+                .await
+                .unwrap();
+        } else {
+            // Over the extended protocol.
+            c.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", &[])
+                .await
+                .unwrap();
+            c.execute("SET LOCAL statement_timeout = 1234", &[])
+                .await
+                .unwrap();
+        }
+        let row = c.query_one(settings, &[&k]).await.unwrap();
+        let got: (String, String) = (row.get(0), row.get(1));
+        assert_eq!(got, ("serializable".into(), "1234ms".into()), "key {k}");
+        c.batch_execute("COMMIT").await.unwrap();
+        // Settings of the transaction end with it.
+        let row = c.query_one(settings, &[&k]).await.unwrap();
+        let got: (String, String) = (row.get(0), row.get(1));
+        assert_eq!(got, ("read committed".into(), "0".into()), "key {k}");
+    }
+    // A setting the server refuses: the client's next statement finds the transaction failed, as
+    // PostgreSQL's statement after a failed SET would, and ROLLBACK ends it.
+    c.batch_execute("BEGIN").await.unwrap();
+    c.batch_execute("SET LOCAL statement_timeout = 'soon'")
+        .await
+        .unwrap();
+    let e = c.query_one(settings, &[&a]).await.unwrap_err();
+    assert_eq!(sqlstate(&e), Some("25P02"), "{e}");
+    c.batch_execute("ROLLBACK").await.unwrap();
+    c.query_one(settings, &[&a]).await.unwrap();
+}
