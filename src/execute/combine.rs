@@ -133,11 +133,7 @@ fn first_error(replies: &[ShardReply]) -> Option<BytesMut> {
 /// A shard's ErrorResponse with its message naming the shard (and `detail` added); every other field
 /// as the server sent it.
 pub(crate) fn rename_error(m: &[u8], shard: &str, detail: Option<String>) -> BytesMut {
-    let mut fields: Vec<(u8, String)> = m[frame::HEADER_LEN..]
-        .split(|&b| b == 0)
-        .filter(|f| !f.is_empty())
-        .map(|f| (f[0], String::from_utf8_lossy(&f[1..]).into_owned()))
-        .collect();
+    let mut fields = backend::error_fields(m);
     for (code, value) in fields.iter_mut() {
         if *code == b'M' {
             *value = format!("on shard {shard}: {value}");
@@ -150,13 +146,7 @@ pub(crate) fn rename_error(m: &[u8], shard: &str, detail: Option<String>) -> Byt
         }
     }
     let mut out = BytesMut::new();
-    frame::write_message(&mut out, b'E', |b| {
-        for (code, value) in &fields {
-            b.extend_from_slice(&[*code]);
-            frame::put_cstr(b, value);
-        }
-        b.extend_from_slice(&[0]);
-    });
+    backend::write_error_fields(&mut out, &fields);
     out
 }
 

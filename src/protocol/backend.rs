@@ -3,7 +3,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::frame::{put_cstr, write_message};
+use super::frame::{HEADER_LEN, put_cstr, write_message};
 
 pub(crate) fn auth_ok(out: &mut BytesMut) {
     write_message(out, b'R', |b| b.put_i32(0));
@@ -160,6 +160,26 @@ impl ErrorFields {
             hint: None,
         }
     }
+}
+
+/// The fields of an ErrorResponse frame, by their type byte, in order.
+pub(crate) fn error_fields(m: &[u8]) -> Vec<(u8, String)> {
+    m[HEADER_LEN..]
+        .split(|&b| b == 0)
+        .filter(|f| !f.is_empty())
+        .map(|f| (f[0], String::from_utf8_lossy(&f[1..]).into_owned()))
+        .collect()
+}
+
+/// An ErrorResponse of these fields.
+pub(crate) fn write_error_fields(out: &mut BytesMut, fields: &[(u8, String)]) {
+    write_message(out, b'E', |b| {
+        for (code, value) in fields {
+            b.put_u8(*code);
+            put_cstr(b, value);
+        }
+        b.put_u8(0);
+    });
 }
 
 pub(crate) fn error_response(out: &mut BytesMut, e: &ErrorFields) {

@@ -5,7 +5,7 @@
 
 use bytes::BytesMut;
 
-use super::route::raise_sql;
+use super::raise::raise_sql;
 use crate::protocol::backend::{ErrorFields, Severity};
 use crate::protocol::frontend as msg;
 use crate::protocol::sqlstate::RAISE_EXCEPTION;

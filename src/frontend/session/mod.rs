@@ -8,6 +8,7 @@
 mod client;
 mod copy;
 mod held_begin;
+mod raise;
 mod route;
 mod server;
 

@@ -8,7 +8,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use bytes::BytesMut;
 
-use super::{Deferred, FanoutBatch, Session, Step};
+use super::{Deferred, FanoutBatch, Session, Step, raise};
 use crate::execute::fanout::{self, Part, Work};
 use crate::execute::having::FilterParams;
 use crate::execute::scatter::{self, Merge, Outcome, Scatter, ScatterError};
@@ -388,7 +388,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         }) else {
             return false;
         };
-        let sql = raise_sql(e);
+        let sql = raise::raise_sql(e);
         if extended {
             msg::write_parse(&mut a.to_server, "", &sql, &[0, 0]);
             // No parameter formats, no parameters, no result formats.
@@ -529,17 +529,6 @@ fn widen_result_formats(bind_rest: &[u8], hidden: usize) -> Result<Vec<u8>, Sess
     out.extend_from_slice(&p.tail[2..]);
     out.extend_from_slice(&vec![0u8; 2 * hidden]);
     Ok(out.to_vec())
-}
-
-/// A statement that fails on the server with `e`: what shardgate refuses is raised there, so that the
-/// server's transaction aborts as PostgreSQL's would.
-pub(super) fn raise_sql(e: &ErrorFields) -> String {
-    format!(
-        "DO $shardgate$BEGIN RAISE EXCEPTION USING ERRCODE = '{}', MESSAGE = {}, HINT = {}; END$shardgate$",
-        e.code,
-        msg::quote_literal(&e.message),
-        msg::quote_literal(e.hint.as_deref().unwrap_or_default())
-    )
 }
 
 /// Session state (settings, temporary tables, session locks, LISTEN...) stays on the server it was

@@ -7,6 +7,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use std::sync::Arc;
 
+use super::raise::own_error;
 use super::{Attached, Buffers, Deferred, Session, emit};
 use crate::backend::BackendError;
 use crate::backend::pool::Pool;
@@ -289,7 +290,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                     if tag == b'E' && held_status.is_some() {
                         held_status = Some(b'E');
                     }
-                    out.extend_from_slice(m)
+                    // shardgate's own refusal, raised on the server, without what PL/pgSQL adds.
+                    match (tag == b'E').then(|| own_error(m)).flatten() {
+                        Some(e) => out.extend_from_slice(&e),
+                        None => out.extend_from_slice(m),
+                    }
                 }
                 Verdict::Swallow => {}
                 Verdict::Ready { forward } => {

@@ -371,6 +371,16 @@ async fn unroutable_statements_are_refused_and_the_session_goes_on() {
     }
 }
 
+/// A refusal shardgate raised on the server (to abort its transaction) reads as shardgate's own:
+/// without PL/pgSQL's CONTEXT line, source position or the mark that tells it apart.
+fn raised_as_shardgates_own(e: &tokio_postgres::Error) {
+    let db = e.as_db_error().expect("an ErrorResponse");
+    assert_eq!(db.where_(), None, "{db:?}");
+    assert_eq!(db.schema(), None, "{db:?}");
+    assert_eq!(db.file(), None, "{db:?}");
+    assert!(db.hint().is_some(), "{db:?}");
+}
+
 #[tokio::test]
 async fn a_transaction_stays_on_one_shard() {
     let s = Sharded::start(shared(), "").await;
@@ -391,6 +401,7 @@ async fn a_transaction_stays_on_one_shard() {
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&e), Some("0A000"), "{e}");
+    raised_as_shardgates_own(&e);
     // The refusal aborted the transaction, as an error in PostgreSQL would.
     let e = c.query("SELECT 1", &[]).await.unwrap_err();
     assert_eq!(sqlstate(&e), Some("25P02"), "{e}");
@@ -406,6 +417,7 @@ async fn a_transaction_stays_on_one_shard() {
         .await
         .unwrap_err();
     assert_eq!(sqlstate(&e), Some("0A000"), "{e}");
+    raised_as_shardgates_own(&e);
     let e = c.batch_execute("SELECT 1").await.unwrap_err();
     assert_eq!(sqlstate(&e), Some("25P02"), "{e}");
     c.batch_execute("ROLLBACK").await.unwrap();
