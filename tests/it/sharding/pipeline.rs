@@ -420,6 +420,13 @@ async fn a_pipelined_transaction_reports_its_status_through_shardgates_own_repli
     assert_eq!(c.simple("ROLLBACK").await.last(), Some(&Reply::Ready(b'I')));
 }
 
+/// JDBC's first batch of a transaction: BEGIN, then the INSERT of user `key`, then Sync.
+fn begin_and_insert(buf: &mut BytesMut, key: &str) {
+    statement(buf, Some("BEGIN"), &[]);
+    statement(buf, Some(INSERT), &[key]);
+    frontend::sync(buf);
+}
+
 /// A named statement's Parse, Bind, Execute and Sync.
 fn named_alone(buf: &mut BytesMut, name: &str, sql: &str) {
     frontend::parse(name, sql, [], buf).expect("Parse");
@@ -440,12 +447,7 @@ async fn an_extended_begin_waits_for_the_statement_that_picks_the_shard() {
     // was), so one of each pair would have landed on the other shard.
     for key in [a, a, b, b] {
         let key = key.to_string();
-        c.send(|buf| {
-            statement(buf, Some("BEGIN"), &[]);
-            statement(buf, Some(INSERT), &[&key]);
-            frontend::sync(buf);
-        })
-        .await;
+        c.send(|buf| begin_and_insert(buf, &key)).await;
         let replies = c.until_ready().await;
         assert_eq!(first_error(&replies), None, "{replies:?}");
         assert_eq!(replies.last(), Some(&Reply::Ready(b'T')), "{replies:?}");
@@ -460,12 +462,7 @@ async fn an_extended_begin_waits_for_the_statement_that_picks_the_shard() {
     // Committed, each row is on its shard.
     for key in [a, b] {
         let key = key.to_string();
-        c.send(|buf| {
-            statement(buf, Some("BEGIN"), &[]);
-            statement(buf, Some(INSERT), &[&key]);
-            frontend::sync(buf);
-        })
-        .await;
+        c.send(|buf| begin_and_insert(buf, &key)).await;
         assert_eq!(first_error(&c.until_ready().await), None);
         c.send(|buf| named_alone(buf, "S_2", "COMMIT")).await;
         assert_eq!(c.until_ready().await.last(), Some(&Reply::Ready(b'I')));

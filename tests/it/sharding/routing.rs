@@ -18,6 +18,16 @@ fn owner(map: &ShardMap, table: &str, key: KeyValue) -> usize {
     }
 }
 
+/// The first user ids that shard 0 and shard 1 own.
+fn user_on_each_shard(map: &ShardMap) -> (i64, i64) {
+    let on = |shard| {
+        (1..100i64)
+            .find(|&k| owner(map, "users", KeyValue::Int(k)) == shard)
+            .expect("a key on each shard")
+    };
+    (on(0), on(1))
+}
+
 async fn ids_on(s: &Sharded, shard: usize, sql: &str) -> Vec<i64> {
     let c = s.direct(shared(), shard).await;
     c.query(sql, &[])
@@ -384,14 +394,8 @@ fn raised_as_shardgates_own(e: &tokio_postgres::Error) {
 #[tokio::test]
 async fn a_transaction_stays_on_one_shard() {
     let s = Sharded::start(shared(), "").await;
-    let map = s.map();
     let c = s.proxy.client().await;
-    let a = (1..100i64)
-        .find(|&k| owner(&map, "users", KeyValue::Int(k)) == 0)
-        .unwrap();
-    let b = (1..100i64)
-        .find(|&k| owner(&map, "users", KeyValue::Int(k)) == 1)
-        .unwrap();
+    let (a, b) = user_on_each_shard(&s.map());
     c.batch_execute("BEGIN").await.unwrap();
     c.execute("INSERT INTO users (id, email) VALUES ($1, 'a')", &[&a])
         .await
@@ -577,10 +581,7 @@ async fn a_held_begin_reaches_the_server_of_a_prepared_statement() {
     use crate::harness::raw::{RawClient, Reply};
     use postgres_protocol::message::frontend;
     let s = Sharded::start(shared(), "").await;
-    let map = s.map();
-    let a = (1..100i64)
-        .find(|&k| owner(&map, "users", KeyValue::Int(k)) == 0)
-        .unwrap();
+    let (a, _) = user_on_each_shard(&s.map());
     let mut c = RawClient::login(s.proxy.addr, "trustuser", &s.proxy.db).await;
     // The servers that answer a Describe take turns: four rounds meet shard 0 more than once.
     for round in 0..4 {
@@ -720,13 +721,7 @@ async fn settings_follow_the_client_across_shards() {
 #[tokio::test]
 async fn transaction_settings_wait_with_the_held_begin() {
     let s = Sharded::start(shared(), "").await;
-    let map = s.map();
-    let a = (1..100i64)
-        .find(|&k| owner(&map, "users", KeyValue::Int(k)) == 0)
-        .unwrap();
-    let b = (1..100i64)
-        .find(|&k| owner(&map, "users", KeyValue::Int(k)) == 1)
-        .unwrap();
+    let (a, b) = user_on_each_shard(&s.map());
     let c = s.proxy.client().await;
     for k in [a, b] {
         c.execute("INSERT INTO users (id, email) VALUES ($1, 'x')", &[&k])
