@@ -29,7 +29,8 @@ impl HeldBegin {
     /// BEGIN. Should it fail there, the client's next statement gets 25P02, as the statement after a
     /// failed SET would on one server, but the SET's own error is not the client's to see.
     pub(super) fn add(&mut self, setting: &str) {
-        self.sql.push_str("; ");
+        // On a line of its own: the statement before may end in a -- comment.
+        self.sql.push_str("\n;\n");
         self.sql.push_str(statement(setting));
     }
 
@@ -68,4 +69,22 @@ impl HeldBegin {
 /// One statement's text without the semicolons and blanks that end it.
 fn statement(sql: &str) -> &str {
     sql.trim().trim_end_matches(';').trim_end()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_follow_the_begin_past_its_comments() {
+        let mut held = HeldBegin::new("BEGIN ISOLATION LEVEL SERIALIZABLE -- from the ORM ;");
+        held.add(" SET LOCAL statement_timeout = 1000;");
+        held.add("SET LOCAL app.tenant = 'a;b' -- tenant");
+        let mut want = BytesMut::new();
+        msg::write_query(
+            &mut want,
+            "BEGIN ISOLATION LEVEL SERIALIZABLE -- from the ORM\n;\nSET LOCAL statement_timeout = 1000\n;\nSET LOCAL app.tenant = 'a;b' -- tenant",
+        );
+        assert_eq!(held.query(), want);
+    }
 }
