@@ -46,6 +46,8 @@ pub struct MergePlan {
     /// Columns added at the end of the shard query (sort keys, the aggregates HAVING reads, avg's
     /// counts); stripped before the client sees rows.
     pub hidden: usize,
+    /// FOR UPDATE / FOR SHARE: the read locks rows, which only its transaction may hold.
+    pub locks_rows: bool,
 }
 
 fn refuse(what: &str) -> Refusal {
@@ -206,6 +208,7 @@ pub(crate) fn merge_plan(q: &Query, keys: &[ShardKey]) -> Result<MergePlan, Refu
         grouped: !group_by.is_empty(),
         having,
         hidden: hidden.items.len(),
+        locks_rows: !q.locks.is_empty(),
     })
 }
 

@@ -71,6 +71,9 @@ def main():
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
     with psycopg.connect() as conn:
+        # psycopg opens a transaction before this read; it runs beside it, on both shards.
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (90,)
+        conn.commit()
         with conn.transaction():
             conn.execute("UPDATE users SET email = 'tx' WHERE id = %s", (2,))
             conn.execute("INSERT INTO orders (id, user_id, amount) VALUES (1, %s, 9.5)", (2,))

@@ -314,10 +314,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 Err(r) => self.refuse(r, false).await?,
             },
             Placement::Scatter(shards) => {
-                match (
-                    self.before_fanout().await?,
-                    merge_of(&plan, &Params::none(), &[]),
-                ) {
+                let merge = merge_of(&plan, &Params::none(), &[]);
+                let locks_rows = merge.as_ref().is_ok_and(|m| m.plan.locks_rows);
+                match (self.before_scatter(locks_rows).await?, merge) {
                     (Ok(Step::Wait), _) => return Ok(Flow::Wait),
                     (Err(r), _) | (_, Err(r)) => self.refuse(r, false).await?,
                     (Ok(Step::Go), Ok(merge)) => {
@@ -436,10 +435,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             }
             Placement::Scatter(shards) => {
                 let router_params = Params::new(&params.formats, &params.values);
-                match (
-                    self.before_fanout().await?,
-                    merge_of(&plan, &router_params, &stmt.param_types),
-                ) {
+                let merge = merge_of(&plan, &router_params, &stmt.param_types);
+                let locks_rows = merge.as_ref().is_ok_and(|m| m.plan.locks_rows);
+                match (self.before_scatter(locks_rows).await?, merge) {
                     (Ok(Step::Wait), _) => return Ok(Flow::Wait),
                     (Err(r), _) | (_, Err(r)) => self.refuse(r, true).await?,
                     (Ok(Step::Go), Ok(merge)) => {

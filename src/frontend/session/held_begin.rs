@@ -53,6 +53,20 @@ impl HeldBegin {
         self.failed
     }
 
+    /// Whether a read may run beside the transaction, outside it: it has not failed, and neither
+    /// it nor the session's settings (`desired`) ask for REPEATABLE READ or SERIALIZABLE, whose
+    /// statements share one snapshot that several shards cannot give.
+    pub(super) fn reads_outside(&self, desired: &[(String, String)]) -> bool {
+        let isolated = |s: &str| {
+            let s = s.to_ascii_lowercase();
+            s.contains("repeatable") || s.contains("serializable")
+        };
+        let session_isolated = desired.iter().any(|(name, value)| {
+            name.eq_ignore_ascii_case("default_transaction_isolation") && isolated(value)
+        });
+        !self.failed && !isolated(&self.sql) && !session_isolated
+    }
+
     /// The transaction status the client sees (ReadyForQuery): in a transaction, or a failed one.
     pub(super) fn status(&self) -> u8 {
         if self.failed { b'E' } else { b'T' }

@@ -149,11 +149,36 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// Makes sure no server is held before a fan-out: `Wait` while one still owes replies, a refusal
     /// inside a transaction.
     pub(super) async fn before_fanout(&mut self) -> Result<Result<Step, Refusal>, SessionError> {
+        self.before_several_shards(false).await
+    }
+
+    /// Before a read on several shards: as before a fan-out, but a read that locks no rows may run
+    /// outside a READ COMMITTED transaction whose BEGIN shardgate still holds. No statement of the
+    /// transaction ran yet, and each one sees a snapshot of its own anyway; ORMs and psycopg open a
+    /// transaction before every first statement.
+    pub(super) async fn before_scatter(
+        &mut self,
+        locks_rows: bool,
+    ) -> Result<Result<Step, Refusal>, SessionError> {
+        let desired = &self.desired;
+        let outside = !locks_rows
+            && self
+                .begin
+                .as_ref()
+                .is_some_and(|b| b.reads_outside(desired));
+        self.before_several_shards(outside).await
+    }
+
+    /// `held_begin_ok`: the statement may run while shardgate holds the client's BEGIN.
+    async fn before_several_shards(
+        &mut self,
+        held_begin_ok: bool,
+    ) -> Result<Result<Step, Refusal>, SessionError> {
         if self.settle_first() {
             return Ok(Ok(Step::Wait));
         }
         self.maybe_release().await?;
-        if self.server.is_some() || self.begin.is_some() {
+        if self.server.is_some() || self.begin.is_some() && !held_begin_ok {
             return Ok(Err(Refusal {
                 code: sqlstate::FEATURE_NOT_SUPPORTED,
                 message: "statement touches several shards inside a transaction (or a pinned session, or a batch of statements before one Sync); cross-shard transactions are not supported yet".into(),
@@ -292,6 +317,12 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             Err(ScatterError::Backend(e)) => return Err(e.into()),
             Err(ScatterError::Client(e)) => return Err(SessionError::ClientIo(e)),
         };
+        // A read run beside a held BEGIN fails its transaction, as the error would on one server.
+        if matches!(outcome, Outcome::Failed)
+            && let Some(held) = &mut self.begin
+        {
+            held.fail();
+        }
         match (synced, outcome) {
             (true, _) => self.reply(Synthetic::ReadyForQuery),
             (false, Outcome::Failed) => self.discard_until_sync = true,

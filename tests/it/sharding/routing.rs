@@ -768,3 +768,76 @@ async fn transaction_settings_wait_with_the_held_begin() {
     c.batch_execute("ROLLBACK").await.unwrap();
     c.query_one(settings, &[&a]).await.unwrap();
 }
+
+/// A read on several shards as a transaction's first statements (psycopg and ORMs open a transaction
+/// before any statement) runs beside the held BEGIN, under READ COMMITTED, where each statement sees
+/// a snapshot of its own anyway. Refused where it would change what the transaction sees or holds:
+/// REPEATABLE READ or SERIALIZABLE (asked by BEGIN, SET TRANSACTION or the session), row locks,
+/// or once a statement has opened the transaction on a shard.
+#[tokio::test]
+async fn a_read_on_several_shards_runs_beside_a_held_begin() {
+    let s = Sharded::start(shared(), "").await;
+    let (a, b) = user_on_each_shard(&s.map());
+    let c = s.proxy.client().await;
+    for k in [a, b] {
+        c.execute("INSERT INTO users (id, email) VALUES ($1, 'x')", &[&k])
+            .await
+            .unwrap();
+    }
+    let count = "SELECT count(*) FROM users";
+    c.batch_execute("BEGIN").await.unwrap();
+    let rows = rows(&c.simple_query(count).await.unwrap());
+    assert_eq!(rows, vec![vec![Some("2".to_owned())]]);
+    let n: i64 = c.query_one(count, &[]).await.unwrap().get(0);
+    assert_eq!(n, 2, "over the extended protocol");
+    // The transaction goes on: a keyed write opens it on its shard, and ROLLBACK undoes it.
+    c.execute("UPDATE users SET email = 'y' WHERE id = $1", &[&a])
+        .await
+        .unwrap();
+    let e = c.query_one(count, &[]).await.unwrap_err();
+    assert_eq!(
+        sqlstate(&e),
+        Some("0A000"),
+        "after a statement on a shard: {e}"
+    );
+    c.batch_execute("ROLLBACK").await.unwrap();
+    let email: String = c
+        .query_one("SELECT email FROM users WHERE id = $1", &[&a])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(email, "x", "rolled back");
+    // Refused where the read would not be the transaction's.
+    for (begin, read) in [
+        ("BEGIN ISOLATION LEVEL REPEATABLE READ", count),
+        ("BEGIN; SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", count),
+        ("BEGIN", "SELECT id FROM users FOR UPDATE"),
+    ] {
+        for part in begin.split("; ") {
+            c.batch_execute(part).await.unwrap();
+        }
+        let e = c.batch_execute(read).await.unwrap_err();
+        assert_eq!(sqlstate(&e), Some("0A000"), "{begin}; {read}: {e}");
+        c.batch_execute("ROLLBACK").await.unwrap();
+    }
+    c.batch_execute("SET default_transaction_isolation = 'repeatable read'")
+        .await
+        .unwrap();
+    c.batch_execute("BEGIN").await.unwrap();
+    let e = c.batch_execute(count).await.unwrap_err();
+    assert_eq!(sqlstate(&e), Some("0A000"), "session isolation: {e}");
+    c.batch_execute("ROLLBACK; RESET default_transaction_isolation")
+        .await
+        .unwrap();
+    // A read that fails fails the transaction, as on one server.
+    c.batch_execute("BEGIN").await.unwrap();
+    let e = c
+        .batch_execute("SELECT 1 / (id - id) FROM users")
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), Some("22012"), "{e}");
+    let e = c.query_one("SELECT 1", &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&e), Some("25P02"), "{e}");
+    c.batch_execute("ROLLBACK").await.unwrap();
+    c.query_one(count, &[]).await.unwrap();
+}
