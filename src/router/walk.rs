@@ -23,7 +23,7 @@ use std::ops::ControlFlow;
 use sqlparser::ast::{Ident, ObjectName, ObjectNamePart, Statement};
 
 use super::facts::{Binding, Facts, Rel};
-use crate::sharding::{ShardMap, TableKind, Unlisted};
+use crate::sharding::{ShardMap, TableKind};
 
 pub(crate) struct Walker<'m> {
     map: &'m ShardMap,
@@ -80,9 +80,10 @@ impl<'m> Walker<'m> {
                 TableKind::Sharded(_) => Rel::Sharded(i),
                 TableKind::Reference => Rel::Reference,
             },
-            // Drivers read the catalogs (asyncpg's type introspection, JDBC's metadata): alike on
-            // every shard, they go where unlisted tables go, or to any shard when those are refused.
-            None if is_catalog(name) && self.map.unlisted == Unlisted::Refuse => Rel::Reference,
+            // Drivers read the catalogs (asyncpg's type introspection, JDBC's metadata, SQLAlchemy's
+            // first connect, inside a transaction another statement opened): alike on every shard,
+            // they are read where the client is, as a reference table is.
+            None if is_catalog(name) => Rel::Reference,
             None => Rel::Unlisted,
         }
     }

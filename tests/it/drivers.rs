@@ -1,6 +1,7 @@
-//! Real client drivers through shardgate: psycopg 3, asyncpg, node-postgres and pgjdbc each run a
-//! script of what their users do (tests/drivers/) against two shards; then every row they wrote must
-//! be on the shard that owns its key. scripts/drivers.sh installs them (scripts/test.sh runs it).
+//! Real client drivers through shardgate: psycopg 3, asyncpg, node-postgres, pgjdbc and SQLAlchemy
+//! (over psycopg) each run a script of what their users do (tests/drivers/) against two shards; then
+//! every row they wrote must be on the shard that owns its key. scripts/drivers.sh installs them
+//! (scripts/test.sh runs it).
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -43,7 +44,18 @@ async fn through_shardgate(
     env: &[(&str, OsString)],
     users: usize,
 ) {
-    let s = Sharded::start(shared(), "").await;
+    through_shardgate_with(program, args, env, users, "").await;
+}
+
+/// `through_shardgate`, with `map_extra` at the top level of the shard map.
+async fn through_shardgate_with(
+    program: OsString,
+    args: &[OsString],
+    env: &[(&str, OsString)],
+    users: usize,
+    map_extra: &str,
+) {
+    let s = Sharded::start(shared(), map_extra).await;
     let mut cmd = Command::new("timeout");
     cmd.arg(LIMIT_SECS).arg(program).args(args);
     s.proxy.aim(&mut cmd, "app", "secret");
@@ -102,4 +114,13 @@ async fn pgjdbc() {
         script("JdbcCheck.java"),
     ];
     through_shardgate("java".into(), &args, &[], 40).await;
+}
+
+/// With unlisted tables on a default shard, as in scripts/dev.sh's map: SQLAlchemy's first connect
+/// reads the catalogs inside a transaction a catalog-free statement opened on any shard.
+#[tokio::test]
+async fn sqlalchemy() {
+    let python = installed("venv/bin/python");
+    let args = [script("sqlalchemy_check.py")];
+    through_shardgate_with(python, &args, &[], 40, "default: s0\n").await;
 }
