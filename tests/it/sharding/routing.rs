@@ -28,6 +28,19 @@ fn user_on_each_shard(map: &ShardMap) -> (i64, i64) {
     (on(0), on(1))
 }
 
+/// Two shards with user `a` (email 'x') on shard 0 and `b` on shard 1, and a client.
+async fn with_a_user_on_each_shard() -> (Sharded, i64, i64, tokio_postgres::Client) {
+    let s = Sharded::start(shared(), "").await;
+    let (a, b) = user_on_each_shard(&s.map());
+    let c = s.proxy.client().await;
+    for k in [a, b] {
+        c.execute("INSERT INTO users (id, email) VALUES ($1, 'x')", &[&k])
+            .await
+            .unwrap();
+    }
+    (s, a, b, c)
+}
+
 async fn ids_on(s: &Sharded, shard: usize, sql: &str) -> Vec<i64> {
     let c = s.direct(shared(), shard).await;
     c.query(sql, &[])
@@ -720,14 +733,7 @@ async fn settings_follow_the_client_across_shards() {
 /// statement on the other shard was refused.
 #[tokio::test]
 async fn transaction_settings_wait_with_the_held_begin() {
-    let s = Sharded::start(shared(), "").await;
-    let (a, b) = user_on_each_shard(&s.map());
-    let c = s.proxy.client().await;
-    for k in [a, b] {
-        c.execute("INSERT INTO users (id, email) VALUES ($1, 'x')", &[&k])
-            .await
-            .unwrap();
-    }
+    let (_s, a, b, c) = with_a_user_on_each_shard().await;
     let settings = "SELECT current_setting('transaction_isolation'), current_setting('statement_timeout') FROM users WHERE id = $1";
     // Each key twice in a row: the shards' turns would have sent one of each pair elsewhere.
     for (i, k) in [a, a, b, b].into_iter().enumerate() {
@@ -776,14 +782,7 @@ async fn transaction_settings_wait_with_the_held_begin() {
 /// or once a statement has opened the transaction on a shard.
 #[tokio::test]
 async fn a_read_on_several_shards_runs_beside_a_held_begin() {
-    let s = Sharded::start(shared(), "").await;
-    let (a, b) = user_on_each_shard(&s.map());
-    let c = s.proxy.client().await;
-    for k in [a, b] {
-        c.execute("INSERT INTO users (id, email) VALUES ($1, 'x')", &[&k])
-            .await
-            .unwrap();
-    }
+    let (_s, a, _, c) = with_a_user_on_each_shard().await;
     let count = "SELECT count(*) FROM users";
     c.batch_execute("BEGIN").await.unwrap();
     let rows = rows(&c.simple_query(count).await.unwrap());
