@@ -36,19 +36,9 @@ fn script(name: &str) -> OsString {
 }
 
 /// Runs `program` with `args` (and `env`) against two fresh shards through shardgate, as `app`
-/// (SCRAM); it must succeed and leave `users` rows in the users table, each on its key's shard and
-/// some on each shard.
+/// (SCRAM), with `map_extra` at the top level of the shard map; it must succeed and leave `users`
+/// rows in the users table, each on its key's shard and some on each shard.
 async fn through_shardgate(
-    program: OsString,
-    args: &[OsString],
-    env: &[(&str, OsString)],
-    users: usize,
-) {
-    through_shardgate_with(program, args, env, users, "").await;
-}
-
-/// `through_shardgate`, with `map_extra` at the top level of the shard map.
-async fn through_shardgate_with(
     program: OsString,
     args: &[OsString],
     env: &[(&str, OsString)],
@@ -90,20 +80,20 @@ async fn through_shardgate_with(
 #[tokio::test]
 async fn psycopg() {
     let python = installed("venv/bin/python");
-    through_shardgate(python, &[script("psycopg_check.py")], &[], 90).await;
+    through_shardgate(python, &[script("psycopg_check.py")], &[], 90, "").await;
 }
 
 #[tokio::test]
 async fn asyncpg() {
     let python = installed("venv/bin/python");
-    through_shardgate(python, &[script("asyncpg_check.py")], &[], 90).await;
+    through_shardgate(python, &[script("asyncpg_check.py")], &[], 90, "").await;
 }
 
 #[tokio::test]
 async fn node_postgres() {
     let modules = installed("node/node_modules");
     let env = [("NODE_PATH", modules)];
-    through_shardgate("node".into(), &[script("node_pg_check.js")], &env, 40).await;
+    through_shardgate("node".into(), &[script("node_pg_check.js")], &env, 40, "").await;
 }
 
 #[tokio::test]
@@ -113,7 +103,7 @@ async fn pgjdbc() {
         "/usr/share/java/postgresql.jar".into(),
         script("JdbcCheck.java"),
     ];
-    through_shardgate("java".into(), &args, &[], 40).await;
+    through_shardgate("java".into(), &args, &[], 40, "").await;
 }
 
 /// With unlisted tables on a default shard, as in scripts/dev.sh's map: SQLAlchemy's first connect
@@ -122,5 +112,5 @@ async fn pgjdbc() {
 async fn sqlalchemy() {
     let python = installed("venv/bin/python");
     let args = [script("sqlalchemy_check.py")];
-    through_shardgate_with(python, &args, &[], 40, "default: s0\n").await;
+    through_shardgate(python, &args, &[], 40, "default: s0\n").await;
 }

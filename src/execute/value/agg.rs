@@ -43,7 +43,11 @@ pub(crate) fn merge(
         }
         // A count cast to numeric or float8 (the router lets a count be cast to no other of these).
         (Agg::Count, Kind::Numeric) => {
-            let total = values().try_fold(Decimal::parse(b"0")?, |sum, v| match v? {
+            let zero = Decimal::Finite {
+                mantissa: 0,
+                scale: 0,
+            };
+            let total = values().try_fold(zero, |sum, v| match v? {
                 Value::Numeric(d) => sum.checked_add(&d),
                 _ => Err(unsupported.clone()),
             })?;

@@ -3,7 +3,7 @@
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::held_begin::HeldBegin;
+use super::held_begin::{self, HeldBegin};
 use super::route::{Placement, merge_of, query_parts};
 use super::{Attached, Deferred, FanoutBatch, Flow, OwnPortal, OwnRun, Session, Step};
 use crate::config::SessionStatePolicy;
@@ -114,7 +114,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 }
                 _ => self.forward(raw, Pending::Describe).await?,
             },
-            b'E' if msg::execute(body).is_ok_and(|(p, _)| self.is_own_portal(p)) => {
+            // Parsed only while shardgate answers a portal (rarely): Execute is on the hot path.
+            b'E' if self.own_portal.is_some()
+                && msg::execute(body).is_ok_and(|(p, _)| self.is_own_portal(p)) =>
+            {
                 let own = self.own_portal.take().expect("checked above");
                 self.run_own_portal(own.runs).await?;
             }
@@ -315,8 +318,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             },
             Placement::Scatter(shards) => {
                 let merge = merge_of(&plan, &Params::none(), &[]);
-                let locks_rows = merge.as_ref().is_ok_and(|m| m.plan.locks_rows);
-                match (self.before_scatter(locks_rows).await?, merge) {
+                match (self.before_scatter(&merge).await?, merge) {
                     (Ok(Step::Wait), _) => return Ok(Flow::Wait),
                     (Err(r), _) | (_, Err(r)) => self.refuse(r, false).await?,
                     (Ok(Step::Go), Ok(merge)) => {
@@ -436,8 +438,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             Placement::Scatter(shards) => {
                 let router_params = Params::new(&params.formats, &params.values);
                 let merge = merge_of(&plan, &router_params, &stmt.param_types);
-                let locks_rows = merge.as_ref().is_ok_and(|m| m.plan.locks_rows);
-                match (self.before_scatter(locks_rows).await?, merge) {
+                match (self.before_scatter(&merge).await?, merge) {
                     (Ok(Step::Wait), _) => return Ok(Flow::Wait),
                     (Err(r), _) | (_, Err(r)) => self.refuse(r, true).await?,
                     (Ok(Step::Go), Ok(merge)) => {
@@ -501,11 +502,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             return false;
         };
         // Only a lone BEGIN: with other statements in the same Query, the others decide the shard.
-        let lone = !sql.trim().trim_end_matches(';').contains(';');
+        let lone = !held_begin::statement(sql).contains(';');
         // Not while Parse messages wait for a server: PostgreSQL answers them first (and skips the
         // BEGIN should one fail).
         let parses_wait =
-            tx != TxControl::Commit && tx != TxControl::Rollback && !self.deferred.is_empty();
+            !matches!(tx, TxControl::Commit | TxControl::Rollback) && !self.deferred.is_empty();
         if !lone || parses_wait || !self.answers_tx(tx) {
             return false;
         }
@@ -533,19 +534,16 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         match tx {
             TxControl::Begin => {
                 self.begin = Some(HeldBegin::new(sql));
-                return "BEGIN";
+                "BEGIN"
             }
             TxControl::Setting => {
                 self.begin.as_mut().expect("answers_tx").add(sql);
-                return "SET";
+                "SET"
             }
-            _ => {}
-        }
-        let failed = self.begin.take().is_some_and(|b| b.failed());
-        if tx == TxControl::Commit && !failed {
-            "COMMIT"
-        } else {
-            "ROLLBACK"
+            _ => match self.begin.take() {
+                Some(held) if tx == TxControl::Commit && !held.failed() => "COMMIT",
+                _ => "ROLLBACK",
+            },
         }
     }
 

@@ -81,7 +81,7 @@ impl HeldBegin {
 }
 
 /// One statement's text without the semicolons and blanks that end it.
-fn statement(sql: &str) -> &str {
+pub(super) fn statement(sql: &str) -> &str {
     sql.trim().trim_end_matches(';').trim_end()
 }
 

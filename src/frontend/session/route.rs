@@ -158,8 +158,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// transaction before every first statement.
     pub(super) async fn before_scatter(
         &mut self,
-        locks_rows: bool,
+        merge: &Result<Merge, Refusal>,
     ) -> Result<Result<Step, Refusal>, SessionError> {
+        let locks_rows = merge.as_ref().is_ok_and(|m| m.plan.locks_rows);
         let desired = &self.desired;
         let outside = !locks_rows
             && self

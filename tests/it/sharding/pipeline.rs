@@ -469,7 +469,8 @@ async fn an_extended_begin_waits_for_the_statement_that_picks_the_shard() {
     }
     assert_eq!(user_ids(&s, 0).await, vec![a]);
     assert_eq!(user_ids(&s, 1).await, vec![b]);
-    // A transaction with no statement: BEGIN and COMMIT are answered without a server.
+    // A transaction with no statement: BEGIN and COMMIT complete as on one server (that no server is
+    // taken for them, shardgate answering both, is not seen from here).
     c.send(|buf| {
         statement(buf, Some("BEGIN"), &[]);
         frontend::sync(buf);
