@@ -52,12 +52,37 @@ pub(crate) enum Pending {
     /// A query shardgate sent on its own (SETs aligning session parameters, a held BEGIN); the
     /// client sees none of its replies.
     InjectedQuery,
+    /// The query that makes a held BEGIN's transaction the client's (its modes and settings, see
+    /// `HeldBegin`): as an injected query, but an error it meets is kept for the client's next.
+    HeldSettings,
     /// A Sync shardgate sent to end a batch of prepares before the client moves to another shard; its
     /// ReadyForQuery is not the client's.
     InjectedSync,
     /// A Parse, Bind and Execute shardgate sent to raise a refusal inside the server's transaction (so
     /// that it aborts as PostgreSQL's would); only the ErrorResponse is the client's.
     Raise,
+}
+
+impl Pending {
+    /// A Query or Sync, the client's or shardgate's: the server answers it with ReadyForQuery.
+    fn ends_in_ready(&self) -> bool {
+        matches!(
+            self,
+            Pending::Query
+                | Pending::Sync
+                | Pending::InjectedSync
+                | Pending::InjectedQuery
+                | Pending::HeldSettings
+        )
+    }
+
+    /// A Query or Sync shardgate sent: its replies, ReadyForQuery too, are not the client's.
+    fn is_own_ending(&self) -> bool {
+        matches!(
+            self,
+            Pending::InjectedSync | Pending::InjectedQuery | Pending::HeldSettings
+        )
+    }
 }
 
 /// What to do with one backend message.
@@ -69,6 +94,8 @@ pub(crate) enum Verdict {
     Ready {
         forward: bool,
     },
+    /// An error of held settings: the client's, in place of the 25P02 its next statement meets.
+    Keep,
 }
 
 /// What the server was sent since its last Sync or Query: the extended protocol's implicit
@@ -103,7 +130,7 @@ impl Tracker {
             | Pending::Close
             | Pending::InjectedClose { .. } => self.batch.max(Batch::Prepared),
             Pending::Bind | Pending::Execute | Pending::Raise => self.batch.max(Batch::Open),
-            Pending::Synthetic(_) | Pending::InjectedQuery => self.batch,
+            Pending::Synthetic(_) | Pending::InjectedQuery | Pending::HeldSettings => self.batch,
         };
         self.queue.push_back(p);
     }
@@ -120,12 +147,7 @@ impl Tracker {
 
     /// True when the server owes a ReadyForQuery: its replies come without more client input.
     pub(crate) fn owes_ready(&self) -> bool {
-        self.queue.iter().rev().any(|p| {
-            matches!(
-                p,
-                Pending::Query | Pending::Sync | Pending::InjectedSync | Pending::InjectedQuery
-            )
-        })
+        self.queue.iter().rev().any(Pending::ends_in_ready)
     }
 
     /// The global statement the next ParseComplete answers for, if it prepares a named one.
@@ -159,12 +181,15 @@ impl Tracker {
     /// ids: a Parse the server skipped or refused is taken out of it.
     pub(crate) fn on_backend(&mut self, tag: u8, prepared: &mut Prepared) -> Verdict {
         let head = self.queue.front();
-        if matches!(head, Some(Pending::InjectedQuery | Pending::InjectedSync)) {
-            if tag == b'Z' {
-                self.queue.pop_front();
-                return Verdict::Ready { forward: false };
-            }
-            return Verdict::Swallow;
+        if let Some(p) = head.filter(|p| p.is_own_ending()) {
+            return match tag {
+                b'Z' => {
+                    self.queue.pop_front();
+                    Verdict::Ready { forward: false }
+                }
+                b'E' if *p == Pending::HeldSettings => Verdict::Keep,
+                _ => Verdict::Swallow,
+            };
         }
         if matches!(head, Some(Pending::Raise)) && matches!(tag, b'1' | b'2') {
             return Verdict::Swallow;
@@ -197,19 +222,10 @@ impl Tracker {
             b'Z' => {
                 // Everything before the Sync was answered or skipped; drop what remains of it. The
                 // ReadyForQuery is the client's unless it ends shardgate's own query or Sync.
-                let ends = self.queue.iter().position(|p| {
-                    matches!(
-                        p,
-                        Pending::Query
-                            | Pending::Sync
-                            | Pending::InjectedSync
-                            | Pending::InjectedQuery
-                    )
-                });
+                let ends = self.queue.iter().position(Pending::ends_in_ready);
                 self.drop_skipped(ends.unwrap_or(self.queue.len()), prepared);
                 let ended = self.queue.pop_front();
-                let forward =
-                    !matches!(ended, Some(Pending::InjectedSync | Pending::InjectedQuery));
+                let forward = !ended.as_ref().is_some_and(Pending::is_own_ending);
                 Verdict::Ready { forward }
             }
             _ => Verdict::Forward,
@@ -291,6 +307,27 @@ mod tests {
                 (b'1', Forward),
                 (b'1', Swallow),
                 (b'2', Swallow),
+                (b'E', Forward),
+                (b'Z', READY),
+            ],
+            &[],
+            true,
+        );
+    }
+
+    /// A held BEGIN opened on its server: the BEGIN's replies are swallowed, its settings' error is
+    /// kept, and the client's statement is answered as sent.
+    #[test]
+    fn a_held_begins_settings_keep_their_error() {
+        const OWN: Verdict = Ready { forward: false };
+        check(
+            vec![InjectedQuery, HeldSettings, Query],
+            &[],
+            &[
+                (b'C', Swallow),
+                (b'Z', OWN),
+                (b'E', Keep),
+                (b'Z', OWN),
                 (b'E', Forward),
                 (b'Z', READY),
             ],

@@ -16,6 +16,7 @@ pub(crate) const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
 pub(crate) const UNDEFINED_PARAMETER: &str = "42P02";
 pub(crate) const BAD_COPY_FILE_FORMAT: &str = "22P04";
 pub(crate) const ACTIVE_SQL_TRANSACTION: &str = "25001";
+pub(crate) const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
 pub(crate) const INVALID_SQL_STATEMENT_NAME: &str = "26000";
 pub(crate) const QUERY_CANCELED: &str = "57014";
 pub(crate) const RAISE_EXCEPTION: &str = "P0001";

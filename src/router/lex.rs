@@ -197,6 +197,24 @@ pub(crate) fn quoted_end(b: &[u8], mut i: usize, q: u8) -> Option<usize> {
     None
 }
 
+/// `text` from its first token on: leading blanks and comments skipped.
+pub(crate) fn skip_blanks(text: &str) -> &str {
+    let b = text.as_bytes();
+    let mut i = 0;
+    loop {
+        while b.get(i).is_some_and(u8::is_ascii_whitespace) {
+            i += 1;
+        }
+        if b[i..].starts_with(b"--") {
+            i = text[i..].find('\n').map_or(b.len(), |n| i + n);
+        } else if b[i..].starts_with(b"/*") {
+            i = block_comment_end(b, i).unwrap_or(b.len());
+        } else {
+            return &text[i..];
+        }
+    }
+}
+
 /// The index after a block comment starting at `i` (they nest in PostgreSQL); `None` when unclosed.
 pub(crate) fn block_comment_end(b: &[u8], start: usize) -> Option<usize> {
     let (mut depth, mut i) = (0usize, start);
@@ -261,6 +279,17 @@ mod tests {
         let want: Vec<(Vec<&str>, Vec<&str>)> =
             want.iter().map(|(w, c)| (w.to_vec(), c.to_vec())).collect();
         assert_eq!(got, want, "{sql:?}");
+    }
+
+    #[test]
+    fn blanks_and_comments_are_skipped() {
+        assert_eq!(
+            skip_blanks("  -- a\n /* b /* c */ */\tBEGIN -- d"),
+            "BEGIN -- d"
+        );
+        assert_eq!(skip_blanks("/* open"), "");
+        assert_eq!(skip_blanks("-- only"), "");
+        assert_eq!(skip_blanks("x"), "x");
     }
 
     #[test]

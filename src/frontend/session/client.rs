@@ -386,7 +386,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             self.session_shard = None;
         }
         if let Command::Transaction(tx) = plan.command
-            && self.answers_tx(tx)
+            && self.answers_tx(tx, &stmt.query)
             && let Some(client_parse) = self.only_own_parse(&stmt)
         {
             self.deferred.clear();
@@ -501,13 +501,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         let Command::Transaction(tx) = *command else {
             return false;
         };
-        // Only a lone BEGIN: with other statements in the same Query, the others decide the shard.
-        let lone = !held_begin::statement(sql).contains(';');
         // Not while Parse messages wait for a server: PostgreSQL answers them first (and skips the
         // BEGIN should one fail).
         let parses_wait =
             !matches!(tx, TxControl::Commit | TxControl::Rollback) && !self.deferred.is_empty();
-        if !lone || parses_wait || !self.answers_tx(tx) {
+        if parses_wait || !self.answers_tx(tx, sql) {
             return false;
         }
         let tag = self.run_held_tx(tx, sql);
@@ -516,13 +514,15 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         true
     }
 
-    /// Whether shardgate answers this transaction statement itself: a BEGIN when the client holds no
-    /// server and no BEGIN; a setting of the transaction, a COMMIT or a ROLLBACK of the BEGIN it
-    /// holds (a setting only while the transaction has not failed: PostgreSQL refuses it then).
-    fn answers_tx(&self, tx: TxControl) -> bool {
+    /// Whether shardgate answers this transaction statement (`sql`) itself: a BEGIN when the client
+    /// holds no server and no BEGIN; a setting of the transaction, a COMMIT or a ROLLBACK of the
+    /// BEGIN it holds (a setting only while the transaction has not failed: PostgreSQL refuses it
+    /// then). Only a lone statement: with others in the same Query, the others decide the shard.
+    fn answers_tx(&self, tx: TxControl, sql: &str) -> bool {
         self.server.is_none()
+            && held_begin::lone(sql).is_some()
             && match tx {
-                TxControl::Begin => self.begin.is_none(),
+                TxControl::Begin => self.begin.is_none() && held_begin::modes(sql).is_some(),
                 TxControl::Commit | TxControl::Rollback => self.begin.is_some(),
                 TxControl::Setting => self.begin.as_ref().is_some_and(|b| !b.failed()),
                 TxControl::Savepoint | TxControl::Prepared => false,
@@ -533,7 +533,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     fn run_held_tx(&mut self, tx: TxControl, sql: &str) -> &'static str {
         match tx {
             TxControl::Begin => {
-                self.begin = Some(HeldBegin::new(sql));
+                self.begin = Some(HeldBegin::new(sql).expect("answers_tx"));
                 "BEGIN"
             }
             TxControl::Setting => {

@@ -2,36 +2,50 @@
 //! the settings of the transaction made before it (SET LOCAL, SET TRANSACTION). The client was told
 //! BEGIN (and SET) and sees its transaction meanwhile: in progress, or failed once an error (from a
 //! prepare a server answered) ended it, as PostgreSQL's would.
+//!
+//! On its server the transaction opens with a plain BEGIN, which cannot fail, then a second query
+//! makes it the client's: SET TRANSACTION with the BEGIN's modes, then the settings. So whatever the
+//! server refuses of them fails the transaction; it never leaves it unopened, for the client's
+//! statements to commit one by one. The client's first statement then gets that error.
 
 use bytes::BytesMut;
 
-use super::raise::raise_sql;
-use crate::protocol::backend::{ErrorFields, Severity};
-use crate::protocol::frontend as msg;
-use crate::protocol::sqlstate::RAISE_EXCEPTION;
+use super::raise::{raise_sql, what_failed};
+use crate::protocol::backend::{self, ErrorFields, Severity};
+use crate::protocol::sqlstate::{IN_FAILED_SQL_TRANSACTION, RAISE_EXCEPTION};
+use crate::router::lex;
 
 pub(super) struct HeldBegin {
-    /// What opens the transaction on the server it goes to: the client's BEGIN, then its settings.
-    sql: String,
+    /// What makes the transaction the client's after the plain BEGIN: SET TRANSACTION with the
+    /// BEGIN's modes, if it had any, and the settings made since.
+    settings: String,
     failed: bool,
 }
 
 impl HeldBegin {
-    /// The client's BEGIN, as it sent it.
-    pub(super) fn new(begin: &str) -> HeldBegin {
-        HeldBegin {
-            sql: statement(begin).to_owned(),
+    /// The client's BEGIN or START TRANSACTION, as it sent it; `None` for a text [`modes`] does
+    /// not take, which a server is to answer.
+    pub(super) fn new(begin: &str) -> Option<HeldBegin> {
+        let modes = modes(begin)?;
+        let mut held = HeldBegin {
+            settings: String::new(),
             failed: false,
+        };
+        if !lex::skip_blanks(modes).is_empty() {
+            held.add(&format!("SET TRANSACTION {}", modes.trim_start()));
         }
+        Some(held)
     }
 
     /// A setting of the transaction (SET LOCAL, SET TRANSACTION), made on its server after the
-    /// BEGIN. Should it fail there, the client's next statement gets 25P02, as the statement after a
-    /// failed SET would on one server, but the SET's own error is not the client's to see.
+    /// BEGIN. Should the server refuse it, the client's next statement gets that error, and the
+    /// transaction is failed, as it would be after the SET on one server.
     pub(super) fn add(&mut self, setting: &str) {
-        // On a line of its own: the statement before may end in a -- comment.
-        self.sql.push_str("\n;\n");
-        self.sql.push_str(statement(setting));
+        if !self.settings.is_empty() {
+            // On a line of its own: the statement before may end in a -- comment.
+            self.settings.push_str("\n;\n");
+        }
+        self.settings.push_str(lone(setting).unwrap_or(setting));
     }
 
     /// An error ended the transaction: it now opens failed on its server, where every statement but
@@ -46,7 +60,7 @@ impl HeldBegin {
             RAISE_EXCEPTION,
             "the transaction failed at an earlier error",
         );
-        self.sql = format!("BEGIN; {}", raise_sql(&e));
+        self.settings = raise_sql(&e);
     }
 
     pub(super) fn failed(&self) -> bool {
@@ -64,7 +78,7 @@ impl HeldBegin {
         let session_isolated = desired.iter().any(|(name, value)| {
             name.eq_ignore_ascii_case("default_transaction_isolation") && isolated(value)
         });
-        !self.failed && !isolated(&self.sql) && !session_isolated
+        !self.failed && !isolated(&self.settings) && !session_isolated
     }
 
     /// The transaction status the client sees (ReadyForQuery): in a transaction, or a failed one.
@@ -72,17 +86,60 @@ impl HeldBegin {
         if self.failed { b'E' } else { b'T' }
     }
 
-    /// The Query message that opens it on a server; its replies are not the client's.
-    pub(super) fn query(&self) -> BytesMut {
-        let mut query = BytesMut::new();
-        msg::write_query(&mut query, &self.sql);
-        query
+    /// The query that follows the plain BEGIN on the server, if there is one to send.
+    pub(super) fn settings(&self) -> Option<&str> {
+        Some(self.settings.as_str()).filter(|s| !s.is_empty())
     }
 }
 
-/// One statement's text without the semicolons and blanks that end it.
-pub(super) fn statement(sql: &str) -> &str {
-    sql.trim().trim_end_matches(';').trim_end()
+/// What the client's statement gets for `theirs`, an error the server sent it, when the held
+/// settings before it failed with `held`: that error, which failed the transaction (PostgreSQL's
+/// 25P02 only says it is failed), without its position in text the client never sent.
+pub(super) fn first_error(held: &[u8], theirs: &[u8]) -> Option<BytesMut> {
+    let failed = |(c, v): &(u8, String)| *c == b'C' && v == IN_FAILED_SQL_TRANSACTION;
+    if !backend::error_fields(theirs).iter().any(failed) {
+        return None;
+    }
+    let mut fields = what_failed(backend::error_fields(held));
+    fields.push((b'W', CONTEXT.to_owned()));
+    let mut out = BytesMut::new();
+    backend::write_error_fields(&mut out, &fields);
+    Some(out)
+}
+
+/// Where an error of held settings happened, as the client reads it.
+const CONTEXT: &str = "the transaction's BEGIN or SET, sent to its server with this statement";
+
+/// The text of the one statement in `sql`, without the semicolon that ends it; `None` for several
+/// (semicolons inside literals, quoted names and comments do not count).
+pub(super) fn lone(sql: &str) -> Option<&str> {
+    match lex::statements(sql).as_slice() {
+        [one] => Some(one.text),
+        _ => None,
+    }
+}
+
+/// What follows BEGIN [WORK | TRANSACTION] or START TRANSACTION in the one statement of `sql`: the
+/// transaction's modes as SET TRANSACTION takes them, or blanks. `None` when it does not start so.
+pub(super) fn modes(sql: &str) -> Option<&str> {
+    let text = lone(sql)?;
+    match keyword(text, "begin") {
+        Some(rest) => Some(
+            keyword(rest, "work")
+                .or_else(|| keyword(rest, "transaction"))
+                .unwrap_or(rest),
+        ),
+        None => keyword(keyword(text, "start")?, "transaction"),
+    }
+}
+
+/// What follows `word` (lowercase) at the start of `text`, after blanks and comments.
+fn keyword<'a>(text: &'a str, word: &str) -> Option<&'a str> {
+    let text = lex::skip_blanks(text);
+    let head = text.get(..word.len())?;
+    let rest = &text[word.len()..];
+    let whole = !rest.starts_with(|c: char| c.is_alphanumeric() || c == '_' || c == '$');
+    (head.eq_ignore_ascii_case(word) && whole).then_some(rest)
 }
 
 #[cfg(test)]
@@ -90,15 +147,65 @@ mod tests {
     use super::*;
 
     #[test]
-    fn settings_follow_the_begin_past_its_comments() {
-        let mut held = HeldBegin::new("BEGIN ISOLATION LEVEL SERIALIZABLE -- from the ORM ;");
+    fn settings_follow_the_modes_past_their_comments() {
+        let mut held =
+            HeldBegin::new("BEGIN ISOLATION LEVEL SERIALIZABLE -- from the ORM ;").unwrap();
         held.add(" SET LOCAL statement_timeout = 1000;");
         held.add("SET LOCAL app.tenant = 'a;b' -- tenant");
-        let mut want = BytesMut::new();
-        msg::write_query(
-            &mut want,
-            "BEGIN ISOLATION LEVEL SERIALIZABLE -- from the ORM\n;\nSET LOCAL statement_timeout = 1000\n;\nSET LOCAL app.tenant = 'a;b' -- tenant",
+        assert_eq!(
+            held.settings(),
+            Some(
+                "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE -- from the ORM ;\n;\nSET LOCAL statement_timeout = 1000\n;\nSET LOCAL app.tenant = 'a;b' -- tenant"
+            )
         );
-        assert_eq!(held.query(), want);
+        assert!(!held.reads_outside(&[]));
+    }
+
+    #[test]
+    fn a_plain_begin_has_no_settings_to_send() {
+        for begin in [
+            "BEGIN",
+            "begin;",
+            "BEGIN WORK -- x",
+            "/* app */ start transaction;",
+        ] {
+            assert_eq!(HeldBegin::new(begin).unwrap().settings(), None, "{begin}");
+        }
+    }
+
+    #[test]
+    fn modes_of_each_spelling() {
+        let cases = [
+            ("BEGIN", Some("")),
+            ("begin read only;", Some(" read only")),
+            (
+                "BEGIN WORK ISOLATION LEVEL SERIALIZABLE",
+                Some(" ISOLATION LEVEL SERIALIZABLE"),
+            ),
+            (
+                "/* a */ Begin -- b\n transaction deferrable",
+                Some(" deferrable"),
+            ),
+            ("START TRANSACTION READ WRITE", Some(" READ WRITE")),
+            ("BEGIN bogus", Some(" bogus")),
+            ("BEGINNING", None),
+            ("START", None),
+            ("START TRANSACTIONS", None),
+            ("BEGIN; SELECT 1", None),
+            ("COMMIT", None),
+        ];
+        for (sql, want) in cases {
+            assert_eq!(modes(sql), want, "{sql}");
+        }
+    }
+
+    #[test]
+    fn one_statement_whatever_its_literals_hold() {
+        assert_eq!(
+            lone("SET LOCAL a.b = 'x;y'; -- z;"),
+            Some("SET LOCAL a.b = 'x;y'")
+        );
+        assert_eq!(lone("SET LOCAL a.b = $$;$$"), Some("SET LOCAL a.b = $$;$$"));
+        assert_eq!(lone("BEGIN; SET LOCAL a.b = 1"), None);
     }
 }

@@ -57,6 +57,9 @@ struct Attached {
     query_starts: VecDeque<Instant>,
     /// The client sent it a statement that changes settings: they are read back before it goes.
     settings_changed: bool,
+    /// The server refused the settings of a held BEGIN (this ErrorResponse): the client's next
+    /// statement gets it (see `held_begin::first_error`).
+    held_error: Option<BytesMut>,
     /// It answered CopyInResponse: until the COPY ends it takes only CopyData, CopyDone and
     /// CopyFail, and ignores Flush and Sync (so nothing may wait for its answer to one).
     copy_in: bool,

@@ -28,15 +28,20 @@ pub(super) fn own_error(m: &[u8]) -> Option<BytesMut> {
     if !fields.iter().any(|(c, v)| *c == b's' && v == MARK) {
         return None;
     }
-    let kept: Vec<(u8, String)> = fields
+    let mut out = BytesMut::new();
+    backend::write_error_fields(&mut out, &what_failed(fields));
+    Some(out)
+}
+
+/// The fields of an error that say what failed, not where in shardgate's own SQL: severity, code,
+/// message, detail and a hint if it has one.
+pub(super) fn what_failed(fields: Vec<(u8, String)>) -> Vec<(u8, String)> {
+    fields
         .into_iter()
         .filter(|(c, v)| {
             matches!(c, b'S' | b'V' | b'C' | b'M' | b'D') || *c == b'H' && !v.is_empty()
         })
-        .collect();
-    let mut out = BytesMut::new();
-    backend::write_error_fields(&mut out, &kept);
-    Some(out)
+        .collect()
 }
 
 #[cfg(test)]

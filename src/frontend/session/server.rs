@@ -1,12 +1,13 @@
 //! Server side of a session: holding a server, relaying its replies, and giving it back.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use std::sync::Arc;
-
+use super::held_begin::{self, HeldBegin};
 use super::raise::own_error;
 use super::{Attached, Buffers, Deferred, Session, emit};
 use crate::backend::BackendError;
@@ -100,6 +101,23 @@ impl Attached {
         self.tracker.push(Pending::InjectedQuery);
     }
 
+    /// Opens the transaction of a held BEGIN: a plain BEGIN, then its modes and settings, whose
+    /// error (if the server refuses them) the client's first statement gets.
+    fn open_held(&mut self, held: &HeldBegin) {
+        msg::write_query(&mut self.to_server, "BEGIN");
+        self.tracker.push(Pending::InjectedQuery);
+        if let Some(settings) = held.settings() {
+            msg::write_query(&mut self.to_server, settings);
+            // A failed transaction's settings are the error that fails it again: PostgreSQL's
+            // 25P02 says so to every statement after it.
+            self.tracker.push(if held.failed() {
+                Pending::InjectedQuery
+            } else {
+                Pending::HeldSettings
+            });
+        }
+    }
+
     /// Owes nothing, has nothing to send, and is idle outside a transaction (also the implicit one
     /// of an extended-protocol batch not yet synced).
     pub(super) fn quiet(&self) -> bool {
@@ -168,10 +186,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             since: now,
             query_starts,
             settings_changed: false,
+            held_error: None,
             copy_in: false,
         };
         if let Some(held) = self.begin.take_if(|_| begin) {
-            a.inject(&held.query());
+            a.open_held(&held);
         }
         for d in self.deferred.drain(..) {
             match d {
@@ -197,7 +216,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         if let Some(a) = &mut self.server
             && let Some(held) = self.begin.take()
         {
-            a.inject(&held.query());
+            a.open_held(&held);
         }
     }
 
@@ -290,12 +309,18 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                     if tag == b'E' && held_status.is_some() {
                         held_status = Some(b'E');
                     }
-                    // shardgate's own refusal, raised on the server, without what PL/pgSQL adds.
-                    match (tag == b'E').then(|| own_error(m)).flatten() {
+                    // shardgate's own refusal, raised on the server, without what PL/pgSQL adds;
+                    // or the error that failed the transaction's held settings.
+                    let own = (tag == b'E').then(|| match a.held_error.take() {
+                        Some(held) => held_begin::first_error(&held, m),
+                        None => own_error(m),
+                    });
+                    match own.flatten() {
                         Some(e) => out.extend_from_slice(&e),
                         None => out.extend_from_slice(m),
                     }
                 }
+                Verdict::Keep => a.held_error = Some(BytesMut::from(m)),
                 Verdict::Swallow => {}
                 Verdict::Ready { forward } => {
                     conn.tx_status = frame::ready_status(m);

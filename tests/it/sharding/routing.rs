@@ -734,15 +734,19 @@ async fn settings_follow_the_client_across_shards() {
 #[tokio::test]
 async fn transaction_settings_wait_with_the_held_begin() {
     let (_s, a, b, c) = with_a_user_on_each_shard().await;
-    let settings = "SELECT current_setting('transaction_isolation'), current_setting('statement_timeout') FROM users WHERE id = $1";
+    let settings = "SELECT current_setting('transaction_isolation'), current_setting('statement_timeout'), current_setting('application_name') FROM users WHERE id = $1";
     // Each key twice in a row: the shards' turns would have sent one of each pair elsewhere.
-    for (i, k) in [a, a, b, b].into_iter().enumerate() {
+    for (i, k) in [a, a, b, b, a, a, b, b].into_iter().enumerate() {
         c.batch_execute("BEGIN").await.unwrap();
-        if i % 2 == 0 {
+        if i < 4 {
             c.batch_execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; ")
                 .await
                 .unwrap();
             c.batch_execute("SET LOCAL statement_timeout = 1234")
+                .await
+                .unwrap();
+            // A semicolon in a literal does not make two statements of it.
+            c.batch_execute("SET LOCAL application_name = 'x;y'; -- z;")
                 .await
                 .unwrap();
         } else {
@@ -753,26 +757,70 @@ async fn transaction_settings_wait_with_the_held_begin() {
             c.execute("SET LOCAL statement_timeout = 1234", &[])
                 .await
                 .unwrap();
+            c.execute("SET LOCAL application_name = 'x;y'", &[])
+                .await
+                .unwrap();
         }
         let row = c.query_one(settings, &[&k]).await.unwrap();
-        let got: (String, String) = (row.get(0), row.get(1));
-        assert_eq!(got, ("serializable".into(), "1234ms".into()), "key {k}");
+        let got: (String, String, String) = (row.get(0), row.get(1), row.get(2));
+        let want = ("serializable".into(), "1234ms".into(), "x;y".into());
+        assert_eq!(got, want, "key {k}");
         c.batch_execute("COMMIT").await.unwrap();
         // Settings of the transaction end with it.
         let row = c.query_one(settings, &[&k]).await.unwrap();
         let got: (String, String) = (row.get(0), row.get(1));
         assert_eq!(got, ("read committed".into(), "0".into()), "key {k}");
     }
-    // A setting the server refuses: the client's next statement finds the transaction failed, as
-    // PostgreSQL's statement after a failed SET would, and ROLLBACK ends it.
-    c.batch_execute("BEGIN").await.unwrap();
-    c.batch_execute("SET LOCAL statement_timeout = 'soon'")
-        .await
-        .unwrap();
-    let e = c.query_one(settings, &[&a]).await.unwrap_err();
-    assert_eq!(sqlstate(&e), Some("25P02"), "{e}");
-    c.batch_execute("ROLLBACK").await.unwrap();
-    c.query_one(settings, &[&a]).await.unwrap();
+}
+
+/// A held BEGIN or setting the server refuses leaves the transaction failed, never not begun: the
+/// statement that took it to its shard gets the server's own error (not 25P02), and nothing runs
+/// outside the transaction. Before, a BEGIN the server refused went with its settings in one Query
+/// that failed whole, and the client's statements ran and committed on their own.
+#[tokio::test]
+async fn a_held_begin_the_server_refuses_fails_the_transaction() {
+    let (_s, a, b, c) = with_a_user_on_each_shard().await;
+    let update = "UPDATE users SET email = 'y' WHERE id = $1";
+    let cases: [(&[&str], &str); 4] = [
+        (&["BEGIN ISOLATION LEVEL bogus"], "42601"),
+        (&["/* app */ begin work read only"], "25006"),
+        (
+            &["START TRANSACTION", "SET LOCAL statement_timeout = 'soon'"],
+            "22023",
+        ),
+        (
+            &[
+                "BEGIN",
+                "SET TRANSACTION READ WRITE",
+                "SET LOCAL lock_timeout = -5",
+            ],
+            "22023",
+        ),
+    ];
+    for (i, (opening, code)) in cases.into_iter().enumerate() {
+        let k = if i % 2 == 0 { a } else { b };
+        for s in opening {
+            c.batch_execute(s).await.unwrap();
+        }
+        let e = c.execute(update, &[&k]).await.unwrap_err();
+        assert_eq!(sqlstate(&e), Some(code), "{opening:?}: {e}");
+        let e = c.execute(update, &[&k]).await.unwrap_err();
+        assert_eq!(
+            sqlstate(&e),
+            Some("25P02"),
+            "{opening:?}, still failed: {e}"
+        );
+        c.batch_execute("ROLLBACK").await.unwrap();
+        let email: String = c
+            .query_one("SELECT email FROM users WHERE id = $1", &[&k])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            email, "x",
+            "{opening:?}: nothing ran outside the transaction"
+        );
+    }
 }
 
 /// A read on several shards as a transaction's first statements (psycopg and ORMs open a transaction
