@@ -78,10 +78,14 @@ pub(crate) fn session_state(sql: &str) -> Option<SessionState> {
         return None;
     }
     let mut found = None;
-    for state in crate::router::lex::statements(sql)
-        .iter()
-        .filter_map(|s| classify(&s.words).map(|state| custom(state, s)))
-    {
+    for state in crate::router::lex::statements(sql).iter().filter_map(|s| {
+        let state = classify(&s.words)?;
+        // `SELECT set_config(name, value, true)` sets for the transaction alone.
+        let local = state == SessionState::Set
+            && s.words[0] == "select"
+            && crate::router::local_config::is_local_config(s.text);
+        (!local).then(|| custom(state, s))
+    }) {
         if !state.carried() {
             return Some(state);
         }
@@ -327,6 +331,15 @@ mod tests {
     #[test]
     fn table() {
         check("select 1", None);
+        check("SELECT set_config('app.tenant', $1, true)", None);
+        check(
+            "SELECT set_config('app.tenant', $1, false)",
+            Some(CustomSetting),
+        );
+        check(
+            "SELECT set_config('app.tenant', $1, true), 1",
+            Some(CustomSetting),
+        );
         check("SET search_path = x", Some(Set));
         check("set session timezone = 'UTC'", Some(Set));
         check("SET LOCAL search_path = x", None);

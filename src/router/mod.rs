@@ -18,6 +18,7 @@ mod keys;
 mod keyword;
 pub(crate) mod lex;
 mod literals;
+pub(crate) mod local_config;
 mod merge;
 mod params;
 mod plan;
@@ -37,7 +38,8 @@ pub(crate) use keyword::changes_columns;
 pub use merge::{Agg, Count, MergePlan, SortColumn, SortRef};
 pub use params::Params;
 pub use plan::{
-    Command, CopyFormat, CopyIn, InsertTemplate, KeySource, Plan, Refusal, Target, TxControl,
+    Command, ConfigArg, CopyFormat, CopyIn, InsertTemplate, KeySource, LocalConfig, Plan, Refusal,
+    Target, TxControl,
 };
 pub use planner::plan;
 pub use resolve::resolve;

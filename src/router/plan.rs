@@ -22,6 +22,23 @@ pub struct Plan {
     pub hinted: bool,
     /// For a read that may run on several shards: how their rows merge, or why they cannot.
     pub merge: Option<Result<Arc<MergePlan>, Refusal>>,
+    /// The statement only makes settings of the current transaction (`SELECT set_config(name,
+    /// value, true)`, one or more): these.
+    pub local_config: Option<Vec<LocalConfig>>,
+}
+
+/// One `set_config(name, value, true)`: a setting of the current transaction, made by a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalConfig {
+    pub name: ConfigArg,
+    pub value: ConfigArg,
+}
+
+/// An argument of `set_config`: a text literal, or a parameter (from 0).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigArg {
+    Text(String),
+    Param(usize),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -182,11 +199,12 @@ impl Plan {
             reason: reason.into(),
             hinted: false,
             merge: None,
+            local_config: None,
         }
     }
 
-    /// Whether resolving this plan reads Bind parameters (keys, a LIMIT or OFFSET); when it does not,
-    /// a Bind's values need not even be parsed.
+    /// Whether resolving this plan reads Bind parameters (keys, a LIMIT or OFFSET, settings of the
+    /// transaction); when it does not, a Bind's values need not even be parsed.
     pub fn reads_params(&self) -> bool {
         let param = |k: &KeySource| !matches!(k, KeySource::Value(_));
         let keyed = match &self.target {
@@ -203,7 +221,12 @@ impl Plan {
             }
             _ => false,
         };
-        keyed || counted
+        let configured = self.local_config.iter().flatten().any(|c| {
+            [&c.name, &c.value]
+                .iter()
+                .any(|a| matches!(a, ConfigArg::Param(_)))
+        });
+        keyed || counted || configured
     }
 
     pub(crate) fn refuse(command: Command, refusal: Refusal) -> Plan {

@@ -21,6 +21,7 @@ use super::facts::Rel;
 use super::hint;
 use super::keyword;
 use super::lex::{self, Lexed};
+use super::local_config::local_config;
 use super::merge;
 use super::plan::{Command, Plan, Refusal, Target, TxControl};
 use super::walk::{Walker, name_of};
@@ -89,7 +90,10 @@ fn plan_lexed(sql: &str, lexed: &[Lexed<'_>], map: &ShardMap) -> Plan {
         .zip(&parsed)
         .map(|(l, s)| plan_one(s.as_ref(), l, map))
         .collect();
-    let combined = combine(plans, map);
+    let mut combined = combine(plans, map);
+    if let ([Some(Statement::Query(q))], Target::Any) = (parsed.as_slice(), &combined.target) {
+        combined.local_config = local_config(q);
+    }
     match hint::find(sql) {
         None => combined,
         Some(h) => hinted(h, combined, lexed, &parsed, map),

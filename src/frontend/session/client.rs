@@ -292,8 +292,9 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             route = resolve(&plan, &topo.map, &Params::none(), self.session_shard(&topo));
         }
         let route = self.look_up(route, &topo).await?;
+        let beside = self.hold_local_config(&plan, &route, &params);
         match self.place(route.clone(), &topo, has_state) {
-            Placement::Shard(s) => match self.hold(s, &topo).await? {
+            Placement::Shard(s) => match self.hold(s, &topo, !beside).await? {
                 Ok(Step::Go) => {
                     self.forward(raw, Pending::Query).await?;
                     let a = self.server.as_mut().expect("attached by forward");
@@ -405,21 +406,18 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         } else {
             msg::BindParams::default()
         };
+        let router_params = Params::new(&params.formats, &params.values);
         let route = match &plan.command {
             Command::SetShard(_) => Route::Refused(Refusal::unsupported(
                 "SET shardgate.shard is answered by shardgate over the simple query protocol only",
                 "send it as a simple query (psql, batch_execute, simple_query)",
             )),
-            _ => resolve(
-                &plan,
-                &topo.map,
-                &Params::new(&params.formats, &params.values),
-                self.session_shard(&topo),
-            ),
+            _ => resolve(&plan, &topo.map, &router_params, self.session_shard(&topo)),
         };
         let route = self.look_up(route, &topo).await?;
+        let beside = self.hold_local_config(&plan, &route, &router_params);
         match self.place(route.clone(), &topo, stmt.session_state.is_some()) {
-            Placement::Shard(s) => match self.hold(s, &topo).await? {
+            Placement::Shard(s) => match self.hold(s, &topo, !beside).await? {
                 Ok(Step::Go) => {}
                 Ok(Step::Wait) => return Ok(Flow::Wait),
                 Err(r) => {
@@ -436,7 +434,6 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 return Ok(Flow::Continue);
             }
             Placement::Scatter(shards) => {
-                let router_params = Params::new(&params.formats, &params.values);
                 let merge = merge_of(&plan, &router_params, &stmt.param_types);
                 match (self.before_scatter(&merge).await?, merge) {
                     (Ok(Step::Wait), _) => return Ok(Flow::Wait),

@@ -12,8 +12,9 @@ use bytes::BytesMut;
 
 use super::raise::{raise_sql, what_failed};
 use crate::protocol::backend::{self, ErrorFields, Severity};
+use crate::protocol::frontend as msg;
 use crate::protocol::sqlstate::{IN_FAILED_SQL_TRANSACTION, RAISE_EXCEPTION};
-use crate::router::lex;
+use crate::router::{ConfigArg, LocalConfig, Params, lex};
 
 pub(super) struct HeldBegin {
     /// What makes the transaction the client's after the plain BEGIN: SET TRANSACTION with the
@@ -90,6 +91,30 @@ impl HeldBegin {
     pub(super) fn settings(&self) -> Option<&str> {
         Some(self.settings.as_str()).filter(|s| !s.is_empty())
     }
+}
+
+/// The query that makes the settings of `calls` (a `SELECT set_config(..., true)` the client sent
+/// with `params`) on the transaction's server, parameters written as literals; `None` when one is
+/// missing or not text.
+pub(super) fn config_sql(calls: &[LocalConfig], params: &Params) -> Option<String> {
+    let arg = |a: &ConfigArg| match a {
+        ConfigArg::Text(s) => Some(msg::quote_literal(s)),
+        ConfigArg::Param(i) => match params.value(*i).ok()? {
+            None => Some("NULL".to_owned()),
+            Some((_, text)) => Some(msg::quote_literal(std::str::from_utf8(text).ok()?)),
+        },
+    };
+    let calls = calls
+        .iter()
+        .map(|c| {
+            Some(format!(
+                "set_config({}, {}, true)",
+                arg(&c.name)?,
+                arg(&c.value)?
+            ))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some(format!("SELECT {}", calls.join(", ")))
 }
 
 /// What the client's statement gets for `theirs`, an error the server sent it, when the held
@@ -197,6 +222,30 @@ mod tests {
         for (sql, want) in cases {
             assert_eq!(modes(sql), want, "{sql}");
         }
+    }
+
+    #[test]
+    fn settings_by_query_are_made_again_with_their_parameters() {
+        let calls = [
+            LocalConfig {
+                name: ConfigArg::Text("app.tenant".into()),
+                value: ConfigArg::Param(1),
+            },
+            LocalConfig {
+                name: ConfigArg::Param(0),
+                value: ConfigArg::Param(2),
+            },
+        ];
+        let values = [Some(&b"role"[..]), Some(&b"it's"[..]), None];
+        assert_eq!(
+            config_sql(&calls, &Params::new(&[1], &values)).as_deref(),
+            Some(
+                "SELECT set_config(E'app.tenant', E'it''s', true), set_config(E'role', NULL, true)"
+            )
+        );
+        assert_eq!(config_sql(&calls, &Params::new(&[], &values[..2])), None);
+        let bad = [Some(&b"\xff"[..]), Some(&[0xff][..]), None];
+        assert_eq!(config_sql(&calls, &Params::new(&[], &bad)), None);
     }
 
     #[test]

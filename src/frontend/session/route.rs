@@ -8,7 +8,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use bytes::BytesMut;
 
-use super::{Deferred, FanoutBatch, Session, Step, raise};
+use super::{Deferred, FanoutBatch, Session, Step, held_begin, raise};
 use crate::execute::fanout::{self, Part, Work};
 use crate::execute::having::FilterParams;
 use crate::execute::scatter::{self, Merge, Outcome, Scatter, ScatterError};
@@ -95,10 +95,13 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// Holds a server of `shard`. `Wait` when the server the client holds still owes replies (client
     /// input pauses until it is done); a refusal when the client is inside a transaction (or pinned) on
     /// another shard.
+    /// `begin`: a held BEGIN goes to a server taken for the statement (not for one that runs
+    /// beside it, see [`Session::hold_local_config`]).
     pub(super) async fn hold(
         &mut self,
         shard: ShardId,
         topo: &Arc<Topology>,
+        begin: bool,
     ) -> Result<Result<Step, Refusal>, SessionError> {
         if let Some(a) = &mut self.server {
             if a.shard == shard {
@@ -142,8 +145,33 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 ),
             }));
         }
-        self.attach_to(shard, topo.clone(), true).await?;
+        self.attach_to(shard, topo.clone(), begin).await?;
         Ok(Ok(Step::Go))
+    }
+
+    /// A statement that only makes settings of the transaction (`SELECT set_config(..., true)`),
+    /// while shardgate holds its BEGIN and no server: it runs outside the transaction on the shard
+    /// `Any` gives it, for its result (its settings end with it there), and its settings are held
+    /// with the BEGIN, for the shard the transaction's first statement picks. Whether it is so.
+    /// Drivers set a transaction's settings so from parameters, which SET LOCAL does not take.
+    pub(super) fn hold_local_config(
+        &mut self,
+        plan: &Plan,
+        route: &Route,
+        params: &Params,
+    ) -> bool {
+        let (Some(calls), Some(held), None, Route::Any) =
+            (&plan.local_config, &mut self.begin, &self.server, route)
+        else {
+            return false;
+        };
+        match held_begin::config_sql(calls, params).filter(|_| !held.failed()) {
+            Some(sql) => {
+                held.add(&sql);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Makes sure no server is held before a fan-out: `Wait` while one still owes replies, a refusal

@@ -773,6 +773,55 @@ async fn transaction_settings_wait_with_the_held_begin() {
     }
 }
 
+/// `SELECT set_config(name, value, true)` as a transaction's first statement: how drivers set a
+/// transaction's settings from parameters (a tenant for row-level security, say), which SET LOCAL
+/// does not take. It is answered by a shard outside the transaction, and its settings are made again
+/// in the transaction, on the shard its first routed statement picks. Before, it opened the
+/// transaction on a shard in turn, where a statement keyed to the other shard was refused; and it
+/// pinned its client to that server, as a session's custom setting.
+#[tokio::test]
+async fn set_config_of_a_transaction_waits_with_the_held_begin() {
+    let (_s, a, b, c) = with_a_user_on_each_shard().await;
+    let read = "SELECT current_setting('app.tenant'), current_setting('app.other') FROM users WHERE id = $1";
+    for (i, k) in [a, a, b, b, a, a, b, b].into_iter().enumerate() {
+        let tenant = format!("t'{i}");
+        c.batch_execute("BEGIN").await.unwrap();
+        let answered: Vec<Option<String>> = if i < 4 {
+            let sql = format!(
+                "SELECT set_config('app.tenant', '{}', true), pg_catalog.set_config('app.other', 'o', true)",
+                tenant.replace('\'', "''")
+            );
+            rows(&c.simple_query(&sql).await.unwrap()).remove(0)
+        } else {
+            let sql =
+                "SELECT set_config('app.tenant', $1, true), set_config($2, 'o'::text, true) AS o";
+            let row = c.query_one(sql, &[&tenant, &"app.other"]).await.unwrap();
+            vec![row.get(0), row.get(1)]
+        };
+        assert_eq!(answered, [Some(tenant.clone()), Some("o".into())]);
+        let row = c.query_one(read, &[&k]).await.unwrap();
+        let got: (String, String) = (row.get(0), row.get(1));
+        assert_eq!(got, (tenant, "o".into()), "key {k}");
+        c.batch_execute("COMMIT").await.unwrap();
+    }
+    // A setting the server refuses fails the transaction there and then.
+    c.batch_execute("BEGIN").await.unwrap();
+    let e = c
+        .query_one(
+            "SELECT set_config('statement_timeout', $1, true)",
+            &[&"soon"],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(sqlstate(&e), Some("22023"), "{e}");
+    let e = c.query_one(read, &[&a]).await.unwrap_err();
+    assert_eq!(sqlstate(&e), Some("25P02"), "{e}");
+    c.batch_execute("ROLLBACK").await.unwrap();
+    c.query_one("SELECT email FROM users WHERE id = $1", &[&b])
+        .await
+        .unwrap();
+}
+
 /// A held BEGIN or setting the server refuses leaves the transaction failed, never not begun: the
 /// statement that took it to its shard gets the server's own error (not 25P02), and nothing runs
 /// outside the transaction. Before, a BEGIN the server refused went with its settings in one Query
