@@ -1,6 +1,6 @@
 """psycopg 3 through shardgate, as its users drive it: server-side prepared statements (after
 prepare_threshold), binary parameters, executemany and pipeline mode (one Sync for many statements),
-transactions, a co-located join, a named cursor, set_config of a transaction, COPY both ways, cancel, errors by SQLSTATE, merged
+transactions, a co-located join, a named cursor, set_config and savepoints of a transaction, COPY both ways, cancel, errors by SQLSTATE, merged
 reads over both shards, and threads that each must get their own results. A batch before one Sync
 is one transaction: executemany over several shards is refused whole. Connects with the PG* environment variables; the
 users table holds ids 1-40 and 100-149 afterwards."""
@@ -96,10 +96,11 @@ def main():
             cur.execute("SELECT id FROM orders WHERE user_id = %s ORDER BY id", (1,))
             assert [r[0] for r in cur] == list(range(50))
         conn.commit()
-        # A transaction's setting from a parameter (row-level security by tenant sets it so), then a
-        # statement keyed to either shard; prepared by name after the 5th time.
+        # A transaction's setting from a parameter (row-level security by tenant sets it so), in a
+        # nested block (a SAVEPOINT), then a statement keyed to either shard; prepared by name after
+        # the 5th time.
         for i in range(1, 11):
-            with conn.transaction():
+            with conn.transaction(), conn.transaction():
                 row = conn.execute("SELECT set_config('app.tenant', %s, true)", (f"t{i}",)).fetchone()
                 assert row == (f"t{i}",), row
                 row = conn.execute("SELECT current_setting('app.tenant') FROM users WHERE id = %s", (i,)).fetchone()

@@ -512,21 +512,29 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     }
 
     /// Whether shardgate answers this transaction statement (`sql`) itself: a BEGIN when the client
-    /// holds no server and no BEGIN; a setting of the transaction, a COMMIT or a ROLLBACK of the
-    /// BEGIN it holds (a setting only while the transaction has not failed: PostgreSQL refuses it
-    /// then). Only a lone statement: with others in the same Query, the others decide the shard.
+    /// holds no server and no BEGIN; a setting of the transaction, a savepoint command, a COMMIT or
+    /// a ROLLBACK of the BEGIN it holds (a setting or savepoint only while the transaction has not
+    /// failed: PostgreSQL refuses a setting then, and ROLLBACK TO would end the failure). Only a lone statement: with others in the same Query, the others decide the shard.
     fn answers_tx(&self, tx: TxControl, sql: &str) -> bool {
         self.server.is_none()
             && held_begin::lone(sql).is_some()
             && match tx {
                 TxControl::Begin => self.begin.is_none() && held_begin::modes(sql).is_some(),
                 TxControl::Commit | TxControl::Rollback => self.begin.is_some(),
-                TxControl::Setting => self.begin.as_ref().is_some_and(|b| !b.failed()),
-                TxControl::Savepoint | TxControl::Prepared => false,
+                TxControl::Setting => self.holds_live_begin(),
+                TxControl::Savepoint => {
+                    self.holds_live_begin() && held_begin::savepoint_tag(sql).is_some()
+                }
+                TxControl::Prepared => false,
             }
     }
 
-    /// Holds the BEGIN (`sql`), adds a setting to it, or ends it; the command tag.
+    /// A held BEGIN whose transaction has not failed: settings and savepoints go with it.
+    fn holds_live_begin(&self) -> bool {
+        self.begin.as_ref().is_some_and(|b| !b.failed())
+    }
+
+    /// Holds the BEGIN (`sql`), adds a setting or savepoint command to it, or ends it; the command tag.
     fn run_held_tx(&mut self, tx: TxControl, sql: &str) -> &'static str {
         match tx {
             TxControl::Begin => {
@@ -536,6 +544,10 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             TxControl::Setting => {
                 self.begin.as_mut().expect("answers_tx").add(sql);
                 "SET"
+            }
+            TxControl::Savepoint => {
+                self.begin.as_mut().expect("answers_tx").add(sql);
+                held_begin::savepoint_tag(sql).expect("answers_tx")
             }
             _ => match self.begin.take() {
                 Some(held) if tx == TxControl::Commit && !held.failed() => "COMMIT",

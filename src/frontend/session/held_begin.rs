@@ -1,5 +1,6 @@
 //! A BEGIN shardgate holds until the transaction's first statement says which shard it runs on, with
-//! the settings of the transaction made before it (SET LOCAL, SET TRANSACTION). The client was told
+//! the settings of the transaction made before it (SET LOCAL, SET TRANSACTION, set_config(..., true))
+//! and its savepoint commands (SAVEPOINT, RELEASE, ROLLBACK TO), in order. The client was told
 //! BEGIN (and SET) and sees its transaction meanwhile: in progress, or failed once an error (from a
 //! prepare a server answered) ended it, as PostgreSQL's would.
 //!
@@ -38,9 +39,10 @@ impl HeldBegin {
         Some(held)
     }
 
-    /// A setting of the transaction (SET LOCAL, SET TRANSACTION), made on its server after the
-    /// BEGIN. Should the server refuse it, the client's next statement gets that error, and the
-    /// transaction is failed, as it would be after the SET on one server.
+    /// A setting of the transaction (SET LOCAL, SET TRANSACTION) or a savepoint command, made on its
+    /// server after the BEGIN. Should the server refuse it (a RELEASE of a savepoint never made, say),
+    /// the client's next statement gets that error, and the transaction is failed, as it would be
+    /// after the statement on one server (where the error came at once).
     pub(super) fn add(&mut self, setting: &str) {
         if !self.settings.is_empty() {
             // On a line of its own: the statement before may end in a -- comment.
@@ -134,6 +136,21 @@ pub(super) fn first_error(held: &[u8], theirs: &[u8]) -> Option<BytesMut> {
 
 /// Where an error of held settings happened, as the client reads it.
 const CONTEXT: &str = "the transaction's BEGIN or SET, sent to its server with this statement";
+
+/// The command tag of a savepoint command (SAVEPOINT, RELEASE [SAVEPOINT], ROLLBACK TO [SAVEPOINT]).
+pub(super) fn savepoint_tag(sql: &str) -> Option<&'static str> {
+    let statements = lex::statements(sql);
+    let [one] = statements.as_slice() else {
+        return None;
+    };
+    match one.words.first().map(String::as_str) {
+        Some("savepoint") => Some("SAVEPOINT"),
+        Some("release") => Some("RELEASE"),
+        // ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name
+        Some("rollback") if one.words.iter().skip(1).take(2).any(|w| w == "to") => Some("ROLLBACK"),
+        _ => None,
+    }
+}
 
 /// The text of the one statement in `sql`, without the semicolon that ends it; `None` for several
 /// (semicolons inside literals, quoted names and comments do not count).
@@ -246,6 +263,24 @@ mod tests {
         assert_eq!(config_sql(&calls, &Params::new(&[], &values[..2])), None);
         let bad = [Some(&b"\xff"[..]), Some(&[0xff][..]), None];
         assert_eq!(config_sql(&calls, &Params::new(&[], &bad)), None);
+    }
+
+    #[test]
+    fn savepoint_commands_by_their_tags() {
+        let cases = [
+            ("SAVEPOINT s1", Some("SAVEPOINT")),
+            ("release savepoint s1;", Some("RELEASE")),
+            ("/* orm */ RELEASE s1", Some("RELEASE")),
+            ("ROLLBACK TO SAVEPOINT \"S1\"", Some("ROLLBACK")),
+            ("rollback to s1", Some("ROLLBACK")),
+            ("ROLLBACK WORK TO s1", Some("ROLLBACK")),
+            ("ROLLBACK AND CHAIN", None),
+            ("ROLLBACK", None),
+            ("SAVEPOINT a; SAVEPOINT b", None),
+        ];
+        for (sql, want) in cases {
+            assert_eq!(savepoint_tag(sql), want, "{sql}");
+        }
     }
 
     #[test]

@@ -822,6 +822,56 @@ async fn set_config_of_a_transaction_waits_with_the_held_begin() {
         .unwrap();
 }
 
+/// Savepoint commands before a transaction's first routed statement (ORMs open a nested block so:
+/// Django's atomic, SQLAlchemy's begin_nested, psycopg's nested transaction) wait with the held
+/// BEGIN, in order with its settings. Before, a SAVEPOINT opened the transaction on a shard in turn,
+/// and a statement keyed to the other shard was refused.
+#[tokio::test]
+async fn savepoints_wait_with_the_held_begin() {
+    let (_s, a, b, c) = with_a_user_on_each_shard().await;
+    let email = "SELECT email, current_setting('statement_timeout') FROM users WHERE id = $1";
+    for (i, k) in [a, a, b, b].into_iter().enumerate() {
+        let update = format!("UPDATE users SET email = 'e{i}' WHERE id = {k}");
+        // Simple and extended protocol alike.
+        let run = |sql: String| {
+            let c = &c;
+            async move {
+                if i % 2 == 0 {
+                    c.batch_execute(&sql).await
+                } else {
+                    c.execute(&sql, &[]).await.map(|_| ())
+                }
+            }
+        };
+        for sql in [
+            "BEGIN",
+            "SAVEPOINT outer_block",
+            "SET LOCAL statement_timeout = 4000",
+            "SAVEPOINT inner_block",
+            "SET LOCAL statement_timeout = 5000",
+            "ROLLBACK TO SAVEPOINT inner_block",
+            "RELEASE SAVEPOINT outer_block",
+            "SAVEPOINT s",
+        ] {
+            run(sql.to_owned()).await.unwrap();
+        }
+        run(update).await.unwrap();
+        run("RELEASE s".to_owned()).await.unwrap();
+        let row = c.query_one(email, &[&k]).await.unwrap();
+        let got: (String, String) = (row.get(0), row.get(1));
+        assert_eq!(got, (format!("e{i}"), "4s".to_owned()), "key {k}");
+        run("COMMIT".to_owned()).await.unwrap();
+    }
+    // A savepoint the server does not know: the next statement gets its error.
+    c.batch_execute("BEGIN").await.unwrap();
+    c.batch_execute("RELEASE SAVEPOINT never_made")
+        .await
+        .unwrap();
+    let e = c.query_one(email, &[&a]).await.unwrap_err();
+    assert_eq!(sqlstate(&e), Some("3B001"), "{e}");
+    c.batch_execute("ROLLBACK").await.unwrap();
+}
+
 /// A held BEGIN or setting the server refuses leaves the transaction failed, never not begun: the
 /// statement that took it to its shard gets the server's own error (not 25P02), and nothing runs
 /// outside the transaction. Before, a BEGIN the server refused went with its settings in one Query
