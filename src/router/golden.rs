@@ -893,7 +893,7 @@ fn joins_and_subqueries() {
             "shard shard3",
         ),
         ("SELECT 1", "any shard"),
-        ("SELECT now(), nextval('seq')", "any shard"),
+        ("SELECT now(), nextval('seq')", "shard shard0"),
         (
             "SELECT * FROM users u1 JOIN users u2 ON u1.id = u2.id WHERE u1.id = 8",
             "shard shard1",
@@ -1792,6 +1792,41 @@ fn several_statements() {
         ("SELECT 1; VACUUM", "shard shard0"),
     ];
     table_no_params(&one, rows);
+}
+
+/// Sequences and advisory locks live on one shard, the same for every client: the default shard,
+/// else the first. A statement that also reads a sharded table goes where the table says; a hint
+/// still wins.
+#[test]
+fn sequences_and_advisory_locks() {
+    let rows: &[(&str, &str)] = &[
+        ("SELECT nextval('orders_id_seq')", "shard shard0"),
+        ("SELECT pg_advisory_xact_lock(42)", "shard shard0"),
+        ("SELECT currval('s'), lastval()", "shard shard0"),
+        (
+            "SELECT nextval('s') FROM users WHERE id = 5",
+            "shard shard3",
+        ),
+        (
+            "/* shardgate: shard=s1 */ SELECT nextval('s')",
+            "shard shard1",
+        ),
+    ];
+    table_no_params(&refusing(), rows);
+    let on_s2 = ShardMap::parse(&format!("{SHARDS}default: s2\n"), Path::new("golden.yaml"))
+        .expect("fixture");
+    let rows: &[(&str, &str)] = &[
+        ("SELECT setval('s', 9)", "shard shard2"),
+        (
+            "SELECT pg_try_advisory_lock(hashtext('job'))",
+            "shard shard2",
+        ),
+    ];
+    table_no_params(&on_s2, rows);
+    let map = refusing();
+    assert!(plan("SELECT nextval($1)", &map).nontransactional);
+    assert!(!plan("SELECT pg_advisory_xact_lock(1)", &map).nontransactional);
+    assert!(!plan("SELECT nextval('s'), now()", &map).nontransactional);
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod decide;
 mod facts;
 mod having;
 mod hint;
+mod home;
 mod insert;
 mod keys;
 mod keyword;

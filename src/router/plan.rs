@@ -25,6 +25,9 @@ pub struct Plan {
     /// The statement only makes settings of the current transaction (`SELECT set_config(name,
     /// value, true)`, one or more): these.
     pub local_config: Option<Vec<LocalConfig>>,
+    /// The statement only draws from or sets sequences (nextval, setval), which no transaction
+    /// undoes: it may run outside the client's transaction.
+    pub nontransactional: bool,
 }
 
 /// One `set_config(name, value, true)`: a setting of the current transaction, made by a query.
@@ -200,6 +203,7 @@ impl Plan {
             hinted: false,
             merge: None,
             local_config: None,
+            nontransactional: false,
         }
     }
 

@@ -19,6 +19,7 @@ use sqlparser::parser::Parser;
 use super::decide::{Shape, decide};
 use super::facts::Rel;
 use super::hint;
+use super::home::{HomeUse, home, home_use};
 use super::keyword;
 use super::lex::{self, Lexed};
 use super::local_config::local_config;
@@ -91,8 +92,18 @@ fn plan_lexed(sql: &str, lexed: &[Lexed<'_>], map: &ShardMap) -> Plan {
         .map(|(l, s)| plan_one(s.as_ref(), l, map))
         .collect();
     let mut combined = combine(plans, map);
-    if let ([Some(Statement::Query(q))], Target::Any) = (parsed.as_slice(), &combined.target) {
+    if let ([Some(stmt @ Statement::Query(q))], Target::Any) = (parsed.as_slice(), &combined.target)
+    {
         combined.local_config = local_config(q);
+        if let Some(used) = home_use(stmt) {
+            let shard = home(map);
+            combined.target = Target::Shard(shard);
+            combined.reason = format!(
+                "sequences and advisory locks live on one shard, the same for every client (the default shard, else the first): {}",
+                map.shard(shard).name
+            );
+            combined.nontransactional = used == HomeUse::Sequences;
+        }
     }
     match hint::find(sql) {
         None => combined,

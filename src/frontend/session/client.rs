@@ -292,7 +292,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             route = resolve(&plan, &topo.map, &Params::none(), self.session_shard(&topo));
         }
         let route = self.look_up(route, &topo).await?;
-        let beside = self.hold_local_config(&plan, &route, &params);
+        let beside = self.runs_beside_held_begin(&plan, &route, &params);
         match self.place(route.clone(), &topo, has_state) {
             Placement::Shard(s) => match self.hold(s, &topo, !beside).await? {
                 Ok(Step::Go) => {
@@ -415,7 +415,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             _ => resolve(&plan, &topo.map, &router_params, self.session_shard(&topo)),
         };
         let route = self.look_up(route, &topo).await?;
-        let beside = self.hold_local_config(&plan, &route, &router_params);
+        let beside = self.runs_beside_held_begin(&plan, &route, &router_params);
         match self.place(route.clone(), &topo, stmt.session_state.is_some()) {
             Placement::Shard(s) => match self.hold(s, &topo, !beside).await? {
                 Ok(Step::Go) => {}

@@ -96,7 +96,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// input pauses until it is done); a refusal when the client is inside a transaction (or pinned) on
     /// another shard.
     /// `begin`: a held BEGIN goes to a server taken for the statement (not for one that runs
-    /// beside it, see [`Session::hold_local_config`]).
+    /// beside it, see [`Session::runs_beside_held_begin`]).
     pub(super) async fn hold(
         &mut self,
         shard: ShardId,
@@ -149,23 +149,34 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         Ok(Ok(Step::Go))
     }
 
-    /// A statement that only makes settings of the transaction (`SELECT set_config(..., true)`),
-    /// while shardgate holds its BEGIN and no server: it runs outside the transaction on the shard
-    /// `Any` gives it, for its result (its settings end with it there), and its settings are held
-    /// with the BEGIN, for the shard the transaction's first statement picks. Whether it is so.
-    /// Drivers set a transaction's settings so from parameters, which SET LOCAL does not take.
-    pub(super) fn hold_local_config(
+    /// Whether a statement runs outside the transaction while shardgate holds its BEGIN (which has
+    /// not failed) and no server, so that the shard the statement runs on does not become the
+    /// transaction's:
+    /// - one that only draws from sequences (`nextval`, ORMs' id generators), which no transaction
+    ///   undoes, on the shard they live on;
+    /// - one that only makes settings of the transaction (`SELECT set_config(..., true)`, as drivers
+    ///   set them from parameters, which SET LOCAL does not take), on the shard `Any` gives it, for
+    ///   its result (its settings end with it there); its settings are then held with the BEGIN,
+    ///   for the shard the transaction's first statement picks.
+    pub(super) fn runs_beside_held_begin(
         &mut self,
         plan: &Plan,
         route: &Route,
         params: &Params,
     ) -> bool {
-        let (Some(calls), Some(held), None, Route::Any) =
-            (&plan.local_config, &mut self.begin, &self.server, route)
-        else {
+        let (Some(held), None) = (&mut self.begin, &self.server) else {
             return false;
         };
-        match held_begin::config_sql(calls, params).filter(|_| !held.failed()) {
+        if held.failed() {
+            return false;
+        }
+        if plan.nontransactional {
+            return true;
+        }
+        let (Some(calls), Route::Any) = (&plan.local_config, route) else {
+            return false;
+        };
+        match held_begin::config_sql(calls, params) {
             Some(sql) => {
                 held.add(&sql);
                 true

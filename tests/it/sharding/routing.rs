@@ -872,6 +872,78 @@ async fn savepoints_wait_with_the_held_begin() {
     c.batch_execute("ROLLBACK").await.unwrap();
 }
 
+/// Sequences and advisory locks live on one shard (the default, else the first), the same for every
+/// client: nextval hands out each value once, and an advisory lock keeps other clients out, whichever
+/// shard came next in turn. A nextval as a transaction's first statement (ORMs draw ids so) runs
+/// outside the transaction, as no transaction undoes it, so the statement after it picks the shard.
+/// Before, each went to a shard in turn: the two shards' sequences gave the same values, and a lock
+/// taken on one shard kept out no one on the other.
+#[tokio::test]
+async fn sequences_and_advisory_locks_live_on_one_shard() {
+    let (s, a, b, c) = with_a_user_on_each_shard().await;
+    c.batch_execute("CREATE SEQUENCE ids").await.unwrap();
+    let mut drawn = std::collections::HashSet::new();
+    for i in 0..8 {
+        let v: i64 = if i % 2 == 0 {
+            c.query_one("SELECT nextval('ids')", &[])
+                .await
+                .unwrap()
+                .get(0)
+        } else {
+            let got = rows(&c.simple_query("SELECT nextval('ids')").await.unwrap());
+            got[0][0].as_deref().unwrap().parse().unwrap()
+        };
+        assert!(drawn.insert(v), "{v} drawn twice");
+    }
+    for k in [a, a, b, b] {
+        c.batch_execute("BEGIN").await.unwrap();
+        let v: i64 = c
+            .query_one("SELECT nextval('ids')", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(drawn.insert(v), "{v} drawn twice");
+        c.execute(
+            "UPDATE users SET email = $2 WHERE id = $1",
+            &[&k, &v.to_string()],
+        )
+        .await
+        .unwrap();
+        c.batch_execute("COMMIT").await.unwrap();
+    }
+    let untouched: bool = s
+        .direct(shared(), 1)
+        .await
+        .query_one("SELECT NOT is_called FROM ids", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(untouched, "the second shard's sequence was drawn from");
+    // A lock one client holds keeps each other client out, whichever shard is next in turn.
+    let holder = s.proxy.client().await;
+    holder.batch_execute("BEGIN").await.unwrap();
+    holder
+        .execute("SELECT pg_advisory_xact_lock(77)", &[])
+        .await
+        .unwrap();
+    for _ in 0..4 {
+        let other = s.proxy.client().await;
+        let got: bool = other
+            .query_one("SELECT pg_try_advisory_xact_lock(77)", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert!(!got, "a second client took the lock");
+    }
+    holder.batch_execute("COMMIT").await.unwrap();
+    let got: bool = c
+        .query_one("SELECT pg_try_advisory_xact_lock(77)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(got, "the lock is free once its transaction ended");
+}
+
 /// A held BEGIN or setting the server refuses leaves the transaction failed, never not begun: the
 /// statement that took it to its shard gets the server's own error (not 25P02), and nothing runs
 /// outside the transaction. Before, a BEGIN the server refused went with its settings in one Query
