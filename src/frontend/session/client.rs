@@ -514,7 +514,8 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// Whether shardgate answers this transaction statement (`sql`) itself: a BEGIN when the client
     /// holds no server and no BEGIN; a setting of the transaction, a savepoint command, a COMMIT or
     /// a ROLLBACK of the BEGIN it holds (a setting or savepoint only while the transaction has not
-    /// failed: PostgreSQL refuses a setting then, and ROLLBACK TO would end the failure). Only a lone statement: with others in the same Query, the others decide the shard.
+    /// failed: PostgreSQL refuses a setting then, and ROLLBACK TO would end the failure). Only a
+    /// lone statement: with others in the same Query, the others decide the shard.
     fn answers_tx(&self, tx: TxControl, sql: &str) -> bool {
         self.server.is_none()
             && held_begin::lone(sql).is_some()

@@ -41,6 +41,14 @@ async fn with_a_user_on_each_shard() -> (Sharded, i64, i64, tokio_postgres::Clie
     (s, a, b, c)
 }
 
+/// The email of user `id`, read through shardgate.
+async fn email_of(c: &tokio_postgres::Client, id: i64) -> String {
+    c.query_one("SELECT email FROM users WHERE id = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0)
+}
+
 async fn ids_on(s: &Sharded, shard: usize, sql: &str) -> Vec<i64> {
     let c = s.direct(shared(), shard).await;
     c.query(sql, &[])
@@ -817,9 +825,7 @@ async fn set_config_of_a_transaction_waits_with_the_held_begin() {
     let e = c.query_one(read, &[&a]).await.unwrap_err();
     assert_eq!(sqlstate(&e), Some("25P02"), "{e}");
     c.batch_execute("ROLLBACK").await.unwrap();
-    c.query_one("SELECT email FROM users WHERE id = $1", &[&b])
-        .await
-        .unwrap();
+    email_of(&c, b).await;
 }
 
 /// Savepoint commands before a transaction's first routed statement (ORMs open a nested block so:
@@ -982,11 +988,7 @@ async fn a_held_begin_the_server_refuses_fails_the_transaction() {
             "{opening:?}, still failed: {e}"
         );
         c.batch_execute("ROLLBACK").await.unwrap();
-        let email: String = c
-            .query_one("SELECT email FROM users WHERE id = $1", &[&k])
-            .await
-            .unwrap()
-            .get(0);
+        let email = email_of(&c, k).await;
         assert_eq!(
             email, "x",
             "{opening:?}: nothing ran outside the transaction"
@@ -1019,12 +1021,7 @@ async fn a_read_on_several_shards_runs_beside_a_held_begin() {
         "after a statement on a shard: {e}"
     );
     c.batch_execute("ROLLBACK").await.unwrap();
-    let email: String = c
-        .query_one("SELECT email FROM users WHERE id = $1", &[&a])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(email, "x", "rolled back");
+    assert_eq!(email_of(&c, a).await, "x", "rolled back");
     // Refused where the read would not be the transaction's.
     for (begin, read) in [
         ("BEGIN ISOLATION LEVEL REPEATABLE READ", count),
