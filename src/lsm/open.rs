@@ -11,7 +11,7 @@ use super::commit::CommitQueue;
 use super::core::{Shared, State, SuperVersion, WalState};
 use super::error::{Error, Result};
 use super::manifest::{self, ManifestState, ManifestWriter};
-use super::memtable::Memtable;
+use super::memtable::{Memtable, Replay};
 use super::options::Options;
 use super::sstable::cache::BlockCache;
 use super::sstable::table_path;
@@ -65,7 +65,7 @@ fn lock_dir(dir: &Path) -> Result<File> {
 
 /// Replays WAL segments `>= log_number` into one memtable; returns the highest
 /// sequence seen. A torn tail is cut off; salvage cuts at the first corruption.
-fn replay(dir: &Path, log_number: u64, salvage: bool, mem: &Memtable) -> Result<u64> {
+fn replay(dir: &Path, log_number: u64, salvage: bool, mem: &mut Replay) -> Result<u64> {
     let segments: Vec<u64> = list_numbers(dir, "wal")?
         .into_iter()
         .filter(|&n| n >= log_number)
@@ -132,10 +132,11 @@ pub(crate) fn open(dir: &Path, opts: Options) -> Result<Arc<Shared>> {
         .max()
         .unwrap_or(0);
     ms.next_file = ms.next_file.max(highest + 1).max(1);
-    let recovered = Memtable::new();
+    let mut replayed = Replay::default();
     ms.last_seq = ms
         .last_seq
-        .max(replay(dir, ms.log_number, opts.salvage_wal, &recovered)?);
+        .max(replay(dir, ms.log_number, opts.salvage_wal, &mut replayed)?);
+    let recovered = replayed.finish();
     remove_leftovers(dir, &ms)?;
     let cache =
         (opts.block_cache_size > 0).then(|| Arc::new(BlockCache::new(opts.block_cache_size)));
