@@ -1,6 +1,6 @@
 """asyncpg through shardgate, as its users drive it: every statement prepared under asyncpg's own
 names, type introspection (a custom codec, arrays), executemany (one Sync), a transaction with a
-cursor, binary COPY, errors by SQLSTATE, merged reads over both shards, and a pool whose connections
+cursor, ids from a sequence in nested transactions, binary COPY, errors by SQLSTATE, merged reads over both shards, and a pool whose connections
 each must get their own results. executemany over several shards (one Sync) is refused whole. Connects with the PG* environment variables; the users table holds
 ids 1-40 and 100-149 afterwards."""
 
@@ -56,6 +56,18 @@ async def main():
     stmt = await conn.prepare("SELECT email FROM users WHERE id = $1")
     for i in range(100, 150):
         assert await stmt.fetchval(i) == f"c{i}"
+    # Ids drawn from one sequence, as ORMs draw them in a transaction before a keyed write, here in
+    # a nested block (a SAVEPOINT): every draw from the same sequence, whichever shard the write is on.
+    await conn.execute("CREATE SEQUENCE order_ids START 300")
+    drawn = []
+    for _ in range(6):
+        async with conn.transaction():
+            async with conn.transaction():
+                i = await conn.fetchval("SELECT nextval('order_ids')")
+                await conn.execute("INSERT INTO orders (id, user_id, amount) VALUES ($1, $1, 0)", i)
+            drawn.append(i)
+    assert drawn == list(range(300, 306)), drawn
+    assert await conn.fetchval("SELECT count(*) FROM orders WHERE id >= 300") == 6
     await conn.close()
 
     pool = await asyncpg.create_pool(min_size=4, max_size=16)
