@@ -1,6 +1,7 @@
 // pgjdbc through shardgate, as its users drive it: server-side prepared statements (past
 // prepareThreshold), batches (one Sync), transactions with autocommit off (BEGIN sent with the first
-// statement, COMMIT and ROLLBACK as named statements), a fetch size (a portal read in parts), errors
+// statement, COMMIT and ROLLBACK as named statements), ids from a sequence as Hibernate draws them,
+// a fetch size (a portal read in parts), errors
 // by SQLSTATE, catalog metadata, merged reads over both shards, and threads that each must get their
 // own results. Connects with the PG* environment variables; the users table holds ids 1-40 afterwards.
 import java.math.BigDecimal;
@@ -77,6 +78,28 @@ public class JdbcCheck {
             try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("SELECT count(*), sum(amount) FROM orders")) {
                 check(rs.next() && rs.getLong(1) == 50 && rs.getBigDecimal(2).intValueExact() == 1225, "merged aggregates");
             }
+            // Hibernate's sequence generator: nextval inside the transaction, then a write keyed by
+            // the id drawn, on either shard; every id from the one sequence.
+            try (Statement s = c.createStatement()) {
+                s.execute("CREATE SEQUENCE hibernate_sequence START 500");
+            }
+            c.setAutoCommit(false);
+            for (int i = 0; i < 6; i++) {
+                long id;
+                try (PreparedStatement n = c.prepareStatement("select nextval('hibernate_sequence')");
+                     ResultSet rs = n.executeQuery()) {
+                    check(rs.next(), "nextval");
+                    id = rs.getLong(1);
+                }
+                check(id == 500 + i, "drawn " + id);
+                try (PreparedStatement o = c.prepareStatement("INSERT INTO orders (id, user_id, amount) VALUES (?, ?, 0)")) {
+                    o.setLong(1, id);
+                    o.setLong(2, id);
+                    check(o.executeUpdate() == 1, "order " + id);
+                }
+                c.commit();
+            }
+            c.setAutoCommit(true);
             try (PreparedStatement q = c.prepareStatement("SELECT id FROM users WHERE email LIKE ? ORDER BY id DESC LIMIT 2")) {
                 for (int round = 0; round < 7; round++) {
                     q.setString(1, "u%");
