@@ -1,5 +1,5 @@
 // node-postgres through shardgate, as its users drive it: unnamed and named prepared statements (the
-// same names on many pooled connections), array row mode, transactions, a setting that follows the
+// same names on many pooled connections), array row mode, transactions, a transaction's setting from a parameter (set_config), a setting that follows the
 // client from shard to shard, errors by SQLSTATE, multi-statement strings, merged reads over both shards, and a pool whose clients each must get
 // their own results. Connects with the PG* environment variables; the users table holds ids 1-40
 // afterwards.
@@ -22,6 +22,16 @@ async function main() {
   await c.query('UPDATE users SET email = $2 WHERE id = $1', [2, 'undone']);
   await c.query('ROLLBACK');
   assert.equal((await c.query('SELECT email FROM users WHERE id = $1', [2])).rows[0].email, 'u2@x');
+  // Row-level security by tenant: the transaction's setting from a parameter, then a read keyed to
+  // either shard that sees it.
+  for (let i = 1; i <= 8; i++) {
+    await c.query('BEGIN');
+    const set = await c.query("SELECT set_config('app.tenant', $1, true) AS t", [`t${i}`]);
+    assert.deepEqual(set.rows, [{ t: `t${i}` }]);
+    const r = await c.query("SELECT current_setting('app.tenant') AS t FROM users WHERE id = $1", [i]);
+    assert.deepEqual(r.rows, [{ t: `t${i}` }]);
+    await c.query('COMMIT');
+  }
   await c.query("SET TIME ZONE 'Asia/Tokyo'");
   for (let i = 1; i <= 8; i++) {
     const r = await c.query("SELECT current_setting('TimeZone') AS tz FROM users WHERE id = $1", [i]);
