@@ -84,6 +84,26 @@ impl HeldBegin {
         !self.failed && !isolated(&self.settings) && !session_isolated
     }
 
+    /// Whether the transaction is read-only, asked by its BEGIN, SET TRANSACTION or the session's
+    /// settings (`desired`): PostgreSQL refuses nextval there, so it may not run outside it.
+    pub(super) fn read_only(&self, desired: &[(String, String)]) -> bool {
+        let session = desired.iter().any(|(name, value)| {
+            name.eq_ignore_ascii_case("default_transaction_read_only")
+                && matches!(
+                    value.to_ascii_lowercase().as_str(),
+                    "on" | "true" | "1" | "yes"
+                )
+        });
+        session
+            || self
+                .settings
+                .to_ascii_lowercase()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .windows(2)
+                .any(|w| w == ["read", "only"])
+    }
+
     /// The transaction status the client sees (ReadyForQuery): in a transaction, or a failed one.
     pub(super) fn status(&self) -> u8 {
         if self.failed { b'E' } else { b'T' }
@@ -201,6 +221,19 @@ mod tests {
             )
         );
         assert!(!held.reads_outside(&[]));
+    }
+
+    #[test]
+    fn read_only_by_the_begin_a_setting_or_the_session() {
+        let held = |begin: &str| HeldBegin::new(begin).unwrap();
+        assert!(held("BEGIN READ ONLY").read_only(&[]));
+        assert!(held("start transaction isolation level serializable, read\n only").read_only(&[]));
+        assert!(!held("BEGIN READ WRITE").read_only(&[]));
+        let mut set = held("BEGIN");
+        set.add("SET TRANSACTION READ ONLY");
+        assert!(set.read_only(&[]));
+        let session = [("default_transaction_read_only".to_owned(), "on".to_owned())];
+        assert!(held("BEGIN").read_only(&session));
     }
 
     #[test]

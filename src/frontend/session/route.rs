@@ -153,7 +153,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
     /// not failed) and no server, so that the shard the statement runs on does not become the
     /// transaction's:
     /// - one that only draws from sequences (`nextval`, ORMs' id generators), which no transaction
-    ///   undoes, on the shard they live on;
+    ///   undoes, on the shard they live on (not in a read-only transaction, which refuses it);
     /// - one that only makes settings of the transaction (`SELECT set_config(..., true)`, as drivers
     ///   set them from parameters, which SET LOCAL does not take), on the shard `Any` gives it, for
     ///   its result (its settings end with it there); its settings are then held with the BEGIN,
@@ -171,7 +171,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             return false;
         }
         if plan.nontransactional {
-            return true;
+            return !held.read_only(&self.desired);
         }
         let (Some(calls), Route::Any) = (&plan.local_config, route) else {
             return false;

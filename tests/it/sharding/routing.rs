@@ -917,6 +917,11 @@ async fn sequences_and_advisory_locks_live_on_one_shard() {
         .unwrap();
         c.batch_execute("COMMIT").await.unwrap();
     }
+    // A read-only transaction refuses nextval, as PostgreSQL's does.
+    c.batch_execute("BEGIN READ ONLY").await.unwrap();
+    let e = c.query_one("SELECT nextval('ids')", &[]).await.unwrap_err();
+    assert_eq!(sqlstate(&e), Some("25006"), "{e}");
+    c.batch_execute("ROLLBACK").await.unwrap();
     let untouched: bool = s
         .direct(shared(), 1)
         .await
