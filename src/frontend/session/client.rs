@@ -521,7 +521,11 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             && held_begin::lone(sql).is_some()
             && match tx {
                 TxControl::Begin => self.begin.is_none() && held_begin::modes(sql).is_some(),
-                TxControl::Commit | TxControl::Rollback => self.begin.is_some(),
+                // AND CHAIN starts the next transaction with this one's characteristics, which
+                // the server works out: the held BEGIN goes to one with it.
+                TxControl::Commit | TxControl::Rollback => {
+                    self.begin.is_some() && !held_begin::chains(sql)
+                }
                 TxControl::Setting => self.holds_live_begin(),
                 TxControl::Savepoint => {
                     self.holds_live_begin() && held_begin::savepoint_tag(sql).is_some()

@@ -52,7 +52,9 @@ impl HeldBegin {
     }
 
     /// An error ended the transaction: it now opens failed on its server, where every statement but
-    /// ROLLBACK (or COMMIT, which rolls back) gets 25P02 from PostgreSQL itself.
+    /// ROLLBACK (or COMMIT, which rolls back) gets 25P02 from PostgreSQL itself. What was held before
+    /// the error still goes first, so that a ROLLBACK TO finds a savepoint made before the error, as
+    /// on one server.
     pub(super) fn fail(&mut self) {
         if self.failed {
             return;
@@ -63,7 +65,7 @@ impl HeldBegin {
             RAISE_EXCEPTION,
             "the transaction failed at an earlier error",
         );
-        self.settings = raise_sql(&e);
+        self.add(&raise_sql(&e));
     }
 
     pub(super) fn failed(&self) -> bool {
@@ -170,6 +172,13 @@ pub(super) fn savepoint_tag(sql: &str) -> Option<&'static str> {
         Some("rollback") if one.words.iter().skip(1).take(2).any(|w| w == "to") => Some("ROLLBACK"),
         _ => None,
     }
+}
+
+/// Whether a COMMIT or ROLLBACK says AND CHAIN (not AND NO CHAIN).
+pub(super) fn chains(sql: &str) -> bool {
+    lex::statements(sql)
+        .iter()
+        .any(|s| s.words.windows(2).any(|w| w[0] == "and" && w[1] == "chain"))
 }
 
 /// The text of the one statement in `sql`, without the semicolon that ends it; `None` for several
@@ -314,6 +323,15 @@ mod tests {
         for (sql, want) in cases {
             assert_eq!(savepoint_tag(sql), want, "{sql}");
         }
+    }
+
+    #[test]
+    fn and_chain_but_not_and_no_chain() {
+        assert!(chains("COMMIT AND CHAIN"));
+        assert!(chains("rollback work and chain;"));
+        assert!(!chains("COMMIT AND NO CHAIN"));
+        assert!(!chains("COMMIT"));
+        assert!(!chains("COMMIT -- and chain"));
     }
 
     #[test]

@@ -955,6 +955,40 @@ async fn sequences_and_advisory_locks_live_on_one_shard() {
     assert!(got, "the lock is free once its transaction ended");
 }
 
+/// COMMIT AND CHAIN of a BEGIN shardgate still holds starts the next transaction with the same
+/// characteristics, as on one server: the BEGIN goes to a server with it. Before, shardgate answered
+/// the COMMIT itself and forgot the BEGIN, and the client's next statements ran outside any
+/// transaction. Likewise a held transaction that failed keeps the savepoints made before.
+#[tokio::test]
+async fn commit_and_chain_of_a_held_begin_chains() {
+    let (_s, _, _, c) = with_a_user_on_each_shard().await;
+    let isolation = "SELECT current_setting('transaction_isolation')";
+    for end in ["COMMIT AND CHAIN", "ROLLBACK AND CHAIN"] {
+        c.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            .await
+            .unwrap();
+        c.batch_execute(end).await.unwrap();
+        for _ in 0..2 {
+            let got = rows(&c.simple_query(isolation).await.unwrap());
+            assert_eq!(got[0][0].as_deref(), Some("repeatable read"), "{end}");
+        }
+        c.batch_execute("COMMIT").await.unwrap();
+        let got = rows(&c.simple_query(isolation).await.unwrap());
+        assert_eq!(got[0][0].as_deref(), Some("read committed"), "{end}");
+    }
+    // A held transaction failed by a refusal keeps what came before it: ROLLBACK TO a savepoint
+    // made before the error ends the failure, as on one server.
+    let refused = "SELECT id FROM users FOR UPDATE";
+    c.batch_execute("BEGIN").await.unwrap();
+    c.batch_execute("SAVEPOINT before").await.unwrap();
+    c.batch_execute(refused).await.unwrap_err();
+    c.batch_execute("ROLLBACK TO SAVEPOINT before")
+        .await
+        .unwrap();
+    c.batch_execute("SELECT 1").await.unwrap();
+    c.batch_execute("COMMIT").await.unwrap();
+}
+
 /// A held BEGIN or setting the server refuses leaves the transaction failed, never not begun: the
 /// statement that took it to its shard gets the server's own error (not 25P02), and nothing runs
 /// outside the transaction. Before, a BEGIN the server refused went with its settings in one Query
