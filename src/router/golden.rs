@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use super::params::Params;
-use super::{Router, plan, resolve};
+use super::{Beside, Router, plan, resolve};
 use crate::sharding::{KeyValue, Placement, ShardId, ShardMap, TableKind};
 
 const SHARDS: &str = "\
@@ -1824,9 +1824,10 @@ fn sequences_and_advisory_locks() {
     ];
     table_no_params(&on_s2, rows);
     let map = refusing();
-    assert!(plan("SELECT nextval($1)", &map).nontransactional);
-    assert!(!plan("SELECT pg_advisory_xact_lock(1)", &map).nontransactional);
-    assert!(!plan("SELECT nextval('s'), now()", &map).nontransactional);
+    let sequences = |sql: &str| plan(sql, &map).beside == Some(Beside::Sequences);
+    assert!(sequences("SELECT nextval($1)"));
+    assert!(!sequences("SELECT pg_advisory_xact_lock(1)"));
+    assert!(!sequences("SELECT nextval('s'), now()"));
 }
 
 #[test]

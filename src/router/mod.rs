@@ -39,8 +39,8 @@ pub(crate) use keyword::changes_columns;
 pub use merge::{Agg, Count, MergePlan, SortColumn, SortRef};
 pub use params::Params;
 pub use plan::{
-    Command, ConfigArg, CopyFormat, CopyIn, InsertTemplate, KeySource, LocalConfig, Plan, Refusal,
-    Target, TxControl,
+    Beside, Command, ConfigArg, CopyFormat, CopyIn, InsertTemplate, KeySource, LocalConfig, Plan,
+    Refusal, Target, TxControl,
 };
 pub use planner::plan;
 pub use resolve::resolve;

@@ -22,12 +22,19 @@ pub struct Plan {
     pub hinted: bool,
     /// For a read that may run on several shards: how their rows merge, or why they cannot.
     pub merge: Option<Result<Arc<MergePlan>, Refusal>>,
-    /// The statement only makes settings of the current transaction (`SELECT set_config(name,
-    /// value, true)`, one or more): these.
-    pub local_config: Option<Vec<LocalConfig>>,
-    /// The statement only draws from or sets sequences (nextval, setval), which no transaction
-    /// undoes: it may run outside the client's transaction.
-    pub nontransactional: bool,
+    /// What the statement does that lets it run outside a transaction whose BEGIN is still held.
+    pub beside: Option<Beside>,
+}
+
+/// A statement that may run outside the client's transaction while its BEGIN is held, so that the
+/// shard it runs on does not become the transaction's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Beside {
+    /// It only draws from or sets sequences (nextval, setval), which no transaction undoes.
+    Sequences,
+    /// It only makes these settings of the current transaction (`SELECT set_config(name, value,
+    /// true)`, one or more), which are then made again inside it.
+    Settings(Vec<LocalConfig>),
 }
 
 /// One `set_config(name, value, true)`: a setting of the current transaction, made by a query.
@@ -202,8 +209,7 @@ impl Plan {
             reason: reason.into(),
             hinted: false,
             merge: None,
-            local_config: None,
-            nontransactional: false,
+            beside: None,
         }
     }
 
@@ -225,11 +231,14 @@ impl Plan {
             }
             _ => false,
         };
-        let configured = self.local_config.iter().flatten().any(|c| {
-            [&c.name, &c.value]
-                .iter()
-                .any(|a| matches!(a, ConfigArg::Param(_)))
-        });
+        let configured = match &self.beside {
+            Some(Beside::Settings(calls)) => calls.iter().any(|c| {
+                [&c.name, &c.value]
+                    .iter()
+                    .any(|a| matches!(a, ConfigArg::Param(_)))
+            }),
+            _ => false,
+        };
         keyed || counted || configured
     }
 

@@ -24,7 +24,7 @@ use super::keyword;
 use super::lex::{self, Lexed};
 use super::local_config::local_config;
 use super::merge;
-use super::plan::{Command, Plan, Refusal, Target, TxControl};
+use super::plan::{Beside, Command, Plan, Refusal, Target, TxControl};
 use super::walk::{Walker, name_of};
 use crate::protocol::sqlstate::STATEMENT_TOO_COMPLEX;
 use crate::sharding::{ShardMap, TableKind, Unlisted};
@@ -94,7 +94,7 @@ fn plan_lexed(sql: &str, lexed: &[Lexed<'_>], map: &ShardMap) -> Plan {
     let mut combined = combine(plans, map);
     if let ([Some(stmt @ Statement::Query(q))], Target::Any) = (parsed.as_slice(), &combined.target)
     {
-        combined.local_config = local_config(q);
+        combined.beside = local_config(q).map(Beside::Settings);
         if let Some(used) = home_use(stmt) {
             let shard = home(map);
             combined.target = Target::Shard(shard);
@@ -102,7 +102,7 @@ fn plan_lexed(sql: &str, lexed: &[Lexed<'_>], map: &ShardMap) -> Plan {
                 "sequences and advisory locks live on one shard, the same for every client (the default shard, else the first): {}",
                 map.shard(shard).name
             );
-            combined.nontransactional = used == HomeUse::Sequences;
+            combined.beside = (used == HomeUse::Sequences).then_some(Beside::Sequences);
         }
     }
     match hint::find(sql) {

@@ -15,6 +15,7 @@ use crate::frontend::pending::{Pending, Synthetic};
 use crate::protocol::frontend::{self as msg, Target};
 use crate::protocol::{ProtocolError, frame, sqlstate};
 use crate::proxy::Topology;
+use crate::router::lex::Lexed;
 use crate::router::{Command, Params, Refusal, Route, TxControl, changes_columns, resolve};
 
 impl<S: AsyncRead + AsyncWrite> Session<S> {
@@ -387,7 +388,7 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
             self.session_shard = None;
         }
         if let Command::Transaction(tx) = plan.command
-            && self.answers_tx(tx, &stmt.query)
+            && held_begin::lone(&stmt.query).is_some_and(|lone| self.answers_tx(tx, &lone))
             && let Some(client_parse) = self.only_own_parse(&stmt)
         {
             self.deferred.clear();
@@ -502,33 +503,36 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         // BEGIN should one fail).
         let parses_wait =
             !matches!(tx, TxControl::Commit | TxControl::Rollback) && !self.deferred.is_empty();
-        if parses_wait || !self.answers_tx(tx, sql) {
+        // Only a lone statement: with others in the same Query, the others decide the shard.
+        let Some(lone) = held_begin::lone(sql) else {
+            return false;
+        };
+        if parses_wait || !self.answers_tx(tx, &lone) {
             return false;
         }
-        let tag = self.run_held_tx(tx, sql);
+        let tag = self.run_held_tx(tx, &lone);
         self.reply(Synthetic::CommandComplete(tag));
         self.reply(Synthetic::ReadyForQuery);
         true
     }
 
-    /// Whether shardgate answers this transaction statement (`sql`) itself: a BEGIN when the client
-    /// holds no server and no BEGIN; a setting of the transaction, a savepoint command, a COMMIT or
-    /// a ROLLBACK of the BEGIN it holds (a setting or savepoint only while the transaction has not
-    /// failed: PostgreSQL refuses a setting then, and ROLLBACK TO would end the failure). Only a
-    /// lone statement: with others in the same Query, the others decide the shard.
-    fn answers_tx(&self, tx: TxControl, sql: &str) -> bool {
+    /// Whether shardgate answers this transaction statement (`stmt`, a query's one statement)
+    /// itself: a BEGIN when the client holds no server and no BEGIN; a setting of the transaction, a
+    /// savepoint command, a COMMIT or a ROLLBACK of the BEGIN it holds (a setting or savepoint only
+    /// while the transaction has not failed: PostgreSQL refuses a setting then, and ROLLBACK TO
+    /// would end the failure).
+    fn answers_tx(&self, tx: TxControl, stmt: &Lexed) -> bool {
         self.server.is_none()
-            && held_begin::lone(sql).is_some()
             && match tx {
-                TxControl::Begin => self.begin.is_none() && held_begin::modes(sql).is_some(),
+                TxControl::Begin => self.begin.is_none() && held_begin::modes(stmt.text).is_some(),
                 // AND CHAIN starts the next transaction with this one's characteristics, which
                 // the server works out: the held BEGIN goes to one with it.
                 TxControl::Commit | TxControl::Rollback => {
-                    self.begin.is_some() && !held_begin::chains(sql)
+                    self.begin.is_some() && !held_begin::chains(&stmt.words)
                 }
                 TxControl::Setting => self.holds_live_begin(),
                 TxControl::Savepoint => {
-                    self.holds_live_begin() && held_begin::savepoint_tag(sql).is_some()
+                    self.holds_live_begin() && held_begin::savepoint_tag(&stmt.words).is_some()
                 }
                 TxControl::Prepared => false,
             }
@@ -539,20 +543,21 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         self.begin.as_ref().is_some_and(|b| !b.failed())
     }
 
-    /// Holds the BEGIN (`sql`), adds a setting or savepoint command to it, or ends it; the command tag.
-    fn run_held_tx(&mut self, tx: TxControl, sql: &str) -> &'static str {
+    /// Holds the BEGIN (`stmt`), adds a setting or savepoint command to it, or ends it; the command
+    /// tag.
+    fn run_held_tx(&mut self, tx: TxControl, stmt: &Lexed) -> &'static str {
         match tx {
             TxControl::Begin => {
-                self.begin = Some(HeldBegin::new(sql).expect("answers_tx"));
+                self.begin = Some(HeldBegin::new(stmt.text).expect("answers_tx"));
                 "BEGIN"
             }
             TxControl::Setting => {
-                self.begin.as_mut().expect("answers_tx").add(sql);
+                self.begin.as_mut().expect("answers_tx").add(stmt.text);
                 "SET"
             }
             TxControl::Savepoint => {
-                self.begin.as_mut().expect("answers_tx").add(sql);
-                held_begin::savepoint_tag(sql).expect("answers_tx")
+                self.begin.as_mut().expect("answers_tx").add(stmt.text);
+                held_begin::savepoint_tag(&stmt.words).expect("answers_tx")
             }
             _ => match self.begin.take() {
                 Some(held) if tx == TxControl::Commit && !held.failed() => "COMMIT",
@@ -573,7 +578,8 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
                 self.start_copy(&copy, &sql, &topo, true).await
             }
             OwnRun::Tx(tx, sql) => {
-                let tag = self.run_held_tx(tx, &sql);
+                let lone = held_begin::lone(&sql).expect("answered at its Bind");
+                let tag = self.run_held_tx(tx, &lone);
                 self.reply(Synthetic::CommandComplete(tag));
                 Ok(())
             }

@@ -15,7 +15,8 @@ use super::raise::{raise_sql, what_failed};
 use crate::protocol::backend::{self, ErrorFields, Severity};
 use crate::protocol::frontend as msg;
 use crate::protocol::sqlstate::{IN_FAILED_SQL_TRANSACTION, RAISE_EXCEPTION};
-use crate::router::{ConfigArg, LocalConfig, Params, lex};
+use crate::router::lex::{self, Lexed};
+use crate::router::{ConfigArg, LocalConfig, Params};
 
 pub(super) struct HeldBegin {
     /// What makes the transaction the client's after the plain BEGIN: SET TRANSACTION with the
@@ -25,8 +26,8 @@ pub(super) struct HeldBegin {
 }
 
 impl HeldBegin {
-    /// The client's BEGIN or START TRANSACTION, as it sent it; `None` for a text [`modes`] does
-    /// not take, which a server is to answer.
+    /// The client's BEGIN or START TRANSACTION (the text of its one statement); `None` for a text
+    /// [`modes`] does not take, which a server is to answer.
     pub(super) fn new(begin: &str) -> Option<HeldBegin> {
         let modes = modes(begin)?;
         let mut held = HeldBegin {
@@ -43,12 +44,13 @@ impl HeldBegin {
     /// server after the BEGIN. Should the server refuse it (a RELEASE of a savepoint never made, say),
     /// the client's next statement gets that error, and the transaction is failed, as it would be
     /// after the statement on one server (where the error came at once).
+    /// `setting` is one statement's text, without the semicolon that ends it.
     pub(super) fn add(&mut self, setting: &str) {
         if !self.settings.is_empty() {
             // On a line of its own: the statement before may end in a -- comment.
             self.settings.push_str("\n;\n");
         }
-        self.settings.push_str(lone(setting).unwrap_or(setting));
+        self.settings.push_str(setting);
     }
 
     /// An error ended the transaction: it now opens failed on its server, where every statement but
@@ -159,41 +161,34 @@ pub(super) fn first_error(held: &[u8], theirs: &[u8]) -> Option<BytesMut> {
 /// Where an error of held settings happened, as the client reads it.
 const CONTEXT: &str = "the transaction's BEGIN or SET, sent to its server with this statement";
 
-/// The command tag of a savepoint command (SAVEPOINT, RELEASE [SAVEPOINT], ROLLBACK TO [SAVEPOINT]).
-pub(super) fn savepoint_tag(sql: &str) -> Option<&'static str> {
-    let statements = lex::statements(sql);
-    let [one] = statements.as_slice() else {
-        return None;
-    };
-    match one.words.first().map(String::as_str) {
+/// The command tag of a savepoint command (SAVEPOINT, RELEASE [SAVEPOINT], ROLLBACK TO [SAVEPOINT]),
+/// by its statement's words.
+pub(super) fn savepoint_tag(words: &[String]) -> Option<&'static str> {
+    match words.first().map(String::as_str) {
         Some("savepoint") => Some("SAVEPOINT"),
         Some("release") => Some("RELEASE"),
         // ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name
-        Some("rollback") if one.words.iter().skip(1).take(2).any(|w| w == "to") => Some("ROLLBACK"),
+        Some("rollback") if words.iter().skip(1).take(2).any(|w| w == "to") => Some("ROLLBACK"),
         _ => None,
     }
 }
 
-/// Whether a COMMIT or ROLLBACK says AND CHAIN (not AND NO CHAIN).
-pub(super) fn chains(sql: &str) -> bool {
-    lex::statements(sql)
-        .iter()
-        .any(|s| s.words.windows(2).any(|w| w[0] == "and" && w[1] == "chain"))
+/// Whether a COMMIT or ROLLBACK says AND CHAIN (not AND NO CHAIN), by its statement's words.
+pub(super) fn chains(words: &[String]) -> bool {
+    words.windows(2).any(|w| w[0] == "and" && w[1] == "chain")
 }
 
-/// The text of the one statement in `sql`, without the semicolon that ends it; `None` for several
-/// (semicolons inside literals, quoted names and comments do not count).
-pub(super) fn lone(sql: &str) -> Option<&str> {
-    match lex::statements(sql).as_slice() {
-        [one] => Some(one.text),
-        _ => None,
-    }
+/// The one statement in `sql`, its text without the semicolon that ends it; `None` for several
+/// (semicolons inside literals, quoted names and comments do not count). A transaction statement
+/// is lexed once, here, and its text and words serve every check after.
+pub(super) fn lone(sql: &str) -> Option<Lexed<'_>> {
+    let mut all = lex::statements(sql);
+    (all.len() == 1).then(|| all.remove(0))
 }
 
-/// What follows BEGIN [WORK | TRANSACTION] or START TRANSACTION in the one statement of `sql`: the
+/// What follows BEGIN [WORK | TRANSACTION] or START TRANSACTION in a statement's text: the
 /// transaction's modes as SET TRANSACTION takes them, or blanks. `None` when it does not start so.
-pub(super) fn modes(sql: &str) -> Option<&str> {
-    let text = lone(sql)?;
+pub(super) fn modes(text: &str) -> Option<&str> {
     match keyword(text, "begin") {
         Some(rest) => Some(
             keyword(rest, "work")
@@ -217,12 +212,21 @@ fn keyword<'a>(text: &'a str, word: &str) -> Option<&'a str> {
 mod tests {
     use super::*;
 
+    /// The text of the one statement in `sql`.
+    fn chains_of(sql: &str) -> bool {
+        chains(&lone(sql).expect("one statement").words)
+    }
+
+    fn text(sql: &str) -> &str {
+        lone(sql).expect("one statement").text
+    }
+
     #[test]
     fn settings_follow_the_modes_past_their_comments() {
         let mut held =
-            HeldBegin::new("BEGIN ISOLATION LEVEL SERIALIZABLE -- from the ORM ;").unwrap();
-        held.add(" SET LOCAL statement_timeout = 1000;");
-        held.add("SET LOCAL app.tenant = 'a;b' -- tenant");
+            HeldBegin::new(text("BEGIN ISOLATION LEVEL SERIALIZABLE -- from the ORM ;")).unwrap();
+        held.add(text(" SET LOCAL statement_timeout = 1000;"));
+        held.add(text("SET LOCAL app.tenant = 'a;b' -- tenant"));
         assert_eq!(
             held.settings(),
             Some(
@@ -234,7 +238,7 @@ mod tests {
 
     #[test]
     fn read_only_by_the_begin_a_setting_or_the_session() {
-        let held = |begin: &str| HeldBegin::new(begin).unwrap();
+        let held = |begin: &str| HeldBegin::new(text(begin)).unwrap();
         assert!(held("BEGIN READ ONLY").read_only(&[]));
         assert!(held("start transaction isolation level serializable, read\n only").read_only(&[]));
         assert!(!held("BEGIN READ WRITE").read_only(&[]));
@@ -253,7 +257,11 @@ mod tests {
             "BEGIN WORK -- x",
             "/* app */ start transaction;",
         ] {
-            assert_eq!(HeldBegin::new(begin).unwrap().settings(), None, "{begin}");
+            assert_eq!(
+                HeldBegin::new(text(begin)).unwrap().settings(),
+                None,
+                "{begin}"
+            );
         }
     }
 
@@ -279,7 +287,7 @@ mod tests {
             ("COMMIT", None),
         ];
         for (sql, want) in cases {
-            assert_eq!(modes(sql), want, "{sql}");
+            assert_eq!(lone(sql).and_then(|l| modes(l.text)), want, "{sql}");
         }
     }
 
@@ -321,26 +329,33 @@ mod tests {
             ("SAVEPOINT a; SAVEPOINT b", None),
         ];
         for (sql, want) in cases {
-            assert_eq!(savepoint_tag(sql), want, "{sql}");
+            assert_eq!(
+                lone(sql).and_then(|l| savepoint_tag(&l.words)),
+                want,
+                "{sql}"
+            );
         }
     }
 
     #[test]
     fn and_chain_but_not_and_no_chain() {
-        assert!(chains("COMMIT AND CHAIN"));
-        assert!(chains("rollback work and chain;"));
-        assert!(!chains("COMMIT AND NO CHAIN"));
-        assert!(!chains("COMMIT"));
-        assert!(!chains("COMMIT -- and chain"));
+        assert!(chains_of("COMMIT AND CHAIN"));
+        assert!(chains_of("rollback work and chain;"));
+        assert!(!chains_of("COMMIT AND NO CHAIN"));
+        assert!(!chains_of("COMMIT"));
+        assert!(!chains_of("COMMIT -- and chain"));
     }
 
     #[test]
     fn one_statement_whatever_its_literals_hold() {
         assert_eq!(
-            lone("SET LOCAL a.b = 'x;y'; -- z;"),
+            lone("SET LOCAL a.b = 'x;y'; -- z;").map(|l| l.text),
             Some("SET LOCAL a.b = 'x;y'")
         );
-        assert_eq!(lone("SET LOCAL a.b = $$;$$"), Some("SET LOCAL a.b = $$;$$"));
-        assert_eq!(lone("BEGIN; SET LOCAL a.b = 1"), None);
+        assert_eq!(
+            lone("SET LOCAL a.b = $$;$$").map(|l| l.text),
+            Some("SET LOCAL a.b = $$;$$")
+        );
+        assert_eq!(lone("BEGIN; SET LOCAL a.b = 1").map(|l| l.text), None);
     }
 }

@@ -20,7 +20,7 @@ use crate::protocol::frontend as msg;
 use crate::protocol::frontend::BindParams;
 use crate::protocol::sqlstate;
 use crate::proxy::Topology;
-use crate::router::{CopyIn, Count, Params, Plan, Refusal, Route, SplitPart};
+use crate::router::{Beside, CopyIn, Count, Params, Plan, Refusal, Route, SplitPart};
 use crate::sharding::ShardId;
 use crate::sharding::{KeyType, KeyValue};
 
@@ -170,18 +170,18 @@ impl<S: AsyncRead + AsyncWrite> Session<S> {
         if held.failed() {
             return false;
         }
-        if plan.nontransactional {
-            return !held.read_only(&self.desired);
-        }
-        let (Some(calls), Route::Any) = (&plan.local_config, route) else {
-            return false;
-        };
-        match held_begin::config_sql(calls, params) {
-            Some(sql) => {
-                held.add(&sql);
-                true
+        match (&plan.beside, route) {
+            (Some(Beside::Sequences), _) => !held.read_only(&self.desired),
+            (Some(Beside::Settings(calls)), Route::Any) => {
+                match held_begin::config_sql(calls, params) {
+                    Some(sql) => {
+                        held.add(&sql);
+                        true
+                    }
+                    None => false,
+                }
             }
-            None => false,
+            _ => false,
         }
     }
 

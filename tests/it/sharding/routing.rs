@@ -41,6 +41,19 @@ async fn with_a_user_on_each_shard() -> (Sharded, i64, i64, tokio_postgres::Clie
     (s, a, b, c)
 }
 
+/// Sends `sql` as a simple Query, or over the extended protocol.
+async fn send(
+    c: &tokio_postgres::Client,
+    extended: bool,
+    sql: &str,
+) -> Result<(), tokio_postgres::Error> {
+    if extended {
+        c.execute(sql, &[]).await.map(|_| ())
+    } else {
+        c.batch_execute(sql).await
+    }
+}
+
 /// The email of user `id`, read through shardgate.
 async fn email_of(c: &tokio_postgres::Client, id: i64) -> String {
     c.query_one("SELECT email FROM users WHERE id = $1", &[&id])
@@ -746,28 +759,20 @@ async fn transaction_settings_wait_with_the_held_begin() {
     // Each key twice in a row: the shards' turns would have sent one of each pair elsewhere.
     for (i, k) in [a, a, b, b, a, a, b, b].into_iter().enumerate() {
         c.batch_execute("BEGIN").await.unwrap();
-        if i < 4 {
-            c.batch_execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE; ")
-                .await
-                .unwrap();
-            c.batch_execute("SET LOCAL statement_timeout = 1234")
-                .await
-                .unwrap();
+        // The last four over the extended protocol, whose statements carry no semicolons.
+        let extended = i >= 4;
+        for (simple, sql) in [
+            ("; ", "SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"),
+            ("", "SET LOCAL statement_timeout = 1234"),
             // A semicolon in a literal does not make two statements of it.
-            c.batch_execute("SET LOCAL application_name = 'x;y'; -- z;")
-                .await
-                .unwrap();
-        } else {
-            // Over the extended protocol.
-            c.execute("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", &[])
-                .await
-                .unwrap();
-            c.execute("SET LOCAL statement_timeout = 1234", &[])
-                .await
-                .unwrap();
-            c.execute("SET LOCAL application_name = 'x;y'", &[])
-                .await
-                .unwrap();
+            ("; -- z;", "SET LOCAL application_name = 'x;y'"),
+        ] {
+            let sql = if extended {
+                sql.to_owned()
+            } else {
+                format!("{sql}{simple}")
+            };
+            send(&c, extended, &sql).await.unwrap();
         }
         let row = c.query_one(settings, &[&k]).await.unwrap();
         let got: (String, String, String) = (row.get(0), row.get(1), row.get(2));
@@ -839,16 +844,8 @@ async fn savepoints_wait_with_the_held_begin() {
     for (i, k) in [a, a, b, b].into_iter().enumerate() {
         let update = format!("UPDATE users SET email = 'e{i}' WHERE id = {k}");
         // Simple and extended protocol alike.
-        let run = |sql: String| {
-            let c = &c;
-            async move {
-                if i % 2 == 0 {
-                    c.batch_execute(&sql).await
-                } else {
-                    c.execute(&sql, &[]).await.map(|_| ())
-                }
-            }
-        };
+        // Simple and extended protocol alike.
+        let extended = i % 2 == 1;
         for sql in [
             "BEGIN",
             "SAVEPOINT outer_block",
@@ -859,14 +856,14 @@ async fn savepoints_wait_with_the_held_begin() {
             "RELEASE SAVEPOINT outer_block",
             "SAVEPOINT s",
         ] {
-            run(sql.to_owned()).await.unwrap();
+            send(&c, extended, sql).await.unwrap();
         }
-        run(update).await.unwrap();
-        run("RELEASE s".to_owned()).await.unwrap();
+        send(&c, extended, &update).await.unwrap();
+        send(&c, extended, "RELEASE s").await.unwrap();
         let row = c.query_one(email, &[&k]).await.unwrap();
         let got: (String, String) = (row.get(0), row.get(1));
         assert_eq!(got, (format!("e{i}"), "4s".to_owned()), "key {k}");
-        run("COMMIT".to_owned()).await.unwrap();
+        send(&c, extended, "COMMIT").await.unwrap();
     }
     // A savepoint the server does not know: the next statement gets its error.
     c.batch_execute("BEGIN").await.unwrap();
